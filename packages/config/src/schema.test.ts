@@ -1,0 +1,355 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, type ConfigIssue } from './errors.js';
+import { listVariables, loadSettings } from './schema.js';
+import type { Environment } from './types.js';
+
+function issuesOf(env: Environment): readonly ConfigIssue[] {
+  try {
+    loadSettings(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).code).toBe('CONFIG_INVALID');
+    return (error as ConfigError).issues;
+  }
+  throw new Error('expected loadSettings to throw');
+}
+
+const PRODUCTION_OK: Environment = {
+  APP_ENV: 'production',
+  SECRET_KEY: 's'.repeat(40),
+  DATABASE_URL: 'postgres://app:pw@db.internal:5432/flowforge',
+  DATABASE_SSL: 'verify-full',
+  KEYCLOAK_URL: 'https://sso.example.com',
+};
+
+describe('loadSettings: defaults', () => {
+  it('gives development-safe defaults for an empty environment', () => {
+    const s = loadSettings({});
+    expect(s.app).toEqual({
+      env: 'development',
+      name: 'flowforge',
+      host: '127.0.0.1',
+      port: 8000,
+      logLevel: 'info',
+      logFormat: 'pretty',
+      shutdownTimeoutMs: 10_000,
+    });
+    expect(s.database.url).toBeNull();
+    expect(s.database.ssl).toBe('disable');
+    expect(s.auth.keycloak.issuer).toBe('http://localhost:8080/realms/flowforge');
+    expect(s.auth.keycloak.jwksUrl).toBe(
+      'http://localhost:8080/realms/flowforge/protocol/openid-connect/certs',
+    );
+    expect(s.auth.algorithms).toEqual(['RS256', 'ES256']);
+    expect(s.auth.devBypass).not.toBeNull();
+    expect(s.clickhouse.url).toBeNull();
+    expect(s.materialize.url).toBeNull();
+    expect(s.redis.url).toBeNull();
+    expect(s.redis.topology).toBeNull();
+  });
+
+  it('has no secret in any default', () => {
+    const s = loadSettings({});
+    expect(s.secretKey).toBe('');
+    expect(s.clickhouse.password).toBe('');
+    expect(s.observability.metricsToken).toBe('');
+    for (const variable of listVariables().filter((v) => v.secret)) {
+      expect(variable.default ?? '', variable.name).toBe('');
+    }
+  });
+
+  it('treats empty and blank values as unset', () => {
+    const s = loadSettings({ PORT: '', LOG_LEVEL: '  ', DATABASE_URL: '' });
+    expect(s.app.port).toBe(8000);
+    expect(s.app.logLevel).toBe('info');
+    expect(s.database.url).toBeNull();
+  });
+
+  it('is pure: equal inputs give equal outputs and the input is not touched', () => {
+    const env = { PORT: '9000' };
+    expect(loadSettings(env)).toEqual(loadSettings(env));
+    expect(env).toEqual({ PORT: '9000' });
+  });
+
+  it('returns a deeply frozen object', () => {
+    const s = loadSettings({ REDIS_URL: 'redis-cluster://a:7000,b:7001' });
+    expect(Object.isFrozen(s)).toBe(true);
+    expect(Object.isFrozen(s.auth.keycloak)).toBe(true);
+    expect(Object.isFrozen(s.auth.algorithms)).toBe(true);
+    expect(Object.isFrozen(s.redis.topology)).toBe(true);
+    expect(() => {
+      (s.app as { port: number }).port = 1;
+    }).toThrow(TypeError);
+  });
+});
+
+describe('loadSettings: each variable parses and rejects', () => {
+  // [variable, a valid value, what it becomes, an invalid value]
+  const cases: [
+    string,
+    string,
+    (s: ReturnType<typeof loadSettings>) => unknown,
+    unknown,
+    string,
+  ][] = [
+    ['APP_ENV', 'test', (s) => s.app.env, 'test', 'live'],
+    ['APP_NAME', 'canvas-api', (s) => s.app.name, 'canvas-api', 'Canvas API'],
+    ['HOST', '0.0.0.0', (s) => s.app.host, '0.0.0.0', 'exa mple'],
+    ['PORT', '3000', (s) => s.app.port, 3000, '70000'],
+    ['LOG_LEVEL', 'debug', (s) => s.app.logLevel, 'debug', 'verbose'],
+    ['LOG_FORMAT', 'json', (s) => s.app.logFormat, 'json', 'xml'],
+    ['SHUTDOWN_TIMEOUT_MS', '2500', (s) => s.app.shutdownTimeoutMs, 2500, '-1'],
+    [
+      'DATABASE_URL',
+      'postgresql://u:p@h/db',
+      (s) => s.database.url,
+      'postgresql://u:p@h/db',
+      'mysql://h/db',
+    ],
+    ['DATABASE_POOL_SIZE', '25', (s) => s.database.poolSize, 25, '0'],
+    ['DATABASE_STATEMENT_TIMEOUT_MS', '0', (s) => s.database.statementTimeoutMs, 0, '1.5'],
+    ['DATABASE_CONNECT_TIMEOUT_MS', '100', (s) => s.database.connectTimeoutMs, 100, '0'],
+    ['DATABASE_SSL', 'require', (s) => s.database.ssl, 'require', 'true'],
+    [
+      'DATABASE_EMBEDDED_DIR',
+      '/tmp/pg',
+      (s) => s.database.embeddedDir,
+      '/tmp/pg',
+      undefined as never,
+    ],
+    [
+      'KEYCLOAK_URL',
+      'https://sso.example.com/',
+      (s) => s.auth.keycloak.url,
+      'https://sso.example.com',
+      'sso.example.com',
+    ],
+    ['KEYCLOAK_REALM', 'acme', (s) => s.auth.keycloak.realm, 'acme', 'a/b'],
+    ['KEYCLOAK_CLIENT_ID', 'dash', (s) => s.auth.keycloak.clientId, 'dash', undefined as never],
+    ['AUTH_ALGORITHMS', 'ES256, PS256', (s) => s.auth.algorithms, ['ES256', 'PS256'], 'HS256'],
+    ['AUTH_CLOCK_TOLERANCE_SECONDS', '5', (s) => s.auth.clockToleranceSeconds, 5, '301'],
+    ['AUTH_JWKS_COOLDOWN_MS', '1000', (s) => s.auth.jwksCooldownMs, 1000, 'soon'],
+    ['AUTH_JWKS_MAX_AGE_MS', '60000', (s) => s.auth.jwksMaxAgeMs, 60_000, '999'],
+    ['AUTH_API_KEY_HEADER', 'X-Embed-Key', (s) => s.auth.apiKeyHeader, 'x-embed-key', 'x key'],
+    [
+      'AUTH_DEV_USER_ID',
+      '6f1c3a52-3c1e-4f7a-9a41-2b0c5d7e8f90',
+      (s) => s.auth.devBypass?.userId,
+      '6f1c3a52-3c1e-4f7a-9a41-2b0c5d7e8f90',
+      'admin',
+    ],
+    [
+      'AUTH_DEV_TENANT_ID',
+      '6f1c3a52-3c1e-4f7a-9a41-2b0c5d7e8f91',
+      (s) => s.auth.devBypass?.tenantId,
+      '6f1c3a52-3c1e-4f7a-9a41-2b0c5d7e8f91',
+      '42',
+    ],
+    [
+      'CLICKHOUSE_URL',
+      'http://127.0.0.1:8123',
+      (s) => s.clickhouse.url,
+      'http://127.0.0.1:8123',
+      'tcp://h:9000',
+    ],
+    ['CLICKHOUSE_USER', 'reader', (s) => s.clickhouse.user, 'reader', undefined as never],
+    ['CLICKHOUSE_PASSWORD', 'pw', (s) => s.clickhouse.password, 'pw', undefined as never],
+    ['CLICKHOUSE_DATABASE', 'events', (s) => s.clickhouse.database, 'events', 'drop table'],
+    ['CLICKHOUSE_REQUEST_TIMEOUT_MS', '500', (s) => s.clickhouse.requestTimeoutMs, 500, '0'],
+    [
+      'MATERIALIZE_URL',
+      'postgres://mz@h:6875/materialize',
+      (s) => s.materialize.url,
+      'postgres://mz@h:6875/materialize',
+      'http://h:6875',
+    ],
+    ['MATERIALIZE_POOL_SIZE', '3', (s) => s.materialize.poolSize, 3, 'many'],
+    [
+      'REDIS_URL',
+      'rediss://h:6380/2',
+      (s) => s.redis.topology,
+      { mode: 'standalone', tls: true, node: { host: 'h', port: 6380 }, db: 2 },
+      'http://h',
+    ],
+    ['REDIS_COMMAND_TIMEOUT_MS', '250', (s) => s.redis.commandTimeoutMs, 250, '0'],
+    ['METRICS_TOKEN', 'scrape', (s) => s.observability.metricsToken, 'scrape', undefined as never],
+    ['SECRET_KEY', 'k', (s) => s.secretKey, 'k', undefined as never],
+  ];
+
+  it('covers every variable in the table', () => {
+    expect(cases.map(([name]) => name).sort()).toEqual(
+      listVariables()
+        .map((v) => v.name)
+        .sort(),
+    );
+  });
+
+  for (const [name, valid, read, expected, invalid] of cases) {
+    it(`${name}: parses ${JSON.stringify(valid)}`, () => {
+      expect(read(loadSettings({ [name]: valid }))).toEqual(expected);
+    });
+    if (invalid !== undefined) {
+      it(`${name}: rejects ${JSON.stringify(invalid)}`, () => {
+        const issues = issuesOf({ [name]: invalid });
+        expect(issues).toHaveLength(1);
+        expect(issues[0]).toMatchObject({ variable: name, kind: 'invalid' });
+        expect(issues[0]?.message).not.toContain(invalid);
+      });
+    }
+  }
+
+  it('lists every invalid variable in one error', () => {
+    const issues = issuesOf({
+      PORT: 'x',
+      LOG_LEVEL: 'loud',
+      DATABASE_URL: 'nope',
+      AUTH_ALGORITHMS: 'none',
+    });
+    expect(issues.map((issue) => issue.variable)).toEqual([
+      'PORT',
+      'LOG_LEVEL',
+      'DATABASE_URL',
+      'AUTH_ALGORITHMS',
+    ]);
+  });
+
+  it('refuses alg none and every HS* algorithm', () => {
+    for (const alg of ['none', 'HS256', 'HS384', 'HS512', 'RS256,HS256']) {
+      expect(issuesOf({ AUTH_ALGORITHMS: alg })[0]?.variable).toBe('AUTH_ALGORITHMS');
+    }
+  });
+
+  it('derives the log format from APP_ENV unless set', () => {
+    expect(loadSettings({ APP_ENV: 'test' }).app.logFormat).toBe('json');
+    expect(loadSettings({ APP_ENV: 'development', LOG_FORMAT: 'json' }).app.logFormat).toBe('json');
+  });
+
+  it('offers the dev bypass only in development', () => {
+    expect(loadSettings({ APP_ENV: 'development' }).auth.devBypass).toEqual({
+      userId: '00000000-0000-4000-8000-000000000001',
+      tenantId: '00000000-0000-4000-8000-00000000000a',
+    });
+    expect(loadSettings({ APP_ENV: 'test' }).auth.devBypass).toBeNull();
+    expect(loadSettings(PRODUCTION_OK).auth.devBypass).toBeNull();
+  });
+});
+
+describe('loadSettings: production hardening', () => {
+  it('accepts a hardened production environment', () => {
+    const s = loadSettings(PRODUCTION_OK);
+    expect(s.app.env).toBe('production');
+    expect(s.app.logFormat).toBe('json');
+  });
+
+  it('refuses development defaults and lists every problem at once', () => {
+    const issues = issuesOf({ APP_ENV: 'production' });
+    expect(issues.map((i) => [i.variable, i.kind])).toEqual([
+      ['SECRET_KEY', 'insecure'],
+      ['DATABASE_URL', 'insecure'],
+      ['KEYCLOAK_URL', 'insecure'],
+    ]);
+  });
+
+  it.each(['staging', 'production'])('hardens %s', (appEnv) => {
+    expect(issuesOf({ ...PRODUCTION_OK, APP_ENV: appEnv, SECRET_KEY: '' })[0]?.variable).toBe(
+      'SECRET_KEY',
+    );
+  });
+
+  it('does not harden development or test', () => {
+    expect(() => loadSettings({ APP_ENV: 'test' })).not.toThrow();
+    expect(() =>
+      loadSettings({ APP_ENV: 'development', AUTH_DEV_USER_ID: PRODUCTION_OK.SECRET_KEY }),
+    ).toThrow(ConfigError);
+  });
+
+  it('refuses a short secret key', () => {
+    expect(issuesOf({ ...PRODUCTION_OK, SECRET_KEY: 'x'.repeat(31) })).toEqual([
+      {
+        variable: 'SECRET_KEY',
+        kind: 'insecure',
+        message: 'must be set to at least 32 characters in production',
+      },
+    ]);
+  });
+
+  it('refuses dev-bypass variables', () => {
+    const issues = issuesOf({
+      ...PRODUCTION_OK,
+      AUTH_DEV_USER_ID: '6f1c3a52-3c1e-4f7a-9a41-2b0c5d7e8f90',
+      AUTH_DEV_TENANT_ID: '6f1c3a52-3c1e-4f7a-9a41-2b0c5d7e8f91',
+    });
+    expect(issues.map((i) => i.variable)).toEqual(['AUTH_DEV_USER_ID', 'AUTH_DEV_TENANT_ID']);
+  });
+
+  it('refuses database TLS off for a non-loopback host, and allows it on loopback', () => {
+    expect(issuesOf({ ...PRODUCTION_OK, DATABASE_SSL: 'disable' })[0]?.variable).toBe(
+      'DATABASE_SSL',
+    );
+    for (const url of [
+      'postgres://u:p@127.0.0.1/db',
+      'postgres://u:p@localhost/db',
+      'postgres://u:p@[::1]/db',
+      'postgres://u:p@db.internal/db?sslmode=require',
+    ]) {
+      expect(
+        () => loadSettings({ ...PRODUCTION_OK, DATABASE_SSL: 'disable', DATABASE_URL: url }),
+        url,
+      ).not.toThrow();
+    }
+  });
+
+  it('refuses plain http to a non-loopback Keycloak', () => {
+    expect(issuesOf({ ...PRODUCTION_OK, KEYCLOAK_URL: 'http://sso.example.com' })[0]).toMatchObject(
+      {
+        variable: 'KEYCLOAK_URL',
+        kind: 'insecure',
+      },
+    );
+    expect(() =>
+      loadSettings({ ...PRODUCTION_OK, KEYCLOAK_URL: 'http://127.0.0.1:8080' }),
+    ).not.toThrow();
+  });
+
+  it('requires a ClickHouse password when ClickHouse is configured', () => {
+    expect(issuesOf({ ...PRODUCTION_OK, CLICKHOUSE_URL: 'https://ch:8443' })[0]?.variable).toBe(
+      'CLICKHOUSE_PASSWORD',
+    );
+    expect(() =>
+      loadSettings({
+        ...PRODUCTION_OK,
+        CLICKHOUSE_URL: 'https://ch:8443',
+        CLICKHOUSE_PASSWORD: 'pw',
+      }),
+    ).not.toThrow();
+  });
+
+  it('reports parse errors and hardening problems together', () => {
+    const issues = issuesOf({ ...PRODUCTION_OK, PORT: 'eighty', SECRET_KEY: '' });
+    expect(issues.map((i) => [i.variable, i.kind])).toEqual([
+      ['PORT', 'invalid'],
+      ['SECRET_KEY', 'insecure'],
+    ]);
+  });
+});
+
+describe('listVariables', () => {
+  it('describes every variable with a type and a description', () => {
+    const all = listVariables();
+    expect(all.length).toBeGreaterThan(30);
+    for (const v of all) {
+      expect(v.name).toMatch(/^[A-Z][A-Z0-9_]+$/);
+      expect(v.description.length).toBeGreaterThan(10);
+      expect(v.type.length).toBeGreaterThan(0);
+    }
+    expect(all.filter((v) => v.secret).map((v) => v.name)).toEqual([
+      'DATABASE_URL',
+      'CLICKHOUSE_URL',
+      'CLICKHOUSE_PASSWORD',
+      'MATERIALIZE_URL',
+      'REDIS_URL',
+      'METRICS_TOKEN',
+      'SECRET_KEY',
+    ]);
+  });
+});

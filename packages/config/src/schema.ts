@@ -1,0 +1,513 @@
+import { inspect } from 'node:util';
+import { z } from 'zod';
+import { ConfigError, type ConfigIssue } from './errors.js';
+import { parseRedisUrl } from './internal/redis-url.js';
+import { harden } from './internal/harden.js';
+import { redactSettings } from './redact.js';
+import type { Environment, Settings } from './types.js';
+
+/**
+ * How a variable's value must be treated when shown: `secret` values are never
+ * shown; `url-credentials` values are URLs whose password is masked.
+ */
+type Sensitivity = 'public' | 'secret' | 'url-credentials';
+
+interface VariableSpec<S extends z.ZodType = z.ZodType> {
+  readonly schema: S;
+  /** Applied when the variable is unset or empty; written as it would be in a .env file. */
+  readonly default?: string;
+  readonly sensitivity: Sensitivity;
+  /** Human-readable type for the reference table. */
+  readonly type: string;
+  readonly description: string;
+}
+
+function spec<S extends z.ZodType>(value: VariableSpec<S>): VariableSpec<S> {
+  return value;
+}
+
+const integer = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, 'expected a whole number')
+    .transform(Number)
+    .pipe(z.number().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
+
+const url = (protocols: readonly string[]) =>
+  z.string().superRefine((value, ctx) => {
+    // One check, not two refinements: zod runs every refinement, and `new URL`
+    // on an unparseable value would throw an error that carries the value.
+    const parsed = URL.parse(value);
+    if (parsed === null) {
+      ctx.addIssue({ code: 'custom', message: 'expected an absolute URL' });
+    } else if (!protocols.includes(parsed.protocol.slice(0, -1))) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a URL with scheme ${protocols.join(', ')}`,
+      });
+    }
+  });
+
+const redisUrl = z.string().transform((value, ctx) => {
+  const parsed = parseRedisUrl(value);
+  if (typeof parsed === 'string') {
+    ctx.addIssue({ code: 'custom', message: parsed });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
+const list = <T extends z.ZodType<string, string>>(item: T) =>
+  z
+    .string()
+    .transform((value) =>
+      value
+        .split(',')
+        .map((part) => part.trim())
+        .filter((part) => part.length > 0),
+    )
+    .pipe(z.array(item).min(1, 'expected at least one value'));
+
+const uuid = z.uuid('expected a UUID');
+
+/** Asymmetric JOSE algorithms only: `none` and the HS* family are never accepted. */
+export const ALLOWED_JWT_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+] as const;
+
+export const APP_ENVS = ['development', 'test', 'staging', 'production'] as const;
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/**
+ * Every environment variable FlowForge reads. This table is the single source
+ * for parsing, error messages, `.env.example` and the reference in ENVIRONMENT.md.
+ */
+const variables = {
+  // app
+  APP_ENV: spec({
+    schema: z.enum(APP_ENVS, { error: `expected one of ${APP_ENVS.join(', ')}` }),
+    default: 'development',
+    sensitivity: 'public',
+    type: APP_ENVS.join(' \\| '),
+    description: 'Deployment environment. staging and production turn on production hardening.',
+  }),
+  APP_NAME: spec({
+    schema: z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'expected a lower-case slug'),
+    default: 'flowforge',
+    sensitivity: 'public',
+    type: 'slug',
+    description: 'Service name, used in logs and as the database application_name.',
+  }),
+  HOST: spec({
+    schema: z.string().regex(/^[A-Za-z0-9.:-]+$/, 'expected a host name or IP address'),
+    default: '127.0.0.1',
+    sensitivity: 'public',
+    type: 'host',
+    description: 'Interface the HTTP server listens on.',
+  }),
+  PORT: spec({
+    schema: integer(0, 65535),
+    default: '8000',
+    sensitivity: 'public',
+    type: 'port',
+    description: 'Port the HTTP server listens on (0 picks a free one).',
+  }),
+  LOG_LEVEL: spec({
+    schema: z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(', ')}` }),
+    default: 'info',
+    sensitivity: 'public',
+    type: LOG_LEVELS.join(' \\| '),
+    description: 'Lowest log level written.',
+  }),
+  LOG_FORMAT: spec({
+    schema: z.enum(['json', 'pretty'], { error: 'expected json or pretty' }).optional(),
+    sensitivity: 'public',
+    type: 'json \\| pretty',
+    description: 'Log line format. Unset: pretty in development, json elsewhere.',
+  }),
+  SHUTDOWN_TIMEOUT_MS: spec({
+    schema: integer(0, 600_000),
+    default: '10000',
+    sensitivity: 'public',
+    type: 'milliseconds',
+    description: 'How long a graceful shutdown may drain in-flight work before it gives up.',
+  }),
+
+  // database
+  DATABASE_URL: spec({
+    schema: url(['postgres', 'postgresql']).optional(),
+    sensitivity: 'url-credentials',
+    type: 'postgres URL',
+    description:
+      'PostgreSQL connection URL. Unset in development: the sample app uses embedded PGlite. Required in staging and production.',
+  }),
+  DATABASE_POOL_SIZE: spec({
+    schema: integer(1, 1000),
+    default: '10',
+    sensitivity: 'public',
+    type: 'integer',
+    description: 'Maximum pooled connections.',
+  }),
+  DATABASE_STATEMENT_TIMEOUT_MS: spec({
+    schema: integer(0, 3_600_000),
+    default: '30000',
+    sensitivity: 'public',
+    type: 'milliseconds',
+    description: 'Server-side statement_timeout for every pooled connection (0 = none).',
+  }),
+  DATABASE_CONNECT_TIMEOUT_MS: spec({
+    schema: integer(1, 600_000),
+    default: '5000',
+    sensitivity: 'public',
+    type: 'milliseconds',
+    description:
+      'How long to wait for a new connection before failing (never 0: that waits forever).',
+  }),
+  DATABASE_SSL: spec({
+    schema: z.enum(['disable', 'require', 'verify-full'], {
+      error: 'expected disable, require or verify-full',
+    }),
+    default: 'disable',
+    sensitivity: 'public',
+    type: 'disable \\| require \\| verify-full',
+    description: 'TLS to PostgreSQL. Production refuses disable for a non-loopback host.',
+  }),
+  DATABASE_EMBEDDED_DIR: spec({
+    schema: z.string().min(1),
+    default: '.data/pglite',
+    sensitivity: 'public',
+    type: 'path',
+    description: 'Where embedded PGlite keeps its data (development without DATABASE_URL only).',
+  }),
+
+  // auth
+  KEYCLOAK_URL: spec({
+    schema: url(['http', 'https']),
+    default: 'http://localhost:8080',
+    sensitivity: 'public',
+    type: 'URL',
+    description: 'Keycloak base URL; the issuer is {KEYCLOAK_URL}/realms/{KEYCLOAK_REALM}.',
+  }),
+  KEYCLOAK_REALM: spec({
+    schema: z.string().regex(/^[A-Za-z0-9._-]{1,255}$/, 'expected a realm name'),
+    default: 'flowforge',
+    sensitivity: 'public',
+    type: 'string',
+    description: 'Keycloak realm.',
+  }),
+  KEYCLOAK_CLIENT_ID: spec({
+    schema: z.string().min(1),
+    default: 'flowforge-api',
+    sensitivity: 'public',
+    type: 'string',
+    description: 'Audience expected in access tokens (aud or azp).',
+  }),
+  AUTH_ALGORITHMS: spec({
+    schema: list(
+      z.enum(ALLOWED_JWT_ALGORITHMS, { error: 'only asymmetric JOSE algorithms are allowed' }),
+    ),
+    default: 'RS256,ES256',
+    sensitivity: 'public',
+    type: 'comma list',
+    description: `Accepted JWT signature algorithms, from ${ALLOWED_JWT_ALGORITHMS.join(', ')}. none and HS* are refused.`,
+  }),
+  AUTH_CLOCK_TOLERANCE_SECONDS: spec({
+    schema: integer(0, 300),
+    default: '30',
+    sensitivity: 'public',
+    type: 'seconds',
+    description: 'Clock skew tolerated on exp and nbf.',
+  }),
+  AUTH_JWKS_COOLDOWN_MS: spec({
+    schema: integer(0, 3_600_000),
+    default: '30000',
+    sensitivity: 'public',
+    type: 'milliseconds',
+    description: 'Minimum time between two JWKS refetches caused by an unknown kid.',
+  }),
+  AUTH_JWKS_MAX_AGE_MS: spec({
+    schema: integer(1000, 86_400_000),
+    default: '600000',
+    sensitivity: 'public',
+    type: 'milliseconds',
+    description: 'Age after which cached JWKS keys are refreshed.',
+  }),
+  AUTH_API_KEY_HEADER: spec({
+    schema: z
+      .string()
+      .regex(/^[A-Za-z0-9-]+$/, 'expected an HTTP header name')
+      .transform((value) => value.toLowerCase()),
+    default: 'x-api-key',
+    sensitivity: 'public',
+    type: 'header name',
+    description: 'Header that carries an embed API key.',
+  }),
+  AUTH_DEV_USER_ID: spec({
+    schema: uuid,
+    default: '00000000-0000-4000-8000-000000000001',
+    sensitivity: 'public',
+    type: 'UUID',
+    description:
+      'User of the dev bypass (APP_ENV=development only; refused when set in production).',
+  }),
+  AUTH_DEV_TENANT_ID: spec({
+    schema: uuid,
+    default: '00000000-0000-4000-8000-00000000000a',
+    sensitivity: 'public',
+    type: 'UUID',
+    description:
+      'Tenant of the dev bypass (APP_ENV=development only; refused when set in production).',
+  }),
+
+  // clickhouse
+  CLICKHOUSE_URL: spec({
+    schema: url(['http', 'https']).optional(),
+    sensitivity: 'url-credentials',
+    type: 'URL',
+    description: 'ClickHouse HTTP interface. Unset: ClickHouse routes answer 503.',
+  }),
+  CLICKHOUSE_USER: spec({
+    schema: z.string().min(1),
+    default: 'default',
+    sensitivity: 'public',
+    type: 'string',
+    description: 'ClickHouse user (ideally a readonly one).',
+  }),
+  CLICKHOUSE_PASSWORD: spec({
+    schema: z.string(),
+    default: '',
+    sensitivity: 'secret',
+    type: 'string',
+    description: 'ClickHouse password.',
+  }),
+  CLICKHOUSE_DATABASE: spec({
+    schema: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected a database identifier'),
+    default: 'default',
+    sensitivity: 'public',
+    type: 'identifier',
+    description: 'ClickHouse database.',
+  }),
+  CLICKHOUSE_REQUEST_TIMEOUT_MS: spec({
+    schema: integer(1, 3_600_000),
+    default: '10000',
+    sensitivity: 'public',
+    type: 'milliseconds',
+    description: 'Per-request timeout (the client default of 30 s is too long for a request path).',
+  }),
+
+  // materialize
+  MATERIALIZE_URL: spec({
+    schema: url(['postgres', 'postgresql']).optional(),
+    sensitivity: 'url-credentials',
+    type: 'postgres URL',
+    description: 'Materialize SQL endpoint (PG wire). Unset: streaming routes answer 503.',
+  }),
+  MATERIALIZE_POOL_SIZE: spec({
+    schema: integer(1, 1000),
+    default: '5',
+    sensitivity: 'public',
+    type: 'integer',
+    description: 'Maximum pooled Materialize connections (each SUBSCRIBE holds one).',
+  }),
+
+  // redis
+  REDIS_URL: spec({
+    schema: redisUrl.optional(),
+    sensitivity: 'url-credentials',
+    type: 'redis URL',
+    description:
+      'redis[s]://[user:pass@]host:port[/db], redis[s]-sentinel://[user:pass@]h1:p1,h2:p2/<master>, or redis[s]-cluster://[user:pass@]h1:p1,h2:p2. Unset: Redis is not configured.',
+  }),
+  REDIS_COMMAND_TIMEOUT_MS: spec({
+    schema: integer(1, 600_000),
+    default: '2000',
+    sensitivity: 'public',
+    type: 'milliseconds',
+    description: 'A Redis command fails after this long instead of waiting out an outage.',
+  }),
+
+  // observability
+  METRICS_TOKEN: spec({
+    schema: z.string(),
+    default: '',
+    sensitivity: 'secret',
+    type: 'string',
+    description: 'Bearer token required to scrape /metrics. Empty: /metrics is open.',
+  }),
+
+  // secrets
+  SECRET_KEY: spec({
+    schema: z.string(),
+    default: '',
+    sensitivity: 'secret',
+    type: 'string',
+    description: 'Application secret. Required (at least 32 characters) in staging and production.',
+  }),
+} as const;
+
+type VariableName = keyof typeof variables;
+
+/** Parsed values, one per variable, before they are grouped into Settings. */
+type ParsedVariables = {
+  -readonly [K in VariableName]: z.output<(typeof variables)[K]['schema']>;
+};
+
+/** Public description of one variable, for docs and tooling. */
+export interface VariableInfo {
+  readonly name: string;
+  readonly type: string;
+  /** The default as it would be written in a .env file; `undefined` when there is none. */
+  readonly default: string | undefined;
+  /** True when the value is secret or may carry credentials (never logged, never echoed). */
+  readonly secret: boolean;
+  readonly description: string;
+}
+
+/** Every variable FlowForge reads, in table order. */
+export function listVariables(): readonly VariableInfo[] {
+  return Object.entries(variables).map(([name, entry]: [string, VariableSpec]) => ({
+    name,
+    type: entry.type,
+    default: entry.default,
+    secret: entry.sensitivity !== 'public',
+    description: entry.description,
+  }));
+}
+
+const flatSchema = z.object(
+  Object.fromEntries(Object.entries(variables).map(([name, entry]) => [name, entry.schema])),
+);
+
+/**
+ * Reads FlowForge settings from `env`. Pure: the same input gives an equal
+ * result, nothing global is read or written.
+ *
+ * Unset and empty variables take their defaults. For APP_ENV=staging or
+ * production, insecure settings are refused (see ENVIRONMENT.md).
+ *
+ * @throws {ConfigError} listing every invalid variable at once.
+ * @example
+ * const settings = loadSettings({ APP_ENV: 'test', DATABASE_URL: 'postgres://127.0.0.1/app' });
+ * settings.database.url; // 'postgres://127.0.0.1/app'
+ */
+export function loadSettings(env: Environment): Settings {
+  const raw: Record<string, string | undefined> = {};
+  for (const [name, entry] of Object.entries(variables) as [VariableName, { default?: string }][]) {
+    const value = env[name];
+    raw[name] = value === undefined || value.trim() === '' ? entry.default : value.trim();
+  }
+
+  const issues: ConfigIssue[] = [];
+  const result = flatSchema.safeParse(raw);
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      issues.push({ variable: String(issue.path[0]), kind: 'invalid', message: issue.message });
+    }
+  }
+  issues.push(...harden(raw, env));
+  if (issues.length > 0 || !result.success) throw new ConfigError(issues);
+
+  return freezeSettings(group(result.data as ParsedVariables));
+}
+
+function group(v: ParsedVariables): Settings {
+  const keycloakUrl = v.KEYCLOAK_URL.replace(/\/+$/, '');
+  const issuer = `${keycloakUrl}/realms/${v.KEYCLOAK_REALM}`;
+  const parsedRedis = v.REDIS_URL;
+  return {
+    app: {
+      env: v.APP_ENV,
+      name: v.APP_NAME,
+      host: v.HOST,
+      port: v.PORT,
+      logLevel: v.LOG_LEVEL,
+      logFormat: v.LOG_FORMAT ?? (v.APP_ENV === 'development' ? 'pretty' : 'json'),
+      shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS,
+    },
+    database: {
+      url: v.DATABASE_URL ?? null,
+      poolSize: v.DATABASE_POOL_SIZE,
+      statementTimeoutMs: v.DATABASE_STATEMENT_TIMEOUT_MS,
+      connectTimeoutMs: v.DATABASE_CONNECT_TIMEOUT_MS,
+      ssl: v.DATABASE_SSL,
+      embeddedDir: v.DATABASE_EMBEDDED_DIR,
+    },
+    auth: {
+      keycloak: {
+        url: keycloakUrl,
+        realm: v.KEYCLOAK_REALM,
+        clientId: v.KEYCLOAK_CLIENT_ID,
+        issuer,
+        jwksUrl: `${issuer}/protocol/openid-connect/certs`,
+      },
+      algorithms: v.AUTH_ALGORITHMS,
+      clockToleranceSeconds: v.AUTH_CLOCK_TOLERANCE_SECONDS,
+      jwksCooldownMs: v.AUTH_JWKS_COOLDOWN_MS,
+      jwksMaxAgeMs: v.AUTH_JWKS_MAX_AGE_MS,
+      apiKeyHeader: v.AUTH_API_KEY_HEADER,
+      devBypass:
+        v.APP_ENV === 'development'
+          ? { userId: v.AUTH_DEV_USER_ID, tenantId: v.AUTH_DEV_TENANT_ID }
+          : null,
+    },
+    clickhouse: {
+      url: v.CLICKHOUSE_URL ?? null,
+      user: v.CLICKHOUSE_USER,
+      password: v.CLICKHOUSE_PASSWORD,
+      database: v.CLICKHOUSE_DATABASE,
+      requestTimeoutMs: v.CLICKHOUSE_REQUEST_TIMEOUT_MS,
+    },
+    materialize: { url: v.MATERIALIZE_URL ?? null, poolSize: v.MATERIALIZE_POOL_SIZE },
+    redis: {
+      url: parsedRedis?.url ?? null,
+      topology: parsedRedis?.topology ?? null,
+      username: parsedRedis?.username ?? null,
+      password: parsedRedis?.password ?? '',
+      commandTimeoutMs: v.REDIS_COMMAND_TIMEOUT_MS,
+    },
+    observability: { metricsToken: v.METRICS_TOKEN },
+    secretKey: v.SECRET_KEY,
+  };
+}
+
+/**
+ * Deep-freezes the settings and makes the safe thing the default: logging or
+ * serialising the object (`JSON.stringify`, `util.inspect`, pino) shows the
+ * redacted view; reading a field still gives the real value.
+ */
+function freezeSettings(settings: Settings): Settings {
+  // A plain deep copy taken before the hooks exist, so the view never points back at them.
+  const safe = structuredClone(redactSettings(settings));
+  attachSafeView(settings, safe);
+  for (const [key, section] of Object.entries(settings)) {
+    // Sections too, so that logging `settings.redis` alone is just as safe.
+    if (section !== null && typeof section === 'object')
+      attachSafeView(section as object, safe[key]);
+  }
+  return deepFreeze(settings);
+}
+
+function attachSafeView(target: object, view: unknown): void {
+  Object.defineProperty(target, 'toJSON', { value: () => view, enumerable: false });
+  Object.defineProperty(target, inspect.custom, {
+    value: (depth: number, options: object) => inspect(view, { ...options, depth }),
+    enumerable: false,
+  });
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}
