@@ -20,7 +20,9 @@ export default tseslint.config(
     languageOptions: {
       globals: globals.node,
       parserOptions: {
-        projectService: { allowDefaultProject: ['*.js', '*.ts', 'scripts/*.mjs', 'scripts/*/*.mjs'] },
+        projectService: {
+          allowDefaultProject: ['*.js', '*.ts', 'scripts/*.mjs', 'scripts/*/*.mjs'],
+        },
         tsconfigRootDir: import.meta.dirname,
       },
     },

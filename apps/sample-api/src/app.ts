@@ -1,0 +1,78 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Settings } from '@flowforge/config';
+import { sendProblem } from './problem.js';
+import type { ReadinessCheck } from './readiness.js';
+import { healthRoutes } from './routes/health.js';
+
+export interface AppOptions {
+  readonly settings: Settings;
+  /** Dependencies that /health/ready reports on. */
+  readonly checks?: readonly ReadinessCheck[];
+  /** Fastify's logger; off unless given (tests stay quiet). */
+  readonly logger?: boolean;
+  /** Registers more routes before the app is sealed (later packages add theirs here). */
+  readonly routes?: (server: FastifyInstance) => void;
+}
+
+/** A built app, plus the switch that turns readiness to 503 when shutdown begins. */
+export interface App {
+  readonly server: FastifyInstance;
+  /** Readiness answers 503 from now on, and responses ask clients to close their connection. */
+  beginShutdown(): void;
+}
+
+/** Builds the sample API. Nothing listens until `server.listen()`. */
+export async function buildApp(options: AppOptions): Promise<App> {
+  const { settings } = options;
+  let shuttingDown = false;
+  const server = Fastify({
+    logger: options.logger === true ? { level: settings.app.logLevel } : false,
+    genReqId: () => randomUUID(),
+    // A keep-alive connection must not hold close() open past the grace period
+    // (fastify/fastify#7044): idle sockets time out quickly and are closed on close().
+    keepAliveTimeout: 5_000,
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+  });
+
+  server.setNotFoundHandler((request, reply) =>
+    sendProblem(request, reply, {
+      title: 'Not Found',
+      status: 404,
+      detail: 'No route matches this request.',
+    }),
+  );
+  server.setErrorHandler((error: { statusCode?: number; message?: string }, request, reply) => {
+    const status =
+      typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 500;
+    if (status >= 500) request.log.error({ err: error }, 'request failed');
+    return sendProblem(request, reply, {
+      title: status >= 500 ? 'Internal Server Error' : 'Bad Request',
+      status,
+      // A client's mistake is explained; a server fault is not described to the client.
+      ...(status < 500 && error.message ? { detail: error.message } : {}),
+    });
+  });
+
+  // Once shutdown begins, every response (in-flight ones included) closes its
+  // keep-alive connection, so no socket outlives close() waiting for a next request.
+  server.addHook('onSend', async (_request, reply) => {
+    if (shuttingDown) void reply.header('connection', 'close');
+  });
+
+  healthRoutes(server, {
+    checks: options.checks ?? [],
+    isShuttingDown: () => shuttingDown,
+    checkTimeoutMs: 2_000,
+  });
+
+  options.routes?.(server);
+  await server.ready();
+  return {
+    server,
+    beginShutdown: () => {
+      shuttingDown = true;
+    },
+  };
+}

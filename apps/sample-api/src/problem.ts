@@ -1,0 +1,26 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+
+/** An RFC 9457 problem detail, as every error response of the app is shaped. */
+export interface Problem {
+  readonly type?: string;
+  readonly title: string;
+  readonly status: number;
+  readonly detail?: string;
+}
+
+/** Sends `problem` as application/problem+json, with the request id as `instance`. */
+export function sendProblem(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  problem: Problem,
+): FastifyReply {
+  return reply
+    .code(problem.status)
+    .type('application/problem+json')
+    .send({
+      type: 'about:blank',
+      ...problem,
+      instance: `urn:request:${request.id}`,
+      request_id: request.id,
+    });
+}

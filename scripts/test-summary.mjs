@@ -1,0 +1,40 @@
+// Prints one closing line, `N passed, N failed`, summed over every package's
+// vitest JSON report (packages/*/reports/vitest.json, apps/*/reports/vitest.json)
+// and the graph check's TAP report (reports/check-graph.tap). Exits 1 when any
+// test failed or when no test ran at all.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+const rows = [];
+
+for (const group of ['packages', 'apps']) {
+  const dir = join(root, group);
+  if (!existsSync(dir)) continue;
+  for (const name of readdirSync(dir)) {
+    const report = join(dir, name, 'reports', 'vitest.json');
+    if (!existsSync(report)) continue;
+    const json = JSON.parse(readFileSync(report, 'utf8'));
+    passed += json.numPassedTests;
+    failed += json.numFailedTests;
+    skipped += json.numPendingTests + (json.numTodoTests ?? 0);
+    rows.push(`${group}/${name}: ${json.numPassedTests} passed, ${json.numFailedTests} failed`);
+  }
+}
+
+const tap = join(root, 'reports', 'check-graph.tap');
+if (existsSync(tap)) {
+  const text = readFileSync(tap, 'utf8');
+  const count = (label) => Number(text.match(new RegExp(`^# ${label} (\\d+)$`, 'm'))?.[1] ?? 0);
+  passed += count('pass');
+  failed += count('fail');
+  rows.push(`scripts/check-graph: ${count('pass')} passed, ${count('fail')} failed`);
+}
+
+for (const row of rows) console.log(`  ${row}`);
+console.log(`${passed} passed, ${failed} failed${skipped > 0 ? `, ${skipped} skipped` : ''}`);
+if (failed > 0 || passed === 0) process.exit(1);
