@@ -1,5 +1,6 @@
 export {
   loadSettings,
+  loggableSettings,
   listVariables,
   ALLOWED_JWT_ALGORITHMS,
   APP_ENVS,

@@ -133,3 +133,17 @@ describe('redactUrl', () => {
     expect(redactUrl(null)).toBeNull();
   });
 });
+
+describe('loggableSettings', () => {
+  it('gives the redacted view of settings and of each section, and passes anything else through', async () => {
+    const { loggableSettings } = await import('./schema.js');
+    const settings = loadSettings(env);
+    expectNoSecret(JSON.stringify(loggableSettings(settings)));
+    expectNoSecret(JSON.stringify({ ...(loggableSettings(settings.redis) as object) }));
+    expect(loggableSettings(settings.redis)).toMatchObject({ password: REDACTED });
+    const other = { password: 'x' };
+    expect(loggableSettings(other)).toBe(other);
+    expect(loggableSettings('text')).toBe('text');
+    expect(loggableSettings(null)).toBeNull();
+  });
+});

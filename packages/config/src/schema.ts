@@ -484,6 +484,22 @@ function group(v: ParsedVariables): Settings {
  * serialising the object (`JSON.stringify`, `util.inspect`, pino) shows the
  * redacted view; reading a field still gives the real value.
  */
+const safeViews = new WeakMap<object, unknown>();
+
+/**
+ * The redacted view of a settings object or one of its sections; any other
+ * value is returned as is. Loggers that copy objects before serialising them
+ * (pino's redaction does) call this first, because a copy loses `toJSON`.
+ *
+ * @example
+ * loggableSettings(settings.redis); // { url: 'redis://:[redacted]@…', password: '[redacted]', … }
+ */
+export function loggableSettings(value: unknown): unknown {
+  return value !== null && typeof value === 'object' && safeViews.has(value)
+    ? safeViews.get(value)
+    : value;
+}
+
 function freezeSettings(settings: Settings): Settings {
   // A plain deep copy taken before the hooks exist, so the view never points back at them.
   const safe = structuredClone(redactSettings(settings));
@@ -497,6 +513,7 @@ function freezeSettings(settings: Settings): Settings {
 }
 
 function attachSafeView(target: object, view: unknown): void {
+  safeViews.set(target, view);
   Object.defineProperty(target, 'toJSON', { value: () => view, enumerable: false });
   Object.defineProperty(target, inspect.custom, {
     value: (depth: number, options: object) => inspect(view, { ...options, depth }),
