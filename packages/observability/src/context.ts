@@ -1,0 +1,44 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+
+/**
+ * What every log line written inside a request carries. `request_id` is set
+ * when the request starts; auth binds `tenant_id` and `user_id` once it has
+ * verified a principal; `trace_id`/`span_id` come from W3C traceparent.
+ */
+export interface RequestContext {
+  request_id: string;
+  tenant_id?: string;
+  user_id?: string;
+  trace_id?: string;
+  span_id?: string;
+}
+
+/** The fields that may be bound after a request has started. */
+export type BindableContext = Partial<Pick<RequestContext, 'tenant_id' | 'user_id'>>;
+
+const storage = new AsyncLocalStorage<RequestContext>();
+
+/**
+ * Runs `fn` with `context` as the current request context: every log line and
+ * every `getRequestContext()` inside it, across awaits and timers, sees it.
+ */
+export function runWithRequestContext<T>(context: RequestContext, fn: () => T): T {
+  return storage.run(context, fn);
+}
+
+/** The current request's context, or `undefined` outside a request. */
+export function getRequestContext(): RequestContext | undefined {
+  return storage.getStore();
+}
+
+/**
+ * Adds fields to the current request's context (auth calls this with the
+ * verified tenant and user). Returns false when called outside a request.
+ */
+export function bindRequestContext(fields: BindableContext): boolean {
+  const store = storage.getStore();
+  if (store === undefined) return false;
+  if (fields.tenant_id !== undefined) store.tenant_id = fields.tenant_id;
+  if (fields.user_id !== undefined) store.user_id = fields.user_id;
+  return true;
+}

@@ -1,0 +1,52 @@
+import { timingSafeEqual, createHash } from 'node:crypto';
+import type { Metrics } from './metrics.js';
+
+export interface MetricsEndpointOptions {
+  /** When non-empty, scrapes must send `Authorization: Bearer <token>`. */
+  readonly token?: string;
+}
+
+/** A framework-neutral HTTP answer. */
+export interface MetricsResponse {
+  readonly status: 200 | 401;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string;
+}
+
+const digest = (value: string): Buffer => createHash('sha256').update(value).digest();
+
+/**
+ * The /metrics handler: Prometheus text with its content type, optionally
+ * behind a bearer token (compared in constant time; never logged or echoed).
+ */
+export function createMetricsEndpoint(
+  metrics: Metrics,
+  options: MetricsEndpointOptions = {},
+): (authorization: string | undefined) => Promise<MetricsResponse> {
+  const expected = options.token ? digest(`Bearer ${options.token}`) : undefined;
+  return async (authorization) => {
+    if (
+      expected &&
+      !(authorization !== undefined && timingSafeEqual(digest(authorization), expected))
+    ) {
+      return {
+        status: 401,
+        headers: {
+          'content-type': 'application/problem+json',
+          'www-authenticate': 'Bearer realm="metrics"',
+        },
+        body: JSON.stringify({
+          type: 'about:blank',
+          title: 'Unauthorized',
+          status: 401,
+          detail: 'Scraping /metrics needs the metrics bearer token.',
+        }),
+      };
+    }
+    return {
+      status: 200,
+      headers: { 'content-type': metrics.contentType },
+      body: await metrics.render(),
+    };
+  };
+}
