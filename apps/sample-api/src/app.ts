@@ -1,6 +1,14 @@
-import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Settings } from '@flowforge/config';
+import {
+  createHttpObservability,
+  createLogger,
+  createMetrics,
+  fastifyObservability,
+  genReqId,
+  type Logger,
+  type Metrics,
+} from '@flowforge/observability';
 import { sendProblem } from './problem.js';
 import type { ReadinessCheck } from './readiness.js';
 import { healthRoutes } from './routes/health.js';
@@ -9,8 +17,10 @@ export interface AppOptions {
   readonly settings: Settings;
   /** Dependencies that /health/ready reports on. */
   readonly checks?: readonly ReadinessCheck[];
-  /** Fastify's logger; off unless given (tests stay quiet). */
-  readonly logger?: boolean;
+  /** The process logger; silent unless given (tests pass one that captures lines). */
+  readonly logger?: Logger;
+  /** The metrics registry; a fresh one unless given. */
+  readonly metrics?: Metrics;
   /** Registers more routes before the app is sealed (later packages add theirs here). */
   readonly routes?: (server: FastifyInstance) => void;
 }
@@ -18,6 +28,8 @@ export interface AppOptions {
 /** A built app, plus the switch that turns readiness to 503 when shutdown begins. */
 export interface App {
   readonly server: FastifyInstance;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
   /** Readiness answers 503 from now on, and responses ask clients to close their connection. */
   beginShutdown(): void;
 }
@@ -26,9 +38,20 @@ export interface App {
 export async function buildApp(options: AppOptions): Promise<App> {
   const { settings } = options;
   let shuttingDown = false;
+  const logger = options.logger ?? createLogger({ level: 'silent' });
+  const metrics = options.metrics ?? createMetrics();
   const server = Fastify({
-    logger: options.logger === true ? { level: settings.app.logLevel } : false,
-    genReqId: () => randomUUID(),
+    // Our logger, our request ids (a sane inbound X-Request-ID or a UUID v4) and
+    // our access line (the observability plugin) instead of Fastify's two lines.
+    // The cast picks Fastify's default logger generic, so the instance stays a
+    // plain FastifyInstance for route modules (pino's Logger is a superset).
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion
+    loggerInstance: logger as FastifyBaseLogger,
+    // request.log is the logger itself: its lines already carry request_id from
+    // the request context, so a pino child per request (Fastify's default) buys nothing.
+    childLoggerFactory: (parent) => parent,
+    genReqId,
+    logController: new LogController({ disableRequestLogging: true }),
     // A keep-alive connection must not hold close() open past the grace period
     // (fastify/fastify#7044): idle sockets time out quickly and are closed on close().
     keepAliveTimeout: 5_000,
@@ -46,13 +69,18 @@ export async function buildApp(options: AppOptions): Promise<App> {
   server.setErrorHandler((error: { statusCode?: number; message?: string }, request, reply) => {
     const status =
       typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 500;
-    if (status >= 500) request.log.error({ err: error }, 'request failed');
+    if (status >= 500) logger.error({ err: error }, 'request failed');
     return sendProblem(request, reply, {
       title: status >= 500 ? 'Internal Server Error' : 'Bad Request',
       status,
       // A client's mistake is explained; a server fault is not described to the client.
       ...(status < 500 && error.message ? { detail: error.message } : {}),
     });
+  });
+
+  await server.register(fastifyObservability, {
+    http: createHttpObservability({ logger, metrics }),
+    metricsEndpoint: { metrics, token: settings.observability.metricsToken },
   });
 
   // Once shutdown begins, every response (in-flight ones included) closes its
@@ -71,6 +99,8 @@ export async function buildApp(options: AppOptions): Promise<App> {
   await server.ready();
   return {
     server,
+    logger,
+    metrics,
     beginShutdown: () => {
       shuttingDown = true;
     },

@@ -1,4 +1,5 @@
 import { ConfigError, getSettings, type Settings } from '@flowforge/config';
+import { createLogger, flushLogger } from '@flowforge/observability';
 import { buildApp } from './app.js';
 import { closeGracefully } from './lifecycle.js';
 
@@ -17,18 +18,25 @@ function loadOrExit(): Settings {
 }
 
 const settings = loadOrExit();
-const app = await buildApp({ settings, logger: true });
+const logger = createLogger({
+  level: settings.app.logLevel,
+  format: settings.app.logFormat,
+  service: settings.app.name,
+});
+const app = await buildApp({ settings, logger });
 
 let stopping = false;
 async function shutdown(signal: NodeJS.Signals): Promise<void> {
   if (stopping) return;
   stopping = true;
-  app.server.log.info({ signal }, 'shutting down');
+  logger.info({ signal }, 'shutting down');
   const outcome = await closeGracefully(app, settings.app.shutdownTimeoutMs);
-  app.server.log.info({ outcome }, 'stopped');
+  logger.info({ outcome }, 'stopped');
+  await flushLogger(logger);
   process.exit(outcome === 'drained' ? 0 : 1);
 }
 process.once('SIGTERM', (signal) => void shutdown(signal));
 process.once('SIGINT', (signal) => void shutdown(signal));
 
-await app.server.listen({ host: settings.app.host, port: settings.app.port });
+const address = await app.server.listen({ host: settings.app.host, port: settings.app.port });
+logger.info({ address, env: settings.app.env }, 'listening');

@@ -30,10 +30,10 @@ function start(env: Record<string, string>): { child: ChildProcess; output: () =
 }
 
 async function waitForListening(output: () => string): Promise<void> {
-  for (let i = 0; i < 100 && !output().includes('Server listening'); i += 1) {
+  for (let i = 0; i < 100 && !output().includes('listening'); i += 1) {
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  expect(output()).toContain('Server listening');
+  expect(output()).toContain('listening');
 }
 
 function get(port: number, path: string, agent: Agent): Promise<number> {
@@ -71,13 +71,15 @@ describe('the sample-api process', () => {
     expect(output()).toContain('"msg":"stopped"');
   });
 
-  it('exits 0 on SIGINT', async () => {
+  it('exits 0 on SIGINT in development, with its human-readable shutdown lines written out', async () => {
     const port = await freePort();
-    const { child, output } = start({ APP_ENV: 'test', PORT: String(port) });
+    const { child, output } = start({ APP_ENV: 'development', PORT: String(port) });
     await waitForListening(output);
     child.kill('SIGINT');
     const [code] = (await once(child, 'exit')) as [number | null];
     expect(code).toBe(0);
+    expect(output()).toMatch(/INFO.*: shutting down/);
+    expect(output()).toMatch(/INFO.*: stopped/);
   });
 
   it('refuses to start on invalid settings: exit 78, every problem listed, no secret echoed', async () => {
