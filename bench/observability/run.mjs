@@ -1,0 +1,256 @@
+// req/s of a Fastify hello-world, bare and with observability stacks, in one run;
+// each result is reported as a ratio to bare. See ../README.md.
+//
+// Usage: node observability/run.mjs [--rounds 3] [--duration 10] [--warmup 2] [--modes a,b,c]
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+
+const TARGET = 0.8;
+const BASELINE = 'bare';
+const DEFAULT_MODES = ['bare', 'flowforge', 'flowforge-no-fastify-log', 'fastify-logger', 'naive'];
+// Two cores shared by the server and the load generator: keep the load modest.
+const CONNECTIONS = 50;
+const PIPELINING = 1;
+
+const SERVER = fileURLToPath(new URL('./server.mjs', import.meta.url));
+const RESULTS = fileURLToPath(new URL('./results.json', import.meta.url));
+
+const { values: flags } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' },
+    duration: { type: 'string', default: '10' },
+    warmup: { type: 'string', default: '2' },
+    modes: { type: 'string', default: DEFAULT_MODES.join(',') },
+  },
+});
+
+const positive = (name) => {
+  const value = Number(flags[name]);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number`);
+  return value;
+};
+const rounds = Math.trunc(positive('rounds'));
+const duration = positive('duration');
+const warmup = positive('warmup');
+const modes = flags.modes.split(',').filter(Boolean);
+if (!modes.includes(BASELINE)) modes.unshift(BASELINE);
+
+/** A port nobody listens on right now. */
+async function freePort() {
+  const probe = createServer();
+  probe.listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const { port } = probe.address();
+  probe.close();
+  await once(probe, 'close');
+  return port;
+}
+
+/** Starts `server.mjs mode port` and resolves once it prints "ready". */
+async function startServer(mode, port) {
+  const child = spawn(process.execPath, [SERVER, mode, String(port)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = once(child, 'exit').then(([code, signal]) => {
+    throw new Error(`server "${mode}" exited before it was ready (code ${code}, signal ${signal})`);
+  });
+  const ready = (async () => {
+    for await (const line of createInterface({ input: child.stdout })) {
+      if (line.trim() === 'ready') return;
+    }
+    await exited; // stdout closed without "ready": report the exit
+  })();
+  let timer;
+  const timeout = new Promise((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`server "${mode}" not ready after 15 s`)), 15_000);
+  });
+  try {
+    await Promise.race([ready, exited, timeout]);
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+  return child;
+}
+
+async function stopServer(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** One autocannon run; throws when any response was not 2xx or any request failed. */
+async function load(mode, port, seconds) {
+  const result = await autocannon({
+    url: `http://127.0.0.1:${port}/hello`,
+    connections: CONNECTIONS,
+    pipelining: PIPELINING,
+    duration: seconds,
+  });
+  const failures = { non2xx: result.non2xx, errors: result.errors, timeouts: result.timeouts };
+  if (failures.non2xx > 0 || failures.errors > 0 || failures.timeouts > 0) {
+    throw new Error(`"${mode}": failed requests ${JSON.stringify(failures)}; the numbers are void`);
+  }
+  return {
+    requestsPerSecond: result.requests.average,
+    // Whole milliseconds: autocannon records latencies in an integer histogram.
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    requests: result.requests.total,
+    ...failures,
+  };
+}
+
+/**
+ * CPU time (user + system) the server process has used, in microseconds, from
+ * /proc (Linux). With the load generator on the same two cores, req/s also
+ * measures autocannon; CPU per request measures the server alone.
+ */
+async function cpuMicros(pid) {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime and stime are fields 14 and 15 of stat (11 and 12 after the command), in ticks of 10 ms.
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
+async function measure(mode) {
+  const port = await freePort();
+  const child = await startServer(mode, port);
+  try {
+    await load(mode, port, warmup); // JIT warm-up, discarded
+    const cpuBefore = await cpuMicros(child.pid);
+    const run = await load(mode, port, duration);
+    const cpuPerRequest = ((await cpuMicros(child.pid)) - cpuBefore) / run.requests;
+    return { ...run, cpuPerRequest };
+  } finally {
+    await stopServer(child);
+  }
+}
+
+const spread = (numbers) => (Math.max(...numbers) - Math.min(...numbers)) / median(numbers);
+const median = (numbers) => {
+  const sorted = [...numbers].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+};
+
+// Anything else running skews the numbers: the load average goes into the results.
+const loadBefore = os.loadavg();
+const minutes = (rounds * modes.length * (duration + warmup + 1)) / 60;
+console.log(
+  `observability bench: ${modes.length} modes × ${rounds} rounds × (${warmup} s warm-up + ${duration} s), ` +
+    `${CONNECTIONS} connections, pipelining ${PIPELINING}; about ${minutes.toFixed(1)} min; ` +
+    `load average ${loadBefore[0].toFixed(2)} on ${os.cpus().length} CPUs\n`,
+);
+
+const runs = Object.fromEntries(modes.map((mode) => [mode, []]));
+for (let round = 0; round < rounds; round += 1) {
+  // Interleaved, and rotated every round, so that drift over time hits every mode alike.
+  const order = modes.map((_mode, index) => modes[(index + round) % modes.length]);
+  for (const mode of order) {
+    const run = await measure(mode);
+    runs[mode].push(run);
+    console.log(
+      `round ${round + 1}/${rounds}  ${mode.padEnd(26)} ${Math.round(run.requestsPerSecond)
+        .toString()
+        .padStart(
+          7,
+        )} req/s  p50 ${run.p50} ms  p99 ${run.p99} ms  ${run.cpuPerRequest.toFixed(1)} µs CPU/req`,
+    );
+  }
+}
+
+const summary = modes.map((mode) => ({
+  mode,
+  requestsPerSecond: median(runs[mode].map((run) => run.requestsPerSecond)),
+  // How far apart the rounds were: above ~15 % something else was using the CPU.
+  spread: spread(runs[mode].map((run) => run.requestsPerSecond)),
+  p50: median(runs[mode].map((run) => run.p50)),
+  p99: median(runs[mode].map((run) => run.p99)),
+  cpuPerRequest: median(runs[mode].map((run) => run.cpuPerRequest)),
+}));
+// Ratios are taken within each round, then the median over rounds: this VM's CPU
+// speed drifts by tens of percent over minutes, so a ratio of medians taken
+// minutes apart would mostly measure the drift.
+const perRound = (mode, pick) => runs[mode].map((run, round) => pick(runs[BASELINE][round], run));
+for (const row of summary) {
+  row.ratio = median(
+    perRound(row.mode, (base, run) => run.requestsPerSecond / base.requestsPerSecond),
+  );
+  // The throughput a server-bound process would keep: bare CPU per request ÷ this mode's.
+  row.cpuRatio = median(perRound(row.mode, (base, run) => base.cpuPerRequest / run.cpuPerRequest));
+}
+
+console.log(
+  '\nmedian of each column over the rounds; spread = (max − min) ÷ median req/s over the rounds;\n' +
+    'ratio = median over the rounds of (req/s ÷ bare req/s in the same round)\n',
+);
+const header = ['mode', 'req/s', 'spread', 'ratio', 'p50 ms', 'p99 ms', 'CPU µs/req', 'CPU ratio'];
+const rows = summary.map((row) => [
+  row.mode,
+  Math.round(row.requestsPerSecond).toString(),
+  `${Math.round(row.spread * 100)} %`,
+  `${row.ratio.toFixed(2)}×`,
+  String(row.p50),
+  String(row.p99),
+  row.cpuPerRequest.toFixed(1),
+  `${row.cpuRatio.toFixed(2)}×`,
+]);
+const widths = header.map((title, column) =>
+  Math.max(title.length, ...rows.map((row) => row[column].length)),
+);
+const format = (cells) =>
+  cells
+    .map((cell, column) => (column === 0 ? cell.padEnd : cell.padStart).call(cell, widths[column]))
+    .join('  ');
+console.log(format(header));
+console.log(widths.map((width) => '-'.repeat(width)).join('  '));
+for (const row of rows) console.log(format(row));
+
+const flowforge = summary.find((row) => row.mode === 'flowforge');
+let verdict;
+if (flowforge) {
+  const met = flowforge.ratio >= TARGET;
+  verdict = { ratio: flowforge.ratio, cpuRatio: flowforge.cpuRatio, target: TARGET, met };
+  console.log(
+    `\nflowforge/bare = ${flowforge.ratio.toFixed(2)}× (target ≥ ${TARGET.toFixed(2)}×): ` +
+      (met ? 'target met' : 'TARGET NOT MET') +
+      `; by server CPU per request ${flowforge.cpuRatio.toFixed(2)}×`,
+  );
+}
+
+const cpus = os.cpus();
+await writeFile(
+  RESULTS,
+  `${JSON.stringify(
+    {
+      date: new Date().toISOString(),
+      machine: {
+        cpus: cpus.length,
+        model: cpus[0]?.model,
+        node: process.version,
+        platform: `${os.platform()} ${os.release()}`,
+        loadAverage: { before: loadBefore, after: os.loadavg() },
+      },
+      settings: { rounds, duration, warmup, connections: CONNECTIONS, pipelining: PIPELINING },
+      summary,
+      verdict,
+      runs,
+    },
+    null,
+    2,
+  )}\n`,
+);
+console.log(`results written to ${RESULTS}`);
