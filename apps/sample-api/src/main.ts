@@ -27,16 +27,26 @@ const app = await buildApp({ settings, logger });
 
 let stopping = false;
 async function shutdown(signal: NodeJS.Signals): Promise<void> {
+  // A second signal while draining is ignored: with `once`, it would kill the
+  // process outright and lose the lines still queued.
   if (stopping) return;
   stopping = true;
-  logger.info({ signal }, 'shutting down');
-  const outcome = await closeGracefully(app, settings.app.shutdownTimeoutMs);
-  logger.info({ outcome }, 'stopped');
-  await flushLogger(logger);
-  process.exit(outcome === 'drained' ? 0 : 1);
+  // The backstop if closing itself hangs (an onClose hook that never returns).
+  setTimeout(() => process.exit(1), settings.app.shutdownTimeoutMs + 5_000).unref();
+  let code = 1;
+  try {
+    logger.info({ signal }, 'shutting down');
+    const outcome = await closeGracefully(app, settings.app.shutdownTimeoutMs);
+    logger.info({ outcome }, 'stopped');
+    code = outcome === 'drained' ? 0 : 1;
+  } catch (error) {
+    logger.error({ err: error }, 'shutdown failed');
+  }
+  await flushLogger(logger).catch(() => undefined);
+  process.exit(code);
 }
-process.once('SIGTERM', (signal) => void shutdown(signal));
-process.once('SIGINT', (signal) => void shutdown(signal));
+process.on('SIGTERM', (signal) => void shutdown(signal));
+process.on('SIGINT', (signal) => void shutdown(signal));
 
 const address = await app.server.listen({ host: settings.app.host, port: settings.app.port });
 logger.info({ address, env: settings.app.env }, 'listening');

@@ -60,6 +60,12 @@ export const fastifyObservability: FastifyPluginCallback<FastifyObservabilityOpt
     });
     // One id everywhere: request.id (error bodies), the header and the logs.
     if (!ours) request.id = observed.requestId;
+    // A client that leaves after its body was read gets no onRequestAbort and no
+    // onResponse from Fastify: without this, in-flight would never come down.
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished)
+        observed.finish(CLIENT_CLOSED_REQUEST, request.routeOptions.url);
+    });
     request[OBSERVED] = observed;
     void reply.header('x-request-id', observed.requestId);
     // The rest of the request (hooks, handler, serialisation) runs inside its context.

@@ -69,7 +69,10 @@ interface Series {
  */
 export function createHttpObservability(options: HttpObservabilityOptions): HttpObservability {
   const { logger, metrics } = options;
-  const bounds = [...(options.durationBuckets ?? DEFAULT_BUCKETS)].sort((a, b) => a - b);
+  const bounds = [...new Set(options.durationBuckets ?? DEFAULT_BUCKETS)]
+    .filter((bound) => Number.isFinite(bound))
+    .sort((a, b) => a - b);
+  if (bounds.length === 0) throw new RangeError('durationBuckets needs at least one finite bound');
   const series = new Map<string, Series>();
   let inFlight = 0;
 
@@ -92,24 +95,18 @@ export function createHttpObservability(options: HttpObservabilityOptions): Http
     collect: () => [{ value: inFlight }],
   });
 
+  // Keyed by the bounded labels only: a key per raw value would grow without
+  // bound and render one OTHER series many times.
   function seriesFor(method: string, route: string, status: number): Series {
-    const key = `${method} ${status} ${route}`;
+    const labels = {
+      method,
+      route: metrics.boundLabel(REQUESTS_TOTAL, 'route', route),
+      status_code: metrics.boundLabel(REQUESTS_TOTAL, 'status_code', String(status)),
+    };
+    const key = `${labels.method}\u0000${labels.status_code}\u0000${labels.route}`;
     let found = series.get(key);
     if (found === undefined) {
-      const labels = {
-        method,
-        route: metrics.boundLabel(REQUESTS_TOTAL, 'route', route),
-        status_code: metrics.boundLabel(REQUESTS_TOTAL, 'status_code', String(status)),
-      };
-      // Past a label's cap, several keys share the OTHER series.
-      const shared = `${labels.method} ${labels.status_code} ${labels.route}`;
-      found = series.get(shared) ?? {
-        labels,
-        count: 0,
-        sum: 0,
-        buckets: new Float64Array(bounds.length + 1),
-      };
-      series.set(shared, found);
+      found = { labels, count: 0, sum: 0, buckets: new Float64Array(bounds.length + 1) };
       series.set(key, found);
     }
     return found;

@@ -106,6 +106,23 @@ describe('redaction', () => {
       'top',
     );
     logger.info({ user: { password: values.password } }, 'user');
+    logger.error(
+      {
+        err: {
+          config: { headers: { Authorization: values.authorization } },
+          response: { headers: { 'set-cookie': values.setCookie } },
+        },
+      },
+      'axios-style error',
+    );
+    logger.info(
+      { req: { query: { token: values.token } }, cookies: { session: values.cookie } },
+      'query and cookies',
+    );
+    logger.info(
+      { headers: { Authorization: values.authorization, 'X-Api-Key': values.apiKey } },
+      'capitalised',
+    );
 
     const text = out.text();
     for (const value of Object.values(values)) expect(text).not.toContain(value);

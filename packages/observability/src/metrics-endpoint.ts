@@ -23,12 +23,12 @@ export function createMetricsEndpoint(
   metrics: Metrics,
   options: MetricsEndpointOptions = {},
 ): (authorization: string | undefined) => Promise<MetricsResponse> {
-  const expected = options.token ? digest(`Bearer ${options.token}`) : undefined;
+  const expected = options.token ? digest(options.token) : undefined;
   return async (authorization) => {
-    if (
-      expected &&
-      !(authorization !== undefined && timingSafeEqual(digest(authorization), expected))
-    ) {
+    // The scheme is case-insensitive (RFC 9110); the token is compared in constant time.
+    const presented =
+      authorization === undefined ? undefined : /^bearer +(\S+)\s*$/i.exec(authorization)?.[1];
+    if (expected && !(presented !== undefined && timingSafeEqual(digest(presented), expected))) {
       return {
         status: 401,
         headers: {

@@ -75,12 +75,12 @@ describe('createMetrics', () => {
     const metrics = createMetrics({ defaultMetrics: false });
     metrics.counter({ name: 'queries_total', help: 'Queries.', labelNames: ['operation'] });
     expect(() => redeclare(metrics)).toThrow(ObservabilityError);
-    try {
-      redeclare(metrics);
-    } catch (error) {
-      expect((error as ObservabilityError).code).toBe('METRIC_CONFLICT');
-      expect((error as Error).message).toContain('flowforge_queries_total');
-    }
+    expect(() => redeclare(metrics)).toThrow(
+      expect.objectContaining({
+        code: 'METRIC_CONFLICT',
+        message: expect.stringContaining('flowforge_queries_total') as string,
+      }) as Error,
+    );
   });
 
   it.each(['Bad-Name', '1abc', 'with space', ''])(

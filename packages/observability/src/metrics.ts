@@ -13,7 +13,10 @@ export interface MetricConfig<L extends string> {
   /** Name without the prefix (`db_query_duration_seconds`); a name that already has it is kept. */
   readonly name: string;
   readonly help: string;
-  /** The fixed label names. Values are capped per label; see {@link MetricsOptions.maxLabelValues}. */
+  /**
+   * The fixed label names. Values are not capped for you: pass a value that can
+   * come from outside (a route, a status) through {@link Metrics.boundLabel}.
+   */
   readonly labelNames?: readonly L[];
 }
 

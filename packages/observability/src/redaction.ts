@@ -1,12 +1,20 @@
 /** What a redacted value is replaced with in log lines. */
 export const REDACTED_LOG_VALUE = '[Redacted]';
 
+// Node lower-cases incoming header names, but clients (axios errors, fetch
+// Headers copied into objects) keep the case they were given.
 const SECRET_HEADERS = [
   'authorization',
   'proxy-authorization',
   'cookie',
   'set-cookie',
   'x-api-key',
+  'Authorization',
+  'Proxy-Authorization',
+  'Cookie',
+  'Set-Cookie',
+  'X-Api-Key',
+  'X-API-Key',
 ];
 const HEADER_HOLDERS = [
   'req.headers',
@@ -14,6 +22,9 @@ const HEADER_HOLDERS = [
   'request.headers',
   'response.headers',
   'headers',
+  'err.config.headers',
+  'err.request.headers',
+  'err.response.headers',
 ];
 
 const SECRET_KEYS = [
@@ -42,8 +53,10 @@ const KEY_HOLDERS = [
   '',
   'body.',
   'req.body.',
+  'req.query.',
   'query.',
   'params.',
+  'data.',
   'user.',
   'config.',
   'options.',
@@ -55,14 +68,15 @@ const bracket = (name: string): string =>
 
 /**
  * Exact pino redaction paths, applied by default. Exact paths, not wildcards:
- * a wildcard path costs about 4× per line. Node lower-cases header names, and
+ * a wildcard path costs about 4× per line; the price is that a secret nested
+ * deeper than these holders (`body.user.password`) is not caught, so add your
+ * own paths with the `redact` option. Settings objects from @flowforge/config
+ * redact themselves and need no path. Node lower-cases header names, and
  * pino paths are case-sensitive, so the header names are lower-case.
  */
 export const DEFAULT_REDACT_PATHS: readonly string[] = Object.freeze([
   ...HEADER_HOLDERS.flatMap((holder) => SECRET_HEADERS.map((name) => `${holder}${bracket(name)}`)),
   ...KEY_HOLDERS.flatMap((holder) => SECRET_KEYS.map((key) => `${holder}${key}`)),
-  'clickhouse.password',
-  'redis.password',
-  'observability.metricsToken',
-  'err.config.headers.authorization',
+  'cookies',
+  'req.cookies',
 ]);

@@ -19,8 +19,9 @@ const sleepCell = new Int32Array(new SharedArrayBuffer(4));
  * - Cheap per line (an array push), one system call per batch.
  * - Ordered, and exact at exit: there is never a write in flight in another
  *   thread that a last flush could overtake.
- * - Bounded: a reader that cannot keep up slows the process down (as pino's
- *   synchronous default does) instead of growing memory without limit.
+ * - Bounded across turns: a reader that cannot keep up slows the process down
+ *   (as pino's synchronous default does) instead of growing memory without
+ *   limit. Within one turn, lines queue in memory until the turn ends.
  * - EPIPE (the reader has gone) stops logging instead of crashing.
  */
 export function createLogDestination(fd = 1): LineWriter {
@@ -64,11 +65,16 @@ export function createLogDestination(fd = 1): LineWriter {
     flushSync,
   };
 
-  // A weak reference, so that a logger that is dropped can still be collected.
-  const ref = new WeakRef(writer);
-  process.once('exit', () => ref.deref()?.flushSync());
+  liveWriters.add(new WeakRef(writer));
   return writer;
 }
+
+// One exit hook for every destination, holding them weakly, so that creating
+// many loggers (tests, several apps in one process) adds no listener each.
+const liveWriters = new Set<WeakRef<LineWriter>>();
+process.once('exit', () => {
+  for (const ref of liveWriters) ref.deref()?.flushSync();
+});
 
 /** Writes all of `data`, across partial writes and a full non-blocking pipe. */
 function writeFully(fd: number, data: Buffer): void {

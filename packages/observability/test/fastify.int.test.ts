@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -152,7 +154,9 @@ describe('fastifyObservability over a real socket', () => {
       }),
     );
     answers.forEach((answer, i) => expect(answer.context.request_id).toBe(ids[i]));
-    for (const line of logs.lines().filter((l) => l.msg === 'loading dashboard')) {
+    const handlerLines = logs.lines().filter((l) => l.msg === 'loading dashboard');
+    expect(handlerLines).toHaveLength(50);
+    for (const line of handlerLines) {
       expect(line.request_id).toBe(`req-${String(line.id)}`);
     }
     const access = accessLines(logs);
@@ -217,6 +221,55 @@ describe('fastifyObservability over a real socket', () => {
     expect(text).toContain(
       'flowforge_metrics_label_overflow_total{metric="flowforge_http_requests_total",label="status_code"} 2',
     );
+  });
+
+  it('keeps one series per bounded label set when routes overflow their cap', async () => {
+    const { base, metrics } = await harness({
+      maxLabelValues: 2,
+      routes: (app) => {
+        for (const name of ['a', 'b', 'c', 'd']) app.get(`/r/${name}`, () => name);
+      },
+    });
+    for (const name of ['a', 'b', 'c', 'd', 'c']) await fetch(`${base}/r/${name}`);
+    const text = await metrics.render();
+    const series = text.split('\n').filter((line) => line.startsWith('flowforge_http_'));
+    expect(new Set(series).size).toBe(series.length);
+    const names = series.map((line) => line.slice(0, line.lastIndexOf(' ')));
+    expect(new Set(names).size).toBe(names.length);
+    // a and b took the two places; c, d and c again share OTHER.
+    expect(series.filter((line) => line.startsWith('flowforge_http_requests_total{'))).toEqual([
+      'flowforge_http_requests_total{method="GET",route="/r/a",status_code="200"} 1',
+      'flowforge_http_requests_total{method="GET",route="/r/b",status_code="200"} 1',
+      'flowforge_http_requests_total{method="GET",route="OTHER",status_code="200"} 3',
+    ]);
+  });
+
+  it('brings in-flight back down when a client leaves after sending its body (499)', async () => {
+    const { base, metrics } = await harness({
+      routes: (app) =>
+        app.post('/slow', async () => {
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          return 'late';
+        }),
+    });
+    const { port } = new URL(base);
+    const socket = connect(Number(port), '127.0.0.1');
+    await once(socket, 'connect');
+    socket.write(
+      'POST /slow HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 7\r\n\r\npayload',
+    );
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    socket.destroy();
+    let text = '';
+    for (let i = 0; i < 60 && !text.includes('status_code="499"'); i += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      text = await metrics.render();
+    }
+    expect(text).toContain(
+      'flowforge_http_requests_total{method="POST",route="/slow",status_code="499"} 1',
+    );
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(await metrics.render()).toMatch(/flowforge_http_requests_in_flight 0\n/);
   });
 
   it('serves GET /metrics in the Prometheus text format', async () => {

@@ -168,6 +168,12 @@ describe('the /metrics exposition and promtool', () => {
     // promtool 2.42 exits 1 on a parse error and 3 on lint problems, which it
     // prints one a line on stderr as `<metric> <problem>`.
     expect({ code, output: output.trim() }).toEqual({ code: 0, output: '' });
+    // promtool does not reject a series printed twice: check that ourselves.
+    const series = scrape.text
+      .split('\n')
+      .filter((line) => line !== '' && !line.startsWith('#'))
+      .map((line) => line.slice(0, line.lastIndexOf(' ')));
+    expect(new Set(series).size).toBe(series.length);
   });
 
   it('names every metric flowforge_*', () => {
@@ -235,6 +241,9 @@ describe('the /metrics bearer token', () => {
 
   it('answers 200 with the metrics to the right token', async () => {
     const response = await get(`${server.baseUrl}/metrics`, { authorization: `Bearer ${TOKEN}` });
+    // The scheme is case-insensitive (RFC 9110).
+    const lowerCase = await get(`${server.baseUrl}/metrics`, { authorization: `bearer ${TOKEN}` });
+    expect(lowerCase.status).toBe(200);
     expect(response.status).toBe(200);
     expect(response.text).toContain('# TYPE flowforge_http_requests_total counter');
   });
