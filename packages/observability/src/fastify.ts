@@ -60,8 +60,9 @@ export const fastifyObservability: FastifyPluginCallback<FastifyObservabilityOpt
     });
     // One id everywhere: request.id (error bodies), the header and the logs.
     if (!ours) request.id = observed.requestId;
-    // A client that leaves after its body was read gets no onRequestAbort and no
-    // onResponse from Fastify: without this, in-flight would never come down.
+    // A client that leaves before the response is finished gets no onResponse:
+    // the socket's close records it as 499 (it covers what onRequestAbort does,
+    // and the case that hook misses, a client leaving after its body was read).
     reply.raw.once('close', () => {
       if (!reply.raw.writableFinished)
         observed.finish(CLIENT_CLOSED_REQUEST, request.routeOptions.url);
@@ -74,11 +75,6 @@ export const fastifyObservability: FastifyPluginCallback<FastifyObservabilityOpt
 
   app.addHook('onResponse', (request: Observed, reply, next) => {
     request[OBSERVED]?.finish(reply.statusCode, request.routeOptions.url);
-    next();
-  });
-
-  app.addHook('onRequestAbort', (request: Observed, next) => {
-    request[OBSERVED]?.finish(CLIENT_CLOSED_REQUEST, request.routeOptions.url);
     next();
   });
 

@@ -88,11 +88,17 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     options.format === 'pretty' ? prettyStream() : (options.destination ?? createLogDestination());
   const logger = pino(pinoOptions, destination);
   const base = JSON.stringify(pinoOptions.base).slice(1, -1);
+  // The ISO time is formatted once per millisecond, not once per line.
+  let lastMs = 0;
+  let lastIso = '';
   lineWriters.set(logger, (level, body) => {
     if (!logger.isLevelEnabled(level)) return;
-    destination.write(
-      `{"level":"${level}","time":"${new Date().toISOString()}",${base},${body}}\n`,
-    );
+    const now = Date.now();
+    if (now !== lastMs) {
+      lastMs = now;
+      lastIso = new Date(now).toISOString();
+    }
+    destination.write(`{"level":"${level}","time":"${lastIso}",${base},${body}}\n`);
   });
   return logger;
 }
