@@ -52,8 +52,8 @@ export async function buildApp(options: AppOptions): Promise<App> {
     childLoggerFactory: (parent) => parent,
     genReqId,
     logController: new LogController({ disableRequestLogging: true }),
-    // A keep-alive connection must not hold close() open past the grace period
-    // (fastify/fastify#7044): idle sockets time out quickly and are closed on close().
+    // Idle keep-alive sockets are closed by close() and time out quickly; busy
+    // ones are released by the Connection: close hook below (fastify/fastify#7044).
     keepAliveTimeout: 5_000,
     forceCloseConnections: 'idle',
     return503OnClosing: true,
@@ -85,8 +85,9 @@ export async function buildApp(options: AppOptions): Promise<App> {
 
   // Once shutdown begins, every response (in-flight ones included) closes its
   // keep-alive connection, so no socket outlives close() waiting for a next request.
-  server.addHook('onSend', async (_request, reply) => {
+  server.addHook('onSend', (_request, reply, payload, done) => {
     if (shuttingDown) void reply.header('connection', 'close');
+    done(null, payload);
   });
 
   healthRoutes(server, {
