@@ -7,16 +7,26 @@ import { loadSettings } from './schema.js';
 // Distinctive values, so that finding one anywhere in output is a real leak.
 const SECRET_KEY = 'sk-0123456789abcdef0123456789abcdef-LEAKCHECK';
 const DB_PASSWORD = 'db-pass-LEAKCHECK';
+const DB_OWNER_PASSWORD = 'db-owner-pass-LEAKCHECK';
 const CH_PASSWORD = 'ch-pass-LEAKCHECK';
 const REDIS_PASSWORD = 'redis-pass-LEAKCHECK';
 const MZ_PASSWORD = 'mz-pass-LEAKCHECK';
 const METRICS_TOKEN = 'metrics-token-LEAKCHECK';
-const SECRETS = [SECRET_KEY, DB_PASSWORD, CH_PASSWORD, REDIS_PASSWORD, MZ_PASSWORD, METRICS_TOKEN];
+const SECRETS = [
+  SECRET_KEY,
+  DB_PASSWORD,
+  DB_OWNER_PASSWORD,
+  CH_PASSWORD,
+  REDIS_PASSWORD,
+  MZ_PASSWORD,
+  METRICS_TOKEN,
+];
 
 const env = {
   APP_ENV: 'test',
   SECRET_KEY,
   DATABASE_URL: `postgres://app:${DB_PASSWORD}@127.0.0.1:5432/flowforge`,
+  DATABASE_MIGRATION_URL: `postgres://owner:${DB_OWNER_PASSWORD}@127.0.0.1:5432/flowforge`,
   CLICKHOUSE_URL: 'http://127.0.0.1:8123',
   CLICKHOUSE_PASSWORD: CH_PASSWORD,
   REDIS_URL: `redis-sentinel://default:${REDIS_PASSWORD}@127.0.0.1:26379,127.0.0.1:26380/primary`,
@@ -37,6 +47,7 @@ describe('settings never leak secrets when shown', () => {
     expect(settings.clickhouse.password).toBe(CH_PASSWORD);
     expect(settings.redis.password).toBe(REDIS_PASSWORD);
     expect(settings.database.url).toContain(DB_PASSWORD);
+    expect(settings.database.migrationUrl).toContain(DB_OWNER_PASSWORD);
   });
 
   it('JSON.stringify of the whole object and of each section is redacted', () => {

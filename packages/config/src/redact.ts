@@ -26,7 +26,11 @@ export function redactUrl(value: string | null): string | null {
 export function redactSettings(settings: Settings): Record<string, unknown> {
   return {
     ...settings,
-    database: { ...settings.database, url: redactUrl(settings.database.url) },
+    database: {
+      ...settings.database,
+      url: redactUrl(settings.database.url),
+      migrationUrl: redactUrl(settings.database.migrationUrl),
+    },
     clickhouse: {
       ...settings.clickhouse,
       url: redactUrl(settings.clickhouse.url),

@@ -65,6 +65,16 @@ describe('loadSettings: defaults', () => {
     expect(s.database.url).toBeNull();
   });
 
+  it('migrates with DATABASE_MIGRATION_URL, else with DATABASE_URL', () => {
+    const app = 'postgres://app@127.0.0.1/flowforge';
+    const owner = 'postgres://owner@127.0.0.1/flowforge';
+    expect(loadSettings({}).database.migrationUrl).toBeNull();
+    expect(loadSettings({ DATABASE_URL: app }).database.migrationUrl).toBe(app);
+    expect(
+      loadSettings({ DATABASE_URL: app, DATABASE_MIGRATION_URL: owner }).database.migrationUrl,
+    ).toBe(owner);
+  });
+
   it('is pure: equal inputs give equal outputs and the input is not touched', () => {
     const env = { PORT: '9000' };
     expect(loadSettings(env)).toEqual(loadSettings(env));
@@ -105,6 +115,13 @@ describe('loadSettings: each variable parses and rejects', () => {
       (s) => s.database.url,
       'postgresql://u:p@h/db',
       'mysql://h/db',
+    ],
+    [
+      'DATABASE_MIGRATION_URL',
+      'postgres://owner@h/db',
+      (s) => s.database.migrationUrl,
+      'postgres://owner@h/db',
+      'http://h/db',
     ],
     ['DATABASE_POOL_SIZE', '25', (s) => s.database.poolSize, 25, '0'],
     ['DATABASE_STATEMENT_TIMEOUT_MS', '0', (s) => s.database.statementTimeoutMs, 0, '1.5'],
@@ -344,6 +361,7 @@ describe('listVariables', () => {
     }
     expect(all.filter((v) => v.secret).map((v) => v.name)).toEqual([
       'DATABASE_URL',
+      'DATABASE_MIGRATION_URL',
       'CLICKHOUSE_URL',
       'CLICKHOUSE_PASSWORD',
       'MATERIALIZE_URL',

@@ -150,6 +150,13 @@ const variables = {
     description:
       'PostgreSQL connection URL. Unset in development: the sample app uses embedded PGlite. Required in staging and production.',
   }),
+  DATABASE_MIGRATION_URL: spec({
+    schema: url(['postgres', 'postgresql']).optional(),
+    sensitivity: 'url-credentials',
+    type: 'postgres URL',
+    description:
+      'The role that owns the schema, for `flowforge-db migrate`. Unset: DATABASE_URL. The app itself never connects with it.',
+  }),
   DATABASE_POOL_SIZE: spec({
     schema: integer(1, 1000),
     default: '10',
@@ -435,6 +442,7 @@ function group(v: ParsedVariables): Settings {
     },
     database: {
       url: v.DATABASE_URL ?? null,
+      migrationUrl: v.DATABASE_MIGRATION_URL ?? v.DATABASE_URL ?? null,
       poolSize: v.DATABASE_POOL_SIZE,
       statementTimeoutMs: v.DATABASE_STATEMENT_TIMEOUT_MS,
       connectTimeoutMs: v.DATABASE_CONNECT_TIMEOUT_MS,

@@ -29,6 +29,8 @@ export interface AppSettings {
 export interface DatabaseSettings {
   /** DATABASE_URL; `null` means "not configured" (embedded PGlite in development). */
   readonly url: string | null;
+  /** DATABASE_MIGRATION_URL, else DATABASE_URL: the schema owner, for migrations only. */
+  readonly migrationUrl: string | null;
   /** DATABASE_POOL_SIZE. @default 10 */
   readonly poolSize: number;
   /** DATABASE_STATEMENT_TIMEOUT_MS. @default 30000 */
