@@ -1,0 +1,368 @@
+import { mkdir } from 'node:fs/promises';
+import {
+  isAbortedTransactionError,
+  Kysely,
+  PGliteDialect,
+  PostgresDialect,
+  sql,
+  type AccessMode,
+  type Dialect,
+  type IsolationLevel,
+  type PGlite,
+  type PostgresPool,
+  type Transaction,
+} from 'kysely';
+import pg from 'pg';
+import type { Logger, Metrics } from '@flowforge/observability';
+import { DatabaseError } from './errors.js';
+import { ScopedDialect, transactionScope, type TransactionScope } from './internal/driver.js';
+import { createDatabaseMetrics, type PoolStats } from './internal/metrics.js';
+import { toDatabaseError } from './internal/sqlstate.js';
+import { assertRoleName, assertTenantId, DEFAULT_APP_ROLE } from './tenant.js';
+
+/**
+ * Options of {@link createDatabase}. `settings.database` from @flowforge/config
+ * spreads straight in; add `logger` and `metrics`.
+ */
+export interface DatabaseOptions {
+  /** A `postgres://` URL (DATABASE_URL). Wins over `embedded`. */
+  readonly url?: string | null;
+  /**
+   * An already-built node-postgres `Pool` to share instead of `url`. The handle
+   * never ends it: its owner does.
+   */
+  readonly pool?: PostgresPool;
+  /**
+   * Use embedded PGlite when there is neither `url` nor `pool`: `true` opens
+   * `embeddedDir` (needs the optional peer `@electric-sql/pglite`), or pass an
+   * open PGlite instance to share (the handle never closes it).
+   * @default false
+   */
+  readonly embedded?: boolean | PGlite;
+  /** Where `embedded: true` keeps its data; `memory://` keeps none. @default '.data/pglite' */
+  readonly embeddedDir?: string;
+  /** Maximum pooled connections. @default 10 */
+  readonly poolSize?: number;
+  /** Server-side `statement_timeout` of every pooled connection; 0 = none. @default 30000 */
+  readonly statementTimeoutMs?: number;
+  /** How long to wait for a new connection or a free pooled one. Never 0 (that waits forever). @default 5000 */
+  readonly connectTimeoutMs?: number;
+  /** How long an idle pooled connection is kept. @default 10000 */
+  readonly idleTimeoutMs?: number;
+  /** TLS: `require` encrypts, `verify-full` also checks the certificate and host. @default 'disable' */
+  readonly ssl?: 'disable' | 'require' | 'verify-full';
+  /** `application_name`, shown in pg_stat_activity. @default 'flowforge' */
+  readonly applicationName?: string;
+  /**
+   * The role `withTenant` transactions switch to (`SET LOCAL ROLE`, in the same
+   * round trip as BEGIN), so row-level security applies even to a login role
+   * that would bypass it. `null` keeps the login role: only for a login role
+   * that is itself neither superuser nor table owner.
+   * @default 'flowforge_app'
+   */
+  readonly appRole?: string | null;
+  /** The `database` label of the pool gauges, when several handles share a registry. @default 'main' */
+  readonly name?: string;
+  /** Gets pool errors (warn) and failed queries (debug). */
+  readonly logger?: Logger;
+  /** Gets the pool gauges, the query duration histogram and the error counter. */
+  readonly metrics?: Metrics;
+}
+
+/** Options of one transaction. */
+export interface TransactionOptions {
+  readonly isolationLevel?: IsolationLevel;
+  readonly accessMode?: AccessMode;
+}
+
+/** What {@link Database.health} reports when the database answers. */
+export interface DatabaseHealth {
+  readonly status: 'up';
+  readonly latencyMs: number;
+}
+
+/** A handle on one database. Nothing connects until the first query. */
+export interface Database<DB> {
+  /**
+   * The query builder on the pool, outside any transaction. On PostgreSQL it runs
+   * as the login role with no tenant set, so tenant-scoped tables show no rows
+   * through it. Embedded PGlite runs as superuser, which bypasses row-level
+   * security: there, only `withTenant` isolates tenants.
+   */
+  readonly db: Kysely<DB>;
+  /** `postgres` over node-postgres, or `pglite` embedded. */
+  readonly kind: 'postgres' | 'pglite';
+  /**
+   * Runs `fn` in a transaction: committed when `fn` resolves, rolled back (and
+   * the error rethrown unchanged) when it throws. No tenant is set.
+   * @throws {DatabaseError} NESTED_TRANSACTION inside another transaction of this handle (use `withSavepoint`).
+   */
+  withTransaction<T>(
+    fn: (trx: Transaction<DB>) => Promise<T>,
+    options?: TransactionOptions,
+  ): Promise<T>;
+  /**
+   * Runs `fn` in a transaction scoped to `tenantId`: row-level security shows and
+   * accepts only that tenant's rows, and inserts get its id by default. The
+   * tenant and role are transaction-local, so nothing survives on the pooled
+   * connection. Costs two round trips beyond `fn`'s queries (BEGIN with the
+   * settings; COMMIT).
+   * @throws {DatabaseError} TENANT_INVALID when `tenantId` is not a UUID; NESTED_TRANSACTION as above.
+   * @example
+   * const boards = await database.withTenant(principal.tenantId, (trx) =>
+   *   trx.selectFrom('dashboards').selectAll().execute(),
+   * );
+   */
+  withTenant<T>(
+    tenantId: string,
+    fn: (trx: Transaction<DB>) => Promise<T>,
+    options?: TransactionOptions,
+  ): Promise<T>;
+  /** Round-trips `select 1`. @throws {DatabaseError} UNAVAILABLE, TIMEOUT, CLOSED */
+  health(): Promise<DatabaseHealth>;
+  /** Ends the pool (or closes the PGlite instance it opened). Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Creates a handle on PostgreSQL (`url` or `pool`) or on embedded PGlite.
+ *
+ * @throws {DatabaseError} NOT_CONFIGURED when there is nothing to connect to;
+ *   INVALID_OPTIONS for an `appRole` that is not a lower-case identifier.
+ * @example
+ * const database = createDatabase<DB>({ ...settings.database, logger, metrics });
+ */
+export function createDatabase<DB>(options: DatabaseOptions): Database<DB> {
+  const owner = Symbol('flowforge-db');
+  const appRole =
+    options.appRole === null ? null : assertRoleName(options.appRole ?? DEFAULT_APP_ROLE);
+  const name = options.name ?? 'main';
+  const { logger } = options;
+  let poolStats: (() => PoolStats) | null = null;
+  let onConnectionError: (error: unknown) => void = () => undefined;
+
+  let base: Dialect;
+  let kind: Database<DB>['kind'];
+  if (options.pool || options.url) {
+    kind = 'postgres';
+    let pool: pg.Pool | PostgresPool;
+    if (options.pool) {
+      pool = shared(options.pool);
+    } else {
+      pool = createPool(options.url!, options);
+    }
+    const source = options.pool ?? pool;
+    watchPool(source, (error) => onConnectionError(error));
+    poolStats = () => readPoolStats(source);
+    base = new PostgresDialect({ pool });
+  } else if (options.embedded) {
+    kind = 'pglite';
+    const embedded = options.embedded;
+    base = new PGliteDialect({
+      pglite:
+        embedded === true
+          ? () => openPGlite(options.embeddedDir ?? '.data/pglite')
+          : unclosable(embedded),
+    });
+  } else {
+    throw new DatabaseError(
+      'NOT_CONFIGURED',
+      'no database configured: set DATABASE_URL (or pass `pool`, or `embedded` in development)',
+    );
+  }
+
+  const instruments = options.metrics
+    ? createDatabaseMetrics(options.metrics, name, poolStats)
+    : undefined;
+  onConnectionError = (error) => {
+    const mapped = toDatabaseError(error);
+    instruments?.connectionError(mapped);
+    logger?.warn(
+      { err: mapped, code: mapped.code, sqlstate: mapped.sqlstate, database: name },
+      'database connection lost while idle; the pool replaces it',
+    );
+  };
+
+  const dialect = new ScopedDialect(base, {
+    owner,
+    kind,
+    appRole,
+    ...(instruments ? { observe: instruments.statement } : {}),
+  });
+  const db = new Kysely<DB>({
+    dialect,
+    ...(instruments || logger
+      ? {
+          log: (event) => {
+            instruments?.log(event);
+            if (event.level === 'error' && logger?.isLevelEnabled('debug')) {
+              const mapped = toDatabaseError(event.error);
+              logger.debug(
+                {
+                  code: mapped.code,
+                  sqlstate: mapped.sqlstate,
+                  duration_ms: event.queryDurationMillis,
+                },
+                'query failed',
+              );
+            }
+          },
+        }
+      : {}),
+  });
+
+  let closed: Promise<void> | undefined;
+  const assertOpen = (): void => {
+    if (closed) throw new DatabaseError('CLOSED', 'the database handle is closed');
+  };
+
+  async function transact<T>(
+    tenantId: string | null,
+    fn: (trx: Transaction<DB>) => Promise<T>,
+    transaction: TransactionOptions | undefined,
+  ): Promise<T> {
+    assertOpen();
+    const current = transactionScope.getStore();
+    if (current?.owner === owner && current.state !== 'done') {
+      throw new DatabaseError(
+        'NESTED_TRANSACTION',
+        'a transaction of this handle is already open here: pass its `trx` on, or use withSavepoint(trx, fn)',
+      );
+    }
+    let builder = db.transaction();
+    if (transaction?.isolationLevel)
+      builder = builder.setIsolationLevel(transaction.isolationLevel);
+    if (transaction?.accessMode) builder = builder.setAccessMode(transaction.accessMode);
+    const scope: TransactionScope = { owner, tenantId, state: 'pending' };
+    try {
+      return await transactionScope.run(scope, () => builder.execute(fn));
+    } catch (error) {
+      if (isAbortedTransactionError(error)) {
+        throw new DatabaseError(
+          'TRANSACTION_ABORTED',
+          'the transaction was rolled back: a statement in it failed and the error was caught',
+          { cause: error },
+        );
+      }
+      throw error;
+    } finally {
+      scope.state = 'done';
+    }
+  }
+
+  return {
+    db,
+    kind,
+    withTransaction: (fn, transaction) => transact(null, fn, transaction),
+    // async: a bad tenant id rejects like every other failure, it does not throw synchronously.
+    withTenant: async (tenantId, fn, transaction) =>
+      transact(assertTenantId(tenantId), fn, transaction),
+    async health() {
+      assertOpen();
+      const started = performance.now();
+      try {
+        await sql`select 1`.execute(db);
+      } catch (error) {
+        throw toDatabaseError(error);
+      }
+      return { status: 'up', latencyMs: Math.round((performance.now() - started) * 100) / 100 };
+    },
+    close() {
+      closed ??= (async () => {
+        instruments?.release();
+        // Not db.destroy(): after it Kysely throws bare Errors; the dialect answers CLOSED.
+        await dialect.close();
+      })();
+      return closed;
+    },
+  };
+}
+
+function createPool(url: string, options: DatabaseOptions): pg.Pool {
+  const statementTimeout = options.statementTimeoutMs ?? 30_000;
+  return new pg.Pool({
+    connectionString: url,
+    max: options.poolSize ?? 10,
+    connectionTimeoutMillis: Math.max(1, options.connectTimeoutMs ?? 5_000),
+    idleTimeoutMillis: options.idleTimeoutMs ?? 10_000,
+    application_name: options.applicationName ?? 'flowforge',
+    ...(statementTimeout > 0 ? { statement_timeout: statementTimeout } : {}),
+    ssl: sslOption(options.ssl ?? 'disable'),
+    keepAlive: true,
+  });
+}
+
+function sslOption(mode: 'disable' | 'require' | 'verify-full'): pg.PoolConfig['ssl'] {
+  if (mode === 'disable') return false;
+  // `require` is libpq's: encrypted, certificate not checked.
+  return { rejectUnauthorized: mode === 'verify-full' };
+}
+
+interface EventSource {
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  on(event: 'connect', listener: (client: EventSource) => void): unknown;
+}
+
+function hasEvents(value: unknown): value is EventSource {
+  return typeof (value as { on?: unknown }).on === 'function';
+}
+
+/**
+ * node-postgres kills the process when a backend dies under a client nobody
+ * listens to: the pool listens for idle clients ('error'), and each client gets
+ * its own listener for the time it is checked out (the query in flight rejects
+ * on its own, so that listener only has to exist).
+ */
+function watchPool(pool: unknown, onIdleError: (error: unknown) => void): void {
+  if (!hasEvents(pool)) return;
+  pool.on('error', onIdleError);
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+  });
+}
+
+function readPoolStats(pool: unknown): PoolStats {
+  const stats = pool as Partial<Record<'totalCount' | 'idleCount' | 'waitingCount', number>>;
+  return {
+    total: stats.totalCount ?? 0,
+    idle: stats.idleCount ?? 0,
+    waiting: stats.waitingCount ?? 0,
+  };
+}
+
+/** A view of a shared pool whose `end()` does nothing: its owner ends it. */
+function shared(pool: PostgresPool): PostgresPool {
+  return {
+    connect: () => pool.connect(),
+    end: () => Promise.resolve(),
+    options: pool.options,
+  };
+}
+
+/** A view of a shared PGlite instance that the handle cannot close. */
+function unclosable(instance: PGlite): PGlite {
+  return new Proxy(instance, {
+    get(target, property) {
+      if (property === 'close') return () => Promise.resolve();
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function'
+        ? (value as (...args: unknown[]) => unknown).bind(target)
+        : value;
+    },
+  });
+}
+
+async function openPGlite(dataDir: string): Promise<PGlite> {
+  let module: { PGlite: { create(dataDir?: string): Promise<PGlite> } };
+  try {
+    module = await import('@electric-sql/pglite');
+  } catch (error) {
+    throw new DatabaseError(
+      'NOT_CONFIGURED',
+      'embedded mode needs the package @electric-sql/pglite (an optional peer dependency)',
+      { cause: error },
+    );
+  }
+  if (!dataDir.includes('://')) await mkdir(dataDir, { recursive: true });
+  return module.PGlite.create(dataDir);
+}

@@ -1,0 +1,28 @@
+export { createDatabase } from './database.js';
+export type { Database, DatabaseHealth, DatabaseOptions, TransactionOptions } from './database.js';
+export { withSavepoint } from './savepoint.js';
+export { assertTenantId, isTenantId, DEFAULT_APP_ROLE, TENANT_SETTING } from './tenant.js';
+export type { TenantScoped } from './tenant.js';
+export {
+  coreMigrations,
+  createMigrator,
+  createTenantTable,
+  disableTenantIsolation,
+  enableTenantIsolation,
+  migrateDown,
+  migrateToLatest,
+  migrationStatus,
+  CURRENT_TENANT_FUNCTION,
+} from './migrations.js';
+export type {
+  Migration,
+  Migrations,
+  MigrateOptions,
+  MigrationRun,
+  MigrationState,
+  TenantTableOptions,
+} from './migrations.js';
+export { DatabaseError, isDatabaseError } from './errors.js';
+export type { DatabaseErrorCode, DatabaseErrorDetails } from './errors.js';
+export { tenantIsolationProblems } from './inspect.js';
+export type { TenantIsolationProblem } from './inspect.js';

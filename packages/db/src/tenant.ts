@@ -1,0 +1,54 @@
+import type { Generated } from 'kysely';
+import { DatabaseError } from './errors.js';
+
+/**
+ * The transaction-local setting that row-level security policies read. Set only
+ * by `withTenant`, with `set_config(…, true)`, so it ends with the transaction.
+ */
+export const TENANT_SETTING = 'app.tenant_id';
+
+/**
+ * The role tenant transactions run as. It is neither superuser nor a table
+ * owner (both bypass row-level security); the core migration creates it.
+ */
+export const DEFAULT_APP_ROLE = 'flowforge_app';
+
+/**
+ * Adds the `tenant_id` column every tenant-scoped table has (the TenantMixin).
+ * It is `Generated`: inserts inside `withTenant` may leave it out, and the
+ * column default fills in the current tenant.
+ *
+ * @example
+ * interface DashboardTable { id: Generated<string>; name: string }
+ * interface DB { dashboards: TenantScoped<DashboardTable> }
+ */
+export type TenantScoped<T> = T & { tenant_id: Generated<string> };
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** True for a UUID in its canonical 8-4-4-4-12 hex form (any version). */
+export function isTenantId(value: unknown): value is string {
+  return typeof value === 'string' && UUID.test(value);
+}
+
+/** @throws {DatabaseError} TENANT_INVALID. Returns the id in lower case. */
+export function assertTenantId(value: unknown): string {
+  if (!isTenantId(value)) {
+    // The value is not echoed: it came from somewhere we do not trust to be tidy.
+    throw new DatabaseError('TENANT_INVALID', 'tenant id must be a UUID');
+  }
+  return value.toLowerCase();
+}
+
+const ROLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** @throws {DatabaseError} INVALID_OPTIONS for a role name we would have to quote. */
+export function assertRoleName(value: string): string {
+  if (!ROLE_NAME.test(value)) {
+    throw new DatabaseError(
+      'INVALID_OPTIONS',
+      `app role must be a lower-case SQL identifier (got ${JSON.stringify(value.slice(0, 64))})`,
+    );
+  }
+  return value;
+}

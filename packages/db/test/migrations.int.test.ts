@@ -1,0 +1,403 @@
+// Migrations on real PostgreSQL: order, idempotence, all-or-nothing runs, down,
+// who may migrate, the role the core migration leaves behind, and the
+// `flowforge-db migrate` CLI (dist/cli.js, spawned: build it first with `npx tsup`).
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sql, type Kysely } from 'kysely';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import {
+  coreMigrations,
+  createDatabase,
+  DatabaseError,
+  migrateDown,
+  migrateToLatest,
+  migrationStatus,
+  type Database,
+  type Migrations,
+} from '../src/index.js';
+import { createTestDatabase, testMigrations, type TestDatabase } from './support/postgres.js';
+
+const CORE = Object.keys(coreMigrations());
+const TEST = Object.keys(testMigrations);
+const PACKAGE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const CLI = join(PACKAGE_DIR, 'dist', 'cli.js');
+const CLI_MIGRATIONS = 'test/fixtures/cli-migrations.mjs';
+const CLI_NAMES = ['2026-11-28-0001-cli-widgets', '2026-11-28-0002-cli-gadgets'];
+
+const databases: TestDatabase[] = [];
+const handles: Database<unknown>[] = [];
+
+async function freshDatabase(prefix: string): Promise<TestDatabase> {
+  const created = await createTestDatabase(prefix);
+  databases.push(created);
+  return created;
+}
+
+/** A handle that afterAll closes. */
+function open(url: string): Kysely<unknown> {
+  const handle = createDatabase<unknown>({ url, poolSize: 1 });
+  handles.push(handle);
+  return handle.db;
+}
+
+async function tableExists(db: Kysely<unknown>, table: string): Promise<boolean> {
+  const { rows } = await sql<{
+    oid: string | null;
+  }>`select to_regclass(${table})::text as oid`.execute(db);
+  return rows[0]?.oid != null;
+}
+
+/** The error `run` rejects with. */
+async function rejectionOf(run: () => Promise<unknown>): Promise<DatabaseError> {
+  try {
+    await run();
+  } catch (error) {
+    expect(error).toBeInstanceOf(DatabaseError);
+    return error as DatabaseError;
+  }
+  throw new Error('expected a rejection, got none');
+}
+
+afterAll(async () => {
+  await Promise.allSettled(handles.map((handle) => handle.close()));
+  await Promise.allSettled(databases.map((database) => database.drop()));
+});
+
+describe('migrations as the schema owner', () => {
+  let test_: TestDatabase;
+  let db: Kysely<unknown>;
+  beforeAll(async () => {
+    test_ = await freshDatabase('migr');
+    db = open(test_.ownerUrl);
+  });
+
+  test('migrateToLatest applies core then the given migrations, in order; a second run applies nothing', async () => {
+    const before = await migrationStatus(db, { migrations: testMigrations });
+    expect(before).toEqual([...CORE, ...TEST].map((name) => ({ name, executedAt: null })));
+
+    const first = await migrateToLatest(db, { migrations: testMigrations });
+    expect(first).toEqual({ direction: 'up', applied: [...CORE, ...TEST] });
+    expect(await tableExists(db, 'notes')).toBe(true);
+    expect(await tableExists(db, 'tags')).toBe(true);
+
+    const second = await migrateToLatest(db, { migrations: testMigrations });
+    expect(second).toEqual({ direction: 'up', applied: [] });
+
+    const status = await migrationStatus(db, { migrations: testMigrations });
+    expect(status.map((state) => state.name)).toEqual([...CORE, ...TEST]);
+    for (const state of status) {
+      expect(state.executedAt).toBeInstanceOf(Date);
+      expect(Number.isNaN(state.executedAt!.getTime())).toBe(false);
+    }
+  });
+
+  test('the core migration leaves flowforge_app a role that cannot log in or bypass row-level security', async () => {
+    const { rows: roles } = await sql<{
+      rolsuper: boolean;
+      rolbypassrls: boolean;
+      rolcanlogin: boolean;
+      rolcreaterole: boolean;
+      rolcreatedb: boolean;
+    }>`select rolsuper, rolbypassrls, rolcanlogin, rolcreaterole, rolcreatedb
+         from pg_roles where rolname = 'flowforge_app'`.execute(db);
+    expect(roles).toEqual([
+      {
+        rolsuper: false,
+        rolbypassrls: false,
+        rolcanlogin: false,
+        rolcreaterole: false,
+        rolcreatedb: false,
+      },
+    ]);
+
+    const { rows: grants } = await sql<{ usage: boolean; fn: string | null; notes: boolean }>`
+      select has_schema_privilege('flowforge_app', 'public', 'USAGE') as usage,
+             to_regprocedure('flowforge_current_tenant()')::text as fn,
+             has_table_privilege('flowforge_app', 'notes', 'SELECT, INSERT, UPDATE, DELETE') as notes`.execute(
+      db,
+    );
+    expect(grants).toEqual([{ usage: true, fn: 'flowforge_current_tenant()', notes: true }]);
+
+    const { rows: tables } = await sql<{ relname: string; rls: boolean; forced: boolean }>`
+      select relname, relrowsecurity as rls, relforcerowsecurity as forced
+        from pg_class where relname in ('notes', 'tags') and relkind = 'r' order by relname`.execute(
+      db,
+    );
+    expect(tables).toEqual([
+      { relname: 'notes', rls: true, forced: true },
+      { relname: 'tags', rls: true, forced: true },
+    ]);
+  });
+
+  test('the app login role cannot run migrations, and its attempt changes nothing', async () => {
+    const extra: Migrations = {
+      ...testMigrations,
+      '2026-11-28-0002-app-made': {
+        async up(trx) {
+          await sql`create table app_made (id integer)`.execute(trx);
+        },
+      },
+    };
+    const error = await rejectionOf(() =>
+      migrateToLatest(open(test_.appUrl), { migrations: extra }),
+    );
+    expect(error.code).toBe('MIGRATION_FAILED');
+    expect(error.sqlstate).toBe('42501');
+    expect(error.cause).toMatchObject({ code: 'PERMISSION_DENIED', sqlstate: '42501' });
+
+    expect(await tableExists(db, 'app_made')).toBe(false);
+    const status = await migrationStatus(db, { migrations: extra });
+    expect(status.at(-1)).toEqual({ name: '2026-11-28-0002-app-made', executedAt: null });
+  });
+
+  test('migrateDown reverts the latest migration only; migrating up again re-applies it', async () => {
+    const down = await migrateDown(db, { migrations: testMigrations });
+    expect(down).toEqual({ direction: 'down', applied: TEST });
+    expect(await tableExists(db, 'notes')).toBe(false);
+    expect(await tableExists(db, 'tags')).toBe(false);
+    const status = await migrationStatus(db, { migrations: testMigrations });
+    expect(status.map((state) => [state.name, state.executedAt !== null])).toEqual([
+      ...CORE.map((name) => [name, true]),
+      ...TEST.map((name) => [name, false]),
+    ]);
+
+    const up = await migrateToLatest(db, { migrations: testMigrations });
+    expect(up).toEqual({ direction: 'up', applied: TEST });
+    expect(await tableExists(db, 'notes')).toBe(true);
+    expect(await tableExists(db, 'tags')).toBe(true);
+  });
+});
+
+describe('a migration run is all or nothing', () => {
+  test('when the second migration fails, the first one (and core) is not kept either', async () => {
+    const test_ = await freshDatabase('migr_fail');
+    const db = open(test_.ownerUrl);
+    const first = '2026-11-28-0001-first';
+    const second = '2026-11-28-0002-second';
+    const failing: Migrations = {
+      [first]: {
+        async up(trx) {
+          await sql`create table first_table (id integer)`.execute(trx);
+        },
+      },
+      [second]: {
+        async up(trx) {
+          await sql`select 1/0`.execute(trx);
+        },
+      },
+    };
+
+    const error = await rejectionOf(() => migrateToLatest(db, { migrations: failing }));
+    expect(error.code).toBe('MIGRATION_FAILED');
+    expect(error.message).toContain(`migration ${second} failed`);
+    expect(error.sqlstate).toBe('22012');
+    expect(error.cause).toMatchObject({ code: 'INVALID_INPUT', sqlstate: '22012' });
+
+    expect(await tableExists(db, 'first_table')).toBe(false);
+    const status = await migrationStatus(db, { migrations: failing });
+    expect(status).toEqual([...CORE, first, second].map((name) => ({ name, executedAt: null })));
+
+    // Nothing was left half-done or locked: the corrected set applies in full.
+    const fixed: Migrations = {
+      ...failing,
+      [second]: { up: (trx) => sql`select 1`.execute(trx).then(() => undefined) },
+    };
+    const run = await migrateToLatest(db, { migrations: fixed });
+    expect(run.applied).toEqual([...CORE, first, second]);
+    expect(await tableExists(db, 'first_table')).toBe(true);
+  });
+
+  test('the app login role cannot migrate a fresh database either', async () => {
+    const test_ = await freshDatabase('migr_app');
+    const error = await rejectionOf(() =>
+      migrateToLatest(open(test_.appUrl), { migrations: testMigrations }),
+    );
+    expect(error.code).toBe('MIGRATION_FAILED');
+    expect(error.sqlstate).toBe('42501');
+    expect(error.cause).toMatchObject({ code: 'PERMISSION_DENIED' });
+    const owner = open(test_.ownerUrl);
+    expect(await tableExists(owner, 'notes')).toBe(false);
+    expect(await tableExists(owner, 'kysely_migration')).toBe(false);
+  });
+});
+
+interface CliResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** The test process's environment without any database or APP_ENV setting of its own. */
+function cleanEnv(): NodeJS.ProcessEnv {
+  // eslint-disable-next-line no-restricted-properties -- the spawned CLI needs PATH etc.; the DB variables are set per test
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const key of Object.keys(env)) {
+    if (key.startsWith('DATABASE_') || key === 'APP_ENV') delete env[key];
+  }
+  return env;
+}
+
+function runCli(args: readonly string[], env: Record<string, string>): Promise<CliResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd: PACKAGE_DIR,
+      env: { ...cleanEnv(), ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolvePromise({ code, stdout, stderr });
+    });
+  });
+}
+
+function lines(output: string): string[] {
+  return output.split('\n').filter((line) => line.trim() !== '');
+}
+
+describe('flowforge-db migrate (the CLI)', () => {
+  let test_: TestDatabase;
+  let owner: Kysely<unknown>;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    if (!existsSync(CLI))
+      throw new Error(`${CLI} is missing: run \`npx tsup\` in packages/db first`);
+    const built = statSync(CLI).mtimeMs;
+    const sources = readdirSync(join(PACKAGE_DIR, 'src'), { recursive: true, encoding: 'utf8' });
+    const stale = sources.filter(
+      (file) => file.endsWith('.ts') && statSync(join(PACKAGE_DIR, 'src', file)).mtimeMs > built,
+    );
+    if (stale.length)
+      throw new Error(
+        `dist/cli.js is older than src (${stale.join(', ')}): run \`npx tsup\` first`,
+      );
+
+    test_ = await freshDatabase('migr_cli');
+    owner = open(test_.ownerUrl);
+    env = { APP_ENV: 'test', DATABASE_URL: test_.appUrl, DATABASE_MIGRATION_URL: test_.ownerUrl };
+  });
+
+  test('status lists every migration as pending on a fresh database', async () => {
+    const result = await runCli(['migrate', 'status', '--migrations', CLI_MIGRATIONS], env);
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    const out = lines(result.stdout);
+    expect(out.map((line) => line.split(/\s+/))).toEqual([
+      ...[...CORE, ...CLI_NAMES].map((name) => ['pending', name]),
+      ['0', 'applied,', `${CORE.length + CLI_NAMES.length}`, 'pending'],
+    ]);
+  });
+
+  test('up applies core and the module migrations as the DATABASE_MIGRATION_URL role; again: nothing to do', async () => {
+    const result = await runCli(['migrate', 'up', '--migrations', CLI_MIGRATIONS], env);
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    const all = [...CORE, ...CLI_NAMES];
+    expect(lines(result.stdout)).toEqual([
+      ...all.map((name) => `applied   ${name}`),
+      `${all.length} migrations applied`,
+    ]);
+    expect(await tableExists(owner, 'cli_widgets')).toBe(true);
+    expect(await tableExists(owner, 'cli_gadgets')).toBe(true);
+    // Made by the owner, not the app's login.
+    const { rows } = await sql<{ owner: string }>`
+      select pg_get_userbyid(relowner) as owner from pg_class where relname = 'cli_widgets'`.execute(
+      owner,
+    );
+    expect(rows).toEqual([{ owner: 'flowforge_owner' }]);
+
+    const again = await runCli(['migrate', 'up', '--migrations', CLI_MIGRATIONS], env);
+    expect(again).toMatchObject({ code: 0, stderr: '' });
+    expect(lines(again.stdout)).toEqual(['nothing to do']);
+
+    const status = await runCli(['migrate', 'status', '--migrations', CLI_MIGRATIONS], env);
+    expect(status.code).toBe(0);
+    const out = lines(status.stdout);
+    expect(out.at(-1)).toBe(`${all.length} applied, 0 pending`);
+    expect(out.slice(0, -1).map((line) => line.split(/\s+/))).toEqual(
+      all.map((name) => [expect.any(String) as unknown, name]),
+    );
+    for (const line of out.slice(0, -1)) {
+      const executedAt = line.split(/\s+/)[0]!;
+      expect(new Date(executedAt).toISOString()).toBe(executedAt);
+    }
+  });
+
+  test('down reverts only the latest migration', async () => {
+    const result = await runCli(['migrate', 'down', '--migrations', CLI_MIGRATIONS], env);
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(lines(result.stdout)).toEqual([`reverted  ${CLI_NAMES[1]}`, '1 migration reverted']);
+    expect(await tableExists(owner, 'cli_gadgets')).toBe(false);
+    expect(await tableExists(owner, 'cli_widgets')).toBe(true);
+
+    const status = await runCli(['migrate', 'status', '--migrations', CLI_MIGRATIONS], env);
+    expect(lines(status.stdout).at(-1)).toBe(`${CORE.length + 1} applied, 1 pending`);
+  });
+
+  test('without DATABASE_MIGRATION_URL it migrates as DATABASE_URL, which the app login cannot (exit 1)', async () => {
+    const result = await runCli(['migrate', 'up', '--migrations', CLI_MIGRATIONS], {
+      APP_ENV: 'test',
+      DATABASE_URL: test_.appUrl,
+    });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('permission denied');
+    expect(result.stderr).not.toContain('flowforge:flowforge@');
+    expect(await tableExists(owner, 'cli_gadgets')).toBe(false);
+  });
+
+  test.each([
+    [['frob']],
+    [['migrate']],
+    [['migrate', 'sideways']],
+    [['migrate', 'up', 'extra']],
+    [['migrate', 'up', '--bogus']],
+  ])('a bad command line %j exits 64 with the usage on stderr', async (args) => {
+    const result = await runCli(args, env);
+    expect(result.code).toBe(64);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain('usage: flowforge-db migrate <up|down|status>');
+  });
+
+  test('a --migrations module that cannot be loaded exits 64 with one line, not a stack trace', async () => {
+    const result = await runCli(
+      ['migrate', 'status', '--migrations', 'test/fixtures/missing.mjs'],
+      env,
+    );
+    expect(result.code).toBe(64);
+    expect(result.stderr).toMatch(
+      /^flowforge-db: cannot load --migrations test\/fixtures\/missing\.mjs: /,
+    );
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  test('outside development with neither DATABASE_URL nor DATABASE_MIGRATION_URL it exits 78', async () => {
+    const result = await runCli(['migrate', 'status'], { APP_ENV: 'test' });
+    expect(result.code).toBe(78);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain('DATABASE_MIGRATION_URL');
+  });
+
+  test.each([['up'], ['status']])(
+    'migrate %s on an unreachable server exits 69 without printing the password',
+    async (action) => {
+      const result = await runCli(['migrate', action, '--migrations', CLI_MIGRATIONS], {
+        APP_ENV: 'test',
+        DATABASE_MIGRATION_URL: 'postgres://u:s3cret-LEAK@127.0.0.1:1/x',
+      });
+      expect(result.code).toBe(69);
+      expect(result.stderr).toContain('cannot reach PostgreSQL');
+      expect(result.stdout).not.toContain('s3cret-LEAK');
+      expect(result.stderr).not.toContain('s3cret-LEAK');
+    },
+  );
+});

@@ -1,0 +1,448 @@
+import { randomUUID } from 'node:crypto';
+import fc from 'fast-check';
+import { sql } from 'kysely';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createDatabase,
+  tenantIsolationProblems,
+  type Database,
+  type DatabaseError,
+} from '../src/index.js';
+import {
+  createTestDatabase,
+  openMigrated,
+  TENANT_A,
+  TENANT_B,
+  urlFor,
+  type TestDatabase,
+  type TestDB,
+} from './support/postgres.js';
+
+let testDb: TestDatabase;
+let database: Database<TestDB>;
+let owner: Database<unknown>;
+/** The superuser without the role switch: sees every tenant, for fixtures and clean-up only. */
+let admin: Database<unknown>;
+
+beforeAll(async () => {
+  testDb = await createTestDatabase('tenancy');
+  database = await openMigrated(testDb);
+  owner = createDatabase<unknown>({ url: testDb.ownerUrl, poolSize: 1, appRole: null });
+  admin = createDatabase<unknown>({
+    url: urlFor('postgres', testDb.name),
+    poolSize: 1,
+    appRole: null,
+  });
+});
+
+afterAll(async () => {
+  await database?.close();
+  await owner?.close();
+  await admin?.close();
+  await testDb?.drop();
+});
+
+async function codeOf(promise: Promise<unknown>): Promise<string> {
+  const error = (await promise.then(
+    () => {
+      throw new Error('expected a rejection');
+    },
+    (rejection: unknown) => rejection,
+  )) as DatabaseError;
+  return error.code;
+}
+
+const insertNote = (db: Database<TestDB>, tenant: string, title: string): Promise<string> =>
+  db.withTenant(tenant, async (trx) => {
+    const row = await trx
+      .insertInto('notes')
+      .values({ title })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return row.id;
+  });
+
+describe('the roles and the schema', () => {
+  it('the login role and the app role are neither superuser nor BYPASSRLS, and own no tenant table', async () => {
+    const { rows } = await sql<{
+      rolname: string;
+      rolsuper: boolean;
+      rolbypassrls: boolean;
+      owns: number;
+    }>`
+      select r.rolname, r.rolsuper, r.rolbypassrls,
+             (select count(*)::int from pg_class c
+                join pg_attribute a on a.attrelid = c.oid and a.attname = 'tenant_id'
+               where c.relowner = r.oid) as owns
+        from pg_roles r where r.rolname in ('flowforge', 'flowforge_app') order by 1`.execute(
+      owner.db,
+    );
+    expect(rows).toEqual([
+      { rolname: 'flowforge', rolsuper: false, rolbypassrls: false, owns: 0 },
+      { rolname: 'flowforge_app', rolsuper: false, rolbypassrls: false, owns: 0 },
+    ]);
+  });
+
+  it('every tenant table has NOT NULL tenant_id, its index, forced RLS and a tenant policy', async () => {
+    const { rows } = await sql<{ relname: string; forced: boolean }>`
+      select c.relname, c.relforcerowsecurity as forced from pg_class c
+        join pg_attribute a on a.attrelid = c.oid and a.attname = 'tenant_id'
+       where c.relnamespace = 'public'::regnamespace and c.relkind = 'r' order by 1`.execute(
+      owner.db,
+    );
+    expect(rows).toEqual([
+      { relname: 'notes', forced: true },
+      { relname: 'tags', forced: true },
+    ]);
+    expect(await tenantIsolationProblems(owner.db)).toEqual([]);
+  });
+
+  it('the catalog walk fails for a table that gets isolation wrong', async () => {
+    // Built and inspected inside a transaction that is rolled back, so nothing stays.
+    const problems = await owner
+      .withTransaction(async (trx) => {
+        await sql`create table leaky (id uuid primary key, tenant_id uuid, title text unique)`.execute(
+          trx,
+        );
+        await sql`create table opened (id uuid primary key default gen_random_uuid(), tenant_id uuid not null)`.execute(
+          trx,
+        );
+        await sql`create index on opened (tenant_id)`.execute(trx);
+        await sql`alter table opened enable row level security`.execute(trx);
+        await sql`alter table opened force row level security`.execute(trx);
+        await sql`create policy scoped on opened using (tenant_id = flowforge_current_tenant()) with check (tenant_id = flowforge_current_tenant())`.execute(
+          trx,
+        );
+        await sql`create policy everyone on opened for select using (true)`.execute(trx);
+        const found = await tenantIsolationProblems(trx);
+        throw Object.assign(new Error('rollback'), { found });
+      })
+      .catch((error: { found?: unknown }) => error.found);
+    expect(problems).toEqual([
+      { table: 'leaky', problem: 'tenant_id is nullable' },
+      { table: 'leaky', problem: 'row-level security is not enabled' },
+      { table: 'leaky', problem: 'row-level security is not forced (the table owner bypasses it)' },
+      { table: 'leaky', problem: 'no index led by tenant_id' },
+      {
+        table: 'leaky',
+        problem: 'unique index leaky_pkey spans tenants (its 23505 leaks existence)',
+      },
+      {
+        table: 'leaky',
+        problem: 'unique index leaky_title_key spans tenants (its 23505 leaks existence)',
+      },
+      {
+        table: 'leaky',
+        problem:
+          'no policy for all commands with USING and WITH CHECK on flowforge_current_tenant()',
+      },
+      { table: 'opened', problem: 'permissive policy everyone does not check the tenant' },
+    ]);
+    const { rows } = await sql`select 1 from pg_class where relname in ('leaky', 'opened')`.execute(
+      owner.db,
+    );
+    expect(rows).toEqual([]);
+  });
+});
+
+describe('isolation, enforced by PostgreSQL', () => {
+  let aNote: string;
+  let bNote: string;
+
+  beforeAll(async () => {
+    aNote = await insertNote(database, TENANT_A, 'isolation-a');
+    bNote = await insertNote(database, TENANT_B, 'isolation-b');
+  });
+
+  it('a query that forgets its tenant filter still sees only the current tenant', async () => {
+    const rows = await database.withTenant(TENANT_A, (trx) =>
+      trx.selectFrom('notes').select(['id', 'tenant_id']).execute(),
+    );
+    expect(rows.map((row) => row.id)).toContain(aNote);
+    expect(rows.map((row) => row.id)).not.toContain(bNote);
+    expect(new Set(rows.map((row) => row.tenant_id))).toEqual(new Set([TENANT_A]));
+  });
+
+  it('with no tenant set, it sees nothing and can write nothing (fails closed)', async () => {
+    expect(await database.db.selectFrom('notes').selectAll().execute()).toEqual([]);
+    expect(
+      await database.withTransaction((trx) => trx.selectFrom('tags').selectAll().execute()),
+    ).toEqual([]);
+    // The tenant_id default is the current tenant, NULL here: the policy refuses the row
+    // (PostgreSQL checks WITH CHECK before NOT NULL).
+    expect(
+      await codeOf(database.db.insertInto('notes').values({ title: 'orphan' }).execute()),
+    ).toBe('TENANT_VIOLATION');
+    expect(
+      await codeOf(
+        database.db.insertInto('notes').values({ title: 'forged', tenant_id: TENANT_A }).execute(),
+      ),
+    ).toBe('TENANT_VIOLATION');
+  });
+
+  it("tenant A cannot read, update or delete tenant B's row, even by its id", async () => {
+    const [read, updated, deleted] = await database.withTenant(TENANT_A, async (trx) => [
+      await trx.selectFrom('notes').selectAll().where('id', '=', bNote).executeTakeFirst(),
+      await trx
+        .updateTable('notes')
+        .set({ title: 'hijacked' })
+        .where('id', '=', bNote)
+        .executeTakeFirst(),
+      await trx.deleteFrom('notes').where('id', '=', bNote).executeTakeFirst(),
+    ]);
+    expect(read).toBeUndefined();
+    expect(updated.numUpdatedRows).toBe(0n);
+    expect(deleted.numDeletedRows).toBe(0n);
+    const intact = await database.withTenant(TENANT_B, (trx) =>
+      trx.selectFrom('notes').select('title').where('id', '=', bNote).executeTakeFirst(),
+    );
+    expect(intact).toEqual({ title: 'isolation-b' });
+  });
+
+  it('tenant A cannot write a row into B, nor move its own row to B', async () => {
+    expect(
+      await codeOf(
+        database.withTenant(TENANT_A, (trx) =>
+          trx.insertInto('notes').values({ title: 'planted', tenant_id: TENANT_B }).execute(),
+        ),
+      ),
+    ).toBe('TENANT_VIOLATION');
+    expect(
+      await codeOf(
+        database.withTenant(TENANT_A, (trx) =>
+          trx.updateTable('notes').set({ tenant_id: TENANT_B }).where('id', '=', aNote).execute(),
+        ),
+      ),
+    ).toBe('TENANT_VIOLATION');
+  });
+
+  it("a foreign key to B's row fails exactly like one to a row that does not exist", async () => {
+    const tagFor = (noteId: string): Promise<string> =>
+      codeOf(
+        database.withTenant(TENANT_A, (trx) =>
+          trx.insertInto('tags').values({ note_id: noteId, label: 'x' }).execute(),
+        ),
+      );
+    expect(await tagFor(bNote)).toBe('FOREIGN_KEY_VIOLATION');
+    expect(await tagFor(randomUUID())).toBe('FOREIGN_KEY_VIOLATION');
+  });
+
+  it('unique constraints are per tenant: a duplicate in another tenant reveals nothing', async () => {
+    await insertNote(database, TENANT_A, 'same-title');
+    await expect(insertNote(database, TENANT_B, 'same-title')).resolves.toMatch(/^[0-9a-f-]{36}$/);
+    expect(await codeOf(insertNote(database, TENANT_A, 'same-title'))).toBe('UNIQUE_VIOLATION');
+  });
+
+  it('a tenant id that is not a UUID never reaches the server', async () => {
+    for (const bad of [
+      '',
+      'tenant-a',
+      "' or true --",
+      `${TENANT_A}'; select 1; --`,
+      `${TENANT_A} `,
+    ]) {
+      expect(await codeOf(database.withTenant(bad, () => Promise.resolve()))).toBe(
+        'TENANT_INVALID',
+      );
+    }
+    const upper = await database.withTenant(TENANT_A.toUpperCase(), (trx) =>
+      trx.selectFrom('notes').select('id').where('id', '=', aNote).executeTakeFirst(),
+    );
+    expect(upper).toEqual({ id: aNote });
+  });
+
+  it('holds for a login that owns the tables (FORCE) and for a superuser (the role switch)', async () => {
+    const asOwner = createDatabase<TestDB>({ url: testDb.ownerUrl, poolSize: 1, appRole: null });
+    const asSuperuser = createDatabase<TestDB>({
+      url: urlFor('postgres', testDb.name),
+      poolSize: 1,
+    });
+    const unguarded = createDatabase<TestDB>({
+      url: urlFor('postgres', testDb.name),
+      poolSize: 1,
+      appRole: null,
+    });
+    try {
+      for (const handle of [asOwner, asSuperuser]) {
+        const ids = await handle.withTenant(TENANT_A, (trx) =>
+          trx.selectFrom('notes').select('id').execute(),
+        );
+        expect(ids.map((row) => row.id)).not.toContain(bNote);
+        expect(ids.map((row) => row.id)).toContain(aNote);
+      }
+      // Why appRole defaults on: a superuser login without the switch bypasses every policy.
+      const all = await unguarded.withTenant(TENANT_A, (trx) =>
+        trx.selectFrom('notes').select('id').execute(),
+      );
+      expect(all.map((row) => row.id)).toContain(bNote);
+    } finally {
+      await Promise.all([asOwner.close(), asSuperuser.close(), unguarded.close()]);
+    }
+  });
+});
+
+describe('property: two tenants interleaved on one shared pool', () => {
+  type Tenant = typeof TENANT_A | typeof TENANT_B;
+  type Op =
+    | { kind: 'insert'; tenant: Tenant }
+    | { kind: 'insertThenFail'; tenant: Tenant }
+    | { kind: 'get' | 'update' | 'delete'; tenant: Tenant; target: number }
+    | { kind: 'list'; tenant: Tenant };
+
+  const tenant = fc.constantFrom<Tenant>(TENANT_A, TENANT_B);
+  const op: fc.Arbitrary<Op> = fc.oneof(
+    fc.record({ kind: fc.constant('insert' as const), tenant }),
+    fc.record({ kind: fc.constant('insertThenFail' as const), tenant }),
+    fc.record({
+      kind: fc.constantFrom('get' as const, 'update' as const, 'delete' as const),
+      tenant,
+      target: fc.nat(),
+    }),
+    fc.record({ kind: fc.constant('list' as const), tenant }),
+  );
+
+  it('no operation ever sees or changes the other tenant, and no pooled connection keeps a tenant', async () => {
+    const pool = new pg.Pool({ connectionString: testDb.appUrl, max: 2 });
+    const shared = createDatabase<TestDB>({ pool });
+    let counter = 0;
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(fc.array(op, { minLength: 1, maxLength: 4 }), { maxLength: 8 }),
+          async (batches) => {
+            // Each run starts empty. Only a superuser passes over forced RLS to clean up.
+            await sql`delete from notes`.execute(admin.db);
+            const model = new Map<string, { tenant: Tenant; title: string }>();
+            const idsOf = (who: Tenant): string[] =>
+              [...model].filter(([, row]) => row.tenant === who).map(([id]) => id);
+
+            for (const batch of batches) {
+              const known = [...model.keys()];
+              const touched = new Set<string>();
+              // Ops on one row within a batch would race each other; a second one becomes a list.
+              const planned = batch.map((step): Op => {
+                if ('target' in step) {
+                  const id = known[step.target % Math.max(known.length, 1)];
+                  if (id === undefined || touched.has(id))
+                    return { kind: 'list', tenant: step.tenant };
+                  touched.add(id);
+                }
+                return step;
+              });
+              const inserted = new Map<string, { tenant: Tenant; title: string }>();
+              const removed = new Set<string>();
+              const renamed = new Map<string, string>();
+              await Promise.all(
+                planned.map(async (step) => {
+                  const own = (id: string): boolean => model.get(id)?.tenant === step.tenant;
+                  switch (step.kind) {
+                    case 'insert': {
+                      const title = `t${(counter += 1)}`;
+                      const id = await insertNote(shared, step.tenant, title);
+                      inserted.set(id, { tenant: step.tenant, title });
+                      return;
+                    }
+                    case 'insertThenFail': {
+                      const title = `f${(counter += 1)}`;
+                      const failure = new Error('rolled back on purpose');
+                      const thrown = await shared
+                        .withTenant(step.tenant, async (trx) => {
+                          await trx.insertInto('notes').values({ title }).execute();
+                          throw failure;
+                        })
+                        .catch((error: unknown) => error);
+                      expect(thrown).toBe(failure);
+                      return;
+                    }
+                    case 'list': {
+                      const rows = await shared.withTenant(step.tenant, (trx) =>
+                        trx.selectFrom('notes').select(['id', 'tenant_id']).execute(),
+                      );
+                      for (const row of rows) expect(row.tenant_id).toBe(step.tenant);
+                      return;
+                    }
+                    case 'get':
+                    case 'update':
+                    case 'delete': {
+                      const id = known[step.target % known.length]!;
+                      const expected = own(id) ? 1n : 0n;
+                      if (step.kind === 'get') {
+                        const row = await shared.withTenant(step.tenant, (trx) =>
+                          trx
+                            .selectFrom('notes')
+                            .select('title')
+                            .where('id', '=', id)
+                            .executeTakeFirst(),
+                        );
+                        expect(row?.title).toBe(own(id) ? model.get(id)!.title : undefined);
+                      } else if (step.kind === 'update') {
+                        const title = `u${(counter += 1)}`;
+                        const result = await shared.withTenant(step.tenant, (trx) =>
+                          trx
+                            .updateTable('notes')
+                            .set({ title })
+                            .where('id', '=', id)
+                            .executeTakeFirst(),
+                        );
+                        expect(result.numUpdatedRows).toBe(expected);
+                        if (own(id)) renamed.set(id, title);
+                      } else {
+                        const result = await shared.withTenant(step.tenant, (trx) =>
+                          trx.deleteFrom('notes').where('id', '=', id).executeTakeFirst(),
+                        );
+                        expect(result.numDeletedRows).toBe(expected);
+                        if (own(id)) removed.add(id);
+                      }
+                      return;
+                    }
+                  }
+                }),
+              );
+              for (const [id, row] of inserted) model.set(id, row);
+              for (const [id, title] of renamed) model.set(id, { ...model.get(id)!, title });
+              for (const id of removed) model.delete(id);
+
+              for (const who of [TENANT_A, TENANT_B] as const) {
+                const rows = await shared.withTenant(who, (trx) =>
+                  trx.selectFrom('notes').select(['id', 'title']).execute(),
+                );
+                expect(new Map(rows.map((row) => [row.id, row.title]))).toEqual(
+                  new Map(idsOf(who).map((id) => [id, model.get(id)!.title])),
+                );
+              }
+            }
+          },
+        ),
+        { numRuns: 25 },
+      );
+
+      // Check out every connection of the pool at once: none carries a tenant or the app role.
+      const clients = await Promise.all([pool.connect(), pool.connect()]);
+      try {
+        const sessions = await Promise.all(
+          clients.map(async (client) => {
+            const { rows } = await client.query<{
+              tenant: string | null;
+              role: string;
+              pid: number;
+            }>(
+              "select current_setting('app.tenant_id', true) as tenant, current_user as role, pg_backend_pid() as pid",
+            );
+            return rows[0]!;
+          }),
+        );
+        expect(new Set(sessions.map((session) => session.pid)).size).toBe(2);
+        for (const session of sessions) {
+          expect(session.tenant ?? '').toBe('');
+          expect(session.role).toBe('flowforge');
+        }
+      } finally {
+        for (const client of clients) client.release();
+      }
+    } finally {
+      await shared.close();
+      await pool.end();
+    }
+  });
+});
