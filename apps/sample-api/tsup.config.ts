@@ -1,6 +1,10 @@
 import type { Options } from 'tsup';
 import { packageBuild } from '../../tsup.shared.js';
 
-// An app, not a library: an entry point to run, no type declarations.
-const config: Options = packageBuild({ entry: ['src/main.ts'], dts: false });
+// An app, not a library: entry points to run, no type declarations. dist/migrations.js
+// is what `flowforge-db migrate up --migrations` loads in a deploy.
+const config: Options = packageBuild({
+  entry: ['src/main.ts', 'src/db/migrations.ts'],
+  dts: false,
+});
 export default config;

@@ -9,8 +9,12 @@ import {
   type Logger,
   type Metrics,
 } from '@flowforge/observability';
-import { sendProblem } from './problem.js';
+import { isDatabaseError, type Database, type DatabaseError } from '@flowforge/db';
+import type { AppDB } from './db/schema.js';
+import { requirePrincipal } from './principal.js';
+import { sendProblem, type Problem } from './problem.js';
 import type { ReadinessCheck } from './readiness.js';
+import { dashboardRoutes, DatabaseNotConfigured } from './routes/dashboards.js';
 import { healthRoutes } from './routes/health.js';
 
 export interface AppOptions {
@@ -21,6 +25,11 @@ export interface AppOptions {
   readonly logger?: Logger;
   /** The metrics registry; a fresh one unless given. */
   readonly metrics?: Metrics;
+  /**
+   * The tenant data store; `null` or absent: not configured, and its routes answer
+   * 503. The app takes it over: readiness checks it, and closing the app closes it.
+   */
+  readonly database?: Database<AppDB> | null;
   /** Registers more routes before the app is sealed (later packages add theirs here). */
   readonly routes?: (server: FastifyInstance) => void;
 }
@@ -57,7 +66,11 @@ export async function buildApp(options: AppOptions): Promise<App> {
     keepAliveTimeout: 5_000,
     forceCloseConnections: 'idle',
     return503OnClosing: true,
+    // Unknown body fields are refused (400), not silently dropped: a client that
+    // sends tenant_id learns that it is not accepted.
+    ajv: { customOptions: { removeAdditional: false } },
   });
+  const database = options.database ?? null;
 
   server.setNotFoundHandler((request, reply) =>
     sendProblem(request, reply, {
@@ -67,6 +80,27 @@ export async function buildApp(options: AppOptions): Promise<App> {
     }),
   );
   server.setErrorHandler((error: { statusCode?: number; message?: string }, request, reply) => {
+    if (isDatabaseError(error)) {
+      const problem = databaseProblem(error);
+      if (problem.status >= 500) {
+        logger[problem.status === 503 ? 'warn' : 'error'](
+          { err: error, code: error.code, sqlstate: error.sqlstate },
+          'database request failed',
+        );
+      }
+      if (problem.status === 503) void reply.header('retry-after', '1');
+      if (problem.status === 401) {
+        void reply.header('www-authenticate', 'Bearer realm="flowforge", error="invalid_token"');
+      }
+      return sendProblem(request, reply, problem);
+    }
+    if (error instanceof DatabaseNotConfigured) {
+      return sendProblem(request, reply, {
+        title: 'Service Unavailable',
+        status: 503,
+        detail: error.message,
+      });
+    }
     const status =
       typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 500;
     if (status >= 500) logger.error({ err: error }, 'request failed');
@@ -90,12 +124,24 @@ export async function buildApp(options: AppOptions): Promise<App> {
     done(null, payload);
   });
 
+  const checks = [...(options.checks ?? [])];
+  if (database) {
+    checks.push({
+      name: 'postgres',
+      required: true,
+      check: async () => {
+        await database.health();
+      },
+    });
+    server.addHook('onClose', () => database.close());
+  }
   healthRoutes(server, {
-    checks: options.checks ?? [],
+    checks,
     isShuttingDown: () => shuttingDown,
     checkTimeoutMs: 2_000,
   });
 
+  dashboardRoutes(server, { database, authenticate: requirePrincipal(settings) });
   options.routes?.(server);
   await server.ready();
   return {
@@ -106,4 +152,47 @@ export async function buildApp(options: AppOptions): Promise<App> {
       shuttingDown = true;
     },
   };
+}
+
+/**
+ * The HTTP face of a database error: the client's mistakes are 4xx with a fixed
+ * explanation (the server's message may quote values), a store that is down or
+ * overloaded is 503 (retry), anything else is a 500 that describes nothing.
+ */
+function databaseProblem(error: DatabaseError): Problem {
+  switch (error.code) {
+    case 'UNAVAILABLE':
+    case 'TIMEOUT':
+    case 'CLOSED':
+    case 'NOT_CONFIGURED':
+    case 'SERIALIZATION_FAILURE':
+      return {
+        title: 'Service Unavailable',
+        status: 503,
+        detail: 'The database is not available right now; try again.',
+      };
+    case 'UNIQUE_VIOLATION':
+      return {
+        title: 'Conflict',
+        status: 409,
+        detail: 'A record with these values already exists.',
+      };
+    case 'CHECK_VIOLATION':
+    case 'NOT_NULL_VIOLATION':
+    case 'INVALID_INPUT':
+    case 'FOREIGN_KEY_VIOLATION':
+      return {
+        title: 'Bad Request',
+        status: 400,
+        detail: 'The request has values the data model refuses.',
+      };
+    case 'TENANT_INVALID':
+      return {
+        title: 'Unauthorized',
+        status: 401,
+        detail: 'The credentials carry no usable tenant.',
+      };
+    default:
+      return { title: 'Internal Server Error', status: 500 };
+  }
 }

@@ -1,6 +1,7 @@
 import { ConfigError, getSettings, type Settings } from '@flowforge/config';
-import { createLogger, flushLogger } from '@flowforge/observability';
+import { createLogger, createMetrics, flushLogger } from '@flowforge/observability';
 import { buildApp } from './app.js';
+import { openDatabase } from './db/open.js';
 import { closeGracefully } from './lifecycle.js';
 
 const EXIT_CONFIG = 78; // EX_CONFIG from sysexits.h
@@ -23,7 +24,9 @@ const logger = createLogger({
   format: settings.app.logFormat,
   service: settings.app.name,
 });
-const app = await buildApp({ settings, logger });
+const metrics = createMetrics();
+const database = await openDatabase(settings, logger, metrics);
+const app = await buildApp({ settings, logger, metrics, database });
 
 let stopping = false;
 async function shutdown(signal: NodeJS.Signals): Promise<void> {

@@ -30,7 +30,8 @@ function start(env: Record<string, string>): { child: ChildProcess; output: () =
 }
 
 async function waitForListening(output: () => string): Promise<void> {
-  for (let i = 0; i < 100 && !output().includes('listening'); i += 1) {
+  // Up to 30 s: in development the embedded PGlite database starts (and migrates) first.
+  for (let i = 0; i < 600 && !output().includes('listening'); i += 1) {
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   expect(output()).toContain('listening');
@@ -71,16 +72,34 @@ describe('the sample-api process', () => {
     expect(output()).toContain('"msg":"stopped"');
   });
 
-  it('exits 0 on SIGINT in development, with its human-readable shutdown lines written out', async () => {
+  it('serves tenant data from embedded PGlite in development, and exits 0 on SIGINT with its shutdown lines', async () => {
     const port = await freePort();
-    const { child, output } = start({ APP_ENV: 'development', PORT: String(port) });
+    const { child, output } = start({
+      APP_ENV: 'development',
+      PORT: String(port),
+      DATABASE_EMBEDDED_DIR: 'memory://',
+    });
     await waitForListening(output);
+    expect(output()).toMatch(/embedded PGlite database ready/);
+    const base = `http://127.0.0.1:${port}`;
+    const ready = await fetch(`${base}/health/ready`);
+    expect(ready.status).toBe(200);
+    const created = await fetch(`${base}/api/v1/dashboards`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'Embedded' }),
+    });
+    expect(created.status).toBe(201);
+    const list = (await (await fetch(`${base}/api/v1/dashboards`)).json()) as {
+      items: { name: string }[];
+    };
+    expect(list.items.map((item) => item.name)).toEqual(['Embedded']);
     child.kill('SIGINT');
     const [code] = (await once(child, 'exit')) as [number | null];
     expect(code).toBe(0);
     expect(output()).toMatch(/INFO.*: shutting down/);
     expect(output()).toMatch(/INFO.*: stopped/);
-  });
+  }, 60_000);
 
   it('refuses to start on invalid settings: exit 78, every problem listed, no secret echoed', async () => {
     const { child, output } = start({

@@ -1,0 +1,289 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { sql, type Selectable, type Transaction } from 'kysely';
+import { isDatabaseError, type Database } from '@flowforge/db';
+import type { AppDB, DashboardTable, WidgetKind, WidgetTable } from '../db/schema.js';
+import type { Principal } from '../principal.js';
+import { sendProblem } from '../problem.js';
+
+export interface DashboardRoutesOptions {
+  /** `null` when no database is configured: every route answers 503. */
+  readonly database: Database<AppDB> | null;
+  /** The preHandler that sets `request.principal` (or answers 401). */
+  readonly authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+}
+
+const uuid = { type: 'string', format: 'uuid' } as const;
+const idParams = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: uuid },
+  additionalProperties: false,
+} as const;
+const name = { type: 'string', minLength: 1, maxLength: 200 } as const;
+const description = { type: ['string', 'null'], maxLength: 2000 } as const;
+// Bodies refuse unknown fields (Ajv's removeAdditional is off): a `tenant_id` sent by a
+// client is a 400, never used. The tenant comes from the principal only.
+const dashboardBody = {
+  type: 'object',
+  required: ['name'],
+  properties: { name, description },
+  additionalProperties: false,
+} as const;
+const dashboardPatch = {
+  type: 'object',
+  minProperties: 1,
+  properties: { name, description },
+  additionalProperties: false,
+} as const;
+const widgetBody = {
+  type: 'object',
+  required: ['name', 'kind'],
+  properties: {
+    name,
+    kind: { type: 'string', enum: ['metric', 'live'] },
+    config: { type: 'object' },
+  },
+  additionalProperties: false,
+} as const;
+const listQuery = {
+  type: 'object',
+  properties: { limit: { type: 'integer', minimum: 1, maximum: 500, default: 100 } },
+  additionalProperties: false,
+} as const;
+
+interface DashboardJson {
+  id: string;
+  name: string;
+  description?: string;
+  created_by: string;
+  created_at: string;
+  updated_at: string;
+}
+
+function dashboardJson(row: Omit<Selectable<DashboardTable>, never>): DashboardJson {
+  return {
+    id: row.id,
+    name: row.name,
+    ...(row.description === null ? {} : { description: row.description }),
+    created_by: row.created_by,
+    created_at: row.created_at.toISOString(),
+    updated_at: row.updated_at.toISOString(),
+  };
+}
+
+function widgetJson(row: Selectable<WidgetTable>) {
+  return {
+    id: row.id,
+    dashboard_id: row.dashboard_id,
+    name: row.name,
+    kind: row.kind,
+    config: row.config,
+    created_at: row.created_at.toISOString(),
+    updated_at: row.updated_at.toISOString(),
+  };
+}
+
+const DASHBOARD_COLUMNS = [
+  'id',
+  'name',
+  'description',
+  'created_by',
+  'created_at',
+  'updated_at',
+] as const;
+const WIDGET_COLUMNS = [
+  'id',
+  'dashboard_id',
+  'name',
+  'kind',
+  'config',
+  'created_at',
+  'updated_at',
+] as const;
+
+/**
+ * /api/v1/dashboards (CRUD) and /api/v1/dashboards/:id/widgets. Every query runs
+ * in `withTenant(principal.tenantId)`: PostgreSQL's row-level security decides
+ * what a tenant sees, so another tenant's id is simply not found (404, never 403:
+ * a 403 would confirm that the id exists).
+ */
+export function dashboardRoutes(app: FastifyInstance, options: DashboardRoutesOptions): void {
+  const { database, authenticate } = options;
+
+  /** The get_db() of the original: the request's tenant transaction. */
+  function inTenant<T>(
+    request: FastifyRequest,
+    fn: (trx: Transaction<AppDB>, principal: Principal) => Promise<T>,
+  ): Promise<T> {
+    const principal = request.principal!;
+    if (database === null) throw new DatabaseNotConfigured();
+    return database.withTenant(principal.tenantId, (trx) => fn(trx, principal));
+  }
+
+  const notFound = (request: FastifyRequest, reply: FastifyReply, what: string) =>
+    sendProblem(request, reply, {
+      title: 'Not Found',
+      status: 404,
+      detail: `No ${what} with this id.`,
+    });
+
+  app.register(
+    (api, _opts, done) => {
+      api.addHook('preHandler', authenticate);
+
+      api.get<{ Querystring: { limit: number } }>(
+        '/dashboards',
+        { schema: { querystring: listQuery } },
+        async (request) => {
+          const rows = await inTenant(request, (trx) =>
+            trx
+              .selectFrom('dashboards')
+              .select(DASHBOARD_COLUMNS)
+              .orderBy('created_at', 'desc')
+              .orderBy('id')
+              .limit(request.query.limit)
+              .execute(),
+          );
+          return { items: rows.map(dashboardJson) };
+        },
+      );
+
+      api.post<{ Body: { name: string; description?: string | null } }>(
+        '/dashboards',
+        { schema: { body: dashboardBody } },
+        async (request, reply) => {
+          const row = await inTenant(request, (trx, principal) =>
+            trx
+              .insertInto('dashboards')
+              .values({
+                name: request.body.name,
+                description: request.body.description ?? null,
+                created_by: principal.userId,
+              })
+              .returning(DASHBOARD_COLUMNS)
+              .executeTakeFirstOrThrow(),
+          );
+          return reply
+            .code(201)
+            .header('location', `/api/v1/dashboards/${row.id}`)
+            .send(dashboardJson(row));
+        },
+      );
+
+      api.get<{ Params: { id: string } }>(
+        '/dashboards/:id',
+        { schema: { params: idParams } },
+        async (request, reply) => {
+          const row = await inTenant(request, (trx) =>
+            trx
+              .selectFrom('dashboards')
+              .select(DASHBOARD_COLUMNS)
+              .where('id', '=', request.params.id)
+              .executeTakeFirst(),
+          );
+          return row ? dashboardJson(row) : notFound(request, reply, 'dashboard');
+        },
+      );
+
+      api.patch<{ Params: { id: string }; Body: { name?: string; description?: string | null } }>(
+        '/dashboards/:id',
+        { schema: { params: idParams, body: dashboardPatch } },
+        async (request, reply) => {
+          const { name: newName, description: newDescription } = request.body;
+          const row = await inTenant(request, (trx) =>
+            trx
+              .updateTable('dashboards')
+              .set({
+                ...(newName === undefined ? {} : { name: newName }),
+                ...(newDescription === undefined ? {} : { description: newDescription }),
+                updated_at: sql<Date>`now()`,
+              })
+              .where('id', '=', request.params.id)
+              .returning(DASHBOARD_COLUMNS)
+              .executeTakeFirst(),
+          );
+          return row ? dashboardJson(row) : notFound(request, reply, 'dashboard');
+        },
+      );
+
+      api.delete<{ Params: { id: string } }>(
+        '/dashboards/:id',
+        { schema: { params: idParams } },
+        async (request, reply) => {
+          const result = await inTenant(request, (trx) =>
+            trx.deleteFrom('dashboards').where('id', '=', request.params.id).executeTakeFirst(),
+          );
+          return result.numDeletedRows === 0n
+            ? notFound(request, reply, 'dashboard')
+            : reply.code(204).send();
+        },
+      );
+
+      api.get<{ Params: { id: string } }>(
+        '/dashboards/:id/widgets',
+        { schema: { params: idParams } },
+        async (request, reply) => {
+          const found = await inTenant(request, async (trx) => {
+            const dashboard = await trx
+              .selectFrom('dashboards')
+              .select('id')
+              .where('id', '=', request.params.id)
+              .executeTakeFirst();
+            if (!dashboard) return null;
+            return trx
+              .selectFrom('widgets')
+              .select(WIDGET_COLUMNS)
+              .where('dashboard_id', '=', request.params.id)
+              .orderBy('created_at')
+              .orderBy('id')
+              .execute();
+          });
+          return found ? { items: found.map(widgetJson) } : notFound(request, reply, 'dashboard');
+        },
+      );
+
+      api.post<{
+        Params: { id: string };
+        Body: { name: string; kind: WidgetKind; config?: Record<string, unknown> };
+      }>(
+        '/dashboards/:id/widgets',
+        { schema: { params: idParams, body: widgetBody } },
+        async (request, reply) => {
+          try {
+            const row = await inTenant(request, (trx) =>
+              trx
+                .insertInto('widgets')
+                .values({
+                  dashboard_id: request.params.id,
+                  name: request.body.name,
+                  kind: request.body.kind,
+                  config: JSON.stringify(request.body.config ?? {}),
+                })
+                .returning(WIDGET_COLUMNS)
+                .executeTakeFirstOrThrow(),
+            );
+            return await reply.code(201).send(widgetJson(row));
+          } catch (error) {
+            // The foreign key includes tenant_id: another tenant's dashboard fails it
+            // exactly like one that does not exist.
+            if (isDatabaseError(error, 'FOREIGN_KEY_VIOLATION')) {
+              return notFound(request, reply, 'dashboard');
+            }
+            throw error;
+          }
+        },
+      );
+      done();
+    },
+    { prefix: '/api/v1' },
+  );
+}
+
+/** Thrown when a route needs the database and none is configured: a 503 naming the variable. */
+export class DatabaseNotConfigured extends Error {
+  readonly statusCode = 503;
+  constructor() {
+    super('No database is configured: set DATABASE_URL.');
+    this.name = 'DatabaseNotConfigured';
+  }
+}
