@@ -4,7 +4,7 @@ import { packageBuild } from '../../tsup.shared.js';
 // An app, not a library: entry points to run, no type declarations. dist/migrations.js
 // is what `flowforge-db migrate up --migrations` loads in a deploy.
 const config: Options = packageBuild({
-  entry: ['src/main.ts', 'src/db/migrations.ts'],
+  entry: { main: 'src/main.ts', migrations: 'src/db/migrations.ts' },
   dts: false,
 });
 export default config;

@@ -272,6 +272,13 @@ describe('when PostgreSQL is not there', () => {
       // Outside development there is no dev principal: authentication answers first.
       const response = await app.server.inject({ method: 'GET', url: '/api/v1/dashboards' });
       expect(response.statusCode).toBe(401);
+      // Before the body is validated: an anonymous caller learns nothing about the schema.
+      const invalid = await app.server.inject({
+        method: 'POST',
+        url: '/api/v1/dashboards',
+        payload: {},
+      });
+      expect(invalid.statusCode).toBe(401);
     } finally {
       await app.server.close();
     }

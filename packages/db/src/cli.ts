@@ -87,6 +87,9 @@ async function main(argv: readonly string[]): Promise<number> {
           poolSize: 1,
           applicationName: 'flowforge-db',
           ssl: settings.database.ssl,
+          // A migration may build an index for minutes, or wait for another
+          // deploy's migration lock: no statement_timeout.
+          statementTimeoutMs: 0,
         },
   );
   try {

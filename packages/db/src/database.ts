@@ -16,7 +16,7 @@ import pg from 'pg';
 import type { Logger, Metrics } from '@flowforge/observability';
 import { DatabaseError } from './errors.js';
 import { ScopedDialect, transactionScope, type TransactionScope } from './internal/driver.js';
-import { createDatabaseMetrics, type PoolStats } from './internal/metrics.js';
+import { assertPoolNameFree, createDatabaseMetrics, type PoolStats } from './internal/metrics.js';
 import { toDatabaseError } from './internal/sqlstate.js';
 import { assertRoleName, assertTenantId, DEFAULT_APP_ROLE } from './tenant.js';
 
@@ -137,9 +137,11 @@ export function createDatabase<DB>(options: DatabaseOptions): Database<DB> {
   const appRole =
     options.appRole === null ? null : assertRoleName(options.appRole ?? DEFAULT_APP_ROLE);
   const name = options.name ?? 'main';
+  if (options.metrics && (options.pool || options.url)) assertPoolNameFree(options.metrics, name);
   const { logger } = options;
   let poolStats: (() => PoolStats) | null = null;
   let onConnectionError: (error: unknown) => void = () => undefined;
+  let unwatch = (): void => undefined;
 
   let base: Dialect;
   let kind: Database<DB>['kind'];
@@ -152,7 +154,7 @@ export function createDatabase<DB>(options: DatabaseOptions): Database<DB> {
       pool = createPool(options.url!, options);
     }
     const source = options.pool ?? pool;
-    watchPool(source, (error) => onConnectionError(error));
+    unwatch = watchPool(source, (error) => onConnectionError(error));
     poolStats = () => readPoolStats(source);
     base = new PostgresDialect({ pool });
   } else if (options.embedded) {
@@ -270,6 +272,7 @@ export function createDatabase<DB>(options: DatabaseOptions): Database<DB> {
     close() {
       closed ??= (async () => {
         instruments?.release();
+        unwatch();
         // Not db.destroy(): after it Kysely throws bare Errors; the dialect answers CLOSED.
         await dialect.close();
       })();
@@ -301,10 +304,13 @@ function sslOption(mode: 'disable' | 'require' | 'verify-full'): pg.PoolConfig['
 interface EventSource {
   on(event: 'error', listener: (error: Error) => void): unknown;
   on(event: 'connect', listener: (client: EventSource) => void): unknown;
+  off(event: 'error', listener: (error: Error) => void): unknown;
+  off(event: 'connect', listener: (client: EventSource) => void): unknown;
 }
 
 function hasEvents(value: unknown): value is EventSource {
-  return typeof (value as { on?: unknown }).on === 'function';
+  const candidate = value as { on?: unknown; off?: unknown };
+  return typeof candidate.on === 'function' && typeof candidate.off === 'function';
 }
 
 /**
@@ -313,13 +319,21 @@ function hasEvents(value: unknown): value is EventSource {
  * its own listener for the time it is checked out (the query in flight rejects
  * on its own, so that listener only has to exist).
  */
-function watchPool(pool: unknown, onIdleError: (error: unknown) => void): void {
-  if (!hasEvents(pool)) return;
+function watchPool(pool: unknown, onIdleError: (error: unknown) => void): () => void {
+  if (!hasEvents(pool)) return () => undefined;
+  const onConnect = (client: EventSource): void => {
+    client.on('error', ignore);
+  };
   pool.on('error', onIdleError);
-  pool.on('connect', (client) => {
-    client.on('error', () => undefined);
-  });
+  pool.on('connect', onConnect);
+  // A shared pool outlives the handle: take our listeners back on close.
+  return () => {
+    pool.off('error', onIdleError);
+    pool.off('connect', onConnect);
+  };
 }
+
+function ignore(): void {}
 
 function readPoolStats(pool: unknown): PoolStats {
   const stats = pool as Partial<Record<'totalCount' | 'idleCount' | 'waitingCount', number>>;

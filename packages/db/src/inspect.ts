@@ -26,6 +26,13 @@ interface IndexRow {
   generated: boolean;
 }
 
+interface ForeignKeyRow {
+  name: string;
+  keys: number[];
+  refs: number[];
+  refTenant: number | null;
+}
+
 interface PolicyRow {
   name: string;
   permissive: boolean;
@@ -38,10 +45,14 @@ interface PolicyRow {
  * Walks pg_catalog and lists what is wrong with tenant isolation in `schema`.
  * Every table with a `tenant_id` column must have it `uuid NOT NULL`, an index
  * led by it, row-level security enabled and forced (else the owner bypasses
- * it), a policy for all commands on the current tenant (USING and WITH CHECK),
- * no permissive policy that ignores the tenant (policies OR together), and no
- * unique index that spans tenants (its 23505 tells one tenant that another's
+ * it), a policy for all commands whose USING and WITH CHECK are exactly
+ * `(tenant_id = flowforge_current_tenant())`, no other permissive policy
+ * (policies OR together), foreign keys that pair `tenant_id` with the
+ * referenced table's `tenant_id` (foreign keys bypass row-level security), and
+ * no unique index that spans tenants (its 23505 tells one tenant that another's
  * value exists) unless it is a one-column primary key the server generates.
+ * A view with a `tenant_id` column must be `security_invoker`; a materialized
+ * one is always reported (it has no row-level security).
  *
  * Run it in your test suite after migrating: an empty list is the pass.
  */
@@ -101,20 +112,59 @@ async function inspect(db: Kysely<unknown>, schema: string): Promise<TenantIsola
              pg_get_expr(p.polwithcheck, p.polrelid) as check
         from pg_policy p where p.polrelid = ${table.oid}
        order by p.polname`.execute(db);
-    const scoped = (expression: string | null): boolean => expression?.includes(current) ?? false;
+    // Exactly the tenant test: `… or true`, or `current_tenant() is not null`, mention
+    // the function and still open the table.
+    const exact = `(tenant_id = ${current})`;
+    const scoped = (expression: string | null): boolean => expression === exact;
     if (!policies.some((p) => p.permissive && p.cmd === '*' && scoped(p.qual) && scoped(p.check))) {
-      report(`no policy for all commands with USING and WITH CHECK on ${current}`);
+      report(`no policy for all commands with USING and WITH CHECK exactly ${exact}`);
     }
     for (const policy of policies) {
       if (!policy.permissive) continue;
-      // A permissive policy ORs with the others: one that ignores the tenant opens the table.
+      // Permissive policies OR together: one that is not exactly the tenant test opens the table.
       if (
         (policy.qual !== null && !scoped(policy.qual)) ||
         (policy.check !== null && !scoped(policy.check))
       ) {
-        report(`permissive policy ${policy.name} does not check the tenant`);
+        report(`permissive policy ${policy.name} is not exactly the tenant test`);
       }
     }
+
+    // Foreign keys are checked (and cascade) without row-level security: one that
+    // does not pair tenant_id with tenant_id reaches, and reveals, other tenants' rows.
+    const { rows: foreignKeys } = await sql<ForeignKeyRow>`
+      select c.conname as name, c.conkey::int[] as keys, c.confkey::int[] as refs,
+             (select a.attnum::int from pg_attribute a
+               where a.attrelid = c.confrelid and a.attname = 'tenant_id' and not a.attisdropped) as "refTenant"
+        from pg_constraint c
+       where c.conrelid = ${table.oid} and c.contype = 'f'
+       order by c.conname`.execute(db);
+    for (const key of foreignKeys) {
+      const position = key.keys.indexOf(table.attnum);
+      if (position === -1 || key.refTenant === null || key.refs[position] !== key.refTenant) {
+        report(`foreign key ${key.name} does not pair tenant_id with the referenced tenant_id`);
+      }
+    }
+  }
+
+  // Views and materialized views over tenant data: a materialized view has no
+  // row-level security at all, and a view runs with its owner's rights.
+  const { rows: views } = await sql<{ name: string; kind: string }>`
+    select c.relname as name, c.relkind::text as kind
+      from pg_class c
+      join pg_namespace n on n.oid = c.relnamespace
+      join pg_attribute a on a.attrelid = c.oid and a.attname = 'tenant_id' and not a.attisdropped
+     where n.nspname = ${schema} and c.relkind in ('v', 'm')
+       and not (c.relkind = 'v' and coalesce(c.reloptions @> array['security_invoker=true'], false))
+     order by c.relname`.execute(db);
+  for (const view of views) {
+    problems.push({
+      table: view.name,
+      problem:
+        view.kind === 'm'
+          ? 'materialized view over tenant data has no row-level security'
+          : "view over tenant data runs with its owner's rights (make it security_invoker)",
+    });
   }
   return problems;
 }

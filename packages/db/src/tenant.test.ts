@@ -34,7 +34,19 @@ describe('tenant ids', () => {
 describe('role names', () => {
   it('accepts lower-case identifiers and refuses anything that would need quoting', () => {
     expect(assertRoleName('flowforge_app')).toBe('flowforge_app');
-    for (const bad of ['Flowforge', 'app-role', "x'; drop role y; --", '1role', '']) {
+    for (const bad of [
+      'Flowforge',
+      'app-role',
+      "x'; drop role y; --",
+      '1role',
+      '',
+      // Keywords to SET ROLE: `none` would keep the login role, silently.
+      'none',
+      'public',
+      'current_user',
+      'session_user',
+      'pg_read_all_data',
+    ]) {
       expect(() => assertRoleName(bad)).toThrowError(
         expect.objectContaining({ code: 'INVALID_OPTIONS' }),
       );

@@ -42,12 +42,21 @@ export function assertTenantId(value: unknown): string {
 
 const ROLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
-/** @throws {DatabaseError} INVALID_OPTIONS for a role name we would have to quote. */
+/** Names `SET ROLE` treats as keywords: `none` would silently keep the login role. */
+const RESERVED_ROLE_NAMES = new Set([
+  'none',
+  'public',
+  'current_user',
+  'current_role',
+  'session_user',
+]);
+
+/** @throws {DatabaseError} INVALID_OPTIONS for a role name we would have to quote, or a reserved one. */
 export function assertRoleName(value: string): string {
-  if (!ROLE_NAME.test(value)) {
+  if (!ROLE_NAME.test(value) || RESERVED_ROLE_NAMES.has(value) || value.startsWith('pg_')) {
     throw new DatabaseError(
       'INVALID_OPTIONS',
-      `app role must be a lower-case SQL identifier (got ${JSON.stringify(value.slice(0, 64))})`,
+      `app role must be a lower-case SQL identifier naming a role of your own (got ${JSON.stringify(value.slice(0, 64))})`,
     );
   }
   return value;

@@ -110,6 +110,18 @@ describe('pglite: handle and migrations', () => {
 });
 
 describe('pglite: tenant isolation', () => {
+  test('a BEGIN whose role switch fails neither wedges nor poisons the single session', async () => {
+    const broken = createDatabase<TestDB>({ embedded: pglite, appRole: 'no_such_role' });
+    try {
+      const thrown = await errorOf(() => broken.withTenant(TENANT_A, () => Promise.resolve()));
+      expect(thrown).toMatchObject({ name: 'DatabaseError' });
+      await expect(broken.health()).resolves.toMatchObject({ status: 'up' });
+      await expect(database.withTenant(TENANT_A, () => Promise.resolve('ok'))).resolves.toBe('ok');
+    } finally {
+      await broken.close();
+    }
+  });
+
   test("transaction options reach PGlite too (it ignores Kysely's, so they are SET TRANSACTION)", async () => {
     const seen = await database.withTenant(
       TENANT_A,

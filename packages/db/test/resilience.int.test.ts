@@ -467,10 +467,7 @@ describe('close()', () => {
   });
 });
 
-/**
- * Reproducers of bugs in src, written as `it.fails`: they pass while the bug is
- * there and start failing once it is fixed (then turn them into plain `it`).
- */
+/** Regression tests for two bugs found in review (the callback's error replaced; a bare Error after close). */
 describe('errors keep their meaning', () => {
   it('an error the callback throws is rethrown unchanged, even when the ROLLBACK after it fails on a dead connection', async () => {
     const handle = open({ applicationName: 'ff_res_bug_rollback' });

@@ -115,11 +115,40 @@ describe('the roles and the schema', () => {
           trx,
         );
         await sql`create policy everyone on opened for select using (true)`.execute(trx);
+        // Mentions the function, yet opens the table: `or true`.
+        await sql`create table sneaky (id uuid primary key default gen_random_uuid(), tenant_id uuid not null)`.execute(
+          trx,
+        );
+        await sql`create index on sneaky (tenant_id)`.execute(trx);
+        await sql`alter table sneaky enable row level security`.execute(trx);
+        await sql`alter table sneaky force row level security`.execute(trx);
+        await sql`create policy scoped on sneaky using (tenant_id = flowforge_current_tenant() or true) with check (tenant_id = flowforge_current_tenant())`.execute(
+          trx,
+        );
+        // A foreign key on the id alone: checked and cascaded across tenants.
+        await sql`create table child (id uuid primary key default gen_random_uuid(), tenant_id uuid not null, note_id uuid references notes (id))`.execute(
+          trx,
+        );
+        await sql`create index on child (tenant_id)`.execute(trx);
+        await sql`alter table child enable row level security`.execute(trx);
+        await sql`alter table child force row level security`.execute(trx);
+        await sql`create policy tenant_isolation on child using (tenant_id = flowforge_current_tenant()) with check (tenant_id = flowforge_current_tenant())`.execute(
+          trx,
+        );
+        await sql`create materialized view note_counts as select tenant_id, count(*) from notes group by tenant_id`.execute(
+          trx,
+        );
+        await sql`create view note_titles as select tenant_id, title from notes`.execute(trx);
         const found = await tenantIsolationProblems(trx);
         throw Object.assign(new Error('rollback'), { found });
       })
       .catch((error: { found?: unknown }) => error.found);
     expect(problems).toEqual([
+      {
+        table: 'child',
+        problem:
+          'foreign key child_note_id_fkey does not pair tenant_id with the referenced tenant_id',
+      },
       { table: 'leaky', problem: 'tenant_id is nullable' },
       { table: 'leaky', problem: 'row-level security is not enabled' },
       { table: 'leaky', problem: 'row-level security is not forced (the table owner bypasses it)' },
@@ -135,13 +164,28 @@ describe('the roles and the schema', () => {
       {
         table: 'leaky',
         problem:
-          'no policy for all commands with USING and WITH CHECK on flowforge_current_tenant()',
+          'no policy for all commands with USING and WITH CHECK exactly (tenant_id = flowforge_current_tenant())',
       },
-      { table: 'opened', problem: 'permissive policy everyone does not check the tenant' },
+      { table: 'opened', problem: 'permissive policy everyone is not exactly the tenant test' },
+      {
+        table: 'sneaky',
+        problem:
+          'no policy for all commands with USING and WITH CHECK exactly (tenant_id = flowforge_current_tenant())',
+      },
+      { table: 'sneaky', problem: 'permissive policy scoped is not exactly the tenant test' },
+      {
+        table: 'note_counts',
+        problem: 'materialized view over tenant data has no row-level security',
+      },
+      {
+        table: 'note_titles',
+        problem: "view over tenant data runs with its owner's rights (make it security_invoker)",
+      },
     ]);
-    const { rows } = await sql`select 1 from pg_class where relname in ('leaky', 'opened')`.execute(
-      owner.db,
-    );
+    const { rows } =
+      await sql`select 1 from pg_class where relname in ('leaky', 'opened', 'sneaky', 'child', 'note_counts', 'note_titles')`.execute(
+        owner.db,
+      );
     expect(rows).toEqual([]);
   });
 });

@@ -120,6 +120,35 @@ describe('transactions', () => {
     expect(kept).not.toContain('sp-inner');
   });
 
+  it('refuse a query outside trx inside an open transaction (it would need a second connection)', async () => {
+    const thrown = await rejectionOf(
+      database.withTenant(TENANT_A, async () => {
+        await database.db.selectFrom('notes').select('id').execute();
+      }),
+    );
+    expect(isDatabaseError(thrown, 'NESTED_TRANSACTION')).toBe(true);
+  });
+
+  it('a BEGIN whose settings fail leaves no aborted transaction on the pooled connection', async () => {
+    // One connection, and a role the login `flowforge` may not switch to.
+    const pool = new pg.Pool({ connectionString: testDb.appUrl, max: 1 });
+    const handle = createDatabase<TestDB>({ pool, appRole: 'flowforge_owner' });
+    try {
+      const thrown = await rejectionOf(
+        handle.withTenant(TENANT_A, (trx) => trx.selectFrom('notes').select('id').execute()),
+      );
+      expect(thrown).toMatchObject({ code: 'PERMISSION_DENIED', sqlstate: '42501' });
+      // The same (only) connection works: not stuck in "current transaction is aborted".
+      await expect(handle.health()).resolves.toMatchObject({ status: 'up' });
+      await expect(
+        handle.withTransaction((trx) => trx.selectFrom('notes').select('id').execute()),
+      ).resolves.toEqual([]);
+    } finally {
+      await handle.close();
+      await pool.end();
+    }
+  });
+
   it('a new transaction after one finished is not nested, even in the same async chain', async () => {
     await database.withTenant(TENANT_A, () => Promise.resolve());
     await expect(database.withTenant(TENANT_B, () => Promise.resolve('ok'))).resolves.toBe('ok');

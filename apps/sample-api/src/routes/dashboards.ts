@@ -8,7 +8,7 @@ import { sendProblem } from '../problem.js';
 export interface DashboardRoutesOptions {
   /** `null` when no database is configured: every route answers 503. */
   readonly database: Database<AppDB> | null;
-  /** The preHandler that sets `request.principal` (or answers 401). */
+  /** The hook that sets `request.principal` (or answers 401). */
   readonly authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
 }
 
@@ -129,7 +129,9 @@ export function dashboardRoutes(app: FastifyInstance, options: DashboardRoutesOp
 
   app.register(
     (api, _opts, done) => {
-      api.addHook('preHandler', authenticate);
+      // onRequest: before body parsing and validation, so an anonymous caller gets
+      // 401, never a 400 that describes the schema.
+      api.addHook('onRequest', authenticate);
 
       api.get<{ Querystring: { limit: number } }>(
         '/dashboards',

@@ -148,6 +148,16 @@ class ScopedDriver implements Driver {
 
   async acquireConnection(): Promise<DatabaseConnection> {
     this.#assertOpen();
+    // Queries through `trx` reuse its connection and never come here; anything
+    // that does, inside an open transaction of this handle, would need a second
+    // connection: a deadlock on PGlite's single session, pool starvation on pg.
+    const scope = transactionScope.getStore();
+    if (scope?.owner === this.#options.owner && scope.state === 'open') {
+      throw new DatabaseError(
+        'NESTED_TRANSACTION',
+        'a query outside `trx` inside an open transaction of this handle: use `trx`',
+      );
+    }
     const connection = await this.#step('connect', () => this.#inner.acquireConnection());
     let wrapper = this.#wrappers.get(connection);
     if (!wrapper) {
@@ -165,6 +175,19 @@ class ScopedDriver implements Driver {
     connection: DatabaseConnection,
     settings: TransactionSettings,
   ): Promise<void> {
+    try {
+      await this.#begin(connection, settings);
+    } catch (error) {
+      // Kysely sends no ROLLBACK when BEGIN throws, but BEGIN may have opened the
+      // transaction before the settings failed (a missing role, say): without this
+      // the connection returns to the pool stuck in an aborted transaction (and
+      // PGlite's transaction would wait forever).
+      await this.rollbackTransaction(connection);
+      throw error;
+    }
+  }
+
+  async #begin(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
     const scope = transactionScope.getStore();
     const claimed =
       scope?.owner === this.#options.owner && scope.state === 'pending' ? scope : undefined;

@@ -97,6 +97,19 @@ export interface DatabaseMetrics {
   readonly release: () => void;
 }
 
+/**
+ * Two live handles with one name on one registry would report one pool.
+ * @throws {DatabaseError} INVALID_OPTIONS
+ */
+export function assertPoolNameFree(metrics: Metrics, database: string): void {
+  if (poolSources.get(metrics)?.has(database)) {
+    throw new DatabaseError(
+      'INVALID_OPTIONS',
+      `a handle named ${JSON.stringify(database)} already reports to this metrics registry: give each handle its own \`name\``,
+    );
+  }
+}
+
 export function createDatabaseMetrics(
   metrics: Metrics,
   database: string,

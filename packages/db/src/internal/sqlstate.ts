@@ -68,7 +68,10 @@ function codeForSqlstate(sqlstate: string, message: string): DatabaseErrorCode {
     case '57P01': // admin_shutdown: the server is restarting
     case '57P02': // crash_shutdown
     case '57P03': // cannot_connect_now: still starting
+    case '57P05': // idle_session_timeout
     case '53300': // too_many_connections
+    case '53100': // disk_full
+    case '53200': // out_of_memory
     case '3D000': // the database does not exist
     case '28000': // login refused
     case '28P01': // bad password
