@@ -1,6 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { bindRequestContext, getRequestContext, runWithRequestContext } from './context.js';
+import {
+  bindRequestContext,
+  getRequestContext,
+  getRequestValue,
+  runWithRequestContext,
+  setRequestValue,
+} from './context.js';
 
 describe('request context', () => {
   it('is undefined outside a request, and binding there is refused', () => {
@@ -44,5 +50,31 @@ describe('request context', () => {
         ),
     );
     expect(fromTimer).toBe('timer');
+  });
+});
+
+describe('request values', () => {
+  const KEY = Symbol('test');
+
+  it('keeps a value for the rest of the request, apart per request, never outside one', async () => {
+    expect(setRequestValue(KEY, 'outside')).toBe(false);
+    expect(getRequestValue(KEY)).toBeUndefined();
+    const seen = await Promise.all(
+      ['a', 'b'].map((id) =>
+        runWithRequestContext({ request_id: id }, async () => {
+          expect(setRequestValue(KEY, { id })).toBe(true);
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          return getRequestValue(KEY);
+        }),
+      ),
+    );
+    expect(seen).toEqual([{ id: 'a' }, { id: 'b' }]);
+  });
+
+  it('is not part of the context that log lines carry', () => {
+    runWithRequestContext({ request_id: 'r' }, () => {
+      setRequestValue(KEY, 'secret-principal');
+      expect(JSON.stringify(getRequestContext())).toBe('{"request_id":"r"}');
+    });
   });
 });

@@ -42,3 +42,30 @@ export function bindRequestContext(fields: BindableContext): boolean {
   if (fields.user_id !== undefined) store.user_id = fields.user_id;
   return true;
 }
+
+// Values other packages keep per request (auth's verified principal), beside the
+// context rather than in it: the context is what log lines carry.
+const values = new WeakMap<RequestContext, Map<symbol, unknown>>();
+
+/**
+ * Keeps `value` under `key` for the rest of the current request (auth stores
+ * its verified principal so that `getCurrentTenantId()` works anywhere in the
+ * request). Never logged. Returns false when called outside a request.
+ */
+export function setRequestValue(key: symbol, value: unknown): boolean {
+  const store = storage.getStore();
+  if (store === undefined) return false;
+  let map = values.get(store);
+  if (!map) {
+    map = new Map();
+    values.set(store, map);
+  }
+  map.set(key, value);
+  return true;
+}
+
+/** The value kept under `key` in the current request, or `undefined`. */
+export function getRequestValue(key: symbol): unknown {
+  const store = storage.getStore();
+  return store === undefined ? undefined : values.get(store)?.get(key);
+}

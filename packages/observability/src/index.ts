@@ -3,7 +3,13 @@ export { createLogDestination } from './stdout.js';
 export type { LineWriter } from './stdout.js';
 export type { Logger, LoggerOptions, OpenTelemetryTraceApi } from './logger.js';
 export { DEFAULT_REDACT_PATHS, REDACTED_LOG_VALUE } from './redaction.js';
-export { runWithRequestContext, getRequestContext, bindRequestContext } from './context.js';
+export {
+  runWithRequestContext,
+  getRequestContext,
+  bindRequestContext,
+  setRequestValue,
+  getRequestValue,
+} from './context.js';
 export type { RequestContext, BindableContext } from './context.js';
 export { acceptRequestId, parseTraceparent, MAX_REQUEST_ID_LENGTH } from './request-id.js';
 export type { TraceParent } from './request-id.js';
