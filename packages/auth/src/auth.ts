@@ -1,0 +1,172 @@
+import type { Logger, Metrics } from '@flowforge/observability';
+import { AuthError } from './errors.js';
+import { failureCounter } from './internal/metrics.js';
+import { createJwtVerifier, TokenRejected, type JwtAlgorithm, type JwtVerifier } from './jwt.js';
+import type { Principal } from './principal.js';
+
+/**
+ * Options of {@link createAuth}: `settings.auth` from @flowforge/config spreads
+ * in; add `appEnv: settings.app.env`.
+ */
+export interface AuthOptions {
+  /** APP_ENV. The dev bypass exists only when this is `development`. */
+  readonly appEnv: string;
+  readonly keycloak: {
+    /** `{KEYCLOAK_URL}/realms/{realm}`. */
+    readonly issuer: string;
+    /** `{issuer}/protocol/openid-connect/certs`. */
+    readonly jwksUrl: string;
+    /** The audience expected in access tokens (KEYCLOAK_CLIENT_ID). */
+    readonly clientId: string;
+  };
+  /** @default ['RS256', 'ES256'] */
+  readonly algorithms?: readonly JwtAlgorithm[];
+  /** @default 30 */
+  readonly clockToleranceSeconds?: number;
+  /** @default 30000 */
+  readonly jwksCooldownMs?: number;
+  /** @default 600000 */
+  readonly jwksMaxAgeMs?: number;
+  /** The dev principal (settings.auth.devBypass); ignored unless `appEnv` is development. */
+  readonly devBypass?: { readonly userId: string; readonly tenantId: string } | null;
+  /** Roles of the dev principal. @default ['viewer', 'editor', 'admin'] */
+  readonly devRoles?: readonly string[];
+  /** Verified tokens remembered until their exp; 0 turns it off. @default 10000 */
+  readonly tokenCacheSize?: number;
+  /** @default globalThis.fetch (for the JWKS) */
+  readonly fetch?: typeof fetch;
+}
+
+export interface AuthDependencies {
+  readonly logger?: Logger;
+  readonly metrics?: Metrics;
+}
+
+/** The bearer-token half of authentication (dev bypass, then JWT). API keys: `createApiKeyVerifier`. */
+export interface Auth {
+  /**
+   * Authenticates an `Authorization` header value (a string, or the array a
+   * server gives for a repeated header). Dev bypass first (development only:
+   * no header, or `Bearer dev-token`), then a Keycloak access token.
+   * @throws {AuthError} CREDENTIALS_MISSING, REQUEST_INVALID, TOKEN_INVALID, TOKEN_EXPIRED, IDP_UNAVAILABLE
+   */
+  authenticateBearer(authorization: string | readonly string[] | undefined): Promise<Principal>;
+  /** True when the dev bypass is on (APP_ENV=development with a dev principal). */
+  readonly devBypassEnabled: boolean;
+  /** How many times the JWKS was fetched. */
+  readonly jwksFetches: () => number;
+}
+
+/** RFC 6750 b64token. */
+const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
+const DEV_TOKEN = 'dev-token';
+
+/**
+ * Creates the bearer authenticator.
+ *
+ * @example
+ * const auth = createAuth({ ...settings.auth, appEnv: settings.app.env }, { logger, metrics });
+ * const principal = await auth.authenticateBearer(request.headers.authorization);
+ */
+export function createAuth(options: AuthOptions, dependencies: AuthDependencies = {}): Auth {
+  const { logger, metrics } = dependencies;
+  // The bypass is decided here, once: outside development it does not exist,
+  // whatever the settings say (config refuses such settings in production too).
+  const dev =
+    options.appEnv === 'development' && options.devBypass
+      ? Object.freeze({
+          userId: options.devBypass.userId,
+          tenantId: options.devBypass.tenantId,
+          roles: Object.freeze([...(options.devRoles ?? ['viewer', 'editor', 'admin'])]),
+          claims: Object.freeze({}),
+          method: 'dev' as const,
+        })
+      : null;
+
+  if (dev) {
+    logger?.warn(
+      { tenant_id: dev.tenantId, user_id: dev.userId },
+      'development bypass is on: requests without a token act as the dev principal (APP_ENV=development)',
+    );
+  }
+
+  const failures = metrics ? failureCounter(metrics) : undefined;
+  const bypasses = metrics?.counter({
+    name: 'auth_dev_bypass_total',
+    help: 'Requests authenticated by the development bypass (must stay 0 outside development).',
+  });
+
+  const verifier: JwtVerifier = createJwtVerifier({
+    issuer: options.keycloak.issuer,
+    jwksUrl: options.keycloak.jwksUrl,
+    audience: options.keycloak.clientId,
+    ...(options.algorithms ? { algorithms: options.algorithms } : {}),
+    ...(options.clockToleranceSeconds === undefined
+      ? {}
+      : { clockToleranceSeconds: options.clockToleranceSeconds }),
+    ...(options.jwksCooldownMs === undefined ? {} : { jwksCooldownMs: options.jwksCooldownMs }),
+    ...(options.jwksMaxAgeMs === undefined ? {} : { jwksMaxAgeMs: options.jwksMaxAgeMs }),
+    ...(options.tokenCacheSize === undefined ? {} : { cacheSize: options.tokenCacheSize }),
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+    onJwksError: (error, serving) => {
+      logger?.warn(
+        { err: error instanceof Error ? { message: error.message } : undefined, serving },
+        serving === 'stale'
+          ? 'JWKS refresh failed; still verifying with the last good keys'
+          : 'JWKS fetch failed; no keys to verify tokens with',
+      );
+    },
+  });
+
+  const refuse = (reason: string, error: AuthError): never => {
+    failures?.inc({ reason });
+    throw error;
+  };
+
+  return {
+    devBypassEnabled: dev !== null,
+    jwksFetches: verifier.jwksFetches,
+    async authenticateBearer(authorization) {
+      if (typeof authorization !== 'string' && authorization !== undefined) {
+        return refuse(
+          'malformed_header',
+          new AuthError('REQUEST_INVALID', 'send one Authorization header, not several'),
+        );
+      }
+      if (dev && (authorization === undefined || authorization === `Bearer ${DEV_TOKEN}`)) {
+        bypasses?.inc();
+        logger?.info(
+          { auth_method: 'dev' },
+          'development bypass: request authenticated as the dev principal',
+        );
+        return dev;
+      }
+      if (authorization === undefined || authorization.trim() === '') {
+        return refuse(
+          'missing',
+          new AuthError('CREDENTIALS_MISSING', 'a bearer token is required'),
+        );
+      }
+      const match = BEARER.exec(authorization);
+      if (!match) {
+        // Another scheme (Basic, …) is not a malformed request: it is missing bearer credentials.
+        if (!/^bearer(\s|$)/i.test(authorization)) {
+          return refuse(
+            'missing',
+            new AuthError('CREDENTIALS_MISSING', 'a bearer token is required'),
+          );
+        }
+        return refuse(
+          'malformed_header',
+          new AuthError('REQUEST_INVALID', 'the Authorization header is not "Bearer <token>"'),
+        );
+      }
+      try {
+        return await verifier.verify(match[1]!);
+      } catch (error) {
+        if (error instanceof TokenRejected) return refuse(error.reason, error);
+        throw error;
+      }
+    },
+  };
+}

@@ -1,0 +1,36 @@
+export { createAuth } from './auth.js';
+export type { Auth, AuthDependencies, AuthOptions } from './auth.js';
+export { createJwtVerifier, TokenRejected } from './jwt.js';
+export type { JwtAlgorithm, JwtVerifier, JwtVerifierOptions, TokenFailure } from './jwt.js';
+export {
+  bindPrincipal,
+  getCurrentPrincipal,
+  getCurrentTenantId,
+  getCurrentUserClaims,
+  getCurrentUserId,
+} from './principal.js';
+export type { AuthMethod, Principal } from './principal.js';
+export { apiKey, assertWidgetScope, bearer, fastifyAuth, requireRole } from './fastify.js';
+export type { ApiKeyVerifierLike } from './fastify.js';
+export { AuthError, isAuthError } from './errors.js';
+export type { AuthErrorCode } from './errors.js';
+export {
+  createApiKey,
+  createApiKeyVerifier,
+  generateApiKey,
+  listApiKeys,
+  parseApiKey,
+  revokeApiKey,
+} from './api-keys.js';
+export type {
+  ApiKeyInfo,
+  ApiKeyTable,
+  ApiKeyVerifier,
+  ApiKeyVerifierOptions,
+  AuthDB,
+  CreateApiKeyInput,
+  CreatedApiKey,
+  GeneratedApiKey,
+  ParsedApiKey,
+} from './api-keys.js';
+export { authMigrations } from './migrations.js';

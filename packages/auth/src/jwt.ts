@@ -1,0 +1,248 @@
+import { jwtVerify, type JWTPayload } from 'jose';
+import { ALLOWED_JWT_ALGORITHMS, type JwtAlgorithm } from '@flowforge/config';
+import { isTenantId } from '@flowforge/db';
+import { AuthError } from './errors.js';
+import { JwksCache } from './internal/jwks.js';
+import { TokenCache } from './internal/token-cache.js';
+import type { Principal } from './principal.js';
+
+/** Asymmetric algorithms only (config's list): `none` and HS* (a shared secret) are never accepted. */
+export type { JwtAlgorithm };
+
+/** The asymmetric algorithms @flowforge/config allows (none and HS* are not among them). */
+const ASYMMETRIC = new Set<string>(ALLOWED_JWT_ALGORITHMS);
+
+/** Why a token was refused, for `flowforge_auth_failures_total{reason}`. */
+export type TokenFailure =
+  | 'oversized'
+  | 'malformed'
+  | 'header'
+  | 'algorithm'
+  | 'unknown_key'
+  | 'signature'
+  | 'expired'
+  | 'not_yet_valid'
+  | 'issuer'
+  | 'audience'
+  | 'type'
+  | 'claims'
+  | 'tenant'
+  | 'idp_unavailable';
+
+export interface JwtVerifierOptions {
+  /** The `iss` every token must carry: `{KEYCLOAK_URL}/realms/{realm}`. */
+  readonly issuer: string;
+  /** The realm's keys: `{issuer}/protocol/openid-connect/certs`. */
+  readonly jwksUrl: string;
+  /** This API's client id: accepted in `aud`, or as `azp` (Keycloak's default `aud` is "account"). */
+  readonly audience: string;
+  /** @default ['RS256', 'ES256'] */
+  readonly algorithms?: readonly JwtAlgorithm[];
+  /** Leeway for exp/nbf/iat, in seconds. @default 30 */
+  readonly clockToleranceSeconds?: number;
+  /** An unknown kid refetches the keys at most once per this many ms. @default 30000 */
+  readonly jwksCooldownMs?: number;
+  /** Keys older than this are refreshed (the old ones are kept if that fails). @default 600000 */
+  readonly jwksMaxAgeMs?: number;
+  /** @default 5000 */
+  readonly jwksTimeoutMs?: number;
+  /** Tokens longer than this are refused before any parsing. @default 8192 */
+  readonly maxTokenLength?: number;
+  /** Verified tokens remembered (by hash, until their exp); 0 turns the cache off. @default 10000 */
+  readonly cacheSize?: number;
+  /** @default globalThis.fetch */
+  readonly fetch?: typeof fetch;
+  /** @default Date.now */
+  readonly now?: () => number;
+  /** Told about JWKS fetch failures (the keys in use stay). */
+  readonly onJwksError?: (error: unknown, serving: 'stale' | 'none') => void;
+}
+
+/** A refused token: the AuthError plus the reason for metrics. */
+export class TokenRejected extends AuthError {
+  readonly reason: TokenFailure;
+
+  constructor(reason: TokenFailure, error: AuthError) {
+    super(error.code, error.message, { cause: error.cause });
+    this.reason = reason;
+  }
+}
+
+export interface JwtVerifier {
+  /** Verifies an access token and returns its principal. @throws {TokenRejected} */
+  verify(token: string): Promise<Principal>;
+  /** How many times the JWKS was fetched. */
+  readonly jwksFetches: () => number;
+}
+
+const invalid = (reason: TokenFailure, message: string, cause?: unknown): TokenRejected =>
+  new TokenRejected(
+    reason,
+    new AuthError(
+      reason === 'expired' ? 'TOKEN_EXPIRED' : 'TOKEN_INVALID',
+      message,
+      cause === undefined ? undefined : { cause },
+    ),
+  );
+
+/** Header parameters that point at keys elsewhere: we only trust the realm's JWKS. */
+const FOREIGN_KEY_HEADERS = ['jku', 'jwk', 'x5u', 'x5c'];
+
+/**
+ * Verifies Keycloak access tokens: signature by the realm's JWKS with an
+ * asymmetric allow-list, `iss`, `aud` or `azp`, `exp`/`nbf` with a small
+ * tolerance, required `exp`, `iat`, `sub` and a UUID `tenant_id`, and an
+ * access-token type (Keycloak's claim `typ: "Bearer"`, or the RFC 9068 header
+ * `typ: "at+jwt"`), so ID and refresh tokens are refused.
+ */
+export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
+  const algorithms = [...(options.algorithms ?? ['RS256', 'ES256'])];
+  for (const alg of algorithms) {
+    if (!ASYMMETRIC.has(alg)) throw new TypeError(`@flowforge/auth: refusing algorithm ${alg}`);
+  }
+  const now = options.now ?? Date.now;
+  const maxLength = options.maxTokenLength ?? 8192;
+  const cache = new TokenCache(options.cacheSize ?? 10_000);
+  const jwks = new JwksCache({
+    url: options.jwksUrl,
+    cooldownMs: options.jwksCooldownMs ?? 30_000,
+    maxAgeMs: options.jwksMaxAgeMs ?? 600_000,
+    timeoutMs: options.jwksTimeoutMs ?? 5_000,
+    fetch: options.fetch ?? globalThis.fetch,
+    now,
+    ...(options.onJwksError ? { onFetchError: options.onJwksError } : {}),
+  });
+  const tolerance = options.clockToleranceSeconds ?? 30;
+
+  async function verifyUncached(
+    token: string,
+  ): Promise<{ principal: Principal; exp: number; generation: number }> {
+    // The key set the verdict rests on, read first: when a refresh lands during
+    // this verification, the entry is stale (verified again next time), never wrong.
+    const generation = jwks.generation;
+    let payload: JWTPayload;
+    let header: Record<string, unknown>;
+    try {
+      const result = await jwtVerify(token, jwks.resolve, {
+        issuer: options.issuer,
+        algorithms,
+        clockTolerance: tolerance,
+        requiredClaims: ['exp', 'iat', 'sub'],
+        currentDate: new Date(now()),
+      });
+      payload = result.payload;
+      header = result.protectedHeader;
+    } catch (error) {
+      throw fromJose(error);
+    }
+    if (FOREIGN_KEY_HEADERS.some((name) => name in header)) {
+      throw invalid('header', 'the token names keys outside the realm (jku/jwk/x5u/x5c)');
+    }
+    const headerType = typeof header.typ === 'string' ? header.typ.toLowerCase() : undefined;
+    const isAccessTokenHeader = headerType === 'at+jwt' || headerType === 'application/at+jwt';
+    if (
+      isAccessTokenHeader
+        ? payload.typ !== undefined && payload.typ !== 'Bearer'
+        : payload.typ !== 'Bearer'
+    ) {
+      throw invalid('type', 'not an access token');
+    }
+    const audiences = Array.isArray(payload.aud)
+      ? payload.aud
+      : payload.aud === undefined
+        ? []
+        : [payload.aud];
+    // azp stands in for aud only where Keycloak puts its default ("account") or
+    // nothing: a token this client obtained for another API names that API in aud.
+    const forUs =
+      audiences.includes(options.audience) ||
+      (payload.azp === options.audience && audiences.every((audience) => audience === 'account'));
+    if (!forUs) {
+      throw invalid('audience', 'the token is not meant for this API');
+    }
+    if (typeof payload.sub !== 'string' || payload.sub.length === 0) {
+      throw invalid('claims', 'the token has no subject');
+    }
+    const tenantId = payload.tenant_id;
+    if (!isTenantId(tenantId)) throw invalid('tenant', 'the token carries no valid tenant_id');
+    return {
+      principal: Object.freeze({
+        userId: payload.sub,
+        tenantId: tenantId.toLowerCase(),
+        roles: Object.freeze(rolesOf(payload, options.audience)),
+        // Deeply frozen: a cached principal is shared by every request with this token.
+        claims: deepFreeze(structuredClone(payload)),
+        method: 'jwt' as const,
+      }),
+      exp: (payload.exp ?? 0) * 1000,
+      generation,
+    };
+  }
+
+  return {
+    async verify(token) {
+      if (token.length > maxLength) {
+        throw invalid('oversized', `the token is longer than ${maxLength} characters`);
+      }
+      const key = TokenCache.keyOf(token);
+      const cached = cache.get(key, now(), jwks.generation);
+      if (cached) return cached;
+      const { principal, exp, generation } = await verifyUncached(token);
+      cache.set(key, principal, exp, generation);
+      return principal;
+    },
+    jwksFetches: () => jwks.fetches,
+  };
+}
+
+function rolesOf(payload: JWTPayload, clientId: string): string[] {
+  const strings = (value: unknown): string[] =>
+    Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string') : [];
+  const realm = strings((payload.realm_access as { roles?: unknown } | undefined)?.roles);
+  const resource = payload.resource_access as Record<string, { roles?: unknown }> | undefined;
+  const client = strings(resource?.[clientId]?.roles);
+  return [...new Set([...realm, ...client])];
+}
+
+/** jose's errors, by code, to ours: messages say what failed, never what the token held. */
+function fromJose(error: unknown): AuthError {
+  if (error instanceof AuthError) {
+    return error.code === 'IDP_UNAVAILABLE' ? new TokenRejected('idp_unavailable', error) : error;
+  }
+  const { code, claim } = (error ?? {}) as { code?: string; claim?: string };
+  switch (code) {
+    case 'ERR_JWT_EXPIRED':
+      return invalid('expired', 'the token has expired', error);
+    case 'ERR_JOSE_ALG_NOT_ALLOWED':
+      return invalid('algorithm', 'the token is signed with an algorithm this API refuses', error);
+    case 'ERR_JOSE_NOT_SUPPORTED':
+      return invalid('header', 'the token has a header this API does not support (crit)', error);
+    case 'ERR_JWKS_NO_MATCHING_KEY':
+    case 'ERR_JWKS_MULTIPLE_MATCHING_KEYS':
+      return invalid(
+        'unknown_key',
+        'the token is signed with a key the realm does not publish',
+        error,
+      );
+    case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
+      return invalid('signature', 'the token signature does not verify', error);
+    case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
+      if (claim === 'iss') return invalid('issuer', 'the token is from another issuer', error);
+      if (claim === 'nbf') return invalid('not_yet_valid', 'the token is not valid yet', error);
+      return invalid(
+        'claims',
+        `the token's ${claim ?? 'claims'} claim is missing or invalid`,
+        error,
+      );
+    default:
+      return invalid('malformed', 'the token is malformed', error);
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}

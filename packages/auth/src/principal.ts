@@ -1,0 +1,58 @@
+import { bindRequestContext, getRequestValue, setRequestValue } from '@flowforge/observability';
+import { AuthError } from './errors.js';
+
+/** How a principal proved who it is. */
+export type AuthMethod = 'dev' | 'jwt' | 'api_key';
+
+/** Who is calling. The tenant id here is the only one any query may use. */
+export interface Principal {
+  /** The user (`sub` of the token; the creator of an API key; the dev user). */
+  readonly userId: string;
+  /** The tenant, a UUID: from the verified token's `tenant_id`, the API key's row, or the dev settings. */
+  readonly tenantId: string;
+  /** Realm roles plus this client's roles (JWT); the fixed dev roles; none for an API key. */
+  readonly roles: readonly string[];
+  /** The verified token's claims (empty for dev and API keys). */
+  readonly claims: Readonly<Record<string, unknown>>;
+  readonly method: AuthMethod;
+  /** API keys only: the widgets the key may read. */
+  readonly widgetIds?: readonly string[];
+  /** API keys only: the key's id. */
+  readonly apiKeyId?: string;
+}
+
+const PRINCIPAL = Symbol('flowforge.auth.principal');
+
+/**
+ * Makes `principal` the current request's: later log lines carry its
+ * tenant_id and user_id, and the `getCurrent…()` functions return it.
+ * Returns false outside a request context (see @flowforge/observability).
+ */
+export function bindPrincipal(principal: Principal): boolean {
+  bindRequestContext({ tenant_id: principal.tenantId, user_id: principal.userId });
+  return setRequestValue(PRINCIPAL, principal);
+}
+
+/** The current request's principal. @throws {AuthError} NO_PRINCIPAL */
+export function getCurrentPrincipal(): Principal {
+  const principal = getRequestValue(PRINCIPAL) as Principal | undefined;
+  if (!principal) {
+    throw new AuthError('NO_PRINCIPAL', 'no authenticated principal in this request');
+  }
+  return principal;
+}
+
+/** The current user id (created_by, audit). @throws {AuthError} NO_PRINCIPAL */
+export function getCurrentUserId(): string {
+  return getCurrentPrincipal().userId;
+}
+
+/** The current tenant id: the key of ALL data filtering. @throws {AuthError} NO_PRINCIPAL */
+export function getCurrentTenantId(): string {
+  return getCurrentPrincipal().tenantId;
+}
+
+/** The current principal's claims (role checks). @throws {AuthError} NO_PRINCIPAL */
+export function getCurrentUserClaims(): Readonly<Record<string, unknown>> {
+  return getCurrentPrincipal().claims;
+}

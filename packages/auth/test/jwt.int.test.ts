@@ -1,0 +1,359 @@
+import { createHmac, randomUUID } from 'node:crypto';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMetrics } from '@flowforge/observability';
+import {
+  createAuth,
+  createJwtVerifier,
+  isAuthError,
+  type Auth,
+  type Principal,
+} from '../src/index.js';
+import { startKeycloak, type KeycloakFixture } from './support/keycloak.js';
+
+let keycloak: KeycloakFixture;
+let auth: Auth;
+const CLIENT = 'flowforge-api';
+
+function authFor(
+  fixture: KeycloakFixture,
+  extra: { jwksCooldownMs?: number; jwksMaxAgeMs?: number } = {},
+): Auth {
+  return createAuth(
+    {
+      appEnv: 'production',
+      keycloak: { issuer: fixture.issuer, jwksUrl: fixture.jwksUrl, clientId: CLIENT },
+      algorithms: ['RS256', 'ES256'],
+      clockToleranceSeconds: 30,
+      jwksCooldownMs: extra.jwksCooldownMs ?? 30_000,
+      jwksMaxAgeMs: extra.jwksMaxAgeMs ?? 600_000,
+    },
+    { metrics: createMetrics({ defaultMetrics: false }) },
+  );
+}
+
+beforeAll(async () => {
+  keycloak = await startKeycloak({ clientId: CLIENT });
+  auth = authFor(keycloak);
+});
+
+afterAll(async () => {
+  await keycloak?.close();
+});
+
+/** The status and code a header gets: what the HTTP layer would answer. */
+async function outcome(header: string | string[] | undefined, using: Auth = auth): Promise<string> {
+  try {
+    const principal = await using.authenticateBearer(header);
+    return `200 ${principal.method}`;
+  } catch (error) {
+    if (isAuthError(error)) return `${error.status} ${error.code}`;
+    throw error;
+  }
+}
+
+const b64 = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
+const now = (): number => Math.floor(Date.now() / 1000);
+
+/** The claims of a valid Keycloak access token (the fixture adds iss, iat and exp). */
+function claims(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    sub: randomUUID(),
+    tenant_id: randomUUID(),
+    typ: 'Bearer',
+    azp: CLIENT,
+    aud: 'account',
+    realm_access: { roles: ['viewer'] },
+    resource_access: { [CLIENT]: { roles: ['editor'] } },
+    ...extra,
+  };
+}
+
+describe('tokens from the real OpenID provider', () => {
+  it.each(['RS256', 'ES256'] as const)(
+    'accepts a %s access token and reads its principal',
+    async (alg) => {
+      const tenantId = randomUUID();
+      const sub = randomUUID();
+      const token = await keycloak.issueToken({
+        alg,
+        tenantId,
+        sub,
+        realmRoles: ['viewer', 'offline_access'],
+        clientRoles: ['editor'],
+      });
+      const principal: Principal = await auth.authenticateBearer(`Bearer ${token}`);
+      expect(principal).toMatchObject({ userId: sub, tenantId, method: 'jwt' });
+      expect([...principal.roles].sort()).toEqual(['editor', 'offline_access', 'viewer']);
+      expect(principal.claims.tenant_id).toBe(tenantId);
+    },
+  );
+
+  it('accepts a token shaped exactly like Keycloak’s: header typ JWT, claim typ Bearer, aud "account", azp = client', async () => {
+    const token = await keycloak.sign(claims());
+    expect(await outcome(`Bearer ${token}`)).toBe('200 jwt');
+  });
+
+  it('a repeated token is served from the cache, without another JWKS fetch', async () => {
+    const token = await keycloak.issueToken();
+    await auth.authenticateBearer(`Bearer ${token}`);
+    const fetches = auth.jwksFetches();
+    for (let i = 0; i < 50; i += 1) await auth.authenticateBearer(`Bearer ${token}`);
+    expect(auth.jwksFetches()).toBe(fetches);
+  });
+});
+
+describe('the attack suite (RFC 8725, OWASP JWT cheat sheet)', () => {
+  it('alg none', async () => {
+    const token = `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ ...claims(), iss: keycloak.issuer, iat: now(), exp: now() + 300 })}.`;
+    expect(await outcome(`Bearer ${token}`)).toBe('401 TOKEN_INVALID');
+  });
+
+  it('HS256 signed with the public key as the HMAC secret', async () => {
+    const jwk = keycloak.publicJwk();
+    const payload = b64({ ...claims(), iss: keycloak.issuer, iat: now(), exp: now() + 300 });
+    for (const secret of [JSON.stringify(jwk), String(jwk.n)]) {
+      const header = b64({ alg: 'HS256', typ: 'JWT', kid: jwk.kid });
+      const signature = createHmac('sha256', secret)
+        .update(`${header}.${payload}`)
+        .digest('base64url');
+      expect(await outcome(`Bearer ${header}.${payload}.${signature}`)).toBe('401 TOKEN_INVALID');
+    }
+  });
+
+  it('an unknown kid is refused, and many of them cost exactly one JWKS refetch per cooldown', async () => {
+    let clock = Date.now();
+    const verifier = createJwtVerifier({
+      issuer: keycloak.issuer,
+      jwksUrl: keycloak.jwksUrl,
+      audience: CLIENT,
+      jwksCooldownMs: 30_000,
+      now: () => clock,
+    });
+    await verifier.verify(await keycloak.issueToken());
+    expect(verifier.jwksFetches()).toBe(1);
+    const { privateKey } = await generateKeyPair('RS256');
+    const unknownKid = (i: number): Promise<string> =>
+      new SignJWT({ ...claims(), iss: keycloak.issuer })
+        .setProtectedHeader({ alg: 'RS256', kid: `attacker-${i}`, typ: 'JWT' })
+        .setIssuedAt()
+        .setExpirationTime('5m')
+        .sign(privateKey);
+    const codeOf = (token: string): Promise<string> =>
+      verifier.verify(token).then(
+        () => 'accepted',
+        (error: unknown) => (isAuthError(error) ? error.code : 'other'),
+      );
+    // Within the cooldown after the first fetch: no refetch at all.
+    for (let i = 0; i < 100; i += 1)
+      expect(await codeOf(await unknownKid(i))).toBe('TOKEN_INVALID');
+    expect(verifier.jwksFetches()).toBe(1);
+    // Past it: the unknown kids refetch once between them (a rotation may have happened).
+    clock += 31_000;
+    const requestsBefore = keycloak.jwksRequests();
+    const tokens = await Promise.all(Array.from({ length: 100 }, (_, i) => unknownKid(1_000 + i)));
+    const codes = await Promise.all(tokens.map(codeOf));
+    expect(new Set(codes)).toEqual(new Set(['TOKEN_INVALID']));
+    expect(keycloak.jwksRequests() - requestsBefore).toBe(1);
+  });
+
+  it('kid, jku, x5u and jwk header injection', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+    const attackerJwk = { ...(await exportJWK(publicKey)), kid: 'attacker', alg: 'RS256' };
+    const forged = (header: Record<string, unknown>) =>
+      new SignJWT({ ...claims(), iss: keycloak.issuer })
+        .setProtectedHeader({ alg: 'RS256', typ: 'JWT', ...header })
+        .setIssuedAt()
+        .setExpirationTime('5m')
+        .sign(privateKey);
+    const attempts = [
+      await forged({ kid: '../../../../dev/null' }),
+      await forged({ kid: "x' or '1'='1" }),
+      await forged({ kid: 'attacker', jwk: attackerJwk }),
+      await forged({ kid: 'attacker', jku: 'http://127.0.0.1:1/jwks.json' }),
+      await forged({ kid: 'attacker', x5u: 'http://127.0.0.1:1/cert.pem' }),
+      // A real key of the realm, but the header also points elsewhere: refused outright.
+      await keycloak.sign(claims(), { header: { jku: 'http://127.0.0.1:1/jwks.json' } }),
+      await keycloak.sign(claims(), { header: { jwk: attackerJwk } }),
+    ];
+    for (const token of attempts)
+      expect(await outcome(`Bearer ${token}`)).toBe('401 TOKEN_INVALID');
+  });
+
+  it('a crit header it does not understand, on a token the realm signed', async () => {
+    const token = await keycloak.sign(claims(), {
+      header: { crit: ['x-flowforge'], 'x-flowforge': 1 },
+    });
+    expect(await outcome(`Bearer ${token}`)).toBe('401 TOKEN_INVALID');
+    expect(await outcome(`Bearer ${await keycloak.sign(claims())}`)).toBe('200 jwt');
+  });
+
+  it('expired, beyond the clock tolerance; and not yet valid', async () => {
+    const expired = await keycloak.sign(claims({ iat: now() - 600, exp: now() - 60 }));
+    expect(await outcome(`Bearer ${expired}`)).toBe('401 TOKEN_EXPIRED');
+    const withinTolerance = await keycloak.sign(claims({ iat: now() - 600, exp: now() - 5 }));
+    expect(await outcome(`Bearer ${withinTolerance}`)).toBe('200 jwt');
+    const early = await keycloak.sign(claims({ nbf: now() + 120 }));
+    expect(await outcome(`Bearer ${early}`)).toBe('401 TOKEN_INVALID');
+  });
+
+  it('wrong issuer; wrong audience (neither aud nor azp is this API)', async () => {
+    const foreignIssuer = await keycloak.sign(claims({ iss: 'http://127.0.0.1:9/realms/other' }));
+    expect(await outcome(`Bearer ${foreignIssuer}`)).toBe('401 TOKEN_INVALID');
+    const foreignAudience = await keycloak.sign(claims({ aud: 'other-api', azp: 'other-client' }));
+    expect(await outcome(`Bearer ${foreignAudience}`)).toBe('401 TOKEN_INVALID');
+    const rightAudience = await keycloak.sign(
+      claims({ aud: ['account', CLIENT], azp: 'other-client' }),
+    );
+    expect(await outcome(`Bearer ${rightAudience}`)).toBe('200 jwt');
+    // Our client's token for another API: azp is ours, but aud names that API.
+    const otherApi = await keycloak.sign(claims({ aud: 'billing-api', azp: CLIENT }));
+    expect(await outcome(`Bearer ${otherApi}`)).toBe('401 TOKEN_INVALID');
+  });
+
+  it('missing or non-UUID tenant_id; missing sub; missing exp or iat', async () => {
+    for (const extra of [
+      { tenant_id: undefined },
+      { tenant_id: 'acme' },
+      { tenant_id: 42 },
+      { sub: undefined },
+      { sub: '' },
+      { exp: undefined },
+      { iat: undefined },
+    ]) {
+      const token = await keycloak.sign(claims(extra));
+      expect([extra, await outcome(`Bearer ${token}`)]).toEqual([extra, '401 TOKEN_INVALID']);
+    }
+  });
+
+  it('ID and refresh tokens, and a JWT-typed token without the access-token claim', async () => {
+    for (const typ of ['ID', 'Refresh', undefined]) {
+      const token = await keycloak.sign(claims({ typ }));
+      expect(await outcome(`Bearer ${token}`)).toBe('401 TOKEN_INVALID');
+    }
+  });
+
+  it('a tampered payload; a tampered signature', async () => {
+    const token = await keycloak.issueToken();
+    const [header, payload, signature] = token.split('.') as [string, string, string];
+    const body = JSON.parse(Buffer.from(payload, 'base64url').toString()) as Record<
+      string,
+      unknown
+    >;
+    const tampered = `${header}.${b64({ ...body, tenant_id: randomUUID() })}.${signature}`;
+    expect(await outcome(`Bearer ${tampered}`)).toBe('401 TOKEN_INVALID');
+    const flipped = `${header}.${payload}.${signature.slice(0, -4)}${signature.slice(-4) === 'AAAA' ? 'BBBB' : 'AAAA'}`;
+    expect(await outcome(`Bearer ${flipped}`)).toBe('401 TOKEN_INVALID');
+  });
+
+  it('an oversized token; garbage base64; a Basic scheme; two Authorization headers', async () => {
+    const token = await keycloak.sign(claims({ padding: 'x'.repeat(9_000) }));
+    expect(await outcome(`Bearer ${token}`)).toBe('401 TOKEN_INVALID');
+    expect(await outcome('Bearer @@@@.####.$$$$')).toBe('400 REQUEST_INVALID');
+    expect(await outcome('Bearer Zm9v.YmFy.YmF6')).toBe('401 TOKEN_INVALID');
+    expect(await outcome('Basic dXNlcjpwYXNzd29yZA==')).toBe('401 CREDENTIALS_MISSING');
+    const valid = await keycloak.issueToken();
+    expect(await outcome([`Bearer ${valid}`, `Bearer ${valid}`])).toBe('400 REQUEST_INVALID');
+  });
+
+  it('with APP_ENV=production, "dev-token" and no token are 401', async () => {
+    expect(await outcome('Bearer dev-token')).toBe('401 TOKEN_INVALID');
+    expect(await outcome(undefined)).toBe('401 CREDENTIALS_MISSING');
+  });
+
+  it('no error message echoes the token', async () => {
+    const token = await keycloak.sign(claims({ exp: now() - 3600, iat: now() - 7200 }));
+    try {
+      await auth.authenticateBearer(`Bearer ${token}`);
+      expect.unreachable();
+    } catch (error) {
+      expect(JSON.stringify({ message: (error as Error).message })).not.toContain(
+        token.split('.')[1]!,
+      );
+    }
+  });
+});
+
+describe('key rotation and outages', () => {
+  it('a token of a newly added key verifies after one refetch; once the key is removed, even its cached verdict is dropped', async () => {
+    const rotating = authFor(keycloak, { jwksCooldownMs: 0 });
+    await rotating.authenticateBearer(`Bearer ${await keycloak.issueToken()}`);
+    const kid = await keycloak.rotate('ES256');
+    const token = await keycloak.sign(claims(), { kid });
+    const before = rotating.jwksFetches();
+    expect(await outcome(`Bearer ${token}`, rotating)).toBe('200 jwt');
+    expect(rotating.jwksFetches()).toBe(before + 1);
+    expect(await outcome(`Bearer ${token}`, rotating)).toBe('200 jwt'); // served from the cache
+    await keycloak.removeKey(kid);
+    // Anything that refetches (here an unknown kid) brings the new key set: the cached
+    // verdict rests on the old one and no longer counts.
+    const { privateKey } = await generateKeyPair('RS256');
+    const unknown = await new SignJWT({ ...claims(), iss: keycloak.issuer })
+      .setProtectedHeader({ alg: 'RS256', kid: 'unknown-after-removal', typ: 'JWT' })
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .sign(privateKey);
+    expect(await outcome(`Bearer ${unknown}`, rotating)).toBe('401 TOKEN_INVALID');
+    expect(await outcome(`Bearer ${token}`, rotating)).toBe('401 TOKEN_INVALID');
+  });
+
+  it('a key set that arrives malformed is not used: the last good keys stay', async () => {
+    let serveGarbage = false;
+    const garbling: typeof fetch = (input, init) =>
+      serveGarbage
+        ? Promise.resolve(new Response(JSON.stringify({ keys: [{ kty: 'RSA' }, 'garbage'] })))
+        : fetch(input, init);
+    const verifier = createJwtVerifier({
+      issuer: keycloak.issuer,
+      jwksUrl: keycloak.jwksUrl,
+      audience: CLIENT,
+      jwksCooldownMs: 0,
+      jwksMaxAgeMs: 0,
+      cacheSize: 0,
+      fetch: garbling,
+    });
+    const token = await keycloak.issueToken();
+    await verifier.verify(token);
+    serveGarbage = true;
+    await expect(verifier.verify(token)).resolves.toMatchObject({ method: 'jwt' });
+  });
+
+  it('keeps verifying with the last good keys while the IdP is down; 503 when it never had keys', async () => {
+    const warm = authFor(keycloak, { jwksCooldownMs: 0, jwksMaxAgeMs: 0 });
+    const cold = authFor(keycloak, { jwksCooldownMs: 0 });
+    let attempts = 0;
+    const counting: typeof fetch = (input, init) => {
+      attempts += 1;
+      return fetch(input, init);
+    };
+    const backingOff = createAuth(
+      {
+        appEnv: 'production',
+        keycloak: { issuer: keycloak.issuer, jwksUrl: keycloak.jwksUrl, clientId: CLIENT },
+        fetch: counting,
+      },
+      {},
+    );
+    const first = await keycloak.issueToken();
+    await warm.authenticateBearer(`Bearer ${first}`);
+    const second = await keycloak.sign(claims());
+    await keycloak.stop();
+    try {
+      // Max age 0: every use tries a refresh, which fails; the old keys still verify.
+      expect(await outcome(`Bearer ${second}`, warm)).toBe('200 jwt');
+      expect(await outcome(`Bearer ${await keycloak.sign(claims())}`, cold)).toBe(
+        '503 IDP_UNAVAILABLE',
+      );
+      // With no keys, anonymous callers' tokens do not each cause a fetch: at most one a second.
+      for (let i = 0; i < 20; i += 1) {
+        const another = await keycloak.sign(claims());
+        expect(await outcome(`Bearer ${another}`, backingOff)).toBe('503 IDP_UNAVAILABLE');
+      }
+      expect(attempts).toBe(1);
+    } finally {
+      await keycloak.start();
+    }
+    // Once back, the cold one gets keys.
+    expect(await outcome(`Bearer ${await keycloak.sign(claims())}`, cold)).toBe('200 jwt');
+  });
+});
