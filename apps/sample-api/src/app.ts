@@ -9,13 +9,29 @@ import {
   type Logger,
   type Metrics,
 } from '@flowforge/observability';
+import {
+  apiKey,
+  AuthError,
+  bearer,
+  createApiKeyVerifier,
+  createAuth,
+  fastifyAuth,
+  isAuthError,
+  requireRole,
+  type ApiKeyVerifierLike,
+  type Auth,
+} from '@flowforge/auth';
 import { isDatabaseError, type Database, type DatabaseError } from '@flowforge/db';
 import type { AppDB } from './db/schema.js';
-import { requirePrincipal } from './principal.js';
 import { sendProblem, type Problem } from './problem.js';
 import type { ReadinessCheck } from './readiness.js';
+import { apiKeyRoutes } from './routes/api-keys.js';
 import { dashboardRoutes, DatabaseNotConfigured } from './routes/dashboards.js';
+import { embedRoutes } from './routes/embed.js';
 import { healthRoutes } from './routes/health.js';
+
+/** The WWW-Authenticate realm of every challenge. */
+const REALM = 'flowforge';
 
 export interface AppOptions {
   readonly settings: Settings;
@@ -30,6 +46,8 @@ export interface AppOptions {
    * 503. The app takes it over: readiness checks it, and closing the app closes it.
    */
   readonly database?: Database<AppDB> | null;
+  /** Bearer authentication; built from `settings.auth` unless given (tests pass one with a fake clock). */
+  readonly auth?: Auth;
   /** Registers more routes before the app is sealed (later packages add theirs here). */
   readonly routes?: (server: FastifyInstance) => void;
 }
@@ -71,6 +89,14 @@ export async function buildApp(options: AppOptions): Promise<App> {
     ajv: { customOptions: { removeAdditional: false } },
   });
   const database = options.database ?? null;
+  const auth =
+    options.auth ?? createAuth({ ...settings.auth, appEnv: settings.app.env }, { logger, metrics });
+  const apiKeys: ApiKeyVerifierLike = database
+    ? createApiKeyVerifier(database, { logger, metrics })
+    : {
+        verify: () =>
+          Promise.reject(new AuthError('STORE_UNAVAILABLE', 'API keys need DATABASE_URL')),
+      };
 
   server.setNotFoundHandler((request, reply) =>
     sendProblem(request, reply, {
@@ -93,6 +119,24 @@ export async function buildApp(options: AppOptions): Promise<App> {
         void reply.header('www-authenticate', 'Bearer realm="flowforge", error="invalid_token"');
       }
       return sendProblem(request, reply, problem);
+    }
+    if (isAuthError(error)) {
+      // The embed routes take an API key, not a bearer token: challenge for what they accept.
+      const scheme = request.url.startsWith('/embed/') ? 'ApiKey' : 'Bearer';
+      const challenge = error.challenge(REALM, scheme);
+      if (challenge) void reply.header('www-authenticate', challenge);
+      if (error.status === 503) {
+        void reply.header('retry-after', '5');
+        logger.warn({ code: error.code }, 'authentication unavailable');
+      } else if (error.status >= 500) {
+        logger.error({ err: error, code: error.code }, 'authentication misused');
+      }
+      return sendProblem(request, reply, {
+        title: TITLES[error.status] ?? 'Error',
+        status: error.status,
+        // Written for clients: never the token, the key or a claim value.
+        ...(error.status < 500 || error.status === 503 ? { detail: error.message } : {}),
+      });
     }
     if (error instanceof DatabaseNotConfigured) {
       return sendProblem(request, reply, {
@@ -141,7 +185,31 @@ export async function buildApp(options: AppOptions): Promise<App> {
     checkTimeoutMs: 2_000,
   });
 
-  dashboardRoutes(server, { database, authenticate: requirePrincipal(settings) });
+  await server.register(fastifyAuth);
+  server.register((api, _options, done) => {
+    // onRequest: before body parsing and validation, so an anonymous caller gets
+    // 401, never a 400 that describes the schema.
+    api.addHook('onRequest', bearer(auth));
+    const viewer = requireRole('viewer', 'editor', 'admin');
+    const editor = requireRole('editor', 'admin');
+    api.get('/api/v1/me', { onRequest: viewer }, (request) => {
+      const principal = request.principal!;
+      return {
+        user_id: principal.userId,
+        tenant_id: principal.tenantId,
+        roles: principal.roles,
+        auth_method: principal.method,
+      };
+    });
+    dashboardRoutes(api, { database, canRead: viewer, canWrite: editor });
+    apiKeyRoutes(api, { database, canManage: requireRole('admin') });
+    done();
+  });
+  server.register((embed, _options, done) => {
+    embed.addHook('onRequest', apiKey(apiKeys, settings.auth.apiKeyHeader));
+    embedRoutes(embed, { database });
+    done();
+  });
   options.routes?.(server);
   await server.ready();
   return {
@@ -153,6 +221,14 @@ export async function buildApp(options: AppOptions): Promise<App> {
     },
   };
 }
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
 
 /**
  * The HTTP face of a database error: the client's mistakes are 4xx with a fixed

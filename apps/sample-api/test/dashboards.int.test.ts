@@ -1,38 +1,18 @@
 /* eslint-disable @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-argument --
    response bodies are untyped JSON; the assertions are what check their shape */
-import { randomBytes, randomUUID } from 'node:crypto';
-import pg from 'pg';
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSettings } from '@flowforge/config';
-import {
-  createDatabase,
-  migrateToLatest,
-  tenantIsolationProblems,
-  type Database,
-} from '@flowforge/db';
+import { createDatabase, tenantIsolationProblems, type Database } from '@flowforge/db';
 import { buildApp, type App } from '../src/app.js';
-import { migrations } from '../src/db/migrations.js';
 import type { AppDB } from '../src/db/schema.js';
+import { admin, createMigratedDatabase } from './support/postgres.js';
 
-// The server and roles scripts/services sets up: flowforge_owner migrates, flowforge is the app.
-const PG = '127.0.0.1:5432';
-const url = (user: string, database: string): string =>
-  `postgres://${user}:${user}@${PG}/${database}`;
 const TENANT_A = '6d1f3b9e-2a4c-4e8b-9f00-00000000000a';
 const TENANT_B = '6d1f3b9e-2a4c-4e8b-9f00-00000000000b';
 const USER = '6d1f3b9e-2a4c-4e8b-9f00-000000000001';
 
-const dbName = `ff_app_${randomBytes(4).toString('hex')}`;
-
-async function admin(sqlText: string, database = 'postgres'): Promise<void> {
-  const client = new pg.Client({ connectionString: url('postgres', database) });
-  await client.connect();
-  try {
-    await client.query(sqlText);
-  } finally {
-    await client.end();
-  }
-}
+let testDb: Awaited<ReturnType<typeof createMigratedDatabase>>;
 
 interface Client {
   readonly app: App;
@@ -80,20 +60,13 @@ async function appFor(tenant: string, database: Database<AppDB> | null): Promise
   };
 }
 
-const open = (): Database<AppDB> =>
-  createDatabase<AppDB>({ url: url('flowforge', dbName), poolSize: 2 });
+const open = (): Database<AppDB> => createDatabase<AppDB>({ url: testDb.appUrl, poolSize: 2 });
 
 let a: Client;
 let b: Client;
 
 beforeAll(async () => {
-  await admin(`create database ${dbName} owner flowforge_owner`);
-  const owner = createDatabase<unknown>({ url: url('flowforge_owner', dbName), poolSize: 1 });
-  try {
-    await migrateToLatest(owner.db, { migrations });
-  } finally {
-    await owner.close();
-  }
+  testDb = await createMigratedDatabase('app');
   a = await appFor(TENANT_A, open());
   b = await appFor(TENANT_B, open());
 });
@@ -101,12 +74,12 @@ beforeAll(async () => {
 afterAll(async () => {
   await a?.app.server.close();
   await b?.app.server.close();
-  await admin(`drop database if exists ${dbName} with (force)`);
+  await testDb?.drop();
 });
 
 describe('the schema', () => {
   it('dashboards and widgets pass the tenant isolation walk', async () => {
-    const owner = createDatabase<unknown>({ url: url('flowforge_owner', dbName), poolSize: 1 });
+    const owner = createDatabase<unknown>({ url: testDb.ownerUrl, poolSize: 1 });
     try {
       expect(await tenantIsolationProblems(owner.db)).toEqual([]);
     } finally {
@@ -234,8 +207,8 @@ describe('dashboards and widgets, per tenant', () => {
       authorization: 'Bearer forged',
     });
     expect(unauthorized.status).toBe(401);
-    expect(unauthorized.headers.get('www-authenticate')).toBe(
-      'Bearer realm="flowforge", error="invalid_token"',
+    expect(unauthorized.headers.get('www-authenticate')).toMatch(
+      /^Bearer realm="flowforge", error="invalid_token", error_description="[^"]+"$/,
     );
   });
 });
@@ -246,7 +219,7 @@ describe('when PostgreSQL is not there', () => {
     const down = await appFor(
       TENANT_A,
       createDatabase<AppDB>({
-        url: `postgres://flowforge@127.0.0.1:1/${dbName}`,
+        url: `postgres://flowforge@127.0.0.1:1/${testDb.name}`,
         connectTimeoutMs: 1_000,
       }),
     );
@@ -296,7 +269,7 @@ describe('when PostgreSQL is not there', () => {
     const before = await a.request('GET', '/api/v1/dashboards');
     expect(before.status).toBe(200);
     await admin(
-      `select pg_terminate_backend(pid) from pg_stat_activity where datname = '${dbName}' and usename = 'flowforge'`,
+      `select pg_terminate_backend(pid) from pg_stat_activity where datname = '${testDb.name}' and usename = 'flowforge'`,
     );
     await new Promise((resolve) => setTimeout(resolve, 100));
     const after = await a.request('GET', '/api/v1/dashboards');

@@ -1,12 +1,15 @@
 import { sql, type Kysely } from 'kysely';
+import { authMigrations } from '@flowforge/auth';
 import { createTenantTable, type Migrations } from '@flowforge/db';
 
 /**
- * The sample app's migrations, run after @flowforge/db's own. Deploys run them
+ * The sample app's migrations (with @flowforge/auth's), run after @flowforge/db's own. Deploys run them
  * with `flowforge-db migrate up --migrations dist/migrations.js`; the embedded
  * development database runs them at start-up.
  */
 export const migrations: Migrations = {
+  // api_keys (names sort after @flowforge/db's core and before these).
+  ...authMigrations,
   '2026-11-28-0001-dashboards-and-widgets': {
     async up(db: Kysely<unknown>) {
       await createTenantTable(db, 'dashboards', (table) =>

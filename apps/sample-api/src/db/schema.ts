@@ -1,4 +1,5 @@
 import type { ColumnType, Generated } from 'kysely';
+import type { AuthDB } from '@flowforge/auth';
 import type { TenantScoped } from '@flowforge/db';
 
 /** Set by the server on insert, never by the app. */
@@ -27,8 +28,8 @@ export interface WidgetTable {
   updated_at: UpdatedAt;
 }
 
-/** The sample app's tables; every one is tenant-scoped. */
-export interface AppDB {
+/** The sample app's tables (and auth's api_keys); every one is tenant-scoped. */
+export interface AppDB extends AuthDB {
   dashboards: TenantScoped<DashboardTable>;
   widgets: TenantScoped<WidgetTable>;
 }

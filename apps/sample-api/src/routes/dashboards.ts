@@ -1,24 +1,20 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
 import { sql, type Selectable, type Transaction } from 'kysely';
 import { isDatabaseError, type Database } from '@flowforge/db';
 import type { AppDB, DashboardTable, WidgetKind, WidgetTable } from '../db/schema.js';
-import type { Principal } from '../principal.js';
+import type { Principal } from '@flowforge/auth';
 import { sendProblem } from '../problem.js';
+import { idParams } from './schemas.js';
 
 export interface DashboardRoutesOptions {
   /** `null` when no database is configured: every route answers 503. */
   readonly database: Database<AppDB> | null;
-  /** The hook that sets `request.principal` (or answers 401). */
-  readonly authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+  /** Lets readers through (403 otherwise); authentication already ran. */
+  readonly canRead: onRequestHookHandler;
+  /** Lets writers through (403 otherwise). */
+  readonly canWrite: onRequestHookHandler;
 }
 
-const uuid = { type: 'string', format: 'uuid' } as const;
-const idParams = {
-  type: 'object',
-  required: ['id'],
-  properties: { id: uuid },
-  additionalProperties: false,
-} as const;
 const name = { type: 'string', minLength: 1, maxLength: 200 } as const;
 const description = { type: ['string', 'null'], maxLength: 2000 } as const;
 // Bodies refuse unknown fields (Ajv's removeAdditional is off): a `tenant_id` sent by a
@@ -108,7 +104,7 @@ const WIDGET_COLUMNS = [
  * a 403 would confirm that the id exists).
  */
 export function dashboardRoutes(app: FastifyInstance, options: DashboardRoutesOptions): void {
-  const { database, authenticate } = options;
+  const { database, canRead, canWrite } = options;
 
   /** The get_db() of the original: the request's tenant transaction. */
   function inTenant<T>(
@@ -127,158 +123,152 @@ export function dashboardRoutes(app: FastifyInstance, options: DashboardRoutesOp
       detail: `No ${what} with this id.`,
     });
 
-  app.register(
-    (api, _opts, done) => {
-      // onRequest: before body parsing and validation, so an anonymous caller gets
-      // 401, never a 400 that describes the schema.
-      api.addHook('onRequest', authenticate);
+  {
+    const api = app;
 
-      api.get<{ Querystring: { limit: number } }>(
-        '/dashboards',
-        { schema: { querystring: listQuery } },
-        async (request) => {
-          const rows = await inTenant(request, (trx) =>
-            trx
-              .selectFrom('dashboards')
-              .select(DASHBOARD_COLUMNS)
-              .orderBy('created_at', 'desc')
-              .orderBy('id')
-              .limit(request.query.limit)
-              .execute(),
-          );
-          return { items: rows.map(dashboardJson) };
-        },
-      );
+    api.get<{ Querystring: { limit: number } }>(
+      '/api/v1/dashboards',
+      { onRequest: canRead, schema: { querystring: listQuery } },
+      async (request) => {
+        const rows = await inTenant(request, (trx) =>
+          trx
+            .selectFrom('dashboards')
+            .select(DASHBOARD_COLUMNS)
+            .orderBy('created_at', 'desc')
+            .orderBy('id')
+            .limit(request.query.limit)
+            .execute(),
+        );
+        return { items: rows.map(dashboardJson) };
+      },
+    );
 
-      api.post<{ Body: { name: string; description?: string | null } }>(
-        '/dashboards',
-        { schema: { body: dashboardBody } },
-        async (request, reply) => {
-          const row = await inTenant(request, (trx, principal) =>
+    api.post<{ Body: { name: string; description?: string | null } }>(
+      '/api/v1/dashboards',
+      { onRequest: canWrite, schema: { body: dashboardBody } },
+      async (request, reply) => {
+        const row = await inTenant(request, (trx, principal) =>
+          trx
+            .insertInto('dashboards')
+            .values({
+              name: request.body.name,
+              description: request.body.description ?? null,
+              created_by: principal.userId,
+            })
+            .returning(DASHBOARD_COLUMNS)
+            .executeTakeFirstOrThrow(),
+        );
+        return reply
+          .code(201)
+          .header('location', `/api/v1/dashboards/${row.id}`)
+          .send(dashboardJson(row));
+      },
+    );
+
+    api.get<{ Params: { id: string } }>(
+      '/api/v1/dashboards/:id',
+      { onRequest: canRead, schema: { params: idParams } },
+      async (request, reply) => {
+        const row = await inTenant(request, (trx) =>
+          trx
+            .selectFrom('dashboards')
+            .select(DASHBOARD_COLUMNS)
+            .where('id', '=', request.params.id)
+            .executeTakeFirst(),
+        );
+        return row ? dashboardJson(row) : notFound(request, reply, 'dashboard');
+      },
+    );
+
+    api.patch<{ Params: { id: string }; Body: { name?: string; description?: string | null } }>(
+      '/api/v1/dashboards/:id',
+      { onRequest: canWrite, schema: { params: idParams, body: dashboardPatch } },
+      async (request, reply) => {
+        const { name: newName, description: newDescription } = request.body;
+        const row = await inTenant(request, (trx) =>
+          trx
+            .updateTable('dashboards')
+            .set({
+              ...(newName === undefined ? {} : { name: newName }),
+              ...(newDescription === undefined ? {} : { description: newDescription }),
+              updated_at: sql<Date>`now()`,
+            })
+            .where('id', '=', request.params.id)
+            .returning(DASHBOARD_COLUMNS)
+            .executeTakeFirst(),
+        );
+        return row ? dashboardJson(row) : notFound(request, reply, 'dashboard');
+      },
+    );
+
+    api.delete<{ Params: { id: string } }>(
+      '/api/v1/dashboards/:id',
+      { onRequest: canWrite, schema: { params: idParams } },
+      async (request, reply) => {
+        const result = await inTenant(request, (trx) =>
+          trx.deleteFrom('dashboards').where('id', '=', request.params.id).executeTakeFirst(),
+        );
+        return result.numDeletedRows === 0n
+          ? notFound(request, reply, 'dashboard')
+          : reply.code(204).send();
+      },
+    );
+
+    api.get<{ Params: { id: string } }>(
+      '/api/v1/dashboards/:id/widgets',
+      { onRequest: canRead, schema: { params: idParams } },
+      async (request, reply) => {
+        const found = await inTenant(request, async (trx) => {
+          const dashboard = await trx
+            .selectFrom('dashboards')
+            .select('id')
+            .where('id', '=', request.params.id)
+            .executeTakeFirst();
+          if (!dashboard) return null;
+          return trx
+            .selectFrom('widgets')
+            .select(WIDGET_COLUMNS)
+            .where('dashboard_id', '=', request.params.id)
+            .orderBy('created_at')
+            .orderBy('id')
+            .execute();
+        });
+        return found ? { items: found.map(widgetJson) } : notFound(request, reply, 'dashboard');
+      },
+    );
+
+    api.post<{
+      Params: { id: string };
+      Body: { name: string; kind: WidgetKind; config?: Record<string, unknown> };
+    }>(
+      '/api/v1/dashboards/:id/widgets',
+      { onRequest: canWrite, schema: { params: idParams, body: widgetBody } },
+      async (request, reply) => {
+        try {
+          const row = await inTenant(request, (trx) =>
             trx
-              .insertInto('dashboards')
+              .insertInto('widgets')
               .values({
+                dashboard_id: request.params.id,
                 name: request.body.name,
-                description: request.body.description ?? null,
-                created_by: principal.userId,
+                kind: request.body.kind,
+                config: JSON.stringify(request.body.config ?? {}),
               })
-              .returning(DASHBOARD_COLUMNS)
+              .returning(WIDGET_COLUMNS)
               .executeTakeFirstOrThrow(),
           );
-          return reply
-            .code(201)
-            .header('location', `/api/v1/dashboards/${row.id}`)
-            .send(dashboardJson(row));
-        },
-      );
-
-      api.get<{ Params: { id: string } }>(
-        '/dashboards/:id',
-        { schema: { params: idParams } },
-        async (request, reply) => {
-          const row = await inTenant(request, (trx) =>
-            trx
-              .selectFrom('dashboards')
-              .select(DASHBOARD_COLUMNS)
-              .where('id', '=', request.params.id)
-              .executeTakeFirst(),
-          );
-          return row ? dashboardJson(row) : notFound(request, reply, 'dashboard');
-        },
-      );
-
-      api.patch<{ Params: { id: string }; Body: { name?: string; description?: string | null } }>(
-        '/dashboards/:id',
-        { schema: { params: idParams, body: dashboardPatch } },
-        async (request, reply) => {
-          const { name: newName, description: newDescription } = request.body;
-          const row = await inTenant(request, (trx) =>
-            trx
-              .updateTable('dashboards')
-              .set({
-                ...(newName === undefined ? {} : { name: newName }),
-                ...(newDescription === undefined ? {} : { description: newDescription }),
-                updated_at: sql<Date>`now()`,
-              })
-              .where('id', '=', request.params.id)
-              .returning(DASHBOARD_COLUMNS)
-              .executeTakeFirst(),
-          );
-          return row ? dashboardJson(row) : notFound(request, reply, 'dashboard');
-        },
-      );
-
-      api.delete<{ Params: { id: string } }>(
-        '/dashboards/:id',
-        { schema: { params: idParams } },
-        async (request, reply) => {
-          const result = await inTenant(request, (trx) =>
-            trx.deleteFrom('dashboards').where('id', '=', request.params.id).executeTakeFirst(),
-          );
-          return result.numDeletedRows === 0n
-            ? notFound(request, reply, 'dashboard')
-            : reply.code(204).send();
-        },
-      );
-
-      api.get<{ Params: { id: string } }>(
-        '/dashboards/:id/widgets',
-        { schema: { params: idParams } },
-        async (request, reply) => {
-          const found = await inTenant(request, async (trx) => {
-            const dashboard = await trx
-              .selectFrom('dashboards')
-              .select('id')
-              .where('id', '=', request.params.id)
-              .executeTakeFirst();
-            if (!dashboard) return null;
-            return trx
-              .selectFrom('widgets')
-              .select(WIDGET_COLUMNS)
-              .where('dashboard_id', '=', request.params.id)
-              .orderBy('created_at')
-              .orderBy('id')
-              .execute();
-          });
-          return found ? { items: found.map(widgetJson) } : notFound(request, reply, 'dashboard');
-        },
-      );
-
-      api.post<{
-        Params: { id: string };
-        Body: { name: string; kind: WidgetKind; config?: Record<string, unknown> };
-      }>(
-        '/dashboards/:id/widgets',
-        { schema: { params: idParams, body: widgetBody } },
-        async (request, reply) => {
-          try {
-            const row = await inTenant(request, (trx) =>
-              trx
-                .insertInto('widgets')
-                .values({
-                  dashboard_id: request.params.id,
-                  name: request.body.name,
-                  kind: request.body.kind,
-                  config: JSON.stringify(request.body.config ?? {}),
-                })
-                .returning(WIDGET_COLUMNS)
-                .executeTakeFirstOrThrow(),
-            );
-            return await reply.code(201).send(widgetJson(row));
-          } catch (error) {
-            // The foreign key includes tenant_id: another tenant's dashboard fails it
-            // exactly like one that does not exist.
-            if (isDatabaseError(error, 'FOREIGN_KEY_VIOLATION')) {
-              return notFound(request, reply, 'dashboard');
-            }
-            throw error;
+          return await reply.code(201).send(widgetJson(row));
+        } catch (error) {
+          // The foreign key includes tenant_id: another tenant's dashboard fails it
+          // exactly like one that does not exist.
+          if (isDatabaseError(error, 'FOREIGN_KEY_VIOLATION')) {
+            return notFound(request, reply, 'dashboard');
           }
-        },
-      );
-      done();
-    },
-    { prefix: '/api/v1' },
-  );
+          throw error;
+        }
+      },
+    );
+  }
 }
 
 /** Thrown when a route needs the database and none is configured: a 503 naming the variable. */
