@@ -171,7 +171,8 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
         tenantId: tenantId.toLowerCase(),
         roles: Object.freeze(rolesOf(payload, options.audience)),
         // Deeply frozen: a cached principal is shared by every request with this token.
-        claims: deepFreeze(structuredClone(payload)),
+        // No copy needed: jose parses a fresh payload for every verification.
+        claims: deepFreeze(payload),
         method: 'jwt' as const,
       }),
       exp: (payload.exp ?? 0) * 1000,

@@ -94,6 +94,16 @@ describe('tokens from the real OpenID provider', () => {
     expect(await outcome(`Bearer ${token}`)).toBe('200 jwt');
   });
 
+  it('callers arriving together at a cold verifier share its first JWKS fetch (no 503s)', async () => {
+    const cold = authFor(keycloak);
+    const tokens = await Promise.all(
+      Array.from({ length: 50 }, () => keycloak.issueToken({ alg: 'ES256' })),
+    );
+    const outcomes = await Promise.all(tokens.map((token) => outcome(`Bearer ${token}`, cold)));
+    expect(new Set(outcomes)).toEqual(new Set(['200 jwt']));
+    expect(cold.jwksFetches()).toBe(1);
+  });
+
   it('a repeated token is served from the cache, without another JWKS fetch', async () => {
     const token = await keycloak.issueToken();
     await auth.authenticateBearer(`Bearer ${token}`);

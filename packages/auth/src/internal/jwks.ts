@@ -61,6 +61,9 @@ export class JwksCache {
     header: JWSHeaderParameters,
     token: FlattenedJWSInput,
   ): Promise<KeyLike> => {
+    // A fetch in flight (the first one, say) is waited for, not backed off from:
+    // callers that arrive while it runs share its result.
+    if (this.#inflight) await this.#inflight;
     const now = this.#options.now();
     const sinceAttempt = now - this.#lastAttemptAt;
     if (!this.#resolver) {
