@@ -8,21 +8,28 @@
 //
 // The same file is the HTTP server of part 2: run.mjs starts itself as
 // `node auth/run.mjs serve MODE PORT ISSUER JWKS_URL CLIENT_ID` (prints "ready").
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { openSync } from 'node:fs';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import os from 'node:os';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import Fastify, { LogController } from 'fastify';
 import { SignJWT, createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify } from 'jose';
 import pg from 'pg';
+import {
+  dropDatabase,
+  freePort,
+  median,
+  percentile,
+  processCpu,
+  spread,
+  startServer as startChild,
+  stopServer,
+} from '../lib/harness.mjs';
 import {
   authMigrations,
   bearer,
@@ -157,15 +164,6 @@ async function serve([mode, portArgument, issuer, jwksUrl, clientId]) {
 
 // ================================================================== shared helpers
 
-const median = (numbers) => {
-  const sorted = [...numbers].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-};
-const spread = (numbers) => (Math.max(...numbers) - Math.min(...numbers)) / median(numbers);
-/** Nearest-rank percentile of a sorted array. */
-const percentile = (sorted, p) =>
-  sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)];
 /** Interleaved, and rotated every round, so that drift over time hits every mode alike. */
 const rotated = (modes, round) =>
   modes.map((_mode, index) => modes[(index + round) % modes.length]);
@@ -400,59 +398,22 @@ function printJwt({ summary }) {
 
 // ================================================================== part 2: authenticated route
 
-async function freePort() {
-  const probe = createNetServer();
-  probe.listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const { port } = probe.address();
-  probe.close();
-  await once(probe, 'close');
-  return port;
-}
-
 const children = new Set();
 
 /** Starts `run.mjs serve mode port …` and resolves once it prints "ready". */
 async function startServer(mode, port, realm) {
-  const child = spawn(
-    process.execPath,
-    [SELF, 'serve', mode, String(port), realm.issuer, realm.jwksUrl, CLIENT_ID],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
+  const child = await startChild(mode, [
+    SELF,
+    'serve',
+    mode,
+    String(port),
+    realm.issuer,
+    realm.jwksUrl,
+    CLIENT_ID,
+  ]);
   children.add(child);
   child.once('exit', () => children.delete(child));
-  const exited = once(child, 'exit').then(([code, signal]) => {
-    throw new Error(`server "${mode}" exited before it was ready (code ${code}, signal ${signal})`);
-  });
-  const ready = (async () => {
-    for await (const line of createInterface({ input: child.stdout })) {
-      if (line.trim() === 'ready') return;
-    }
-    await exited;
-  })();
-  let timer;
-  const timeout = new Promise((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`server "${mode}" not ready after 15 s`)), 15_000);
-  });
-  try {
-    await Promise.race([ready, exited, timeout]);
-  } catch (error) {
-    child.kill('SIGKILL');
-    throw error;
-  } finally {
-    clearTimeout(timer);
-  }
-  exited.catch(() => undefined);
   return child;
-}
-
-async function stopServer(child) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(timer);
 }
 
 /** One autocannon run; throws when any response was not 2xx or any request failed. */
@@ -478,13 +439,6 @@ async function load(mode, port, seconds, authorization) {
     p99: result.latency.p99,
     requests: result.requests.total,
   };
-}
-
-/** User + system CPU time of a process, µs, from /proc (10 ms ticks). */
-async function processCpu(pid) {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }
 
 async function measureHttp(mode, realm, authorization, settings) {
@@ -610,22 +564,7 @@ function teardown() {
     for (const child of children) child.kill('SIGKILL');
     const closing = Promise.allSettled(handles.map((close) => close()));
     await Promise.race([closing, new Promise((resolve) => setTimeout(resolve, 3_000).unref())]);
-    if (databaseName) {
-      // A backend whose client just left may still be exiting: try again for a few seconds.
-      for (let attempt = 1; ; attempt += 1) {
-        try {
-          await adminQuery(`drop database if exists ${databaseName} with (force)`);
-          break;
-        } catch (error) {
-          if (attempt >= 10) {
-            console.error(`could not drop database ${databaseName}: drop it by hand`);
-            throw error;
-          }
-          await new Promise((resolve) => setTimeout(resolve, 300));
-        }
-      }
-      console.log(`dropped database ${databaseName}`);
-    }
+    if (databaseName) await dropDatabase(adminQuery, databaseName);
   })();
   return dropping;
 }

@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { createDatabase, createTenantTable, migrateToLatest } from '@flowforge/db';
 import { sql } from 'kysely';
 import pg from 'pg';
+import { dropDatabase, median, percentile, spread } from '../lib/harness.mjs';
 
 const BASELINE = 'bare';
 const MODES = ['bare', 'withTenant', 'manual', 'manual-kysely'];
@@ -274,16 +275,6 @@ const sessionTenant = (tenant) => `-c app.tenant_id=${tenant} -c role=${APP_ROLE
 
 // ------------------------------------------------------------------ measuring
 
-const median = (numbers) => {
-  const sorted = [...numbers].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-};
-const spread = (numbers) => (Math.max(...numbers) - Math.min(...numbers)) / median(numbers);
-/** Nearest-rank percentile of a sorted array. */
-const percentile = (sorted, p) =>
-  sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)];
-
 /** `callers` loops calling `op` back to back for `seconds`; latencies in µs. */
 async function drive(op, expected, ids, callers, seconds) {
   const latencies = [];
@@ -359,23 +350,7 @@ function teardown() {
   dropping ??= (async () => {
     const closing = Promise.allSettled(handles.map((close) => close()));
     await Promise.race([closing, new Promise((resolve) => setTimeout(resolve, 3_000).unref())]);
-    if (databaseName) {
-      // A backend whose client just left may still be exiting, and force cannot end
-      // it then (42501 for one of another role): try again for a few seconds.
-      for (let attempt = 1; ; attempt += 1) {
-        try {
-          await adminQuery(`drop database if exists ${databaseName} with (force)`);
-          break;
-        } catch (error) {
-          if (attempt >= 10) {
-            console.error(`could not drop database ${databaseName}: drop it by hand`);
-            throw error;
-          }
-          await new Promise((resolve) => setTimeout(resolve, 300));
-        }
-      }
-      console.log(`dropped database ${databaseName}`);
-    }
+    if (databaseName) await dropDatabase(adminQuery, databaseName);
   })();
   return dropping;
 }

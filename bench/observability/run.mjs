@@ -2,15 +2,19 @@
 // each result is reported as a ratio to bare. See ../README.md.
 //
 // Usage: node observability/run.mjs [--rounds 3] [--duration 10] [--warmup 2] [--modes a,b,c]
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { readFile, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
+import {
+  freePort,
+  median,
+  processCpu,
+  spread,
+  startServer as startChild,
+  stopServer,
+} from '../lib/harness.mjs';
 
 const TARGET = 0.8;
 const BASELINE = 'bare';
@@ -42,54 +46,8 @@ const warmup = positive('warmup');
 const modes = flags.modes.split(',').filter(Boolean);
 if (!modes.includes(BASELINE)) modes.unshift(BASELINE);
 
-/** A port nobody listens on right now. */
-async function freePort() {
-  const probe = createServer();
-  probe.listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const { port } = probe.address();
-  probe.close();
-  await once(probe, 'close');
-  return port;
-}
-
 /** Starts `server.mjs mode port` and resolves once it prints "ready". */
-async function startServer(mode, port) {
-  const child = spawn(process.execPath, [SERVER, mode, String(port)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const exited = once(child, 'exit').then(([code, signal]) => {
-    throw new Error(`server "${mode}" exited before it was ready (code ${code}, signal ${signal})`);
-  });
-  const ready = (async () => {
-    for await (const line of createInterface({ input: child.stdout })) {
-      if (line.trim() === 'ready') return;
-    }
-    await exited; // stdout closed without "ready": report the exit
-  })();
-  let timer;
-  const timeout = new Promise((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`server "${mode}" not ready after 15 s`)), 15_000);
-  });
-  try {
-    await Promise.race([ready, exited, timeout]);
-  } catch (error) {
-    child.kill('SIGKILL');
-    throw error;
-  } finally {
-    clearTimeout(timer);
-  }
-  return child;
-}
-
-async function stopServer(child) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(timer);
-}
+const startServer = (mode, port) => startChild(mode, [SERVER, mode, String(port)]);
 
 /** One autocannon run; throws when any response was not 2xx or any request failed. */
 async function load(mode, port, seconds) {
@@ -113,38 +71,19 @@ async function load(mode, port, seconds) {
   };
 }
 
-/**
- * CPU time (user + system) the server process has used, in microseconds, from
- * /proc (Linux). With the load generator on the same two cores, req/s also
- * measures autocannon; CPU per request measures the server alone.
- */
-async function cpuMicros(pid) {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // utime and stime are fields 14 and 15 of stat (11 and 12 after the command), in ticks of 10 ms.
-  return (Number(fields[11]) + Number(fields[12])) * 10_000;
-}
-
 async function measure(mode) {
   const port = await freePort();
   const child = await startServer(mode, port);
   try {
     await load(mode, port, warmup); // JIT warm-up, discarded
-    const cpuBefore = await cpuMicros(child.pid);
+    const cpuBefore = await processCpu(child.pid);
     const run = await load(mode, port, duration);
-    const cpuPerRequest = ((await cpuMicros(child.pid)) - cpuBefore) / run.requests;
+    const cpuPerRequest = ((await processCpu(child.pid)) - cpuBefore) / run.requests;
     return { ...run, cpuPerRequest };
   } finally {
     await stopServer(child);
   }
 }
-
-const spread = (numbers) => (Math.max(...numbers) - Math.min(...numbers)) / median(numbers);
-const median = (numbers) => {
-  const sorted = [...numbers].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-};
 
 // Anything else running skews the numbers: the load average goes into the results.
 const loadBefore = os.loadavg();
