@@ -11,7 +11,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { openSync } from 'node:fs';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +29,7 @@ import {
   spread,
   startServer as startChild,
   stopServer,
+  writeResults,
 } from '../lib/harness.mjs';
 import {
   authMigrations,
@@ -1033,28 +1034,15 @@ async function main() {
   }
   console.log(`\ntargets:\n${lines.map((line) => `  ${line}`).join('\n')}`);
 
-  const cpus = os.cpus();
-  await writeFile(
+  await writeResults(
     RESULTS,
-    `${JSON.stringify(
-      {
-        date: new Date().toISOString(),
-        machine: {
-          cpus: cpus.length,
-          model: cpus[0]?.model,
-          node: process.version,
-          postgres: results.apiKeys?.serverVersion,
-          platform: `${os.platform()} ${os.release()}`,
-          loadAverage: { before: loadBefore, after: os.loadavg() },
-        },
-        authDist: dist,
-        settings: { ...settings, parts },
-        verdict,
-        ...results,
-      },
-      null,
-      2,
-    )}\n`,
+    { loadBefore, servers: { postgres: results.apiKeys?.serverVersion } },
+    {
+      authDist: dist,
+      settings: { ...settings, parts },
+      verdict,
+      ...results,
+    },
   );
   console.log(`results written to ${RESULTS}`);
 }

@@ -5,14 +5,14 @@
 // Usage: node db/run.mjs [--rounds 5] [--duration 1.5] [--warmup 0.25] [--concurrency 8]
 //                        [--pool 4] [--modes a,b,c] [--tenants 10] [--rows 1000] [--help]
 import { randomBytes, randomUUID } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createDatabase, createTenantTable, migrateToLatest } from '@flowforge/db';
 import { sql } from 'kysely';
 import pg from 'pg';
-import { dropDatabase, median, percentile, spread } from '../lib/harness.mjs';
+import { dropDatabase, median, percentile, spread, writeResults } from '../lib/harness.mjs';
 
 const BASELINE = 'bare';
 const MODES = ['bare', 'withTenant', 'manual', 'manual-kysely'];
@@ -575,40 +575,27 @@ async function main() {
         : ''),
   );
 
-  const cpus = os.cpus();
-  await writeFile(
+  await writeResults(
     RESULTS,
-    `${JSON.stringify(
-      {
-        date: new Date().toISOString(),
-        machine: {
-          cpus: cpus.length,
-          model: cpus[0]?.model,
-          node: process.version,
-          postgres: serverVersion,
-          platform: `${os.platform()} ${os.release()}`,
-          loadAverage: { before: loadBefore, after: os.loadavg() },
-        },
-        settings: {
-          rounds,
-          duration,
-          warmup,
-          concurrency,
-          poolSize,
-          tenants: tenantCount,
-          rowsPerTenant,
-          listLimit: LIST_LIMIT,
-          modes,
-        },
-        roundTrips: counted,
-        statements,
-        summary,
-        verdict,
-        runs,
+    { loadBefore, servers: { postgres: serverVersion } },
+    {
+      settings: {
+        rounds,
+        duration,
+        warmup,
+        concurrency,
+        poolSize,
+        tenants: tenantCount,
+        rowsPerTenant,
+        listLimit: LIST_LIMIT,
+        modes,
       },
-      null,
-      2,
-    )}\n`,
+      roundTrips: counted,
+      statements,
+      summary,
+      verdict,
+      runs,
+    },
   );
   console.log(`results written to ${RESULTS}`);
 }

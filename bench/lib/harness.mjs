@@ -2,8 +2,9 @@
 // "ready", CPU time from /proc, and the bench database's clean-up.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import os from 'node:os';
 import process from 'node:process';
 import { createInterface } from 'node:readline';
 
@@ -108,4 +109,28 @@ export async function dropDatabase(adminQuery, name) {
     }
   }
   console.log(`dropped database ${name}`);
+}
+
+/**
+ * Writes a benchmark's results JSON: the date, the machine (with the versions of
+ * the servers it measured against and the load average before and after), then `body`.
+ * @param {string | URL} file
+ * @param {{ loadBefore: number[], servers?: Record<string, unknown> }} machine
+ * @param {Record<string, unknown>} body
+ */
+export async function writeResults(file, { loadBefore, servers = {} }, body) {
+  const cpus = os.cpus();
+  const results = {
+    date: new Date().toISOString(),
+    machine: {
+      cpus: cpus.length,
+      model: cpus[0]?.model,
+      node: process.version,
+      ...servers,
+      platform: `${os.platform()} ${os.release()}`,
+      loadAverage: { before: loadBefore, after: os.loadavg() },
+    },
+    ...body,
+  };
+  await writeFile(file, `${JSON.stringify(results, null, 2)}\n`);
 }

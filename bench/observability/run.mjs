@@ -2,7 +2,6 @@
 // each result is reported as a ratio to bare. See ../README.md.
 //
 // Usage: node observability/run.mjs [--rounds 3] [--duration 10] [--warmup 2] [--modes a,b,c]
-import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -14,6 +13,7 @@ import {
   spread,
   startServer as startChild,
   stopServer,
+  writeResults,
 } from '../lib/harness.mjs';
 
 const TARGET = 0.8;
@@ -170,26 +170,14 @@ if (flowforge) {
   );
 }
 
-const cpus = os.cpus();
-await writeFile(
+await writeResults(
   RESULTS,
-  `${JSON.stringify(
-    {
-      date: new Date().toISOString(),
-      machine: {
-        cpus: cpus.length,
-        model: cpus[0]?.model,
-        node: process.version,
-        platform: `${os.platform()} ${os.release()}`,
-        loadAverage: { before: loadBefore, after: os.loadavg() },
-      },
-      settings: { rounds, duration, warmup, connections: CONNECTIONS, pipelining: PIPELINING },
-      summary,
-      verdict,
-      runs,
-    },
-    null,
-    2,
-  )}\n`,
+  { loadBefore },
+  {
+    settings: { rounds, duration, warmup, connections: CONNECTIONS, pipelining: PIPELINING },
+    summary,
+    verdict,
+    runs,
+  },
 );
 console.log(`results written to ${RESULTS}`);
