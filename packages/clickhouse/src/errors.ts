@@ -1,0 +1,86 @@
+/**
+ * Stable codes of {@link ClickHouseError}; switch on these, never on messages.
+ *
+ * | code | when | retry? |
+ * |---|---|---|
+ * | `NOT_CONFIGURED` | no `url` and no `client` (CLICKHOUSE_URL unset) | no |
+ * | `INVALID_OPTIONS` | an option is out of range (a URL that is not http(s), a timeout of 0, …) | no |
+ * | `INVALID_ARGUMENT` | checked before sending: a placeholder without a value, a value without a placeholder, a value that does not fit its type, an unknown type (client-side binding), an `Identifier` placeholder, a placeholder inside a string or comment, SQL that servers lex differently (`$` in names, non-ASCII outside strings), a setting off the allow-list, a tenant id that is not a UUID, a `tenant_id` param given by the caller | no |
+ * | `SYNTAX_ERROR` | server code 62 | no |
+ * | `UNKNOWN_TABLE` | 60 unknown table, 81 unknown database | no |
+ * | `QUERY_INVALID` | the query names or types something wrongly: 47 unknown identifier, 46 unknown function, 16, 42, 43, 44, 53, 115, 184, 215, 352, 456, 457 | no |
+ * | `READONLY` | 164: a write, DDL or setting change refused by the server's readonly mode (or, for a readonly=1 user, settings refused before sending) | no |
+ * | `TIMEOUT` | the query's deadline (`timeoutMs`) passed, or the server's 159 TIMEOUT_EXCEEDED, 160, 209 | maybe |
+ * | `AUTH_FAILED` | 516, 192 unknown user, 193 wrong password, 194, 195 | no |
+ * | `UNAVAILABLE` | connection refused/reset, socket hang up, the server died mid-query, a proxy's 502/503/504 page, 202 too many simultaneous queries, 203, 210, 216 a query with the caller's own `queryId` still runs | yes, later |
+ * | `CANCELLED` | the caller's `signal` aborted | no |
+ * | `CLOSED` | the handle was closed (before or during the query) | no |
+ * | `QUERY_FAILED` | any other server error (`serverCode` says which) or a malformed response | no |
+ */
+export type ClickHouseErrorCode =
+  | 'NOT_CONFIGURED'
+  | 'INVALID_OPTIONS'
+  | 'INVALID_ARGUMENT'
+  | 'SYNTAX_ERROR'
+  | 'UNKNOWN_TABLE'
+  | 'QUERY_INVALID'
+  | 'READONLY'
+  | 'TIMEOUT'
+  | 'AUTH_FAILED'
+  | 'UNAVAILABLE'
+  | 'CANCELLED'
+  | 'CLOSED'
+  | 'QUERY_FAILED';
+
+/** What the server said about a failure (every field optional: client-side errors have none). */
+export interface ClickHouseErrorDetails {
+  /** ClickHouse's numeric error code, e.g. 62 for a syntax error. */
+  readonly serverCode?: number;
+  /** ClickHouse's error name when the server sent one (servers ≥ 20.x), e.g. `SYNTAX_ERROR`. */
+  readonly serverType?: string;
+  /** The query_id the failed query ran under. */
+  readonly queryId?: string;
+}
+
+/**
+ * The one error class of @flowforge/clickhouse. Every error that reaches you
+ * through a {@link ClickHouse} handle is one of these, with the driver's error
+ * as `cause`. Messages carry the server's text (trimmed), never the password or
+ * a URL with credentials; a syntax error's text echoes the query, bound values
+ * included on 18.16: log messages, never put them in a response.
+ */
+export class ClickHouseError extends Error {
+  readonly code: ClickHouseErrorCode;
+  readonly serverCode: number | undefined;
+  readonly serverType: string | undefined;
+  readonly queryId: string | undefined;
+
+  constructor(
+    code: ClickHouseErrorCode,
+    message: string,
+    options?: ErrorOptions & ClickHouseErrorDetails,
+  ) {
+    super(
+      `@flowforge/clickhouse: ${message}`,
+      options?.cause === undefined ? {} : { cause: options.cause },
+    );
+    this.name = 'ClickHouseError';
+    this.code = code;
+    this.serverCode = options?.serverCode;
+    this.serverType = options?.serverType;
+    this.queryId = options?.queryId;
+  }
+
+  /** True for codes where the same query can succeed later (`UNAVAILABLE`, `TIMEOUT`). */
+  get retryable(): boolean {
+    return this.code === 'UNAVAILABLE' || this.code === 'TIMEOUT';
+  }
+}
+
+/** True when `error` is a {@link ClickHouseError} (optionally with one of `codes`). */
+export function isClickHouseError(
+  error: unknown,
+  ...codes: readonly ClickHouseErrorCode[]
+): error is ClickHouseError {
+  return error instanceof ClickHouseError && (codes.length === 0 || codes.includes(error.code));
+}
