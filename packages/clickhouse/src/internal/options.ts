@@ -129,7 +129,7 @@ export type QuerySettings = Readonly<Record<string, string | number | boolean>>;
  * query with the same id, and every server version adds settings. A name
  * joins the list with a test that it cannot write or reach other queries.
  */
-export const QUERY_SETTINGS: ReadonlySet<string> = new Set([
+const QUERY_SETTINGS: ReadonlySet<string> = new Set([
   // result and read limits
   'max_result_rows',
   'max_result_bytes',
