@@ -22,13 +22,17 @@ import {
   type Auth,
 } from '@flowforge/auth';
 import { isDatabaseError, type Database, type DatabaseError } from '@flowforge/db';
+import { isClickHouseError, type ClickHouse, type ClickHouseError } from '@flowforge/clickhouse';
+import { isRedisError, type Redis } from '@flowforge/redis';
 import type { AppDB } from './db/schema.js';
 import { sendProblem, type Problem } from './problem.js';
-import type { ReadinessCheck } from './readiness.js';
+import type { ReadinessCheck, UnconfiguredDependency } from './readiness.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { dashboardRoutes, DatabaseNotConfigured } from './routes/dashboards.js';
 import { embedRoutes } from './routes/embed.js';
 import { healthRoutes } from './routes/health.js';
+import { widgetDataRoutes } from './routes/widget-data.js';
+import { createWidgetDataReader, StoreNotConfigured } from './services/widget-data.js';
 
 /** The WWW-Authenticate realm of every challenge. */
 const REALM = 'flowforge';
@@ -46,6 +50,18 @@ export interface AppOptions {
    * 503. The app takes it over: readiness checks it, and closing the app closes it.
    */
   readonly database?: Database<AppDB> | null;
+  /**
+   * ClickHouse, where widget data lives; `null` or absent: not configured, and
+   * data routes answer 503 naming CLICKHOUSE_URL. The app takes it over (readiness, close).
+   */
+  readonly clickhouse?: ClickHouse | null;
+  /**
+   * Redis, the widget data cache; `null` or absent: no cache. The app takes it
+   * over (readiness, close). A Redis outage slows data reads, it does not fail them.
+   */
+  readonly redis?: Redis | null;
+  /** How long widget data is served from the Redis cache. @default 30_000 */
+  readonly widgetCacheTtlMs?: number;
   /** Bearer authentication; built from `settings.auth` unless given (tests pass one with a fake clock). */
   readonly auth?: Auth;
   /** Registers more routes before the app is sealed (later packages add theirs here). */
@@ -89,6 +105,14 @@ export async function buildApp(options: AppOptions): Promise<App> {
     ajv: { customOptions: { removeAdditional: false } },
   });
   const database = options.database ?? null;
+  const clickhouse = options.clickhouse ?? null;
+  const redis = options.redis ?? null;
+  const widgetData = createWidgetDataReader({
+    clickhouse,
+    cache: redis?.ownedKeyspace(WIDGET_CACHE_PREFIX) ?? null,
+    ...(options.widgetCacheTtlMs === undefined ? {} : { cacheTtlMs: options.widgetCacheTtlMs }),
+    logger,
+  });
   const auth =
     options.auth ?? createAuth({ ...settings.auth, appEnv: settings.app.env }, { logger, metrics });
   const apiKeys: ApiKeyVerifierLike = database
@@ -138,6 +162,28 @@ export async function buildApp(options: AppOptions): Promise<App> {
         ...(error.status < 500 || error.status === 503 ? { detail: error.message } : {}),
       });
     }
+    if (isClickHouseError(error)) {
+      const problem = clickHouseProblem(error);
+      logger[problem.status === 503 ? 'warn' : 'error'](
+        { err: error, code: error.code },
+        'clickhouse request failed',
+      );
+      if (problem.status === 503) void reply.header('retry-after', '1');
+      return sendProblem(request, reply, problem);
+    }
+    if (isRedisError(error)) {
+      // Redis is only the widget cache, whose failures are absorbed: one reaching here is a bug.
+      logger.error({ err: error, code: error.code }, 'redis request failed');
+      return sendProblem(request, reply, { title: 'Internal Server Error', status: 500 });
+    }
+    if (error instanceof StoreNotConfigured) {
+      void reply.header('retry-after', '60');
+      return sendProblem(request, reply, {
+        title: 'Service Unavailable',
+        status: 503,
+        detail: error.message,
+      });
+    }
     if (error instanceof DatabaseNotConfigured) {
       return sendProblem(request, reply, {
         title: 'Service Unavailable',
@@ -149,7 +195,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
       typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 500;
     if (status >= 500) logger.error({ err: error }, 'request failed');
     return sendProblem(request, reply, {
-      title: status >= 500 ? 'Internal Server Error' : 'Bad Request',
+      title: TITLES[status] ?? (status >= 500 ? 'Internal Server Error' : 'Bad Request'),
       status,
       // A client's mistake is explained; a server fault is not described to the client.
       ...(status < 500 && error.message ? { detail: error.message } : {}),
@@ -168,7 +214,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     done(null, payload);
   });
 
-  const checks = [...(options.checks ?? [])];
+  const checks: (ReadinessCheck | UnconfiguredDependency)[] = [...(options.checks ?? [])];
   if (database) {
     checks.push({
       name: 'postgres',
@@ -179,6 +225,23 @@ export async function buildApp(options: AppOptions): Promise<App> {
     });
     server.addHook('onClose', () => database.close());
   }
+  // Optional stores: down means degraded (200), not unready; their routes answer 503.
+  const given = new Set(checks.map((check) => check.name));
+  const optionalStore = (
+    name: string,
+    store: { health(): Promise<unknown>; close(): Promise<void> } | null,
+    variable: string,
+  ): void => {
+    if (store) server.addHook('onClose', () => store.close());
+    if (given.has(name)) return; // a check passed in under this name replaces the store's own
+    checks.push(
+      store
+        ? { name, required: false, check: () => store.health().then(() => undefined) }
+        : { name, notConfigured: variable },
+    );
+  };
+  optionalStore('clickhouse', clickhouse, 'CLICKHOUSE_URL');
+  optionalStore('redis', redis, 'REDIS_URL');
   healthRoutes(server, {
     checks,
     isShuttingDown: () => shuttingDown,
@@ -202,12 +265,13 @@ export async function buildApp(options: AppOptions): Promise<App> {
       };
     });
     dashboardRoutes(api, { database, canRead: viewer, canWrite: editor });
+    widgetDataRoutes(api, { database, widgetData, canRead: viewer });
     apiKeyRoutes(api, { database, canManage: requireRole('admin') });
     done();
   });
   server.register((embed, _options, done) => {
     embed.addHook('onRequest', apiKey(apiKeys, settings.auth.apiKeyHeader));
-    embedRoutes(embed, { database });
+    embedRoutes(embed, { database, widgetData });
     done();
   });
   options.routes?.(server);
@@ -222,10 +286,15 @@ export async function buildApp(options: AppOptions): Promise<App> {
   };
 }
 
+/** Redis keys the app owns: its widget data cache. */
+const WIDGET_CACHE_PREFIX = 'flowforge:cache:widget-data:';
+
 const TITLES: Record<number, string> = {
   400: 'Bad Request',
   401: 'Unauthorized',
   403: 'Forbidden',
+  404: 'Not Found',
+  409: 'Conflict',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
 };
@@ -267,6 +336,29 @@ function databaseProblem(error: DatabaseError): Problem {
         title: 'Unauthorized',
         status: 401,
         detail: 'The credentials carry no usable tenant.',
+      };
+    default:
+      return { title: 'Internal Server Error', status: 500 };
+  }
+}
+
+/**
+ * The HTTP face of a ClickHouse error. Our queries are fixed and their values
+ * validated, so nothing here is the client's mistake: a store that is down,
+ * slow or refusing our credentials is 503 (retry), anything else a 500.
+ */
+function clickHouseProblem(error: ClickHouseError): Problem {
+  switch (error.code) {
+    case 'UNAVAILABLE':
+    case 'TIMEOUT':
+    case 'CLOSED':
+    case 'NOT_CONFIGURED':
+    case 'AUTH_FAILED':
+    case 'CANCELLED':
+      return {
+        title: 'Service Unavailable',
+        status: 503,
+        detail: 'Widget data is not available right now; try again.',
       };
     default:
       return { title: 'Internal Server Error', status: 500 };

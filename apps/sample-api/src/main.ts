@@ -2,6 +2,7 @@ import { ConfigError, getSettings, type Settings } from '@flowforge/config';
 import { createLogger, createMetrics, flushLogger } from '@flowforge/observability';
 import { buildApp } from './app.js';
 import { openDatabase } from './db/open.js';
+import { openClickHouse, openRedis } from './stores.js';
 import { closeGracefully } from './lifecycle.js';
 
 const EXIT_CONFIG = 78; // EX_CONFIG from sysexits.h
@@ -26,7 +27,14 @@ const logger = createLogger({
 });
 const metrics = createMetrics();
 const database = await openDatabase(settings, logger, metrics);
-const app = await buildApp({ settings, logger, metrics, database });
+const app = await buildApp({
+  settings,
+  logger,
+  metrics,
+  database,
+  clickhouse: openClickHouse(settings, logger, metrics),
+  redis: openRedis(settings, logger, metrics),
+});
 
 let stopping = false;
 async function shutdown(signal: NodeJS.Signals): Promise<void> {

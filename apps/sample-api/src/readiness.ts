@@ -8,11 +8,22 @@ export interface ReadinessCheck {
   check(signal: AbortSignal): Promise<void>;
 }
 
+/**
+ * A dependency the deployment has not configured: reported (with the variable
+ * that would configure it) but never checked, and it changes no status.
+ */
+export interface UnconfiguredDependency {
+  readonly name: string;
+  readonly notConfigured: string;
+}
+
 interface CheckResult {
-  readonly status: 'up' | 'down';
+  readonly status: 'up' | 'down' | 'not_configured';
   readonly required: boolean;
-  readonly latency_ms: number;
+  readonly latency_ms?: number;
   readonly error?: string;
+  /** For `not_configured`: what to set. */
+  readonly detail?: string;
 }
 
 export interface ReadinessReport {
@@ -25,11 +36,17 @@ export interface ReadinessReport {
  * `not_ready` when a required one is down, `degraded` when only optional ones are.
  */
 export async function checkReadiness(
-  checks: readonly ReadinessCheck[],
+  checks: readonly (ReadinessCheck | UnconfiguredDependency)[],
   timeoutMs: number,
 ): Promise<ReadinessReport> {
   const results = await Promise.all(
     checks.map(async (dependency): Promise<[string, CheckResult]> => {
+      if ('notConfigured' in dependency) {
+        return [
+          dependency.name,
+          { status: 'not_configured', required: false, detail: `set ${dependency.notConfigured}` },
+        ];
+      }
       const started = performance.now();
       const signal = AbortSignal.timeout(timeoutMs);
       const latency = (): number => Math.round((performance.now() - started) * 10) / 10;

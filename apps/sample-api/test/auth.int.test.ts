@@ -7,6 +7,7 @@ import { loadSettings } from '@flowforge/config';
 import { createDatabase } from '@flowforge/db';
 import { buildApp, type App } from '../src/app.js';
 import type { AppDB } from '../src/db/schema.js';
+import { requestJson, type JsonAnswer } from './support/http.js';
 import { createMigratedDatabase } from './support/postgres.js';
 // The Keycloak-shaped OpenID provider (npm oidc-provider) of @flowforge/auth's tests.
 import {
@@ -24,32 +25,15 @@ let keycloak: KeycloakFixture;
 let app: App;
 let base: string;
 
-interface Answer {
-  status: number;
-  headers: Headers;
-  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- see the top of the file
-}
-
-async function call(
+function call(
   method: string,
   path: string,
   options: { token?: string; apiKey?: string; body?: unknown } = {},
-): Promise<Answer> {
+): Promise<JsonAnswer> {
   const headers: Record<string, string> = {};
   if (options.token) headers.authorization = `Bearer ${options.token}`;
   if (options.apiKey) headers['x-api-key'] = options.apiKey;
-  if (options.body !== undefined) headers['content-type'] = 'application/json';
-  const response = await fetch(`${base}${path}`, {
-    method,
-    headers,
-    ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
-  });
-  const text = await response.text();
-  return {
-    status: response.status,
-    headers: response.headers,
-    body: text ? JSON.parse(text) : null,
-  };
+  return requestJson(base, method, path, options.body, headers);
 }
 
 const token = (tenantId: string, roles: string[]): Promise<string> =>
@@ -169,11 +153,11 @@ describe('API keys and the embed route', () => {
     });
     const inScope = await call('POST', `/api/v1/dashboards/${dashboard.id}/widgets`, {
       token: adminToken,
-      body: { name: 'in', kind: 'metric' },
+      body: { name: 'in', kind: 'metric', config: { metric: 'orders' } },
     });
     const outOfScope = await call('POST', `/api/v1/dashboards/${dashboard.id}/widgets`, {
       token: adminToken,
-      body: { name: 'out', kind: 'metric' },
+      body: { name: 'out', kind: 'metric', config: { metric: 'orders' } },
     });
     const created = await call('POST', '/api/v1/api-keys', {
       token: adminToken,
@@ -190,7 +174,7 @@ describe('API keys and the embed route', () => {
     });
     const key: string = created.body.key;
 
-    // In scope: authorized (the data itself waits for @flowforge/clickhouse: 503, not 401/403).
+    // In scope: authorized (this app has no ClickHouse configured: 503 naming it, not 401/403).
     const data = await call('GET', `/embed/v1/widgets/${inScope.body.id}/data`, { apiKey: key });
     expect(data.status).toBe(503);
     expect(data.body.detail).toContain('CLICKHOUSE_URL');
@@ -237,7 +221,7 @@ describe('API keys and the embed route', () => {
     });
     const { body: widget } = await call('POST', `/api/v1/dashboards/${dashboard.id}/widgets`, {
       token: a,
-      body: { name: 'w', kind: 'live' },
+      body: { name: 'w', kind: 'metric', config: { metric: 'orders' } },
     });
     const foreign = await call('POST', '/api/v1/api-keys', {
       token: b,

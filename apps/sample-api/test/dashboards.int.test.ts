@@ -6,6 +6,7 @@ import { loadSettings } from '@flowforge/config';
 import { createDatabase, tenantIsolationProblems, type Database } from '@flowforge/db';
 import { buildApp, type App } from '../src/app.js';
 import type { AppDB } from '../src/db/schema.js';
+import { requestJson, type JsonAnswer } from './support/http.js';
 import { admin, createMigratedDatabase } from './support/postgres.js';
 
 const TENANT_A = '6d1f3b9e-2a4c-4e8b-9f00-00000000000a';
@@ -22,11 +23,7 @@ interface Client {
     path: string,
     body?: unknown,
     headers?: Record<string, string>,
-  ): Promise<{
-    status: number;
-    headers: Headers;
-    body: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- see the top of the file
-  }>;
+  ): Promise<JsonAnswer>;
 }
 
 /** The app as one tenant's dev principal sees it, over a real socket, on its own pool. */
@@ -41,22 +38,7 @@ async function appFor(tenant: string, database: Database<AppDB> | null): Promise
   return {
     app,
     base,
-    async request(method, path, body, headers = {}) {
-      const response = await fetch(`${base}${path}`, {
-        method,
-        headers: {
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-          ...headers,
-        },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-      const text = await response.text();
-      return {
-        status: response.status,
-        headers: response.headers,
-        body: text ? JSON.parse(text) : null,
-      };
-    },
+    request: (method, path, body, headers) => requestJson(base, method, path, body, headers),
   };
 }
 

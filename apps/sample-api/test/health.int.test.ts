@@ -49,7 +49,8 @@ describe('health routes over a real socket', () => {
       checks: Record<string, { latency_ms: number }>;
     };
     expect(body.status).toBe('ready');
-    expect(Object.keys(body.checks)).toEqual(['postgres', 'redis']);
+    // The given checks, then the stores this app has not configured (clickhouse here).
+    expect(Object.keys(body.checks)).toEqual(['postgres', 'redis', 'clickhouse']);
     expect(body.checks.postgres?.latency_ms).toBeGreaterThanOrEqual(0);
   });
 

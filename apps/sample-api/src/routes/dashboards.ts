@@ -4,6 +4,7 @@ import { isDatabaseError, type Database } from '@flowforge/db';
 import type { AppDB, DashboardTable, WidgetKind, WidgetTable } from '../db/schema.js';
 import type { Principal } from '@flowforge/auth';
 import { sendProblem } from '../problem.js';
+import { MAX_DAYS, METRIC_NAME_PATTERN } from '../services/widget-data.js';
 import { idParams } from './schemas.js';
 
 export interface DashboardRoutesOptions {
@@ -31,6 +32,14 @@ const dashboardPatch = {
   properties: { name, description },
   additionalProperties: false,
 } as const;
+// A metric widget's config names what its data route reads (other fields are the UI's).
+const metricConfig = {
+  type: 'object',
+  properties: {
+    metric: { type: 'string', pattern: METRIC_NAME_PATTERN },
+    days: { type: 'integer', minimum: 1, maximum: MAX_DAYS },
+  },
+} as const;
 const widgetBody = {
   type: 'object',
   required: ['name', 'kind'],
@@ -40,6 +49,8 @@ const widgetBody = {
     config: { type: 'object' },
   },
   additionalProperties: false,
+  if: { properties: { kind: { const: 'metric' } } },
+  then: { properties: { config: metricConfig } },
 } as const;
 const listQuery = {
   type: 'object',

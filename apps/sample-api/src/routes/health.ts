@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
-import { checkReadiness, type ReadinessCheck } from '../readiness.js';
+import { checkReadiness, type ReadinessCheck, type UnconfiguredDependency } from '../readiness.js';
 
 export interface HealthRoutesOptions {
-  readonly checks: readonly ReadinessCheck[];
+  readonly checks: readonly (ReadinessCheck | UnconfiguredDependency)[];
   /** True once shutdown has begun: readiness answers 503 before anything else stops. */
   readonly isShuttingDown: () => boolean;
   readonly checkTimeoutMs: number;

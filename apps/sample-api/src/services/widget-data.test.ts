@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import { metricSelectionOf, WidgetNotQueryable } from './widget-data.js';
+
+describe('metricSelectionOf', () => {
+  it('reads the metric and the day count, 7 days by default', () => {
+    expect(metricSelectionOf('metric', { metric: 'orders' })).toEqual({
+      metric: 'orders',
+      days: 7,
+    });
+    expect(metricSelectionOf('metric', { metric: 'a.b:c-d_1', days: 366, title: 'x' })).toEqual({
+      metric: 'a.b:c-d_1',
+      days: 366,
+    });
+  });
+
+  it.each([
+    ['a live widget', 'live', { metric: 'orders' }],
+    ['no metric', 'metric', {}],
+    ['a metric that is not a plain name', 'metric', { metric: "orders' OR 1=1" }],
+    ['an empty metric', 'metric', { metric: '' }],
+    ['a metric of another type', 'metric', { metric: 42 }],
+    ['zero days', 'metric', { metric: 'orders', days: 0 }],
+    ['too many days', 'metric', { metric: 'orders', days: 367 }],
+    ['fractional days', 'metric', { metric: 'orders', days: 1.5 }],
+    ['days as a string', 'metric', { metric: 'orders', days: '7' }],
+  ] as const)('refuses %s (409)', (_what, kind, config) => {
+    const attempt = () => metricSelectionOf(kind, config);
+    expect(attempt).toThrow(WidgetNotQueryable);
+    try {
+      attempt();
+    } catch (error) {
+      expect((error as WidgetNotQueryable).statusCode).toBe(409);
+    }
+  });
+});
