@@ -12,7 +12,16 @@ const processEnvBan = {
 
 export default tseslint.config(
   {
-    ignores: ['**/dist/**', '**/node_modules/**', '.tools/**', '**/.turbo/**', 'reports/**'],
+    // tsup writes a transient *.bundled_*.mjs beside its config while a build runs
+    // (lint runs alongside it): a file that vanishes mid-lint is not source.
+    ignores: [
+      '**/dist/**',
+      '**/node_modules/**',
+      '.tools/**',
+      '**/.turbo/**',
+      'reports/**',
+      '**/*.config.bundled_*.mjs',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
