@@ -30,6 +30,7 @@ import {
   startServer as startChild,
   stopServer,
   writeResults,
+  positiveFlag,
 } from '../lib/harness.mjs';
 import {
   authMigrations,
@@ -916,13 +917,7 @@ async function main() {
     process.stdout.write(USAGE);
     return;
   }
-  const positive = (name, integer = false) => {
-    const value = Number(flags[name]);
-    if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
-      throw new Error(`--${name} must be a positive ${integer ? 'whole ' : ''}number`);
-    }
-    return value;
-  };
+  const positive = (name, integer = false) => positiveFlag(flags, name, { integer });
   const settings = {
     rounds: positive('rounds', true),
     jwtDuration: positive('jwt-duration'),

@@ -12,7 +12,14 @@ import { parseArgs } from 'node:util';
 import { createDatabase, createTenantTable, migrateToLatest } from '@flowforge/db';
 import { sql } from 'kysely';
 import pg from 'pg';
-import { dropDatabase, median, percentile, spread, writeResults } from '../lib/harness.mjs';
+import {
+  dropDatabase,
+  median,
+  percentile,
+  spread,
+  writeResults,
+  positiveFlag,
+} from '../lib/harness.mjs';
 
 const BASELINE = 'bare';
 const MODES = ['bare', 'withTenant', 'manual', 'manual-kysely'];
@@ -67,13 +74,7 @@ if (flags.help) {
   process.exit(0);
 }
 
-const positive = (name, { integer = false, min = 0 } = {}) => {
-  const value = Number(flags[name]);
-  if (!Number.isFinite(value) || value <= min || (integer && !Number.isInteger(value))) {
-    throw new Error(`--${name} must be a ${integer ? 'whole' : ''} number above ${min}`);
-  }
-  return value;
-};
+const positive = (name, options) => positiveFlag(flags, name, options);
 const rounds = positive('rounds', { integer: true });
 const duration = positive('duration');
 const warmup = positive('warmup', { min: -1 });

@@ -134,3 +134,17 @@ export async function writeResults(file, { loadBefore, servers = {} }, body) {
   };
   await writeFile(file, `${JSON.stringify(results, null, 2)}\n`);
 }
+
+/**
+ * The numeric value of a parseArgs string flag, above `min` (and whole when asked).
+ * @param {Record<string, unknown>} flags
+ * @param {string} name
+ * @param {{ integer?: boolean, min?: number }} [options]
+ */
+export function positiveFlag(flags, name, { integer = false, min = 0 } = {}) {
+  const value = Number(flags[name]);
+  if (!Number.isFinite(value) || value <= min || (integer && !Number.isInteger(value))) {
+    throw new Error(`--${name} must be a ${integer ? 'whole ' : ''}number above ${min}`);
+  }
+  return value;
+}

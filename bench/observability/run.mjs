@@ -14,6 +14,7 @@ import {
   startServer as startChild,
   stopServer,
   writeResults,
+  positiveFlag,
 } from '../lib/harness.mjs';
 
 const TARGET = 0.8;
@@ -35,11 +36,7 @@ const { values: flags } = parseArgs({
   },
 });
 
-const positive = (name) => {
-  const value = Number(flags[name]);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number`);
-  return value;
-};
+const positive = (name) => positiveFlag(flags, name);
 const rounds = Math.trunc(positive('rounds'));
 const duration = positive('duration');
 const warmup = positive('warmup');

@@ -11,7 +11,14 @@ import { parseArgs } from 'node:util';
 import { Redis as IORedis } from 'ioredis';
 import { createRedis } from '@flowforge/redis';
 import { createMetrics } from '@flowforge/observability';
-import { median, percentile, processCpu, spread, writeResults } from '../lib/harness.mjs';
+import {
+  median,
+  percentile,
+  processCpu,
+  spread,
+  writeResults,
+  positiveFlag,
+} from '../lib/harness.mjs';
 
 const BASELINE = 'raw';
 const MODES = ['raw', 'raw-options', 'flowforge', 'flowforge-no-metrics'];
@@ -59,13 +66,7 @@ if (flags.help) {
   process.exit(0);
 }
 
-const positive = (name, { integer = false, min = 0 } = {}) => {
-  const value = Number(flags[name]);
-  if (!Number.isFinite(value) || value <= min || (integer && !Number.isInteger(value))) {
-    throw new Error(`--${name} must be a ${integer ? 'whole ' : ''}number above ${min}`);
-  }
-  return value;
-};
+const positive = (name, options) => positiveFlag(flags, name, options);
 const rounds = positive('rounds', { integer: true });
 const duration = positive('duration');
 const warmup = positive('warmup', { min: -1 });
