@@ -1,6 +1,7 @@
 // Prints one closing line, `N passed, N failed`, summed over every package's
 // vitest JSON report (packages/*/reports/vitest.json, apps/*/reports/vitest.json)
-// and the graph check's TAP report (reports/check-graph.tap). Exits 1 when any
+// and the TAP reports of the graph check and the registry check (reports/check-graph.tap,
+// reports/registry-check.tap). Exits 1 when any
 // test failed or when no test ran at all.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,13 +27,18 @@ for (const group of ['packages', 'apps']) {
   }
 }
 
-const tap = join(root, 'reports', 'check-graph.tap');
-if (existsSync(tap)) {
+// The root checks run under node --test; their TAP reports end in `# pass N` / `# fail N`.
+for (const name of ['check-graph', 'registry-check']) {
+  const tap = join(root, 'reports', `${name}.tap`);
+  if (!existsSync(tap)) continue;
   const text = readFileSync(tap, 'utf8');
   const count = (label) => Number(text.match(new RegExp(`^# ${label} (\\d+)$`, 'm'))?.[1] ?? 0);
   passed += count('pass');
-  failed += count('fail');
-  rows.push(`scripts/check-graph: ${count('pass')} passed, ${count('fail')} failed`);
+  failed += count('fail') + count('cancelled');
+  skipped += count('skipped') + count('todo');
+  rows.push(
+    `scripts/${name}: ${count('pass')} passed, ${count('fail') + count('cancelled')} failed`,
+  );
 }
 
 for (const row of rows) console.log(`  ${row}`);

@@ -34,6 +34,7 @@ import type { Principal } from './principal.js';
 
 /** The kysely type of the `api_keys` table (see `authMigrations`), without `tenant_id`. */
 export interface ApiKeyTable {
+  /** The key's id, a UUID the server generates. */
   id: Generated<string>;
   /** 1 to 200 characters. */
   name: string;
@@ -45,10 +46,13 @@ export interface ApiKeyTable {
   widget_ids: Generated<string[]>;
   /** The user who created the key: the principal's `userId` when the key authenticates. */
   created_by: string;
+  /** When the key was created (server time). */
   created_at: Generated<Date>;
   /** `null`: never expires. */
   expires_at: Date | null;
+  /** When the key was revoked; `null` while it is live. */
   revoked_at: Date | null;
+  /** When the key last authenticated, recorded at most once per `lastUsedIntervalMs`; `null`: never used. */
   last_used_at: Date | null;
 }
 
@@ -57,6 +61,7 @@ export interface ApiKeyTable {
  * app's own: `Database<AppDB & AuthDB>`).
  */
 export interface AuthDB {
+  /** Tenant-scoped API keys, created by {@link authMigrations}. */
   api_keys: TenantScoped<ApiKeyTable>;
 }
 
@@ -92,25 +97,39 @@ export interface CreateApiKeyInput {
 
 /** The result of {@link createApiKey}. `key` is the only time the plaintext exists. */
 export interface CreatedApiKey {
+  /** The key's id (a UUID), for {@link revokeApiKey}. */
   readonly id: string;
   /** The plaintext key: hand it to the user once. It is neither stored nor logged. */
   readonly key: string;
+  /** `ffk_` + the first 8 characters of the secret, for people to recognise the key by. */
   readonly prefix: string;
+  /** The widgets the key may read, lower-cased and without duplicates. */
   readonly widgetIds: readonly string[];
+  /** When the key stops working; `null`: never. */
   readonly expiresAt: Date | null;
+  /** When the key was created (server time). */
   readonly createdAt: Date;
 }
 
 /** One key as {@link listApiKeys} shows it: never the key, never its hash. */
 export interface ApiKeyInfo {
+  /** The key's id (a UUID). */
   readonly id: string;
+  /** The label given at creation. */
   readonly name: string;
+  /** `ffk_` + the first 8 characters of the secret. */
   readonly prefix: string;
+  /** The widgets the key may read. */
   readonly widgetIds: readonly string[];
+  /** The user who created the key (and whom it authenticates as). */
   readonly createdBy: string;
+  /** When the key was created. */
   readonly createdAt: Date;
+  /** When the key stops working; `null`: never. */
   readonly expiresAt: Date | null;
+  /** When the key was revoked; `null` while it is live (revoked keys are listed too). */
   readonly revokedAt: Date | null;
+  /** When the key last authenticated (recorded at most once a minute by default); `null`: never. */
   readonly lastUsedAt: Date | null;
 }
 

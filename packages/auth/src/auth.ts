@@ -11,6 +11,7 @@ import type { Principal } from './principal.js';
 export interface AuthOptions {
   /** APP_ENV. The dev bypass exists only when this is `development`. */
   readonly appEnv: string;
+  /** The realm whose access tokens are accepted (`settings.auth.keycloak`). */
   readonly keycloak: {
     /** `{KEYCLOAK_URL}/realms/{realm}`. */
     readonly issuer: string;
@@ -19,26 +20,37 @@ export interface AuthOptions {
     /** The audience expected in access tokens (KEYCLOAK_CLIENT_ID). */
     readonly clientId: string;
   };
-  /** @default ['RS256', 'ES256'] */
+  /** Signing algorithms accepted (asymmetric only). @default ['RS256', 'ES256'] */
   readonly algorithms?: readonly JwtAlgorithm[];
-  /** @default 30 */
+  /** Leeway for exp/nbf/iat, in seconds. @default 30 */
   readonly clockToleranceSeconds?: number;
-  /** @default 30000 */
+  /** An unknown `kid` refetches the JWKS at most once per this many ms. @default 30000 */
   readonly jwksCooldownMs?: number;
-  /** @default 600000 */
+  /** Keys older than this are refreshed (the old ones are kept if that fails). @default 600000 */
   readonly jwksMaxAgeMs?: number;
   /** The dev principal (settings.auth.devBypass); ignored unless `appEnv` is development. */
-  readonly devBypass?: { readonly userId: string; readonly tenantId: string } | null;
+  readonly devBypass?: {
+    /** The dev user's id (AUTH_DEV_USER_ID). */
+    readonly userId: string;
+    /** The dev user's tenant, a UUID (AUTH_DEV_TENANT_ID). */
+    readonly tenantId: string;
+  } | null;
   /** Roles of the dev principal. @default ['viewer', 'editor', 'admin'] */
   readonly devRoles?: readonly string[];
   /** Verified tokens remembered until their exp; 0 turns it off. @default 10000 */
   readonly tokenCacheSize?: number;
-  /** @default globalThis.fetch (for the JWKS) */
+  /** The fetch used for the JWKS. @default globalThis.fetch */
   readonly fetch?: typeof fetch;
 }
 
+/** What {@link createAuth} reports to; both are optional. */
 export interface AuthDependencies {
+  /** Gets JWKS fetch failures (warn), a warning when the dev bypass is on, and each dev-bypass use (info). */
   readonly logger?: Logger;
+  /**
+   * Counts refused authentications in `flowforge_auth_failures_total{reason}` and
+   * dev-bypass uses in `flowforge_auth_dev_bypass_total`.
+   */
   readonly metrics?: Metrics;
 }
 

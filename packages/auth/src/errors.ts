@@ -53,10 +53,16 @@ const BEARER_ERROR: Partial<Record<AuthErrorCode, string>> = {
  * client: it never contains the token, the key or a claim value.
  */
 export class AuthError extends Error {
+  /** What went wrong; stable across releases (see {@link AuthErrorCode}). */
   readonly code: AuthErrorCode;
   /** The HTTP status this error answers with. */
   readonly status: number;
 
+  /**
+   * @param code - the stable code; it also sets `status`
+   * @param message - safe to show a client: never a token, key or claim value
+   * @param options - `cause`, when another error is behind this one
+   */
   constructor(code: AuthErrorCode, message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = 'AuthError';

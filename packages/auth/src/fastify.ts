@@ -17,6 +17,7 @@ declare module 'fastify' {
 
 /** Verifies API keys: `createApiKeyVerifier(database)`. */
 export interface ApiKeyVerifierLike {
+  /** The principal of a valid key. @throws {AuthError} API_KEY_INVALID, STORE_UNAVAILABLE */
   verify(key: unknown): Promise<Principal>;
 }
 

@@ -29,6 +29,7 @@ export type TokenFailure =
   | 'tenant'
   | 'idp_unavailable';
 
+/** Options of {@link createJwtVerifier} (`createAuth` fills them from its own). */
 export interface JwtVerifierOptions {
   /** The `iss` every token must carry: `{KEYCLOAK_URL}/realms/{realm}`. */
   readonly issuer: string;
@@ -36,7 +37,7 @@ export interface JwtVerifierOptions {
   readonly jwksUrl: string;
   /** This API's client id: accepted in `aud`, or as `azp` (Keycloak's default `aud` is "account"). */
   readonly audience: string;
-  /** @default ['RS256', 'ES256'] */
+  /** Signing algorithms accepted; anything not asymmetric throws a TypeError. @default ['RS256', 'ES256'] */
   readonly algorithms?: readonly JwtAlgorithm[];
   /** Leeway for exp/nbf/iat, in seconds. @default 30 */
   readonly clockToleranceSeconds?: number;
@@ -44,15 +45,15 @@ export interface JwtVerifierOptions {
   readonly jwksCooldownMs?: number;
   /** Keys older than this are refreshed (the old ones are kept if that fails). @default 600000 */
   readonly jwksMaxAgeMs?: number;
-  /** @default 5000 */
+  /** How long one JWKS fetch may take, in ms. @default 5000 */
   readonly jwksTimeoutMs?: number;
   /** Tokens longer than this are refused before any parsing. @default 8192 */
   readonly maxTokenLength?: number;
   /** Verified tokens remembered (by hash, until their exp); 0 turns the cache off. @default 10000 */
   readonly cacheSize?: number;
-  /** @default globalThis.fetch */
+  /** The fetch used for the JWKS. @default globalThis.fetch */
   readonly fetch?: typeof fetch;
-  /** @default Date.now */
+  /** The clock, in epoch milliseconds (token times and the cache). @default Date.now */
   readonly now?: () => number;
   /** Told about JWKS fetch failures (the keys in use stay). */
   readonly onJwksError?: (error: unknown, serving: 'stale' | 'none') => void;
@@ -60,14 +61,20 @@ export interface JwtVerifierOptions {
 
 /** A refused token: the AuthError plus the reason for metrics. */
 export class TokenRejected extends AuthError {
+  /** Why the token was refused: the `reason` label of `flowforge_auth_failures_total`. */
   readonly reason: TokenFailure;
 
+  /**
+   * @param reason - why the token was refused
+   * @param error - the AuthError (TOKEN_INVALID, TOKEN_EXPIRED, IDP_UNAVAILABLE) whose code, message and cause it takes
+   */
   constructor(reason: TokenFailure, error: AuthError) {
     super(error.code, error.message, { cause: error.cause });
     this.reason = reason;
   }
 }
 
+/** Verifies Keycloak access tokens; made by {@link createJwtVerifier}. */
 export interface JwtVerifier {
   /** Verifies an access token and returns its principal. @throws {TokenRejected} */
   verify(token: string): Promise<Principal>;

@@ -14,6 +14,7 @@ export interface Principal {
   readonly roles: readonly string[];
   /** The verified token's claims (empty for dev and API keys). */
   readonly claims: Readonly<Record<string, unknown>>;
+  /** How the principal authenticated: `dev`, `jwt` or `api_key`. */
   readonly method: AuthMethod;
   /** API keys only: the widgets the key may read. */
   readonly widgetIds?: readonly string[];

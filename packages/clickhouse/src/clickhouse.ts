@@ -135,7 +135,9 @@ export interface QueryOptions {
 
 /** What {@link ClickHouse.health} reports when the server answers. */
 export interface ClickHouseHealth {
+  /** Always `up`: a server that does not answer makes `health()` throw instead. */
   readonly status: 'up';
+  /** The round trip of `SELECT 1`, in milliseconds (the first call includes connecting and detection). */
   readonly latencyMs: number;
 }
 

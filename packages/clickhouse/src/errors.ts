@@ -50,11 +50,20 @@ export interface ClickHouseErrorDetails {
  * included on 18.16: log messages, never put them in a response.
  */
 export class ClickHouseError extends Error {
+  /** What went wrong; stable across releases (see {@link ClickHouseErrorCode}). */
   readonly code: ClickHouseErrorCode;
+  /** ClickHouse's numeric error code, e.g. 62 for a syntax error; undefined for client-side errors. */
   readonly serverCode: number | undefined;
+  /** ClickHouse's error name (servers ≥ 20.x), e.g. `SYNTAX_ERROR`; undefined when not sent. */
   readonly serverType: string | undefined;
+  /** The query_id the failed query ran under, to find it in `system.query_log`. */
   readonly queryId: string | undefined;
 
+  /**
+   * @param code - the stable code callers switch on
+   * @param message - the explanation, prefixed with `@flowforge/clickhouse: `
+   * @param options - `cause` (the driver's error) and what the server said
+   */
   constructor(
     code: ClickHouseErrorCode,
     message: string,

@@ -20,10 +20,14 @@ export interface ConfigIssue {
  * error may hold the input).
  */
 export class ConfigError extends Error {
+  /** The code every ConfigError carries. */
   static readonly code: ConfigErrorCode = 'CONFIG_INVALID';
+  /** Always `CONFIG_INVALID`; switch on this, never on the message. */
   readonly code: ConfigErrorCode = 'CONFIG_INVALID';
+  /** Every problem found, one per variable and reason, frozen. */
   readonly issues: readonly ConfigIssue[];
 
+  /** @param issues - the problems found; the message lists each one. */
   constructor(issues: readonly ConfigIssue[]) {
     const lines = issues.map((issue) => `  - ${issue.variable}: ${issue.message}`);
     super(

@@ -84,7 +84,9 @@ export const ALLOWED_JWT_ALGORITHMS = [
   'EdDSA',
 ] as const;
 
+/** Every value APP_ENV accepts; `staging` and `production` turn on production hardening. */
 export const APP_ENVS = ['development', 'test', 'staging', 'production'] as const;
+/** Every value LOG_LEVEL accepts, most severe first (pino's levels). */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /**
@@ -370,12 +372,18 @@ type ParsedVariables = {
 
 /** Public description of one variable, for docs and tooling. */
 export interface VariableInfo {
+  /** The environment variable, e.g. `DATABASE_URL`. */
   readonly name: string;
+  /**
+   * The accepted values in words, as ENVIRONMENT.md shows them (`port`, `postgres URL`);
+   * alternatives are joined with a Markdown-escaped pipe (`json \| pretty`).
+   */
   readonly type: string;
   /** The default as it would be written in a .env file; `undefined` when there is none. */
   readonly default: string | undefined;
   /** True when the value is secret or may carry credentials (never logged, never echoed). */
   readonly secret: boolean;
+  /** What the variable is for, as written in ENVIRONMENT.md. */
   readonly description: string;
 }
 

@@ -1,14 +1,18 @@
 import type { APP_ENVS, LOG_LEVELS, ALLOWED_JWT_ALGORITHMS } from './schema.js';
 import type { RedisTopology } from './internal/redis-url.js';
 
+/** A value of APP_ENV: one of {@link APP_ENVS}. */
 export type AppEnv = (typeof APP_ENVS)[number];
+/** A pino log level: one of {@link LOG_LEVELS}. */
 export type LogLevel = (typeof LOG_LEVELS)[number];
+/** An asymmetric JOSE algorithm that tokens may be signed with: one of {@link ALLOWED_JWT_ALGORITHMS}. */
 export type JwtAlgorithm = (typeof ALLOWED_JWT_ALGORITHMS)[number];
 export type { RedisTopology, RedisNode } from './internal/redis-url.js';
 
 /** The environment to read: `process.env` or any plain record of strings. */
 export type Environment = Readonly<Record<string, string | undefined>>;
 
+/** The process itself: environment, HTTP listener, logging, shutdown. `settings.app`. */
 export interface AppSettings {
   /** APP_ENV. */
   readonly env: AppEnv;
@@ -26,6 +30,7 @@ export interface AppSettings {
   readonly shutdownTimeoutMs: number;
 }
 
+/** PostgreSQL for @flowforge/db. `settings.database`. */
 export interface DatabaseSettings {
   /** DATABASE_URL; `null` means "not configured" (embedded PGlite in development). */
   readonly url: string | null;
@@ -43,6 +48,7 @@ export interface DatabaseSettings {
   readonly embeddedDir: string;
 }
 
+/** The Keycloak realm whose access tokens are accepted. `settings.auth.keycloak`. */
 export interface KeycloakSettings {
   /** KEYCLOAK_URL without a trailing slash. @default 'http://localhost:8080' */
   readonly url: string;
@@ -56,6 +62,7 @@ export interface KeycloakSettings {
   readonly jwksUrl: string;
 }
 
+/** The principal the development bypass signs in as. `settings.auth.devBypass`. */
 export interface DevBypassSettings {
   /** AUTH_DEV_USER_ID. */
   readonly userId: string;
@@ -63,7 +70,9 @@ export interface DevBypassSettings {
   readonly tenantId: string;
 }
 
+/** Authentication for @flowforge/auth. `settings.auth`. */
 export interface AuthSettings {
+  /** The Keycloak realm (KEYCLOAK_URL, KEYCLOAK_REALM, KEYCLOAK_CLIENT_ID). */
   readonly keycloak: KeycloakSettings;
   /** AUTH_ALGORITHMS. @default ['RS256', 'ES256'] */
   readonly algorithms: readonly JwtAlgorithm[];
@@ -79,6 +88,7 @@ export interface AuthSettings {
   readonly devBypass: DevBypassSettings | null;
 }
 
+/** The read-only ClickHouse connection for @flowforge/clickhouse. `settings.clickhouse`. */
 export interface ClickHouseSettings {
   /** CLICKHOUSE_URL; `null` means not configured. */
   readonly url: string | null;
@@ -92,6 +102,7 @@ export interface ClickHouseSettings {
   readonly requestTimeoutMs: number;
 }
 
+/** The Materialize connection for @flowforge/materialize. `settings.materialize`. */
 export interface MaterializeSettings {
   /** MATERIALIZE_URL; `null` means not configured. */
   readonly url: string | null;
@@ -99,6 +110,7 @@ export interface MaterializeSettings {
   readonly poolSize: number;
 }
 
+/** The read-only Redis connection for @flowforge/redis. `settings.redis`. */
 export interface RedisSettings {
   /** REDIS_URL as given; `null` means not configured. */
   readonly url: string | null;
@@ -112,6 +124,7 @@ export interface RedisSettings {
   readonly commandTimeoutMs: number;
 }
 
+/** Metrics exposition for @flowforge/observability. `settings.observability`. */
 export interface ObservabilitySettings {
   /** METRICS_TOKEN (secret): bearer token for /metrics; empty means open. */
   readonly metricsToken: string;
@@ -119,12 +132,19 @@ export interface ObservabilitySettings {
 
 /** Every FlowForge setting, grouped by concern, deeply frozen. */
 export interface Settings {
+  /** Process, listener and logging settings. */
   readonly app: AppSettings;
+  /** PostgreSQL settings, for `createDatabase` of @flowforge/db. */
   readonly database: DatabaseSettings;
+  /** Keycloak, API key and dev-bypass settings, for `createAuth` of @flowforge/auth. */
   readonly auth: AuthSettings;
+  /** ClickHouse settings, for `createClickHouse` of @flowforge/clickhouse. */
   readonly clickhouse: ClickHouseSettings;
+  /** Materialize settings, for @flowforge/materialize. */
   readonly materialize: MaterializeSettings;
+  /** Redis settings, for `createRedis` of @flowforge/redis. */
   readonly redis: RedisSettings;
+  /** Metrics endpoint settings. */
   readonly observability: ObservabilitySettings;
   /** SECRET_KEY (secret). */
   readonly secretKey: string;

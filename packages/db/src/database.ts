@@ -71,13 +71,17 @@ export interface DatabaseOptions {
 
 /** Options of one transaction. */
 export interface TransactionOptions {
+  /** Kysely's isolation level (`'serializable'`, …). @default the server's (PostgreSQL: read committed) */
   readonly isolationLevel?: IsolationLevel;
+  /** `'read only'` or `'read write'`. @default the server's (read write) */
   readonly accessMode?: AccessMode;
 }
 
 /** What {@link Database.health} reports when the database answers. */
 export interface DatabaseHealth {
+  /** Always `up`: a database that does not answer makes `health()` throw instead. */
   readonly status: 'up';
+  /** The round trip of `select 1`, in milliseconds. */
   readonly latencyMs: number;
 }
 

@@ -46,8 +46,11 @@ export type DatabaseErrorCode =
 export interface DatabaseErrorDetails {
   /** The five-character SQLSTATE, e.g. `23505`. */
   readonly sqlstate?: string;
+  /** The constraint that was violated, when the server names one. */
   readonly constraint?: string;
+  /** The table the error is about, when the server names one. */
   readonly table?: string;
+  /** The column the error is about, when the server names one. */
   readonly column?: string;
 }
 
@@ -58,12 +61,22 @@ export interface DatabaseErrorDetails {
  * throws pass through unchanged.
  */
 export class DatabaseError extends Error {
+  /** What went wrong; stable across releases (see {@link DatabaseErrorCode}). */
   readonly code: DatabaseErrorCode;
+  /** The server's SQLSTATE, e.g. `23505`; undefined for connection and client-side errors. */
   readonly sqlstate: string | undefined;
+  /** The violated constraint, when the server names one. */
   readonly constraint: string | undefined;
+  /** The table the error is about, when the server names one. */
   readonly table: string | undefined;
+  /** The column the error is about, when the server names one. */
   readonly column: string | undefined;
 
+  /**
+   * @param code - the stable code callers switch on
+   * @param message - the explanation, prefixed with `@flowforge/db: `
+   * @param options - `cause` (the driver's error) and what the server said
+   */
   constructor(
     code: DatabaseErrorCode,
     message: string,

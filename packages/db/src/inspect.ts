@@ -4,7 +4,9 @@ import { toDatabaseError } from './internal/sqlstate.js';
 
 /** One thing wrong with a tenant-scoped table. */
 export interface TenantIsolationProblem {
+  /** The table (or view) in the inspected schema. */
   readonly table: string;
+  /** What is wrong, in words, e.g. `row-level security is not forced (the table owner bypasses it)`. */
   readonly problem: string;
 }
 

@@ -154,6 +154,7 @@ export async function disableTenantIsolation(
 
 /** One migration's place in {@link migrationStatus}. */
 export interface MigrationState {
+  /** The migration's name (its key in {@link Migrations}). */
   readonly name: string;
   /** When it ran; `null` while pending. */
   readonly executedAt: Date | null;
@@ -161,10 +162,13 @@ export interface MigrationState {
 
 /** What a migration run did, in order. */
 export interface MigrationRun {
+  /** Names of the migrations that ran (or were reverted), in the order they ran. */
   readonly applied: readonly string[];
+  /** `up` for {@link migrateToLatest}, `down` for {@link migrateDown}. */
   readonly direction: 'up' | 'down';
 }
 
+/** Options of {@link createMigrator}, {@link migrateToLatest}, {@link migrateDown} and {@link migrationStatus}. */
 export interface MigrateOptions extends TenantTableOptions {
   /** Migrations to run after {@link coreMigrations} (an app's, auth's). @default {} */
   readonly migrations?: Migrations;

@@ -22,7 +22,10 @@ export const DEFAULT_APP_ROLE = 'flowforge_app';
  * interface DashboardTable { id: Generated<string>; name: string }
  * interface DB { dashboards: TenantScoped<DashboardTable> }
  */
-export type TenantScoped<T> = T & { tenant_id: Generated<string> };
+export type TenantScoped<T> = T & {
+  /** The owning tenant; filled from the transaction's tenant when an insert omits it. */
+  tenant_id: Generated<string>;
+};
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

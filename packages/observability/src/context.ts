@@ -6,10 +6,15 @@ import { AsyncLocalStorage } from 'node:async_hooks';
  * verified a principal; `trace_id`/`span_id` come from W3C traceparent.
  */
 export interface RequestContext {
+  /** The request id: the accepted inbound X-Request-ID, or a new UUID v4. */
   request_id: string;
+  /** The verified principal's tenant, once auth has bound it. */
   tenant_id?: string;
+  /** The verified principal's user id, once auth has bound it. */
   user_id?: string;
+  /** The trace id (32 hex digits) of the inbound W3C `traceparent`. */
   trace_id?: string;
+  /** The parent span id (16 hex digits) of the inbound W3C `traceparent`. */
   span_id?: string;
 }
 

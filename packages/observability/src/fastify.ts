@@ -6,12 +6,17 @@ import { createMetricsEndpoint } from './metrics-endpoint.js';
 import type { Metrics } from './metrics.js';
 import { acceptRequestId } from './request-id.js';
 
+/** Options of {@link fastifyObservability}. */
 export interface FastifyObservabilityOptions {
+  /** The request observer from {@link createHttpObservability}. */
   readonly http: HttpObservability;
-  /** Serve GET {path} from these metrics. */
+  /** Serve GET {path} from these metrics; omit to serve no metrics route. */
   readonly metricsEndpoint?: {
+    /** The registry to render, from {@link createMetrics}. */
     readonly metrics: Metrics;
+    /** The route. @default '/metrics' */
     readonly path?: string;
+    /** When non-empty, scrapes must send `Authorization: Bearer <token>`. @default '' (open) */
     readonly token?: string;
   };
 }

@@ -15,8 +15,11 @@ const REQUESTS_TOTAL = 'flowforge_http_requests_total';
 const DURATION = 'flowforge_http_request_duration_seconds';
 const DEFAULT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
+/** Options of {@link createHttpObservability}. */
 export interface HttpObservabilityOptions {
+  /** Where the access line of each request goes; a {@link createLogger} logger takes the fast path. */
   readonly logger: Logger;
+  /** The registry the three HTTP metrics are declared in. */
   readonly metrics: Metrics;
   /** Histogram buckets of flowforge_http_request_duration_seconds, in seconds. */
   readonly durationBuckets?: readonly number[];
@@ -24,7 +27,9 @@ export interface HttpObservabilityOptions {
 
 /** What a request needs to be started. */
 export interface RequestStart {
+  /** The HTTP method; methods other than GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS are labelled `OTHER`. */
   readonly method: string;
+  /** The request headers: `x-request-id` and `traceparent` are read. */
   readonly headers: IncomingHttpHeaders;
   /** An id already chosen (Fastify's request.id); else taken from X-Request-ID or made. */
   readonly requestId?: string;
@@ -32,6 +37,7 @@ export interface RequestStart {
 
 /** One request being observed. */
 export interface ObservedRequest {
+  /** The request id, also sent back as the X-Request-ID response header. */
   readonly requestId: string;
   /** The context every log line of this request carries; auth adds tenant_id and user_id. */
   readonly context: RequestContext;
@@ -45,6 +51,11 @@ export interface ObservedRequest {
 
 /** The framework-neutral core that the Fastify plugin and the Node middleware share. */
 export interface HttpObservability {
+  /**
+   * Starts observing one request: picks its request id, builds its context and
+   * counts it in flight. Run the rest of the request inside
+   * {@link runWithRequestContext} with the returned context, and call `finish` once.
+   */
   start(request: RequestStart): ObservedRequest;
 }
 

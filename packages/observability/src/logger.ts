@@ -7,11 +7,24 @@ import { createLogDestination } from './stdout.js';
 
 /** The part of `@opentelemetry/api` the logger uses, so that it stays an optional peer. */
 export interface OpenTelemetryTraceApi {
+  /** `trace` of `@opentelemetry/api`. */
   readonly trace: {
-    getActiveSpan(): { spanContext(): { traceId: string; spanId: string } } | undefined;
+    /** The span active in the current async context, if any. */
+    getActiveSpan():
+      | {
+          /** The span's identifiers. */
+          spanContext(): {
+            /** 32 hex digits. */
+            traceId: string;
+            /** 16 hex digits. */
+            spanId: string;
+          };
+        }
+      | undefined;
   };
 }
 
+/** Options of {@link createLogger}. */
 export interface LoggerOptions {
   /** Lowest level written. @default 'info' */
   readonly level?: LogLevel;

@@ -1,6 +1,7 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Metrics } from './metrics.js';
 
+/** Options of {@link createMetricsEndpoint}. */
 export interface MetricsEndpointOptions {
   /** When non-empty, scrapes must send `Authorization: Bearer <token>`. */
   readonly token?: string;
@@ -8,8 +9,11 @@ export interface MetricsEndpointOptions {
 
 /** A framework-neutral HTTP answer. */
 export interface MetricsResponse {
+  /** 200 with the metrics, or 401 when the bearer token is missing or wrong. */
   readonly status: 200 | 401;
+  /** `content-type` (and `www-authenticate` on a 401) to send. */
   readonly headers: Readonly<Record<string, string>>;
+  /** Prometheus text on a 200; an RFC 9457 problem JSON on a 401. */
   readonly body: string;
 }
 

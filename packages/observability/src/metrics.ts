@@ -9,9 +9,11 @@ export const OVERFLOW_LABEL_VALUE = 'OTHER';
 // After the prefix: snake_case starting with a letter (stricter than Prometheus, on purpose).
 const NAME_AFTER_PREFIX = /^[a-z][a-z0-9_]*$/;
 
+/** How to declare a counter or gauge with {@link Metrics.counter} or {@link Metrics.gauge}. */
 export interface MetricConfig<L extends string> {
   /** Name without the prefix (`db_query_duration_seconds`); a name that already has it is kept. */
   readonly name: string;
+  /** The HELP text of the metric. */
   readonly help: string;
   /**
    * The fixed label names. Values are not capped for you: pass a value that can
@@ -20,6 +22,7 @@ export interface MetricConfig<L extends string> {
   readonly labelNames?: readonly L[];
 }
 
+/** How to declare a histogram with {@link Metrics.histogram}. */
 export interface HistogramConfig<L extends string> extends MetricConfig<L> {
   /** Bucket upper bounds. @default prom-client's (0.005 … 10 s) */
   readonly buckets?: readonly number[];
@@ -27,21 +30,27 @@ export interface HistogramConfig<L extends string> extends MetricConfig<L> {
 
 /** One sample of a {@link Metrics.collected} metric. */
 export interface MetricSample {
+  /** The sample's value. */
   readonly value: number;
+  /** The sample's labels; bound them with {@link Metrics.boundLabel} when they come from outside. */
   readonly labels?: Readonly<Record<string, string | number>>;
   /** For the lines of a histogram: `<name>_bucket`, `<name>_sum`, `<name>_count`. */
   readonly metricName?: string;
 }
 
+/** How to declare a scrape-time metric with {@link Metrics.collected}. */
 export interface CollectedMetricConfig {
   /** Name without the prefix; a name that already has it is kept. */
   readonly name: string;
+  /** The HELP text of the metric. */
   readonly help: string;
+  /** The TYPE of the metric; a histogram's samples carry their own `metricName`. */
   readonly type: 'counter' | 'gauge' | 'histogram';
   /** Called at scrape time; returns every sample of the metric. */
   readonly collect: () => readonly MetricSample[];
 }
 
+/** Options of {@link createMetrics}. */
 export interface MetricsOptions {
   /** Collect Node/process metrics (CPU, memory, event loop lag, GC) with the prefix. @default true */
   readonly defaultMetrics?: boolean;

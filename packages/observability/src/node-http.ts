@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { runWithRequestContext } from './context.js';
 import { CLIENT_CLOSED_REQUEST, type HttpObservability } from './http.js';
 
+/** Options of {@link nodeHttpObservability}. */
 export interface NodeHttpObservabilityOptions {
   /**
    * The route template of a finished request. Default: Express's

@@ -20,7 +20,9 @@ export function acceptRequestId(inbound: string | readonly string[] | undefined)
 
 /** The trace and parent span of a W3C `traceparent` header. */
 export interface TraceParent {
+  /** The trace id: 32 lower-case hex digits, not all zero. */
   readonly trace_id: string;
+  /** The parent span id: 16 lower-case hex digits, not all zero. */
   readonly span_id: string;
 }
 

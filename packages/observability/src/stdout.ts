@@ -2,8 +2,11 @@ import { writeSync } from 'node:fs';
 
 /** A pino destination that also flushes (pino's `logger.flush()` calls `flush`). */
 export interface LineWriter {
+  /** Queues one line (with its newline) for the next batch; always returns true. */
   write(line: string): boolean;
+  /** Writes the queued lines now, then calls `callback`. */
   flush(callback?: (error?: Error) => void): void;
+  /** Writes the queued lines now, synchronously. */
   flushSync(): void;
 }
 

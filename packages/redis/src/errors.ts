@@ -42,9 +42,16 @@ export interface RedisErrorDetails {
  * Messages never contain a password or a key's value.
  */
 export class RedisError extends Error {
+  /** What went wrong; stable across releases (see {@link RedisErrorCode}). */
   readonly code: RedisErrorCode;
+  /** The first word of the server's error reply (`WRONGTYPE`, `NOPERM`, …); undefined when there was none. */
   readonly reply: string | undefined;
 
+  /**
+   * @param code - the stable code callers switch on
+   * @param message - the explanation, prefixed with `@flowforge/redis: `
+   * @param options - `cause` (the driver's error) and the server's reply word
+   */
   constructor(code: RedisErrorCode, message: string, options?: ErrorOptions & RedisErrorDetails) {
     super(
       `@flowforge/redis: ${message}`,

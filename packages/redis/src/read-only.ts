@@ -22,11 +22,17 @@ export interface ZRangeOptions {
   /** Highest first. @default false */
   readonly rev?: boolean;
   /** Skip `offset` members and return at most `count` (only with `by: 'score' | 'lex'`). */
-  readonly limit?: { readonly offset: number; readonly count: number };
+  readonly limit?: {
+    /** Members skipped first. */
+    readonly offset: number;
+    /** Most members returned (a negative count: all the rest). */
+    readonly count: number;
+  };
 }
 
 /** A member of a sorted set with its score. */
 export interface ScoredMember {
+  /** The member. */
   readonly member: string;
   /** A number, or ±Infinity. */
   readonly score: number;
@@ -36,12 +42,15 @@ export interface ScoredMember {
 export interface StreamEntry {
   /** `<ms>-<seq>`. */
   readonly id: string;
+  /** The entry's field-value pairs. */
   readonly fields: Readonly<Record<string, string>>;
 }
 
 /** Entries read from one stream by {@link ReadOnlyRedis.xread}. */
 export interface StreamRead {
+  /** The stream's key. */
   readonly key: string;
+  /** The entries read from it, oldest first. */
   readonly entries: readonly StreamEntry[];
 }
 

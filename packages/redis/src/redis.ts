@@ -19,6 +19,7 @@ import { createReadOnlyView, type ReadOnlyRedis } from './read-only.js';
 
 /** What {@link Redis.health} reports when Redis answers. */
 export interface RedisHealth {
+  /** Always `up`: a Redis that does not answer makes `health()` throw instead. */
   readonly status: 'up';
   /** Round trip of PING (of the slowest primary on Cluster), connecting included. */
   readonly latencyMs: number;

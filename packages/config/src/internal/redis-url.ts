@@ -1,22 +1,41 @@
 /** A parsed REDIS_URL, without its credentials (those are kept apart so they can be redacted). */
 export type RedisTopology =
   | {
+      /** One server: `redis://` or `rediss://`. */
       readonly mode: 'standalone';
+      /** True for the `rediss` scheme (TLS). */
       readonly tls: boolean;
+      /** The server; the port defaults to 6379. */
       readonly node: RedisNode;
+      /** The database number from the URL path. @default 0 */
       readonly db: number;
     }
   | {
+      /** Sentinel-managed primary: `redis-sentinel://` or `rediss-sentinel://`. */
       readonly mode: 'sentinel';
+      /** True for the `rediss-sentinel` scheme (TLS). */
       readonly tls: boolean;
+      /** The Sentinels to ask for the primary; ports default to 26379. */
       readonly sentinels: readonly RedisNode[];
+      /** The monitored master's name, the first path segment. */
       readonly masterName: string;
+      /** The database number after the master name. @default 0 */
       readonly db: number;
     }
-  | { readonly mode: 'cluster'; readonly tls: boolean; readonly nodes: readonly RedisNode[] };
+  | {
+      /** Redis Cluster: `redis-cluster://` or `rediss-cluster://` (database 0 only). */
+      readonly mode: 'cluster';
+      /** True for the `rediss-cluster` scheme (TLS). */
+      readonly tls: boolean;
+      /** The seed nodes the cluster map is discovered from; ports default to 6379. */
+      readonly nodes: readonly RedisNode[];
+    };
 
+/** One host and port taken from REDIS_URL. */
 export interface RedisNode {
+  /** Host name or IP address (IPv6 without brackets). */
   readonly host: string;
+  /** TCP port. */
   readonly port: number;
 }
 

@@ -1,0 +1,1105 @@
+#!/usr/bin/env node
+// Proves that every package under packages/ installs from a registry the way users get it:
+// packs it (`pnpm pack` rewrites `workspace:^` to real versions), publishes the tarball to a
+// throwaway verdaccio on loopback (third-party packages come through its npmjs uplink,
+// @flowforge/* only from what was just published), installs it with npm into a fresh temp
+// project outside the workspace, then runs a smoke script through ESM `import` and `require()`
+// and type-checks a consumer file with the workspace's TypeScript (NodeNext, strict).
+// It also refuses dev-only packages among the packed manifest's runtime dependencies.
+//
+//   node --test scripts/registry-check.test.mjs     what CI runs (`pnpm check:registry`)
+//   node scripts/registry-check.mjs                 the same run, printed as a table
+//
+// FLOWFORGE_REGISTRY_SKIP=@flowforge/a,@flowforge/b leaves packages out (a package being
+// written that does not build yet); the default run checks every package.
+import console from 'node:console';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { lstat, readdir, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import process from 'node:process';
+import { setTimeout as delay } from 'node:timers/promises';
+import { URL, fileURLToPath } from 'node:url';
+
+/**
+ * @typedef {Record<string, string>} DependencyMap
+ * @typedef {{
+ *   name: string,
+ *   version: string,
+ *   private?: boolean,
+ *   dependencies?: DependencyMap,
+ *   peerDependencies?: DependencyMap,
+ *   optionalDependencies?: DependencyMap,
+ *   peerDependenciesMeta?: Record<string, { optional?: boolean }>,
+ *   bundleDependencies?: string[] | boolean,
+ *   bundledDependencies?: string[] | boolean,
+ * }} Manifest
+ * @typedef {{ name: string, dir: string, manifest: Manifest }} WorkspacePackage
+ * @typedef {{ url: string, port: number, dir: string, env: NodeJS.ProcessEnv, stop: () => Promise<void> }} Registry
+ * @typedef {{ bytes: number, diskBytes: number, files: number }} Size
+ */
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const SCOPE = '@flowforge/';
+
+/** Per-step limits; the whole run takes about a minute and a half here. */
+const LIMITS = {
+  registryStartMs: 30_000,
+  packMs: 60_000,
+  publishMs: 60_000,
+  installMs: 180_000,
+  smokeMs: 20_000,
+  typecheckMs: 120_000,
+};
+
+// ---------------------------------------------------------------------------
+// The workspace
+
+/**
+ * Every packages/* package, in directory order, minus the names in `skip`.
+ * @param {{ root?: string, skip?: ReadonlySet<string> }} [options]
+ * @returns {WorkspacePackage[]}
+ */
+export function listPackages({ root = ROOT, skip = new Set() } = {}) {
+  const parent = join(root, 'packages');
+  return readdirSync(parent, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory() && existsSync(join(parent, entry.name, 'package.json')))
+    .map((entry) => entry.name)
+    .sort()
+    .map((name) => {
+      const dir = join(parent, name);
+      const manifest = /** @type {Manifest} */ (
+        JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'))
+      );
+      return { name: manifest.name, dir, manifest };
+    })
+    .filter((pkg) => !pkg.manifest.private && !skip.has(pkg.name));
+}
+
+/**
+ * Package names from FLOWFORGE_REGISTRY_SKIP (comma or space separated).
+ * @param {string | undefined} value
+ */
+export function parseSkipList(value) {
+  return new Set((value ?? '').split(/[\s,]+/).filter(Boolean));
+}
+
+// ---------------------------------------------------------------------------
+// The dev-only rule, checked on the packed manifest (what npm users get)
+
+/** Packages that serve tests, fixtures or development only; never a runtime dependency. */
+export const DEV_ONLY = Object.freeze([
+  'pino-pretty',
+  'chdb',
+  'oidc-provider',
+  'pg-gateway',
+  '@electric-sql/pglite',
+  'verdaccio',
+  'vitest',
+  'fast-check',
+  '@types/*',
+]);
+
+/** @param {string} dep */
+function isDevOnly(dep) {
+  return DEV_ONLY.some((entry) =>
+    entry.endsWith('/*') ? dep.startsWith(entry.slice(0, -1)) : dep === entry,
+  );
+}
+
+/**
+ * What is wrong with a publishable manifest's runtime dependencies: dev-only packages in
+ * `dependencies`, `optionalDependencies` or a required peer, bundled dependencies, and
+ * workspace-protocol specifiers left behind by packing. An optional peer
+ * (`peerDependenciesMeta[dep].optional`) is allowed: npm never installs it for the user,
+ * it only states which versions work when the user adds it (pino-pretty in development).
+ * @param {Manifest} manifest
+ * @returns {string[]}
+ */
+export function manifestProblems(manifest) {
+  /** @type {string[]} */
+  const problems = [];
+  for (const field of /** @type {const} */ ([
+    'dependencies',
+    'optionalDependencies',
+    'peerDependencies',
+  ])) {
+    for (const [dep, range] of Object.entries(manifest[field] ?? {})) {
+      const optionalPeer =
+        field === 'peerDependencies' && manifest.peerDependenciesMeta?.[dep]?.optional === true;
+      if (isDevOnly(dep) && !optionalPeer) {
+        problems.push(
+          `${manifest.name}: ${dep} is dev-only and may not be in ${field}${field === 'peerDependencies' ? ' (unless optional)' : ''}`,
+        );
+      }
+      if (/^(?:workspace|catalog|link|file):/.test(range)) {
+        problems.push(`${manifest.name}: ${field}.${dep} is "${range}" in the packed manifest`);
+      }
+    }
+  }
+  const bundled = manifest.bundleDependencies ?? manifest.bundledDependencies;
+  if (bundled === true || (Array.isArray(bundled) && bundled.length > 0)) {
+    problems.push(`${manifest.name}: bundles dependencies; declare them instead`);
+  }
+  return problems;
+}
+
+// ---------------------------------------------------------------------------
+// Child processes
+
+/** Children of run() still running, killed when a run is closed early. */
+const activeChildren = new Set();
+
+/**
+ * Runs a command to completion within `timeoutMs`; rejects with its output on failure.
+ * @param {string} command
+ * @param {string[]} args
+ * @param {{ cwd: string, env?: NodeJS.ProcessEnv, timeoutMs: number }} options
+ * @returns {Promise<string>} stdout and stderr, interleaved
+ */
+function run(command, args, { cwd, env = process.env, timeoutMs }) {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    activeChildren.add(child);
+    let output = '';
+    const append = (/** @type {Buffer} */ chunk) => {
+      output = (output + chunk.toString()).slice(-20_000);
+    };
+    child.stdout.on('data', append);
+    child.stderr.on('data', append);
+    const timer = setTimeout(() => {
+      output += `\n[killed after ${timeoutMs} ms]`;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      activeChildren.delete(child);
+      reject(error);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      activeChildren.delete(child);
+      if (code === 0) resolvePromise(output);
+      else {
+        const shown = [command, ...args].join(' ');
+        reject(new Error(`${shown} (in ${cwd}) exited ${code ?? signal}:\n${output.trim()}`));
+      }
+    });
+  });
+}
+
+/**
+ * The environment for npm and the smoke scripts: nothing inherited from a pnpm or npm
+ * parent (npm_config_*, npm_package_*), the registry and a private cache and userconfig.
+ * @param {string} dir the run's temp dir
+ * @param {string} registryUrl
+ */
+function cleanEnv(dir, registryUrl) {
+  /** @type {NodeJS.ProcessEnv} */
+  const env = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (!/^(?:npm_|pnpm_|node_options$|node_path$)/i.test(key)) env[key] = value;
+  }
+  return {
+    ...env,
+    npm_config_registry: registryUrl,
+    npm_config_userconfig: join(dir, 'npmrc'),
+    npm_config_globalconfig: join(dir, 'npmrc-global'),
+    npm_config_cache: join(dir, 'npm-cache'),
+    npm_config_update_notifier: 'false',
+    npm_config_fund: 'false',
+    npm_config_audit: 'false',
+    npm_config_loglevel: 'warn',
+  };
+}
+
+// ---------------------------------------------------------------------------
+// The registry
+
+/** @returns {Promise<number>} a port that was free a moment ago on 127.0.0.1 */
+function freePort() {
+  return new Promise((resolvePromise, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolvePromise(port));
+    });
+  });
+}
+
+/** @param {string} storage @param {string} htpasswd */
+function verdaccioConfig(storage, htpasswd) {
+  return [
+    `storage: ${JSON.stringify(storage)}`,
+    'auth:',
+    '  htpasswd:',
+    `    file: ${JSON.stringify(htpasswd)}`,
+    'uplinks:',
+    '  npmjs:',
+    '    url: https://registry.npmjs.org/',
+    '    timeout: 60s',
+    'packages:',
+    // Ours come only from what this run published: no uplink, so nothing real can leak in.
+    "  '@flowforge/*':",
+    '    access: $all',
+    '    publish: $authenticated',
+    "  '**':",
+    '    access: $all',
+    '    publish: $authenticated',
+    '    proxy: npmjs',
+    'publish:',
+    '  allow_offline: true',
+    'log: { type: stdout, format: pretty, level: warn }',
+    '',
+  ].join('\n');
+}
+
+/** @type {Set<import('node:child_process').ChildProcess>} */
+const liveRegistries = new Set();
+// A last resort if the run dies between start and stop (the test's `after` stops it normally).
+process.on('exit', () => {
+  for (const child of liveRegistries) child.kill('SIGKILL');
+});
+
+/**
+ * Starts verdaccio on 127.0.0.1 with its config and storage in `dir`, creates a user and
+ * writes npm's userconfig (token included) to `dir/npmrc`.
+ * @param {string} dir an empty temp dir that the caller removes
+ * @returns {Promise<Registry>}
+ */
+async function startRegistry(dir) {
+  const config = join(dir, 'verdaccio.yaml');
+  await writeFile(config, verdaccioConfig(join(dir, 'storage'), join(dir, 'htpasswd')));
+  const bin = fileURLToPath(import.meta.resolve('verdaccio/bin/verdaccio'));
+  let lastError = new Error('verdaccio did not start');
+  for (let attempt = 0; attempt < 3; attempt += 1) {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}/`;
+    const child = spawn(
+      process.execPath,
+      [bin, '--config', config, '--listen', `127.0.0.1:${port}`],
+      {
+        cwd: dir,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    liveRegistries.add(child);
+    let log = '';
+    child.stdout?.on('data', (chunk) => (log = (log + chunk).slice(-10_000)));
+    child.stderr?.on('data', (chunk) => (log = (log + chunk).slice(-10_000)));
+    const exited = new Promise((resolveExit) => child.once('exit', resolveExit));
+    const stop = async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const gone = await Promise.race([exited.then(() => true), delay(5_000, false)]);
+        if (!gone) child.kill('SIGKILL');
+        await exited;
+      }
+      liveRegistries.delete(child);
+    };
+    try {
+      await waitForPing(url, exited, LIMITS.registryStartMs);
+      const token = await createUser(url);
+      const env = cleanEnv(dir, url);
+      await writeFile(
+        join(dir, 'npmrc'),
+        `registry=${url}\n//127.0.0.1:${port}/:_authToken=${token}\n`,
+      );
+      await writeFile(join(dir, 'npmrc-global'), '');
+      return { url, port, dir, env, stop };
+    } catch (error) {
+      await stop();
+      lastError = new Error(
+        `verdaccio on port ${port}: ${/** @type {Error} */ (error).message}\n${log}`,
+      );
+    }
+  }
+  throw lastError;
+}
+
+/**
+ * @param {string} url
+ * @param {Promise<unknown>} exited
+ * @param {number} timeoutMs
+ */
+async function waitForPing(url, exited, timeoutMs) {
+  let done = false;
+  void exited.then(() => (done = true));
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (done) throw new Error('exited before answering');
+    try {
+      const response = await fetch(new URL('-/ping', url), { signal: AbortSignal.timeout(2_000) });
+      if (response.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await delay(200);
+  }
+  throw new Error(`no answer within ${timeoutMs} ms`);
+}
+
+/**
+ * Adds a user through the CouchDB user API that `npm adduser` uses; npm refuses to publish
+ * without a token even where the registry would allow it.
+ * @param {string} url
+ * @returns {Promise<string>} the user's token
+ */
+async function createUser(url) {
+  const name = 'flowforge-ci';
+  const response = await fetch(new URL(`-/user/org.couchdb.user:${name}`, url), {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name, password: `pw-${process.pid}-${Date.now()}` }),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const body = /** @type {{ token?: string }} */ (await response.json());
+  if (!response.ok || !body.token) {
+    throw new Error(`creating a user: ${response.status} ${JSON.stringify(body)}`);
+  }
+  return body.token;
+}
+
+// ---------------------------------------------------------------------------
+// Pack and publish
+
+/**
+ * `pnpm pack` into `dest`; returns the tarball's path and the manifest inside it.
+ * @param {WorkspacePackage} pkg
+ * @param {string} dest an empty dir
+ */
+async function pack(pkg, dest) {
+  mkdirSync(dest, { recursive: true });
+  await run('pnpm', ['pack', '--pack-destination', dest], {
+    cwd: pkg.dir,
+    timeoutMs: LIMITS.packMs,
+  });
+  const tarballs = readdirSync(dest).filter((file) => file.endsWith('.tgz'));
+  if (tarballs.length !== 1)
+    throw new Error(`pnpm pack left ${tarballs.length} tarballs in ${dest}`);
+  const tarball = join(dest, /** @type {string} */ (tarballs[0]));
+  const text = await run('tar', ['-xzOf', tarball, 'package/package.json'], {
+    cwd: dest,
+    timeoutMs: 10_000,
+  });
+  return { tarball, manifest: /** @type {Manifest} */ (JSON.parse(text)) };
+}
+
+/**
+ * @param {Registry} registry
+ * @param {string} tarball an absolute path (npm reads a relative one as a git spec)
+ */
+async function publish(registry, tarball) {
+  await run('npm', ['publish', tarball, '--access', 'public', '--tag', 'latest'], {
+    cwd: registry.dir,
+    env: registry.env,
+    timeoutMs: LIMITS.publishMs,
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Install, measure, smoke, type-check
+
+/**
+ * A fresh npm project in `dir` (outside the workspace) with `specs` installed from the registry.
+ * @param {Registry} registry
+ * @param {string} dir
+ * @param {string[]} specs
+ * @param {Record<string, unknown>} [fields] more package.json fields
+ */
+async function installFresh(registry, dir, specs, fields = {}) {
+  mkdirSync(dir, { recursive: true });
+  await writeFile(join(dir, 'package.json'), packageJson(fields));
+  await npmInstall(registry, dir, specs);
+}
+
+/**
+ * A consumer project's package.json, before npm adds what it installs.
+ * @param {Record<string, unknown>} [fields]
+ */
+function packageJson(fields = {}) {
+  const manifest = { name: 'flowforge-consumer', version: '1.0.0', private: true, ...fields };
+  return `${JSON.stringify(manifest, null, 2)}\n`;
+}
+
+/**
+ * @param {Registry} registry
+ * @param {string} dir
+ * @param {string[]} specs
+ * @param {string[]} [flags]
+ */
+async function npmInstall(registry, dir, specs, flags = []) {
+  try {
+    await run('npm', ['install', '--no-audit', '--no-fund', ...flags, ...specs], {
+      cwd: dir,
+      env: registry.env,
+      timeoutMs: LIMITS.installMs,
+    });
+  } catch (error) {
+    const message = /** @type {Error} */ (error).message;
+    // verdaccio answers 404 for a third-party package when its uplink cannot reach npmjs.
+    if (/E404[\s\S]*GET http:\/\/127\.0\.0\.1:\d+\/(?!@flowforge)/.test(message)) {
+      throw new Error(
+        `${message}\n(verdaccio could not fetch it from https://registry.npmjs.org/: no network, or a proxy or CA certificate (NODE_EXTRA_CA_CERTS) that did not reach it)`,
+      );
+    }
+    throw error;
+  }
+}
+
+/**
+ * The size of everything under `dir`: file bytes (what packagephobia calls install size)
+ * and allocated disk blocks (what `du` shows; depends on the filesystem).
+ * @param {string} dir
+ * @returns {Promise<Size>}
+ */
+async function directorySize(dir) {
+  const size = { bytes: 0, diskBytes: 0, files: 0 };
+  /** @param {string} path */
+  const walk = async (path) => {
+    const stat = await lstat(path);
+    size.diskBytes += stat.blocks * 512;
+    if (stat.isDirectory()) {
+      for (const entry of await readdir(path)) await walk(join(path, entry));
+    } else {
+      size.bytes += stat.size;
+      size.files += 1;
+    }
+  };
+  await walk(dir);
+  return size;
+}
+
+/** @param {number} bytes */
+export function formatMegabytes(bytes) {
+  return `${(bytes / 1_000_000).toFixed(1)} MB`;
+}
+
+/**
+ * One real export per package, run once through `import` and once through `require()`.
+ * Each is serialized into the consumer project, so it may use only its arguments.
+ * @type {Record<string, (pkg: any, assert: any) => unknown>}
+ */
+export const SMOKES = {
+  '@flowforge/config': (pkg, assert) => {
+    const settings = pkg.loadSettings({
+      APP_ENV: 'test',
+      PORT: '8123',
+      DATABASE_URL: 'postgres://127.0.0.1/flowforge_test',
+    });
+    assert.equal(settings.app.env, 'test');
+    assert.equal(settings.app.port, 8123);
+    assert.equal(settings.database.url, 'postgres://127.0.0.1/flowforge_test');
+    assert.ok(Object.isFrozen(settings.database));
+    assert.throws(
+      () => pkg.loadSettings({ APP_ENV: 'test', PORT: 'eighty' }),
+      (/** @type {any} */ error) =>
+        error instanceof pkg.ConfigError &&
+        error.code === 'CONFIG_INVALID' &&
+        error.issues.some((/** @type {{ variable: string }} */ issue) => issue.variable === 'PORT'),
+    );
+  },
+  '@flowforge/observability': async (pkg, assert) => {
+    const metrics = pkg.createMetrics({ defaultMetrics: false });
+    metrics.counter({ name: 'smoke_total', help: 'Smoke test counter.' }).inc();
+    assert.match(await metrics.render(), /^flowforge_smoke_total 1$/m);
+    assert.throws(
+      () => metrics.gauge({ name: 'smoke_total', help: 'Smoke test counter.' }),
+      (/** @type {any} */ error) =>
+        error instanceof pkg.ObservabilityError && error.code === 'METRIC_CONFLICT',
+    );
+  },
+  '@flowforge/db': (pkg, assert) => {
+    const tenant = '0f8fad5b-d9cb-469f-a165-70867728950e';
+    assert.equal(pkg.isTenantId(tenant), true);
+    assert.equal(pkg.assertTenantId(tenant.toUpperCase()), tenant);
+    assert.throws(
+      () => pkg.assertTenantId('not-a-tenant'),
+      (/** @type {any} */ error) => pkg.isDatabaseError(error, 'TENANT_INVALID'),
+    );
+    assert.ok(Object.keys(pkg.coreMigrations()).length > 0);
+  },
+  '@flowforge/auth': (pkg, assert) => {
+    const tenant = '0f8fad5b-d9cb-469f-a165-70867728950e';
+    const { key, hash } = pkg.generateApiKey(tenant);
+    assert.deepEqual(pkg.parseApiKey(key), { tenantId: tenant, hash });
+    assert.equal(pkg.parseApiKey(`${key}x`), null);
+    const error = new pkg.AuthError('TOKEN_EXPIRED', 'expired');
+    assert.equal(error.code, 'TOKEN_EXPIRED');
+    assert.equal(error.status, 401);
+    assert.ok(pkg.isAuthError(error));
+  },
+  '@flowforge/redis': (pkg, assert) => {
+    assert.throws(
+      () => pkg.createRedis({ topology: null }),
+      (/** @type {any} */ error) => pkg.isRedisError(error, 'NOT_CONFIGURED'),
+    );
+    assert.equal(new pkg.RedisError('UNAVAILABLE', 'down').retryable, true);
+  },
+  '@flowforge/clickhouse': (pkg, assert) => {
+    assert.throws(
+      () => pkg.createClickHouse({ url: null }),
+      (/** @type {any} */ error) => pkg.isClickHouseError(error, 'NOT_CONFIGURED'),
+    );
+    assert.equal(new pkg.ClickHouseError('TIMEOUT', 'slow').retryable, true);
+  },
+  '@flowforge/materialize': (pkg, assert) => {
+    assert.throws(
+      () => pkg.createMaterialize({ url: null }),
+      (/** @type {any} */ error) => pkg.isMaterializeError(error, 'NOT_CONFIGURED'),
+    );
+    const mz = pkg.createMaterialize({ url: 'postgres://materialize@127.0.0.1:1/materialize' });
+    assert.equal(mz.status, 'idle');
+    assert.throws(
+      () => mz.subscribe('view"; drop view x; --'),
+      (/** @type {any} */ error) => pkg.isMaterializeError(error, 'INVALID_ARGUMENT'),
+    );
+    assert.equal(new pkg.MaterializeError('UNAVAILABLE', 'down').retryable, true);
+    return mz.close();
+  },
+};
+
+/**
+ * For a package without an entry in SMOKES: the entry loads and exports something.
+ * @param {any} pkg
+ * @param {any} assert
+ */
+function genericSmoke(pkg, assert) {
+  assert.ok(Object.keys(pkg).length > 0, 'the public entry exports nothing');
+}
+
+/**
+ * Consumer files: the public types used the way the README examples use them. They are
+ * type-checked only (never run), so they may name services that do not exist here.
+ * @type {Record<string, string>}
+ */
+export const CONSUMERS = {
+  '@flowforge/config': `
+import { loadSettings, ConfigError, type Settings, type ConfigErrorCode } from '@flowforge/config';
+
+export const settings: Settings = loadSettings({ APP_ENV: 'test' });
+export const port: number = settings.app.port;
+export const databaseUrl: string | null = settings.database.url;
+export const issuer: string = settings.auth.keycloak.issuer;
+export function describe(error: unknown): string {
+  if (error instanceof ConfigError) {
+    const code: ConfigErrorCode = error.code;
+    return \`\${code}: \${error.issues.map((issue) => issue.variable).join(', ')}\`;
+  }
+  return 'ok';
+}
+`,
+  '@flowforge/observability': `
+import { createLogger, createMetrics, ObservabilityError, type Logger, type Metrics } from '@flowforge/observability';
+
+export const logger: Logger = createLogger({ level: 'info', format: 'json', service: 'consumer' });
+export const metrics: Metrics = createMetrics();
+const requests = metrics.counter({ name: 'consumer_requests_total', help: 'Requests.', labelNames: ['route'] });
+requests.labels('/').inc();
+export const text: Promise<string> = metrics.render();
+export const code: ObservabilityError['code'] = 'METRIC_CONFLICT';
+`,
+  '@flowforge/db': `
+import type { Generated } from 'kysely';
+import { loadSettings } from '@flowforge/config';
+import { createDatabase, isDatabaseError, type Database, type TenantScoped } from '@flowforge/db';
+
+interface DB {
+  dashboards: TenantScoped<{ id: Generated<string>; name: string }>;
+}
+export function open(): Database<DB> {
+  return createDatabase<DB>({ ...loadSettings({ APP_ENV: 'test' }).database });
+}
+export async function names(database: Database<DB>, tenantId: string): Promise<string[]> {
+  const rows = await database.withTenant(tenantId, (trx) => trx.selectFrom('dashboards').select('name').execute());
+  return rows.map((row) => row.name);
+}
+export function conflict(error: unknown): boolean {
+  return isDatabaseError(error, 'UNIQUE_VIOLATION');
+}
+`,
+  '@flowforge/auth': `
+import { AuthError, generateApiKey, parseApiKey, type AuthErrorCode, type Principal } from '@flowforge/auth';
+
+export const generated = generateApiKey('0f8fad5b-d9cb-469f-a165-70867728950e');
+export const tenantId: string | undefined = parseApiKey(generated.key)?.tenantId;
+export function tenantOf(principal: Principal): string {
+  return principal.tenantId;
+}
+export function challenge(error: AuthError): string | undefined {
+  const code: AuthErrorCode = error.code;
+  return code === 'TOKEN_EXPIRED' ? error.challenge('flowforge') : undefined;
+}
+`,
+  '@flowforge/redis': `
+import { loadSettings } from '@flowforge/config';
+import { createRedis, isRedisError, type Redis, type RedisErrorCode } from '@flowforge/redis';
+
+export function open(): Redis {
+  return createRedis({ ...loadSettings({ APP_ENV: 'test' }).redis });
+}
+export async function profile(redis: Redis, userId: string): Promise<Record<string, string>> {
+  return redis.data.hgetall(\`user:\${userId}\`);
+}
+export function retryable(error: unknown): boolean {
+  return isRedisError(error) && error.retryable;
+}
+export const code: RedisErrorCode = 'NOT_CONFIGURED';
+`,
+  '@flowforge/clickhouse': `
+import { loadSettings } from '@flowforge/config';
+import { createClickHouse, isClickHouseError, type ClickHouse } from '@flowforge/clickhouse';
+
+export function open(): ClickHouse {
+  return createClickHouse({ ...loadSettings({ APP_ENV: 'test' }).clickhouse });
+}
+export async function days(clickhouse: ClickHouse, tenantId: string): Promise<{ day: string; views: string }[]> {
+  return clickhouse.queryForTenant<{ day: string; views: string }>(
+    tenantId,
+    'SELECT toDate(ts) AS day, count() AS views FROM events WHERE tenant_id = {tenant_id:UUID} GROUP BY day',
+  );
+}
+export function unavailable(error: unknown): boolean {
+  return isClickHouseError(error, 'UNAVAILABLE');
+}
+`,
+  '@flowforge/materialize': `
+import { loadSettings } from '@flowforge/config';
+import {
+  createMaterialize,
+  isMaterializeError,
+  type Materialize,
+  type MaterializeErrorCode,
+  type SubscribeUpdate,
+} from '@flowforge/materialize';
+
+export function open(): Materialize {
+  return createMaterialize({ ...loadSettings({ APP_ENV: 'test' }).materialize, optional: true });
+}
+export async function totals(mz: Materialize, tenantId: string, signal: AbortSignal): Promise<number> {
+  let sum = 0;
+  for await (const change of mz.subscribe<{ total: string }>('widget_totals', {
+    filter: { tenant_id: tenantId },
+    signal,
+  })) {
+    const update: SubscribeUpdate<{ total: string }> = change;
+    const at: bigint = update.mzTimestamp;
+    sum += Number(update.row.total) * update.mzDiff + Number(at > 0n);
+  }
+  return sum;
+}
+export async function resume(mz: Materialize, from: bigint): Promise<bigint | null> {
+  for await (const item of mz.subscribe('widget_totals', { progress: true, resumeFrom: from })) {
+    if (item.kind === 'progress') return item.mzTimestamp;
+  }
+  return null;
+}
+export function retryable(error: unknown): boolean {
+  return isMaterializeError(error) && error.retryable;
+}
+export const code: MaterializeErrorCode = 'HISTORY_UNAVAILABLE';
+`,
+};
+
+/** @param {string} name */
+function genericConsumer(name) {
+  return `import * as pkg from '${name}';\n\nexport type PublicSurface = typeof pkg;\n`;
+}
+
+/**
+ * Writes the smoke scripts into `dir`: the package's check, once under ESM `import` and
+ * once under `require()` (which must give the same module instance as import, or users
+ * get two copies of its state). A package that connects or schedules work at import
+ * time never exits and times out.
+ * @param {string} dir
+ * @param {string} name
+ */
+async function writeSmokes(dir, name) {
+  const check = SMOKES[name] ?? genericSmoke;
+  const spec = JSON.stringify(name);
+  await writeFile(join(dir, 'check.cjs'), `'use strict';\nmodule.exports = ${check.toString()};\n`);
+  await writeFile(
+    join(dir, 'smoke.mjs'),
+    [
+      "import assert from 'node:assert/strict';",
+      "import { createRequire } from 'node:module';",
+      `import * as pkg from ${spec};`,
+      "const check = createRequire(import.meta.url)('./check.cjs');",
+      'await check(pkg, assert);',
+      `console.log('import ${name}: ok');`,
+      '',
+    ].join('\n'),
+  );
+  await writeFile(
+    join(dir, 'smoke.cjs'),
+    [
+      "'use strict';",
+      "const assert = require('node:assert/strict');",
+      `const pkg = require(${spec});`,
+      "const check = require('./check.cjs');",
+      '(async () => {',
+      '  await check(pkg, assert);',
+      `  assert.equal(pkg, await import(${spec}), 'require() and import() give different instances');`,
+      `  console.log('require ${name}: ok');`,
+      '})().catch((error) => {',
+      '  console.error(error);',
+      '  process.exitCode = 1;',
+      '});',
+      '',
+    ].join('\n'),
+  );
+}
+
+/**
+ * @param {Registry} registry
+ * @param {string} dir
+ * @param {'smoke.mjs' | 'smoke.cjs'} script
+ */
+function runSmoke(registry, dir, script) {
+  return run(process.execPath, [script], {
+    cwd: dir,
+    env: registry.env,
+    timeoutMs: LIMITS.smokeMs,
+  });
+}
+
+/**
+ * Type-checks one consumer file per package, in one fresh project holding all of them,
+ * with the workspace's TypeScript and `skipLibCheck` off so the shipped .d.ts files are
+ * checked too. The project has what such a consumer has: @types/node, and the optional
+ * peers whose types the installed @flowforge/* .d.ts files import (fastify, for the
+ * plugins). One project and one tsc run keep this to a few seconds.
+ * @param {Registry} registry
+ * @param {string} dir
+ * @param {Manifest[]} manifests the packed manifests
+ */
+async function typecheck(registry, dir, manifests) {
+  await installFresh(
+    registry,
+    dir,
+    manifests.map((manifest) => `${manifest.name}@${manifest.version}`),
+    { type: 'module' },
+  );
+  const rootRequire = createRequire(join(ROOT, 'package.json'));
+  const typesNode = JSON.parse(
+    readFileSync(rootRequire.resolve('@types/node/package.json'), 'utf8'),
+  );
+  /** @type {Map<string, string>} */
+  const peers = new Map();
+  for (const installed of listInstalled(join(dir, 'node_modules', '@flowforge'))) {
+    for (const dep of declarationImports(installed.dir)) {
+      const range = installed.manifest.peerDependencies?.[dep];
+      if (range !== undefined && !existsSync(join(dir, 'node_modules', dep))) peers.set(dep, range);
+    }
+  }
+  await npmInstall(
+    registry,
+    dir,
+    [
+      `@types/node@^${typesNode.version.split('.')[0]}`,
+      ...[...peers].map(([dep, range]) => `${dep}@${range}`),
+    ],
+    ['--save-dev'],
+  );
+  const files = manifests.map((manifest) => {
+    const file = `${manifest.name.slice(SCOPE.length)}.consumer.ts`;
+    const text = CONSUMERS[manifest.name] ?? genericConsumer(manifest.name);
+    return { file, text: text.trimStart() };
+  });
+  for (const { file, text } of files) await writeFile(join(dir, file), text);
+  await writeFile(
+    join(dir, 'tsconfig.json'),
+    `${JSON.stringify(
+      {
+        compilerOptions: {
+          module: 'NodeNext',
+          moduleResolution: 'NodeNext',
+          target: 'ES2023',
+          strict: true,
+          noUncheckedIndexedAccess: true,
+          exactOptionalPropertyTypes: true,
+          skipLibCheck: false,
+          types: ['node'],
+          noEmit: true,
+        },
+        files: files.map(({ file }) => file),
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  const tsc = rootRequire.resolve('typescript/bin/tsc');
+  await run(process.execPath, [tsc, '-p', 'tsconfig.json'], {
+    cwd: dir,
+    env: registry.env,
+    timeoutMs: LIMITS.typecheckMs,
+  });
+  return { peers: [...peers.keys()] };
+}
+
+/**
+ * The packages installed in a scope directory.
+ * @param {string} scopeDir
+ * @returns {{ dir: string, manifest: Manifest }[]}
+ */
+function listInstalled(scopeDir) {
+  if (!existsSync(scopeDir)) return [];
+  return readdirSync(scopeDir).map((name) => {
+    const dir = join(scopeDir, name);
+    const manifest = /** @type {Manifest} */ (
+      JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'))
+    );
+    return { dir, manifest };
+  });
+}
+
+/**
+ * Bare module specifiers imported by the .d.ts files under `dir/dist`.
+ * @param {string} dir an installed package
+ * @returns {string[]} package names
+ */
+function declarationImports(dir) {
+  const dist = join(dir, 'dist');
+  if (!existsSync(dist)) return [];
+  const names = new Set();
+  for (const file of readdirSync(dist, { recursive: true, encoding: 'utf8' })) {
+    if (!/\.d\.[mc]?ts$/.test(file)) continue;
+    const text = readFileSync(join(dist, file), 'utf8');
+    for (const match of text.matchAll(
+      /^\s*(?:import|export)\b[^'"\n]*?from\s*['"]([^'"]+)['"]/gm,
+    )) {
+      const specifier = /** @type {string} */ (match[1]);
+      if (/^[./]|^node:/.test(specifier)) continue;
+      const parts = specifier.split('/');
+      names.add(specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]);
+    }
+  }
+  return [...names].sort();
+}
+
+// ---------------------------------------------------------------------------
+// A whole run, shared by the test file, the CLI and scripts/install-size.mjs
+
+/**
+ * @template T
+ * @typedef {{ ok: true, value: T } | { ok: false, error: Error }} Outcome
+ */
+/**
+ * @typedef {{
+ *   install?: Outcome<Size>,
+ *   import?: Outcome<string>,
+ *   require?: Outcome<string>,
+ * }} PackageSteps  a step is missing when an earlier one failed
+ * @typedef {{
+ *   registry: Registry,
+ *   published: Map<string, Outcome<Manifest>>,
+ *   steps: Map<string, Promise<PackageSteps>>,
+ *   types: Promise<Outcome<{ peers: string[] }>> | undefined,
+ *   close: () => Promise<void>,
+ * }} RegistryRun
+ */
+
+/**
+ * @template T
+ * @param {() => Promise<T>} work
+ * @returns {Promise<Outcome<T>>}
+ */
+async function outcome(work) {
+  try {
+    return { ok: true, value: await work() };
+  } catch (error) {
+    return { ok: false, error: error instanceof Error ? error : new Error(String(error)) };
+  }
+}
+
+/**
+ * A function that runs at most `limit` tasks at a time, in the order they were queued.
+ * @param {number} limit
+ */
+export function limiter(limit) {
+  let active = 0;
+  /** @type {(() => void)[]} */
+  const queue = [];
+  /**
+   * @template T
+   * @param {() => Promise<T>} task
+   * @returns {Promise<T>}
+   */
+  return async function limited(task) {
+    if (active >= limit) await new Promise((wake) => queue.push(() => wake(undefined)));
+    active += 1;
+    try {
+      return await task();
+    } finally {
+      active -= 1;
+      queue.shift()?.();
+    }
+  };
+}
+
+/** npm installs at a time: they wait on verdaccio and the network more than on the CPU. */
+const INSTALL_CONCURRENCY = 3;
+
+/** @param {WorkspacePackage} pkg */
+function shortName(pkg) {
+  return pkg.name.startsWith(SCOPE) ? pkg.name.slice(SCOPE.length) : pkg.name.replace(/\W/g, '-');
+}
+
+/**
+ * Makes the run's temp dir (outside the workspace) and removes it, with the registry and
+ * any child still running, when the run is closed or the process ends, even by a signal.
+ * @param {string} prefix
+ */
+function makeRunDir(prefix) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  let removed = false;
+  const remove = () => {
+    if (removed) return;
+    removed = true;
+    for (const child of [...activeChildren, ...liveRegistries]) child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+  };
+  process.once('exit', remove);
+  for (const [signal, code] of /** @type {const} */ ([
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+    ['SIGHUP', 129],
+  ])) {
+    process.once(signal, () => {
+      remove();
+      process.exit(code);
+    });
+  }
+  return { dir, remove };
+}
+
+/**
+ * Starts the registry, packs and publishes `packages`, then queues for each one an install
+ * alone in a fresh project (measured) and, with `smoke`, its smoke scripts; with `types`,
+ * also the consumer type check. The returned promises settle as the work finishes.
+ * @param {WorkspacePackage[]} packages
+ * @param {{ smoke?: boolean, types?: boolean }} [options]
+ * @returns {Promise<RegistryRun>}
+ */
+export async function startRun(packages, { smoke = true, types = true } = {}) {
+  const runDir = makeRunDir('flowforge-registry-');
+  /** @type {Registry} */
+  let registry;
+  try {
+    registry = await startRegistry(runDir.dir);
+  } catch (error) {
+    runDir.remove();
+    throw error;
+  }
+  const published = new Map(
+    packages.map((pkg) => [pkg.name, /** @type {Outcome<Manifest> | undefined} */ (undefined)]),
+  );
+  // Sequential: pnpm pack is CPU-bound and a dependent must not be installed before this ends.
+  for (const pkg of packages) {
+    published.set(
+      pkg.name,
+      await outcome(async () => {
+        const { tarball, manifest } = await pack(pkg, join(runDir.dir, 'tarballs', shortName(pkg)));
+        await publish(registry, tarball);
+        return manifest;
+      }),
+    );
+  }
+  const limited = limiter(INSTALL_CONCURRENCY);
+  const manifests = packages.flatMap((pkg) => {
+    const result = published.get(pkg.name);
+    return result?.ok ? [result.value] : [];
+  });
+  // Queued first: it is the longest (it adds @types/node and the optional peers' types).
+  const typesResult = types
+    ? limited(() => outcome(() => typecheck(registry, join(runDir.dir, 'types'), manifests)))
+    : undefined;
+  const steps = new Map(
+    packages.map((pkg) => [
+      pkg.name,
+      limited(async () => {
+        /** @type {PackageSteps} */
+        const result = {};
+        const manifest = published.get(pkg.name);
+        if (!manifest?.ok) return result;
+        const dir = join(runDir.dir, 'consumers', shortName(pkg));
+        result.install = await outcome(() => installAlone(registry, dir, manifest.value));
+        if (!result.install.ok || !smoke) return result;
+        await writeSmokes(dir, pkg.name);
+        result.import = await outcome(() => runSmoke(registry, dir, 'smoke.mjs'));
+        result.require = await outcome(() => runSmoke(registry, dir, 'smoke.cjs'));
+        return result;
+      }),
+    ]),
+  );
+  return {
+    registry,
+    published: /** @type {Map<string, Outcome<Manifest>>} */ (published),
+    steps,
+    types: typesResult,
+    close: async () => {
+      for (const child of activeChildren) child.kill('SIGKILL');
+      await Promise.allSettled([...steps.values(), typesResult]);
+      await registry.stop();
+      runDir.remove();
+    },
+  };
+}
+
+/**
+ * Installs `name`@`version` alone in a fresh project and measures its node_modules.
+ * @param {Registry} registry
+ * @param {string} dir
+ * @param {Manifest} manifest
+ */
+async function installAlone(registry, dir, manifest) {
+  await installFresh(registry, dir, [`${manifest.name}@${manifest.version}`]);
+  return directorySize(join(dir, 'node_modules'));
+}
+
+/**
+ * @param {Outcome<unknown> | undefined} result
+ * @returns {string}
+ */
+function shown(result) {
+  if (result === undefined) return 'not run';
+  return result.ok ? 'ok' : `FAIL ${result.error.message}`;
+}
+
+async function main() {
+  const started = Date.now();
+  const packages = listPackages({ skip: parseSkipList(process.env['FLOWFORGE_REGISTRY_SKIP']) });
+  const session = await startRun(packages);
+  let failures = 0;
+  try {
+    for (const pkg of packages) {
+      const published = session.published.get(pkg.name);
+      const steps = await session.steps.get(pkg.name);
+      const problems = published?.ok ? manifestProblems(published.value) : [];
+      const lines = [
+        `  pack and publish: ${shown(published)}`,
+        `  packed manifest: ${problems.length === 0 ? 'ok' : `FAIL ${problems.join('; ')}`}`,
+        `  npm install alone: ${shown(steps?.install)}${steps?.install?.ok ? ` (${formatMegabytes(steps.install.value.bytes)})` : ''}`,
+        `  import: ${shown(steps?.import)}`,
+        `  require: ${shown(steps?.require)}`,
+      ];
+      failures += lines.filter((line) => !/: ok\b/.test(line)).length;
+      console.log(`${pkg.name}\n${lines.join('\n')}`);
+    }
+    const types = await session.types;
+    if (!types?.ok) failures += 1;
+    console.log(`consumer type check: ${shown(types)}`);
+  } finally {
+    await session.close();
+  }
+  const seconds = Math.round((Date.now() - started) / 1000);
+  console.log(`registry check: ${failures} failure(s), ${packages.length} packages, ${seconds} s`);
+  if (failures > 0) process.exitCode = 1;
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await main();
