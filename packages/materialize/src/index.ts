@@ -1,1 +1,13 @@
-export {};
+export { createMaterialize } from './materialize.js';
+export type {
+  Materialize,
+  MaterializeHealth,
+  MaterializeStatus,
+  SubscribeFilter,
+  SubscribeOptions,
+  SubscribeProgress,
+  SubscribeUpdate,
+} from './materialize.js';
+export type { MaterializeOptions, ReconnectOptions } from './options.js';
+export { MaterializeError, isMaterializeError } from './errors.js';
+export type { MaterializeErrorCode, MaterializeErrorDetails } from './errors.js';

@@ -1,0 +1,194 @@
+import { MaterializeError, type MaterializeErrorCode } from '../errors.js';
+
+/** Node's codes for a connection that could not be made. */
+const CONNECT_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+  'EADDRNOTAVAIL',
+]);
+/** Node's codes for a connection that broke. */
+const BROKEN_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_DESTROYED']);
+/**
+ * SQLSTATEs that mean the session is gone or going: admin/crash shutdown,
+ * cannot connect now, and class 08 (connection exception).
+ */
+const LOST_STATES = new Set(['57P01', '57P02', '57P03']);
+
+/** A statement got no answer within its bound: the connection is taken as dead. */
+export class StatementTimeoutError extends Error {
+  readonly timeoutMs: number;
+
+  constructor(statement: string, timeoutMs: number) {
+    super(`no answer to ${statement} within ${timeoutMs} ms`);
+    this.name = 'StatementTimeoutError';
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** A server error as node-postgres delivers it (DatabaseError). */
+interface ServerError {
+  readonly code: string;
+  readonly message: string;
+}
+
+function isServerError(error: unknown): error is ServerError & Error {
+  if (!(error instanceof Error)) return false;
+  const { code, severity } = error as { code?: unknown; severity?: unknown };
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && typeof severity === 'string';
+}
+
+function systemCode(error: unknown): string | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * What an error means for a subscription or a statement:
+ * - `lost`: the connection is gone (socket closed or reset, shutdown, our own
+ *   bound on an unanswered statement): resume, or CONNECTION_LOST;
+ * - `connect`: no connection could be made: UNAVAILABLE (or retried when resuming);
+ * - `pool`: no pooled connection became free in time: TIMEOUT;
+ * - `server`: the server answered with an error: mapped by SQLSTATE.
+ */
+export type ErrorKind = 'lost' | 'connect' | 'pool' | 'server' | 'other';
+
+/**
+ * Classifies a driver error. node-postgres gives some conditions no code, only
+ * a fixed message of its own (pg 8: "Connection terminated unexpectedly",
+ * "Connection terminated due to connection timeout", "timeout exceeded when
+ * trying to connect"): those alone are matched by message.
+ */
+export function errorKind(error: unknown): ErrorKind {
+  if (error instanceof MaterializeError) return 'other';
+  // Our own bound on an unanswered statement: the connection is as good as gone.
+  if (error instanceof StatementTimeoutError) return 'lost';
+  if (isServerError(error)) {
+    if (LOST_STATES.has(error.code) || error.code.startsWith('08')) return 'lost';
+    return 'server';
+  }
+  const code = systemCode(error);
+  if (code !== undefined && CONNECT_CODES.has(code)) return 'connect';
+  if (code !== undefined && BROKEN_CODES.has(code)) return 'lost';
+  const message = error instanceof Error ? error.message : '';
+  if (message === 'timeout exceeded when trying to connect') return 'pool';
+  if (message.startsWith('Connection terminated due to connection timeout')) return 'connect';
+  if (
+    message.startsWith('Connection terminated') ||
+    message.includes('not queryable') ||
+    message === 'Client was closed and is not queryable'
+  ) {
+    return 'lost';
+  }
+  return 'other';
+}
+
+/** Maps a server error (SQLSTATE) to its code. */
+export function serverCode(sqlstate: string, message: string): MaterializeErrorCode {
+  switch (sqlstate) {
+    case '28P01':
+    case '28000':
+      return 'AUTH_FAILED';
+    case '42P01':
+      return 'UNKNOWN_VIEW';
+    case '42703':
+      return 'INVALID_ARGUMENT';
+    case '57014':
+      return 'CANCELLED';
+    case '53300':
+      return 'UNAVAILABLE';
+    case 'XX000':
+      // Materialize has no SQLSTATE of its own for "AS OF before the since".
+      return /not valid for all inputs/i.test(message) ? 'HISTORY_UNAVAILABLE' : 'QUERY_FAILED';
+    default:
+      return LOST_STATES.has(sqlstate) || sqlstate.startsWith('08')
+        ? 'UNAVAILABLE'
+        : 'QUERY_FAILED';
+  }
+}
+
+/**
+ * Replaces every occurrence of `secret` (and its percent-encoded form) in a
+ * string. Empty secrets scrub nothing.
+ */
+export function scrubText(text: string, secret: string): string {
+  if (secret === '') return text;
+  let out = text.split(secret).join('[REDACTED]');
+  const encoded = encodeURIComponent(secret);
+  if (encoded !== secret) out = out.split(encoded).join('[REDACTED]');
+  return out;
+}
+
+const SCRUBBED_FIELDS = ['message', 'stack', 'detail', 'hint', 'where', 'internalQuery'] as const;
+
+/**
+ * Removes the password from a driver error's text fields, in place (it
+ * becomes the `cause` of a MaterializeError, and causes get logged).
+ */
+export function scrubError<T>(error: T, secret: string): T {
+  if (secret === '' || !(error instanceof Error)) return error;
+  const record = error as unknown as Record<string, unknown>;
+  for (const field of SCRUBBED_FIELDS) {
+    const value = record[field];
+    if (typeof value === 'string' && value.includes(secret)) {
+      try {
+        record[field] = scrubText(value, secret);
+      } catch {
+        // A read-only field: leave it; the message of our own error is scrubbed regardless.
+      }
+    }
+  }
+  return error;
+}
+
+/** Context for {@link toMaterializeError}. */
+export interface MapContext {
+  /** Removed from every message and cause. */
+  readonly secret: string;
+  /** What was being done, for the message ("health check", "subscription to …"). */
+  readonly action: string;
+  /** Milliseconds of the bound that applied, for TIMEOUT/UNAVAILABLE messages. */
+  readonly connectTimeoutMs: number;
+  /** A lost connection maps to this (UNAVAILABLE at start, CONNECTION_LOST mid-stream). */
+  readonly lost: 'UNAVAILABLE' | 'CONNECTION_LOST';
+}
+
+/** Maps any error to a MaterializeError, password scrubbed. */
+export function toMaterializeError(error: unknown, context: MapContext): MaterializeError {
+  if (error instanceof MaterializeError) return error;
+  const cause = scrubError(error, context.secret);
+  const text = scrubText(error instanceof Error ? error.message : String(error), context.secret);
+  if (isServerError(error)) {
+    const code = errorKind(error) === 'lost' ? context.lost : serverCode(error.code, error.message);
+    return new MaterializeError(code, `${context.action}: ${text} (SQLSTATE ${error.code})`, {
+      cause,
+      sqlstate: error.code,
+    });
+  }
+  switch (errorKind(error)) {
+    case 'connect':
+      return new MaterializeError(
+        'UNAVAILABLE',
+        `${context.action}: cannot connect to Materialize (${text})`,
+        { cause },
+      );
+    case 'pool':
+      return new MaterializeError(
+        'TIMEOUT',
+        `${context.action}: no pooled connection became free within connectTimeoutMs (${context.connectTimeoutMs} ms); each live subscription holds one (poolSize)`,
+        { cause },
+      );
+    case 'lost':
+      return new MaterializeError(
+        context.lost,
+        `${context.action}: the connection to Materialize was lost (${text})`,
+        { cause },
+      );
+    default:
+      return new MaterializeError('QUERY_FAILED', `${context.action}: ${text}`, { cause });
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * The contract against real Materialize: opt-in, runs only when
+ * MATERIALIZE_URL is set (e.g. a local `materialized` or a Materialize Cloud
+ * region; the user needs CREATE on the current schema). Each view is a
+ * table plus a materialized view over it kept with RETAIN HISTORY, dropped
+ * afterwards. The cases that need the double's dropConnections are skipped.
+ */
+import pg from 'pg';
+import { describe, it } from 'vitest';
+import { settings } from '@flowforge/config';
+import { contractSuite, type Backend, type BackendRow } from './contract.js';
+
+const url = settings.materialize.url;
+
+function quote(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+async function openReal(connectionString: string): Promise<Backend> {
+  const client = new pg.Client({ connectionString, application_name: 'flowforge-contract' });
+  client.on('error', () => undefined);
+  await client.connect();
+  const created: string[] = [];
+  const table = (view: string): string => quote(`${view}_t`);
+  const columnsOf = new Map<string, readonly string[]>();
+
+  async function insert(view: string, rows: readonly BackendRow[]): Promise<void> {
+    const columns = columnsOf.get(view) ?? [];
+    if (rows.length === 0) return;
+    const values: unknown[] = [];
+    const tuples = rows.map(
+      (row) =>
+        `(${columns
+          .map((column) => {
+            const value = row[column];
+            values.push(typeof value === 'bigint' ? value.toString() : value);
+            return `$${values.length}`;
+          })
+          .join(', ')})`,
+    );
+    await client.query(
+      `INSERT INTO ${table(view)} (${columns.map(quote).join(', ')}) VALUES ${tuples.join(', ')}`,
+      values,
+    );
+  }
+
+  return {
+    url: connectionString,
+    async defineView(name, columns, rows = []) {
+      columnsOf.set(
+        name,
+        columns.map((column) => column.name),
+      );
+      await client.query(
+        `CREATE TABLE ${table(name)} (${columns.map((column) => `${quote(column.name)} ${column.type}`).join(', ')})`,
+      );
+      created.push(name);
+      await client.query(
+        `CREATE MATERIALIZED VIEW ${quote(name)} WITH (RETAIN HISTORY FOR '1h') AS SELECT * FROM ${table(name)}`,
+      );
+      await insert(name, rows);
+    },
+    insert,
+    async remove(view, rows) {
+      for (const row of rows) {
+        const entries = Object.entries(row);
+        await client.query(
+          `DELETE FROM ${table(view)} WHERE ${entries.map(([column], index) => `${quote(column)} = $${index + 1}`).join(' AND ')}`,
+          entries.map(([, value]) => (typeof value === 'bigint' ? value.toString() : value)),
+        );
+      }
+    },
+    async close() {
+      for (const name of created) {
+        await client.query(`DROP TABLE IF EXISTS ${table(name)} CASCADE`).catch(() => undefined);
+      }
+      await client.end();
+    },
+  };
+}
+
+if (url === null) {
+  describe('contract: real Materialize', () => {
+    it.skip('skipped: MATERIALIZE_URL is not set (set it to run this contract against real Materialize)', () => {});
+  });
+} else {
+  contractSuite({
+    name: 'real Materialize (MATERIALIZE_URL)',
+    canDropConnections: false,
+    open: () => openReal(url),
+  });
+}
