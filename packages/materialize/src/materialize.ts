@@ -208,17 +208,22 @@ export function createMaterialize(options: MaterializeOptions): Materialize {
   const resolved = resolveOptions(options);
   const { logger } = options;
   const { name, connectTimeoutMs } = resolved;
-  // Lazy: the pool opens nothing, so a name conflict below leaks nothing.
-  const pool = new Pool({
-    connectionString: resolved.url,
-    max: resolved.poolSize,
-    connectionTimeoutMillis: connectTimeoutMs,
-    idleTimeoutMillis: 10_000,
-    // Idle connections do not keep the process alive.
-    allowExitOnIdle: true,
-    keepAlive: true,
-    application_name: `flowforge-${name}`,
-  });
+  // Lazy: the pools open nothing, so a name conflict below leaks nothing.
+  const poolOf = (max: number): InstanceType<typeof Pool> =>
+    new Pool({
+      connectionString: resolved.url,
+      max,
+      connectionTimeoutMillis: connectTimeoutMs,
+      idleTimeoutMillis: 10_000,
+      // Idle connections do not keep the process alive.
+      allowExitOnIdle: true,
+      keepAlive: true,
+      application_name: `flowforge-${name}`,
+    });
+  const pool = poolOf(resolved.poolSize);
+  // start() and health() have a connection of their own: with every pooled one
+  // held by a subscription, a busy handle must not look like a server that is down.
+  const checkPool = poolOf(1);
   const instruments = options.metrics
     ? createInstruments(options.metrics, name, () => ({
         total: pool.totalCount,
@@ -228,17 +233,19 @@ export function createMaterialize(options: MaterializeOptions): Materialize {
     : NO_INSTRUMENTS;
 
   const clients = new Set<PoolClient>();
-  pool.on('connect', (client) => clients.add(client));
-  pool.on('remove', (client) => clients.delete(client));
-  // An idle pooled connection that breaks: the pool drops it; without this listener the process would exit.
-  pool.on('error', (error) => {
-    if (logger?.isLevelEnabled('debug')) {
-      logger.debug(
-        { materialize: name, err: mapError(error, 'idle connection') },
-        'materialize: an idle pooled connection broke (dropped from the pool)',
-      );
-    }
-  });
+  for (const each of [pool, checkPool]) {
+    each.on('connect', (client) => clients.add(client));
+    each.on('remove', (client) => clients.delete(client));
+    // An idle pooled connection that breaks: the pool drops it; without this listener the process would exit.
+    each.on('error', (error) => {
+      if (logger?.isLevelEnabled('debug')) {
+        logger.debug(
+          { materialize: name, err: mapError(error, 'idle connection') },
+          'materialize: an idle pooled connection broke (dropped from the pool)',
+        );
+      }
+    });
+  }
 
   let status: MaterializeStatus = 'idle';
   let closing = false;
@@ -274,7 +281,7 @@ export function createMaterialize(options: MaterializeOptions): Materialize {
     const started = performance.now();
     let lease: Lease;
     try {
-      lease = await acquire();
+      lease = new Lease(await checkPool.connect());
     } catch (error) {
       throw mapError(error, action);
     }
@@ -475,7 +482,7 @@ export function createMaterialize(options: MaterializeOptions): Materialize {
           for (const subscription of subscriptions) subscription.destroy();
           await settlesWithin(ended, connectTimeoutMs);
         }
-        const poolEnded = pool.end();
+        const poolEnded = Promise.all([pool.end(), checkPool.end()]);
         if (!(await settlesWithin(poolEnded, connectTimeoutMs))) {
           // A statement that does not end (a hung server): drop the sockets.
           for (const client of clients) client.connection.stream.destroy();

@@ -34,9 +34,10 @@ export interface MaterializeOptions extends Partial<MaterializeSettings> {
    */
   readonly url?: string | null;
   /**
-   * Most connections open at once. Each live subscription holds one for its
-   * whole life; `health()` and `start()` share the rest. A subscription that
-   * finds none free within `connectTimeoutMs` fails with TIMEOUT.
+   * Most subscriptions at once: each live one holds a connection for its whole
+   * life. `health()` and `start()` use one more connection of their own, so a
+   * handle busy with subscriptions is never reported down. A subscription that
+   * finds no connection free within `connectTimeoutMs` fails with TIMEOUT.
    * @default 5
    */
   readonly poolSize?: number;

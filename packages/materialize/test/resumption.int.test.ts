@@ -246,12 +246,22 @@ describe('resumption', () => {
     const name = view(rows);
     const mz = handles.open({ url: server.url, fetchBatchSize: 4 });
     const iterator = mz.subscribe<Row>(name, { snapshot: true, progress: true });
-    const first = await iterator.next();
-    const start = (first.value as Item).mzTimestamp;
-    // The first FETCH read part of the snapshot, which stays buffered (its time is not closed yet).
-    server.dropConnections();
-    server.insert(name, [{ id: 100, v: 'later' }]);
+    // The first FETCH reads part of the snapshot, which stays buffered (its time is
+    // not closed yet); the connection dies as the second FETCH arrives.
+    let fetches = 0;
+    server.onStatement((statement) => {
+      if (!statement.startsWith('FETCH') || ++fetches !== 2) return;
+      server.stall(true);
+      setImmediate(() => {
+        server.dropConnections();
+        server.stall(false);
+        server.onStatement(null);
+        server.insert(name, [{ id: 100, v: 'later' }]);
+      });
+    });
+    const start = server.upper - 1n;
     const items = await collect(iterator, (seen) => updates(seen).length === 11);
+    expect(fetches).toBe(2);
     const snapshot = updates(items).filter((item) => item.mzTimestamp === start);
     expect(snapshot.map((item) => item.row.id).sort((a, b) => a - b)).toEqual(
       rows.map((row) => row.id),
@@ -265,6 +275,48 @@ describe('resumption', () => {
     );
     await iterator.return?.();
   });
+
+  it('with a snapshot, the first progress item follows it: resuming from any checkpoint loses nothing', async () => {
+    const name = view([
+      { id: 1, v: 'a' },
+      { id: 2, v: 'b' },
+    ]);
+    server.advance();
+    const mz = handles.open({ url: server.url });
+    // A consumer (the SSE route) keeps each progress item as its checkpoint and goes away right after the first.
+    const first = mz.subscribe<Row>(name, { snapshot: true, progress: true });
+    const before = await collect(first, (seen) => seen.some((item) => item.kind === 'progress'));
+    await first.return?.();
+    const checkpoint = before.at(-1)!.mzTimestamp;
+    const resumed = mz.subscribe<Row>(name, { resumeFrom: checkpoint, progress: true });
+    const written = server.insert(name, [{ id: 3, v: 'c' }]);
+    const after = await collect(resumed, (seen) =>
+      seen.some((item) => item.kind === 'progress' && item.mzTimestamp > written),
+    );
+    await resumed.return?.();
+    expect(updates([...before, ...after]).map((update) => update.row.v)).toEqual(['a', 'b', 'c']);
+  });
+
+  it.each([false, true])(
+    'without a snapshot, a loss right after the start adds nothing from before it (lost: %s)',
+    async (lost) => {
+      const name = view();
+      // Committed just before subscribing: the server picks it as the AS OF (the latest closed time).
+      const before = server.insert(name, [{ id: 1, v: 'before-subscribe' }]);
+      // One row per FETCH: the AS OF progress row arrives alone, as it can from real Materialize.
+      const mz = handles.open({ url: server.url, fetchBatchSize: 1 });
+      const iterator = mz.subscribe<Row>(name, { progress: true });
+      // Nothing at the AS OF will come: everything up to it is done.
+      expect((await iterator.next()).value).toEqual({ kind: 'progress', mzTimestamp: before + 1n });
+      if (lost) server.dropConnections();
+      const written = server.insert(name, [{ id: 2, v: 'after-subscribe' }]);
+      const items = await collect(iterator, (seen) =>
+        seen.some((item) => item.kind === 'progress' && item.mzTimestamp > written),
+      );
+      await iterator.return?.();
+      expect(updates(items).map((item) => item.row.v)).toEqual(['after-subscribe']);
+    },
+  );
 
   it('history compacted past the frontier: HISTORY_UNAVAILABLE, never a gap', async () => {
     const name = view();

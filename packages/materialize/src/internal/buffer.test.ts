@@ -32,17 +32,18 @@ describe('UpdateBuffer', () => {
       progress: true,
       start: { snapshot: false, asOf: undefined },
     });
-    expect(brief(feed(buffer, [progress(10n), update(10n, 'a'), update(10n, 'b')]))).toEqual([
-      'P10',
-    ]);
-    expect(buffer.buffered).toBe(2);
-    expect(brief(feed(buffer, [update(10n, 'c', -1), progress(11n)]))).toEqual([
-      '10:a+1',
-      '10:b+1',
-      '10:c-1',
+    // AS OF 10 without a snapshot: nothing at 10 will come, so 11 is the frontier.
+    expect(brief(feed(buffer, [progress(10n), update(11n, 'a'), update(11n, 'b')]))).toEqual([
       'P11',
     ]);
-    expect(buffer.frontier).toBe(11n);
+    expect(buffer.buffered).toBe(2);
+    expect(brief(feed(buffer, [update(11n, 'c', -1), progress(12n)]))).toEqual([
+      '11:a+1',
+      '11:b+1',
+      '11:c-1',
+      'P12',
+    ]);
+    expect(buffer.frontier).toBe(12n);
     expect(buffer.buffered).toBe(0);
   });
 
@@ -51,12 +52,27 @@ describe('UpdateBuffer', () => {
       progress: true,
       start: { snapshot: false, asOf: undefined },
     });
-    expect(brief(feed(buffer, [progress(5n), update(5n, 'a'), update(7n, 'b')]))).toEqual([
-      'P5',
-      '5:a+1',
+    // A row at 8 means every time before 8 is complete: the frontier is 8, not 7.
+    expect(brief(feed(buffer, [progress(5n), update(6n, 'a'), update(8n, 'b')]))).toEqual([
       'P6',
+      '6:a+1',
+      'P8',
     ]);
-    expect(buffer.frontier).toBe(6n);
+    expect(buffer.frontier).toBe(8n);
+  });
+
+  it('reports no frontier before a snapshot is released: a checkpoint never skips it', () => {
+    const buffer = new UpdateBuffer<Row>({
+      progress: true,
+      start: { snapshot: true, asOf: undefined },
+    });
+    expect(brief(feed(buffer, [progress(50n), update(50n, 'a')]))).toEqual([]);
+    expect(buffer.frontier).toBeUndefined();
+    expect(brief(feed(buffer, [update(50n, 'b'), progress(51n)]))).toEqual([
+      '50:a+1',
+      '50:b+1',
+      'P51',
+    ]);
   });
 
   it('yields no progress items unless asked, and the same updates', () => {
@@ -65,8 +81,8 @@ describe('UpdateBuffer', () => {
       start: { snapshot: false, asOf: undefined },
     });
     expect(
-      brief(feed(buffer, [progress(5n), update(5n, 'a'), progress(6n), progress(9n)])),
-    ).toEqual(['5:a+1']);
+      brief(feed(buffer, [progress(5n), update(6n, 'a'), progress(7n), progress(9n)])),
+    ).toEqual(['6:a+1']);
     expect(buffer.frontier).toBe(9n);
   });
 
@@ -75,11 +91,14 @@ describe('UpdateBuffer', () => {
       progress: true,
       start: { snapshot: false, asOf: undefined },
     });
-    feed(buffer, [progress(10n)]);
-    // A resumption AS OF P-1 starts with a progress row at P-1.
+    feed(buffer, [progress(10n), update(11n, 'seen'), progress(12n)]);
+    expect(buffer.frontier).toBe(12n);
+    // A resumption AS OF P-1 starts with a progress row at P-1; a server that
+    // (wrongly) repeats older updates cannot make them appear twice.
+    buffer.discardOpen();
     expect(
-      brief(feed(buffer, [progress(9n), update(9n, 'old'), update(10n, 'new'), progress(11n)])),
-    ).toEqual(['10:new+1', 'P11']);
+      brief(feed(buffer, [progress(11n), update(11n, 'seen'), update(12n, 'new'), progress(13n)])),
+    ).toEqual(['12:new+1', 'P13']);
   });
 
   it('starts from resumeFrom: reports it once the server confirms, drops below it', () => {
@@ -134,8 +153,14 @@ describe('UpdateBuffer', () => {
       expect(out).toEqual([]);
       buffer.discardOpen();
       expect(buffer.resumePoint()).toEqual({ snapshot: true, asOf: 50n });
-      // The snapshot is complete once a later time is: from then on, AS OF P-1.
-      feed(buffer, [update(50n, 'a'), progress(51n)]);
+      // The snapshot again, whole, then a later time: from then on, AS OF P-1.
+      const again = feed(buffer, [
+        progress(50n),
+        update(50n, 'a'),
+        update(50n, 'b'),
+        progress(51n),
+      ]);
+      expect(brief(again)).toEqual(['50:a+1', '50:b+1']);
       expect(buffer.resumePoint()).toEqual({ snapshot: false, asOf: 50n });
     });
 

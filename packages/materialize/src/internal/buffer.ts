@@ -48,6 +48,13 @@ export class UpdateBuffer<Row> {
   #snapshotPending: boolean;
   /** `resumeFrom` with progress: report it once the server's first progress row confirms the start. */
   #announce: boolean;
+  /**
+   * The next progress row is a (re)subscription's first: its AS OF, which it
+   * always sends first. With a snapshot, the snapshot's time; without one, no
+   * update at that time is ever sent (a read AS OF T includes T: it is the
+   * snapshot's), so everything up to T is done.
+   */
+  #awaitingStart = true;
 
   constructor(options: {
     readonly progress: boolean;
@@ -81,11 +88,19 @@ export class UpdateBuffer<Row> {
   push(row: SubscribeRow<Row>, out: (Update<Row> | Progress)[]): void {
     if (row.progressed) {
       const time = row.timestamp;
-      if (this.#snapshotPending && this.#snapshotAt === undefined) this.#snapshotAt = time;
+      if (this.#awaitingStart) {
+        this.#awaitingStart = false;
+        // A snapshot's frontier is only known, and reported, once it is released.
+        if (this.#snapshotPending) this.#snapshotAt ??= time;
+        else this.#advance(time + 1n);
+        if (this.#announce && this.#unreported === undefined && this.#frontier !== undefined) {
+          this.#unreported = this.#frontier;
+        }
+        this.#announce = false;
+        return;
+      }
       if (this.#openTimestamp !== undefined && this.#openTimestamp < time) this.#release(out);
-      if (this.#frontier === undefined || time > this.#frontier) this.#advance(time);
-      else if (this.#announce) this.#unreported = this.#frontier;
-      this.#announce = false;
+      this.#advance(time);
       return;
     }
     const { update } = row;
@@ -97,6 +112,8 @@ export class UpdateBuffer<Row> {
       this.#openTimestamp = time;
     } else if (time > this.#openTimestamp) {
       this.#release(out);
+      // Rows come in timestamp order: one at `time` means every earlier time is complete.
+      this.#advance(time);
       this.#openTimestamp = time;
     } else if (time < this.#openTimestamp) {
       throw new MaterializeError(
@@ -114,10 +131,11 @@ export class UpdateBuffer<Row> {
     this.#unreported = undefined;
   }
 
-  /** The connection was lost: the open timestamp's updates will be read again. */
+  /** The connection was lost: the open timestamp's updates will be read again, after a new start. */
   discardOpen(): void {
     this.#open = [];
     this.#openTimestamp = undefined;
+    this.#awaitingStart = true;
   }
 
   /**

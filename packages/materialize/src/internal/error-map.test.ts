@@ -64,6 +64,8 @@ describe('toMaterializeError', () => {
       'lost',
       'CONNECTION_LOST',
     ],
+    // Too many connections: a reconnect backs off and tries again.
+    [serverError('53300', 'too many connections'), 'connect', 'UNAVAILABLE'],
     [new Error('something else'), 'other', 'QUERY_FAILED'],
   ])('classifies %s', (error, kind, code) => {
     expect(errorKind(error)).toBe(kind);

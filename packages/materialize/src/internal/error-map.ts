@@ -69,6 +69,8 @@ export function errorKind(error: unknown): ErrorKind {
   if (error instanceof StatementTimeoutError) return 'lost';
   if (isServerError(error)) {
     if (LOST_STATES.has(error.code) || error.code.startsWith('08')) return 'lost';
+    // Too many connections: the server refuses new sessions for now (a reconnect backs off and retries).
+    if (error.code === '53300') return 'connect';
     return 'server';
   }
   const code = systemCode(error);

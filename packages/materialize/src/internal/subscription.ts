@@ -320,7 +320,13 @@ export class Subscription<Row> implements AsyncIterableIterator<Item<Row>>, Live
         'subscription lost its connection; resuming',
       );
     } else {
-      this.#log('debug', { attempt: this.#attempts, err: String(error) }, 'reconnect failed');
+      const mapped = toMaterializeError(error, {
+        secret: this.#host.options.password,
+        action: 'reconnect',
+        connectTimeoutMs: this.#host.options.connectTimeoutMs,
+        lost: 'CONNECTION_LOST',
+      });
+      this.#log('debug', { attempt: this.#attempts, err: mapped }, 'reconnect failed');
     }
   }
 

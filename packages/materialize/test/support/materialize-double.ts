@@ -121,6 +121,11 @@ export interface MaterializeDouble {
   readonly stats: DoubleStats;
   /** The last 1000 statements received, as sent. */
   statementLog(): readonly string[];
+  /**
+   * Calls `listener` with each statement as it arrives, before it runs (`null`
+   * removes it): a test can stall or drop the server at an exact point.
+   */
+  onStatement(listener: ((statement: string) => void) | null): void;
   /** Destroys every client socket abruptly (a crashed backend: no ErrorResponse); keeps listening. */
   dropConnections(): void;
   /** `true`: stop reading and answering (a hung server); `false`: resume. */
@@ -1974,6 +1979,7 @@ class WireDouble implements MaterializeDouble, SessionHost {
   /** Authenticated sessions by pid. */
   readonly #sessions = new Map<number, Session>();
   readonly #statementLog: string[] = [];
+  #statementListener: ((statement: string) => void) | null = null;
   #server: Server | null = null;
   #port = 0;
   #upper: bigint;
@@ -2197,6 +2203,11 @@ class WireDouble implements MaterializeDouble, SessionHost {
     this.#statements += 1;
     this.#statementLog.push(source);
     if (this.#statementLog.length > STATEMENT_LOG_SIZE) this.#statementLog.shift();
+    this.#statementListener?.(source);
+  }
+
+  onStatement(listener: ((statement: string) => void) | null): void {
+    this.#statementListener = listener;
   }
 
   planSubscription(request: SubscribeRequest): SubscriptionPlan {
