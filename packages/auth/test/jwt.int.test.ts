@@ -366,4 +366,25 @@ describe('key rotation and outages', () => {
     // Once back, the cold one gets keys.
     expect(await outcome(`Bearer ${await keycloak.sign(claims())}`, cold)).toBe('200 jwt');
   });
+
+  it('an unknown kid while the IdP is down is 503 (a rotation we cannot fetch), 401 once it answers', async () => {
+    const auth = authFor(keycloak, { jwksCooldownMs: 0 });
+    await auth.authenticateBearer(`Bearer ${await keycloak.issueToken()}`);
+    const { privateKey } = await generateKeyPair('RS256');
+    const unseen = await new SignJWT({ ...claims(), iss: keycloak.issuer })
+      .setProtectedHeader({ alg: 'RS256', kid: 'rotated-while-down', typ: 'JWT' })
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .sign(privateKey);
+    await keycloak.stop();
+    try {
+      expect(await outcome(`Bearer ${unseen}`, auth)).toBe('503 IDP_UNAVAILABLE');
+      // Tokens signed with the keys it has keep working meanwhile.
+      expect(await outcome(`Bearer ${await keycloak.sign(claims())}`, auth)).toBe('200 jwt');
+    } finally {
+      await keycloak.start();
+    }
+    // The IdP answers and does not publish that key: now it is the token's fault.
+    expect(await outcome(`Bearer ${unseen}`, auth)).toBe('401 TOKEN_INVALID');
+  });
 });

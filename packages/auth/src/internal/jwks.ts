@@ -28,8 +28,8 @@ const NO_KEYS_BACKOFF_MS = 1_000;
 /**
  * The realm's signing keys. Unlike jose's remote set, it keeps serving the last
  * good keys when a refresh fails (an IdP blip must not log everyone out), backs
- * off after a failure, and answers IDP_UNAVAILABLE (503) only when it never had
- * any keys. `generation` changes whenever the set of keys does, so verdicts
+ * off after a failure, and answers IDP_UNAVAILABLE (503) when it never had any
+ * keys, or when a token's key is unknown while the IdP cannot be reached. `generation` changes whenever the set of keys does, so verdicts
  * cached under an older set can be recognised.
  */
 export class JwksCache {
@@ -39,6 +39,8 @@ export class JwksCache {
   #fetchedAt = Number.NEGATIVE_INFINITY;
   #lastAttemptAt = Number.NEGATIVE_INFINITY;
   #inflight: Promise<void> | undefined;
+  /** The latest fetch failed: the IdP is unreachable (or answered nonsense) right now. */
+  #lastFetchFailed = false;
   #generation = 0;
   #fetches = 0;
 
@@ -79,17 +81,32 @@ export class JwksCache {
     try {
       return await this.#current()(header, token);
     } catch (error) {
+      if (!isNoMatchingKey(error)) throw error;
       // An unknown kid may be a rotation we have not seen yet: one refetch per cooldown.
-      if (
-        !isNoMatchingKey(error) ||
-        this.#options.now() - this.#lastAttemptAt < this.#options.cooldownMs
-      ) {
-        throw error;
+      if (this.#options.now() - this.#lastAttemptAt >= this.#options.cooldownMs) {
+        await this.#refresh();
       }
-      await this.#refresh();
-      return this.#current()(header, token);
+      try {
+        return await this.#current()(header, token);
+      } catch (retryError) {
+        throw this.#unknownKey(retryError);
+      }
     }
   };
+
+  /**
+   * A kid we have no key for. While the IdP is unreachable that may be a key it
+   * rotated to, which we cannot fetch: 503 IDP_UNAVAILABLE (retry), not a 401
+   * that makes clients throw a possibly valid token away.
+   */
+  #unknownKey(error: unknown): unknown {
+    if (!isNoMatchingKey(error) || !this.#lastFetchFailed) return error;
+    return new AuthError(
+      'IDP_UNAVAILABLE',
+      'the identity provider is unreachable: the key this token is signed with cannot be fetched',
+      { cause: error },
+    );
+  }
 
   #current(): LocalJWKSet {
     if (!this.#resolver) {
@@ -126,9 +143,11 @@ export class JwksCache {
       jwks = { keys: body.keys as JSONWebKeySet['keys'] };
       resolver = createLocalJWKSet(jwks); // throws on a malformed set: keep the old one
     } catch (error) {
+      this.#lastFetchFailed = true;
       this.#options.onFetchError?.(error, this.#resolver ? 'stale' : 'none');
       return;
     }
+    this.#lastFetchFailed = false;
     this.#fetches += 1;
     this.#resolver = resolver;
     this.#fetchedAt = this.#options.now();
