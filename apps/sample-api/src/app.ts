@@ -1,8 +1,16 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import fastifySwagger from '@fastify/swagger';
+import { STATUS_CODES } from 'node:http';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+} from 'fastify';
 import type { Settings } from '@flowforge/config';
 import {
   createHttpObservability,
   createLogger,
+  createMetricsEndpoint,
   createMetrics,
   fastifyObservability,
   genReqId,
@@ -24,7 +32,13 @@ import {
 import { isDatabaseError, type Database, type DatabaseError } from '@flowforge/db';
 import { isClickHouseError, type ClickHouse, type ClickHouseError } from '@flowforge/clickhouse';
 import { isRedisError, type Redis } from '@flowforge/redis';
+import {
+  isMaterializeError,
+  type Materialize,
+  type MaterializeError,
+} from '@flowforge/materialize';
 import type { AppDB } from './db/schema.js';
+import { answerClientError, answerConnect, answerFrameworkError } from './framework-errors.js';
 import { sendProblem, type Problem } from './problem.js';
 import type { ReadinessCheck, UnconfiguredDependency } from './readiness.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
@@ -32,6 +46,7 @@ import { dashboardRoutes, DatabaseNotConfigured } from './routes/dashboards.js';
 import { embedRoutes } from './routes/embed.js';
 import { healthRoutes } from './routes/health.js';
 import { widgetDataRoutes } from './routes/widget-data.js';
+import { createLiveStreams, widgetStreamRoutes, type LiveStreams } from './routes/widget-stream.js';
 import { createWidgetDataReader, StoreNotConfigured } from './services/widget-data.js';
 
 /** The WWW-Authenticate realm of every challenge. */
@@ -60,6 +75,14 @@ export interface AppOptions {
    * over (readiness, close). A Redis outage slows data reads, it does not fail them.
    */
   readonly redis?: Redis | null;
+  /**
+   * Materialize, which live widgets stream from; `null` or absent: not configured,
+   * and streams answer 503 naming MATERIALIZE_URL. The app takes it over (readiness,
+   * close); it should be started (`start()`) before it is passed in.
+   */
+  readonly materialize?: Materialize | null;
+  /** How often an idle SSE stream sends a heartbeat comment. @default 15_000 */
+  readonly streamHeartbeatMs?: number;
   /** How long widget data is served from the Redis cache. @default 30_000 */
   readonly widgetCacheTtlMs?: number;
   /** Bearer authentication; built from `settings.auth` unless given (tests pass one with a fake clock). */
@@ -73,7 +96,12 @@ export interface App {
   readonly server: FastifyInstance;
   readonly logger: Logger;
   readonly metrics: Metrics;
-  /** Readiness answers 503 from now on, and responses ask clients to close their connection. */
+  /** The live SSE streams being served. */
+  readonly streams: LiveStreams;
+  /**
+   * Readiness answers 503 from now on, responses ask clients to close their
+   * connection, and live streams end with a `shutdown` event.
+   */
   beginShutdown(): void;
 }
 
@@ -99,14 +127,24 @@ export async function buildApp(options: AppOptions): Promise<App> {
     // ones are released by the Connection: close hook below (fastify/fastify#7044).
     keepAliveTimeout: 5_000,
     forceCloseConnections: 'idle',
-    return503OnClosing: true,
+    // A request that reaches a still-open connection while closing is served like
+    // any other (the pools close only after the server has): Fastify's closing 503
+    // would skip our hooks, so it carried no X-Request-ID, no problem+json and no
+    // access line, and failed a request the app could still answer.
+    return503OnClosing: false,
+    // Requests Fastify refuses before routing are problems with a request id too.
+    frameworkErrors: answerFrameworkError,
+    clientErrorHandler: answerClientError,
     // Unknown body fields are refused (400), not silently dropped: a client that
     // sends tenant_id learns that it is not accepted.
     ajv: { customOptions: { removeAdditional: false } },
   });
+  server.server.on('connect', answerConnect);
   const database = options.database ?? null;
   const clickhouse = options.clickhouse ?? null;
   const redis = options.redis ?? null;
+  const materialize = options.materialize ?? null;
+  const streams = createLiveStreams();
   const widgetData = createWidgetDataReader({
     clickhouse,
     cache: redis?.ownedKeyspace(WIDGET_CACHE_PREFIX) ?? null,
@@ -162,14 +200,20 @@ export async function buildApp(options: AppOptions): Promise<App> {
         ...(error.status < 500 || error.status === 503 ? { detail: error.message } : {}),
       });
     }
-    if (isClickHouseError(error)) {
-      const problem = clickHouseProblem(error);
-      logger[problem.status === 503 ? 'warn' : 'error'](
-        { err: error, code: error.code },
-        'clickhouse request failed',
+    // An analytical store's error: logged with its code, answered by the store's mapping.
+    const storeFailure = (store: string, code: string, problem: Problem): FastifyReply => {
+      logger[problem.status === 500 ? 'error' : 'warn'](
+        { err: error, code },
+        `${store} request failed`,
       );
       if (problem.status === 503) void reply.header('retry-after', '1');
       return sendProblem(request, reply, problem);
+    };
+    if (isClickHouseError(error)) {
+      return storeFailure('clickhouse', error.code, clickHouseProblem(error));
+    }
+    if (isMaterializeError(error)) {
+      return storeFailure('materialize', error.code, materializeProblem(error));
     }
     if (isRedisError(error)) {
       // Redis is only the widget cache, whose failures are absorbed: one reaching here is a bug.
@@ -195,16 +239,65 @@ export async function buildApp(options: AppOptions): Promise<App> {
       typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 500;
     if (status >= 500) logger.error({ err: error }, 'request failed');
     return sendProblem(request, reply, {
-      title: TITLES[status] ?? (status >= 500 ? 'Internal Server Error' : 'Bad Request'),
+      // Fastify's own 4xx (413, 415, …) keep their reason phrase: a 415 is not a "Bad Request".
+      title:
+        TITLES[status] ??
+        STATUS_CODES[status] ??
+        (status >= 500 ? 'Internal Server Error' : 'Bad Request'),
       status,
       // A client's mistake is explained; a server fault is not described to the client.
       ...(status < 500 && error.message ? { detail: error.message } : {}),
     });
   });
 
+  // Before any route: the plugin builds /openapi.json from the schemas of the routes registered after it.
+  await server.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'FlowForge sample API',
+        version: '1.0.0',
+        description:
+          'The reference FlowForge service. Errors are application/problem+json (RFC 9457) with the request id; every response carries X-Request-ID.',
+      },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+          apiKey: { type: 'apiKey', in: 'header', name: settings.auth.apiKeyHeader },
+        },
+      },
+    },
+    transform: ({ schema, url }) => ({
+      schema: {
+        ...schema,
+        // Which credentials a route takes follows from its prefix (the auth hooks are per prefix).
+        ...(url.startsWith('/api/')
+          ? { security: [{ bearer: [] }] }
+          : url.startsWith('/embed/')
+            ? { security: [{ apiKey: [] }] }
+            : {}),
+      },
+      url,
+    }),
+  });
+  server.get('/openapi.json', { schema: { hide: true } }, () => server.swagger());
+
   await server.register(fastifyObservability, {
     http: createHttpObservability({ logger, metrics }),
-    metricsEndpoint: { metrics, token: settings.observability.metricsToken },
+  });
+  // GET /metrics here rather than by the plugin: its refusal is then a problem like every
+  // other error of the app, with the request id (the plugin's has none).
+  const scrape = createMetricsEndpoint(metrics, { token: settings.observability.metricsToken });
+  server.get('/metrics', async (request, reply) => {
+    const answer = await scrape(request.headers.authorization);
+    if (answer.status === 200) return reply.headers(answer.headers).send(answer.body);
+    const challenge = answer.headers['www-authenticate'];
+    if (challenge) void reply.header('www-authenticate', challenge);
+    return sendProblem(request, reply, {
+      title: 'Unauthorized',
+      status: 401,
+      detail: 'Scraping /metrics needs the metrics bearer token.',
+    });
   });
 
   // Once shutdown begins, every response (in-flight ones included) closes its
@@ -242,6 +335,13 @@ export async function buildApp(options: AppOptions): Promise<App> {
   };
   optionalStore('clickhouse', clickhouse, 'CLICKHOUSE_URL');
   optionalStore('redis', redis, 'REDIS_URL');
+  optionalStore('materialize', materialize, 'MATERIALIZE_URL');
+  // SSE responses never end on their own: end them before close() waits for in-flight requests.
+  // Not waited for here: close() waits for their responses to end, as for any request.
+  server.addHook('preClose', (done) => {
+    void streams.endAll();
+    done();
+  });
   healthRoutes(server, {
     checks,
     isShuttingDown: () => shuttingDown,
@@ -266,6 +366,16 @@ export async function buildApp(options: AppOptions): Promise<App> {
     });
     dashboardRoutes(api, { database, canRead: viewer, canWrite: editor });
     widgetDataRoutes(api, { database, widgetData, canRead: viewer });
+    widgetStreamRoutes(api, {
+      database,
+      materialize,
+      canRead: viewer,
+      streams,
+      logger,
+      ...(options.streamHeartbeatMs === undefined
+        ? {}
+        : { heartbeatMs: options.streamHeartbeatMs }),
+    });
     apiKeyRoutes(api, { database, canManage: requireRole('admin') });
     done();
   });
@@ -280,8 +390,10 @@ export async function buildApp(options: AppOptions): Promise<App> {
     server,
     logger,
     metrics,
+    streams,
     beginShutdown: () => {
       shuttingDown = true;
+      void streams.endAll();
     },
   };
 }
@@ -359,6 +471,37 @@ function clickHouseProblem(error: ClickHouseError): Problem {
         title: 'Service Unavailable',
         status: 503,
         detail: 'Widget data is not available right now; try again.',
+      };
+    default:
+      return { title: 'Internal Server Error', status: 500 };
+  }
+}
+
+/**
+ * The HTTP face of a Materialize error. A widget whose view is missing or has no
+ * tenant column is a 409 (its config is wrong, not the request); a store that is
+ * down, slow or refusing our credentials is 503 (retry); anything else a 500.
+ */
+function materializeProblem(error: MaterializeError): Problem {
+  switch (error.code) {
+    case 'UNAVAILABLE':
+    case 'TIMEOUT':
+    case 'CLOSED':
+    case 'NOT_CONFIGURED':
+    case 'AUTH_FAILED':
+    case 'CONNECTION_LOST':
+    case 'CANCELLED':
+      return {
+        title: 'Service Unavailable',
+        status: 503,
+        detail: 'Live data is not available right now; try again.',
+      };
+    case 'UNKNOWN_VIEW':
+    case 'INVALID_ARGUMENT':
+      return {
+        title: 'Conflict',
+        status: 409,
+        detail: "The widget's view cannot be streamed: it does not exist or has no tenant column.",
       };
     default:
       return { title: 'Internal Server Error', status: 500 };

@@ -2,8 +2,9 @@ import { ConfigError, getSettings, type Settings } from '@flowforge/config';
 import { createLogger, createMetrics, flushLogger } from '@flowforge/observability';
 import { buildApp } from './app.js';
 import { openDatabase } from './db/open.js';
-import { openClickHouse, openRedis } from './stores.js';
+import { openClickHouse, openMaterialize, openRedis } from './stores.js';
 import { closeGracefully } from './lifecycle.js';
+import { seedDemo } from './services/demo-seed.js';
 
 const EXIT_CONFIG = 78; // EX_CONFIG from sysexits.h
 
@@ -27,6 +28,11 @@ const logger = createLogger({
 });
 const metrics = createMetrics();
 const database = await openDatabase(settings, logger, metrics);
+// `--seed-demo` (scripts/start): demo data in the database the app itself opened
+// (the embedded PGlite cannot be opened by a second process).
+if (database !== null && process.argv.includes('--seed-demo')) {
+  await seedDemo(database, settings, logger);
+}
 const app = await buildApp({
   settings,
   logger,
@@ -34,6 +40,7 @@ const app = await buildApp({
   database,
   clickhouse: openClickHouse(settings, logger, metrics),
   redis: openRedis(settings, logger, metrics),
+  materialize: await openMaterialize(settings, logger, metrics),
 });
 
 let stopping = false;

@@ -49,8 +49,8 @@ describe('health routes over a real socket', () => {
       checks: Record<string, { latency_ms: number }>;
     };
     expect(body.status).toBe('ready');
-    // The given checks, then the stores this app has not configured (clickhouse here).
-    expect(Object.keys(body.checks)).toEqual(['postgres', 'redis', 'clickhouse']);
+    // The given checks, then the stores this app has not configured (clickhouse, materialize here).
+    expect(Object.keys(body.checks)).toEqual(['postgres', 'redis', 'clickhouse', 'materialize']);
     expect(body.checks.postgres?.latency_ms).toBeGreaterThanOrEqual(0);
   });
 

@@ -82,8 +82,10 @@ describe('closeGracefully', () => {
     const late = await get(port, '/health/live', agent).catch(
       (error: NodeJS.ErrnoException) => error.code,
     );
-    // The listener is closed: a new connection is refused outright.
-    expect(late).toBe('ECONNREFUSED');
+    // The listener is closed: a new connection is refused outright, or reset when it
+    // was accepted in the tick before the listener closed (close() runs the app's
+    // preClose hook first). Either way it is never served.
+    expect(['ECONNREFUSED', 'ECONNRESET']).toContain(late);
     expect((await inFlight).status).toBe(200);
     expect(await closing).toBe('drained');
   });

@@ -21,6 +21,8 @@ export async function openDatabase(
   }
   const database = createDatabase<AppDB>({
     ...settings.database,
+    // APP_NAME names the service's connections in pg_stat_activity.
+    applicationName: settings.app.name,
     embedded: url === null,
     logger,
     metrics,

@@ -5,6 +5,7 @@ import type { AppDB, DashboardTable, WidgetKind, WidgetTable } from '../db/schem
 import type { Principal } from '@flowforge/auth';
 import { sendProblem } from '../problem.js';
 import { MAX_DAYS, METRIC_NAME_PATTERN } from '../services/widget-data.js';
+import { VIEW_NAME_PATTERN } from '../services/live-widgets.js';
 import { idParams } from './schemas.js';
 
 export interface DashboardRoutesOptions {
@@ -40,6 +41,11 @@ const metricConfig = {
     days: { type: 'integer', minimum: 1, maximum: MAX_DAYS },
   },
 } as const;
+// A live widget's config names the Materialize view its stream subscribes to.
+const liveConfig = {
+  type: 'object',
+  properties: { view: { type: 'string', pattern: VIEW_NAME_PATTERN } },
+} as const;
 const widgetBody = {
   type: 'object',
   required: ['name', 'kind'],
@@ -49,8 +55,16 @@ const widgetBody = {
     config: { type: 'object' },
   },
   additionalProperties: false,
-  if: { properties: { kind: { const: 'metric' } } },
-  then: { properties: { config: metricConfig } },
+  allOf: [
+    {
+      if: { properties: { kind: { const: 'metric' } } },
+      then: { properties: { config: metricConfig } },
+    },
+    {
+      if: { properties: { kind: { const: 'live' } } },
+      then: { properties: { config: liveConfig } },
+    },
+  ],
 } as const;
 const listQuery = {
   type: 'object',

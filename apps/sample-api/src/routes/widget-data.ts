@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
 import type { Database } from '@flowforge/db';
-import type { AppDB } from '../db/schema.js';
+import type { Selectable } from 'kysely';
+import type { AppDB, WidgetTable } from '../db/schema.js';
 import { sendProblem } from '../problem.js';
 import type { WidgetDataReader } from '../services/widget-data.js';
 import { DatabaseNotConfigured } from './dashboards.js';
@@ -11,6 +12,31 @@ export interface WidgetDataRoutesOptions {
   readonly widgetData: WidgetDataReader;
   /** Lets readers through (403 otherwise); authentication already ran. */
   readonly canRead: onRequestHookHandler;
+}
+
+/** A widget of `tenantId` (another tenant's is not found: RLS), or undefined. */
+export async function findWidget(
+  database: Database<AppDB> | null,
+  tenantId: string,
+  id: string,
+): Promise<Pick<Selectable<WidgetTable>, 'id' | 'kind' | 'config'> | undefined> {
+  if (database === null) throw new DatabaseNotConfigured();
+  return database.withTenant(tenantId, (trx) =>
+    trx
+      .selectFrom('widgets')
+      .select(['id', 'kind', 'config'])
+      .where('id', '=', id)
+      .executeTakeFirst(),
+  );
+}
+
+/** The 404 of a widget that does not exist or belongs to another tenant (one body for both). */
+export function sendWidgetNotFound(request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  return sendProblem(request, reply, {
+    title: 'Not Found',
+    status: 404,
+    detail: 'No widget with this id.',
+  });
 }
 
 /**
@@ -24,21 +50,8 @@ export async function sendWidgetData(
   widgetData: WidgetDataReader,
 ): Promise<FastifyReply> {
   const { tenantId } = request.principal!;
-  if (database === null) throw new DatabaseNotConfigured();
-  const widget = await database.withTenant(tenantId, (trx) =>
-    trx
-      .selectFrom('widgets')
-      .select(['id', 'kind', 'config'])
-      .where('id', '=', request.params.id)
-      .executeTakeFirst(),
-  );
-  if (!widget) {
-    return sendProblem(request, reply, {
-      title: 'Not Found',
-      status: 404,
-      detail: 'No widget with this id.',
-    });
-  }
+  const widget = await findWidget(database, tenantId, request.params.id);
+  if (!widget) return sendWidgetNotFound(request, reply);
   const data = await widgetData.read(tenantId, widget);
   return reply.send({
     widget_id: widget.id,

@@ -13,7 +13,7 @@ import type { WidgetKind } from '../db/schema.js';
  * ENGINE = MergeTree ORDER BY (tenant_id, metric, ts)
  * ```
  */
-const METRIC_POINTS_TABLE = 'metric_points';
+export const METRIC_POINTS_TABLE = 'metric_points';
 
 /** What a metric widget's `config` asks for. */
 interface MetricSelection {
