@@ -12,7 +12,7 @@ export interface CancelTarget {
 }
 
 /** The 16-byte CancelRequest packet. */
-export function cancelPacket(processId: number, secretKey: number): Buffer {
+function cancelPacket(processId: number, secretKey: number): Buffer {
   const packet = Buffer.alloc(16);
   packet.writeInt32BE(16, 0);
   packet.writeInt32BE(CANCEL_REQUEST_CODE, 4);

@@ -90,7 +90,7 @@ export function errorKind(error: unknown): ErrorKind {
 }
 
 /** Maps a server error (SQLSTATE) to its code. */
-export function serverCode(sqlstate: string, message: string): MaterializeErrorCode {
+function serverCode(sqlstate: string, message: string): MaterializeErrorCode {
   switch (sqlstate) {
     case '28P01':
     case '28000':

@@ -2,7 +2,7 @@ import { MaterializeError } from '../errors.js';
 import type { MaterializeOptions } from '../options.js';
 
 /** Longest timer Node accepts (a longer one fires after 1 ms). */
-export const MAX_TIMEOUT_MS = 2_147_483_647;
+const MAX_TIMEOUT_MS = 2_147_483_647;
 
 /** The options, checked, with defaults applied. */
 export interface ResolvedOptions {
@@ -32,7 +32,7 @@ function invalid(message: string): MaterializeError {
 }
 
 /** An integer option within [min, max], or its default. @throws {MaterializeError} INVALID_OPTIONS */
-export function integerOption(
+function integerOption(
   name: string,
   value: unknown,
   fallback: number,

@@ -1,14 +1,11 @@
 import { MaterializeError } from '../errors.js';
 
-/** A value a filter may compare a column with. */
-export type FilterValue = string | number | bigint | boolean;
-
 /** One part of a name: what an unquoted identifier could be, ASCII only. */
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 /** A UTF-16 surrogate without its pair: it cannot be sent as UTF-8, so it would not round-trip. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 /** Largest Materialize timestamp (an unsigned 64-bit integer). */
-export const MAX_TIMESTAMP: bigint = 2n ** 64n - 1n;
+const MAX_TIMESTAMP: bigint = 2n ** 64n - 1n;
 
 function invalid(message: string): MaterializeError {
   return new MaterializeError('INVALID_ARGUMENT', message);
@@ -145,7 +142,7 @@ export function checkTimestamp(value: unknown, name: string, min: bigint): bigin
 }
 
 /** The cursor every subscription declares (one per connection and transaction). */
-export const CURSOR = 'flowforge_subscribe';
+const CURSOR = 'flowforge_subscribe';
 
 /**
  * `DECLARE … CURSOR FOR SUBSCRIBE (SELECT …) WITH (SNAPSHOT = …, PROGRESS) [AS OF …]`.
