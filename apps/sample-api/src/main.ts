@@ -33,15 +33,12 @@ const database = await openDatabase(settings, logger, metrics);
 if (database !== null && process.argv.includes('--seed-demo')) {
   await seedDemo(database, settings, logger);
 }
-const app = await buildApp({
-  settings,
-  logger,
-  metrics,
-  database,
-  clickhouse: openClickHouse(settings, logger, metrics),
-  redis: openRedis(settings, logger, metrics),
-  materialize: await openMaterialize(settings, logger, metrics),
-});
+// The optional stores: each degrades (503 on its routes, `degraded` readiness)
+// rather than stopping the app; then auth and routes (buildApp), then listen.
+const redis = openRedis(settings, logger, metrics);
+const clickhouse = openClickHouse(settings, logger, metrics);
+const materialize = await openMaterialize(settings, logger, metrics);
+const app = await buildApp({ settings, logger, metrics, database, redis, clickhouse, materialize });
 
 let stopping = false;
 async function shutdown(signal: NodeJS.Signals): Promise<void> {
