@@ -1,0 +1,364 @@
+// The sample app's authenticated read route (GET /api/v1/dashboards: a Keycloak-
+// shaped JWT, a tenant transaction on PostgreSQL, 20 dashboards of JSON) against a
+// bare Fastify hello-world, in one run; the app's cheaper routes in between show
+// where the time goes. Each result is a ratio to bare in the same round. See ../README.md.
+//
+// Usage: node app/run.mjs [--rounds 3] [--duration 10] [--warmup 2] [--connections 50]
+//                         [--modes bare,live,me,dashboards]
+import { createHash } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import {
+  freePort,
+  median,
+  positiveFlag,
+  processCpu,
+  spread,
+  startServer,
+  stopServer,
+  writeResults,
+} from '../lib/harness.mjs';
+import {
+  APP_MAIN,
+  adminQuery,
+  appEnvironment,
+  createSeededDatabase,
+  requireBuiltApp,
+  startApp,
+  startRealm,
+} from './common.mjs';
+
+const BASELINE = 'bare';
+/** What each mode serves; `app: true` is the built sample app (dist/main.js). */
+const MODES = {
+  bare: { path: '/hello', app: false, what: 'Fastify() hello-world (the baseline)' },
+  live: { path: '/health/live', app: true, what: 'the app, no auth, no I/O' },
+  me: { path: '/api/v1/me', app: true, what: 'the app, bearer JWT (cache hit), no I/O' },
+  dashboards: {
+    path: '/api/v1/dashboards',
+    app: true,
+    what: 'the app, bearer JWT, withTenant select of 20 rows on PostgreSQL',
+  },
+};
+const TARGET_MODE = 'dashboards';
+const TENANT = '7d3f5a2e-4b1c-4e8d-9a6f-00000000b0b0';
+const APP_NAME = 'flowforge-bench';
+
+const SERVER = fileURLToPath(new URL('./bare-server.mjs', import.meta.url));
+const RESULTS = fileURLToPath(new URL('./results.json', import.meta.url));
+
+const USAGE = `Usage: node app/run.mjs [options]
+
+GET /api/v1/dashboards of the built sample app (apps/sample-api/dist/main.js,
+APP_ENV=production, a Keycloak-shaped RS256 token, PostgreSQL of scripts/services)
+against a bare Fastify hello-world, and the app's /health/live and /api/v1/me in
+between. Creates a database ff_bench_<random> and drops it at the end.
+
+Options:
+  --rounds N        measurements per mode; medians are reported        (3)
+  --duration S      seconds of each measured autocannon run            (10)
+  --warmup S        seconds of the discarded warm-up before each one   (2)
+  --connections N   autocannon connections (no pipelining)             (50)
+  --modes a,b,...   ${Object.keys(MODES).join(', ')} (bare is always added)   (all)
+  --help            this text
+`;
+
+const { values: flags } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' },
+    duration: { type: 'string', default: '10' },
+    warmup: { type: 'string', default: '2' },
+    connections: { type: 'string', default: '50' },
+    modes: { type: 'string', default: Object.keys(MODES).join(',') },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (flags.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+const settings = {
+  rounds: positiveFlag(flags, 'rounds', { integer: true }),
+  duration: positiveFlag(flags, 'duration'),
+  warmup: positiveFlag(flags, 'warmup'),
+  connections: positiveFlag(flags, 'connections', { integer: true }),
+  pipelining: 1,
+};
+const modes = flags.modes.split(',').filter(Boolean);
+for (const mode of modes) {
+  if (!(mode in MODES))
+    throw new Error(`unknown mode "${mode}" (${Object.keys(MODES).join(', ')})`);
+}
+if (!modes.includes(BASELINE)) modes.unshift(BASELINE);
+requireBuiltApp();
+
+// ------------------------------------------------------------------ clean-up
+
+const children = new Set();
+const cleanups = [];
+let tearingDown;
+function teardown() {
+  tearingDown ??= (async () => {
+    for (const child of children) child.kill('SIGKILL');
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(console.error);
+  })();
+  return tearingDown;
+}
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    console.error(`\n${signal}: stopping servers, dropping the bench database`);
+    teardown().then(
+      () => process.exit(130),
+      () => process.exit(1),
+    );
+  });
+}
+
+// ------------------------------------------------------------------ measuring
+
+/** CPU time of the app's PostgreSQL backends (by pid, from /proc), in µs. */
+async function backendCpu(database) {
+  const { rows } = await adminQuery(
+    'select pid from pg_stat_activity where datname = $1 and application_name = $2',
+    [database, APP_NAME],
+  );
+  const cpu = new Map();
+  for (const { pid } of rows) {
+    try {
+      cpu.set(pid, await processCpu(pid));
+    } catch {
+      // the backend just exited
+    }
+  }
+  return cpu;
+}
+
+/** CPU used between two backendCpu() readings by the backends present in both. */
+function backendCpuUsed(before, after) {
+  let used = 0;
+  for (const [pid, cpu] of after) if (before.has(pid)) used += cpu - before.get(pid);
+  return used;
+}
+
+/** One autocannon run; throws when any response was not 2xx or any request failed. */
+async function load(mode, base, seconds, authorization) {
+  const result = await autocannon({
+    url: `${base}${MODES[mode].path}`,
+    connections: settings.connections,
+    pipelining: settings.pipelining,
+    duration: seconds,
+    headers: { authorization },
+  });
+  const failures = { non2xx: result.non2xx, errors: result.errors, timeouts: result.timeouts };
+  if (failures.non2xx > 0 || failures.errors > 0 || failures.timeouts > 0) {
+    throw new Error(
+      `"${mode}": failed requests ${JSON.stringify(failures)}, status codes ` +
+        `${JSON.stringify(result.statusCodeStats)}; the numbers are void`,
+    );
+  }
+  return {
+    requestsPerSecond: result.requests.average,
+    // Whole milliseconds: autocannon records latencies in an integer histogram.
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    requests: result.requests.total,
+    bytesPerResponse: result.throughput.total / result.requests.total,
+  };
+}
+
+async function start(mode, context) {
+  const port = await freePort();
+  if (!MODES[mode].app) {
+    const child = await startServer(mode, [SERVER, String(port)]);
+    return { child, base: `http://127.0.0.1:${port}` };
+  }
+  const app = await startApp(
+    appEnvironment({
+      port,
+      databaseUrl: context.database.appUrl,
+      keycloakUrl: context.realm.url,
+    }),
+  );
+  return app;
+}
+
+async function measure(mode, context) {
+  const { child, base } = await start(mode, context);
+  children.add(child);
+  try {
+    // One request alone first: the app fetches the JWKS here, not under load.
+    const first = await fetch(`${base}${MODES[mode].path}`, {
+      headers: { authorization: context.authorization },
+    });
+    const firstBody = await first.text();
+    if (first.status !== 200) {
+      throw new Error(`"${mode}": the first request got ${first.status} ${firstBody}`);
+    }
+    if (mode === TARGET_MODE && JSON.parse(firstBody).items.length !== context.dashboards) {
+      throw new Error(`"${mode}": expected ${context.dashboards} dashboards: ${firstBody}`);
+    }
+    await load(mode, base, settings.warmup, context.authorization); // JIT, pool: discarded
+    const pgBefore = await backendCpu(context.database.name);
+    const cpuBefore = await processCpu(child.pid);
+    const run = await load(mode, base, settings.duration, context.authorization);
+    run.cpuPerRequest = ((await processCpu(child.pid)) - cpuBefore) / run.requests;
+    const pgAfter = await backendCpu(context.database.name);
+    run.pgCpuPerRequest = backendCpuUsed(pgBefore, pgAfter) / run.requests;
+    run.pgBackends = pgAfter.size;
+    return run;
+  } finally {
+    await stopServer(child);
+    children.delete(child);
+  }
+}
+
+// ------------------------------------------------------------------ the run
+
+const distBytes = await readFile(APP_MAIN);
+const dist = {
+  sha256: createHash('sha256').update(distBytes).digest('hex').slice(0, 12),
+  built: (await stat(APP_MAIN)).mtime.toISOString(),
+};
+const loadBefore = os.loadavg();
+const minutes = (settings.rounds * modes.length * (settings.duration + settings.warmup + 1.5)) / 60;
+console.log(
+  `app bench: ${modes.length} modes × ${settings.rounds} rounds × (${settings.warmup} s warm-up + ` +
+    `${settings.duration} s), ${settings.connections} connections; about ${minutes.toFixed(1)} min; ` +
+    `load average ${loadBefore[0].toFixed(2)} on ${os.cpus().length} CPUs; Node ${process.version}; ` +
+    `sample-api dist ${dist.sha256} built ${dist.built}\n`,
+);
+
+try {
+  const realm = await startRealm();
+  cleanups.push(() => realm.close());
+  const dashboards = 20;
+  const database = await createSeededDatabase({
+    tenants: [TENANT],
+    dashboardsPerTenant: dashboards,
+    widgetsPerDashboard: 2,
+  });
+  cleanups.push(() => database.drop());
+  console.log(
+    `database ${database.name}: PostgreSQL ${database.serverVersion}; ${dashboards} dashboards ` +
+      `per tenant in 51 tenants, 2 widgets each`,
+  );
+  const context = {
+    realm,
+    database,
+    dashboards,
+    authorization: `Bearer ${await realm.token(TENANT, ['viewer'])}`,
+  };
+
+  const runs = Object.fromEntries(modes.map((mode) => [mode, []]));
+  for (let round = 0; round < settings.rounds; round += 1) {
+    // Interleaved, and rotated every round, so that drift over time hits every mode alike.
+    const order = modes.map((_mode, index) => modes[(index + round) % modes.length]);
+    for (const mode of order) {
+      const run = await measure(mode, context);
+      runs[mode].push(run);
+      console.log(
+        `round ${round + 1}/${settings.rounds}  ${mode.padEnd(10)} ` +
+          `${Math.round(run.requestsPerSecond).toString().padStart(6)} req/s  p50 ${run.p50} ms  ` +
+          `p99 ${run.p99} ms  CPU ${run.cpuPerRequest.toFixed(1)} µs/req (+ PostgreSQL ` +
+          `${run.pgCpuPerRequest.toFixed(1)} µs/req, ${run.pgBackends} backends)`,
+      );
+    }
+  }
+
+  const serverCpu = (run) => run.cpuPerRequest + run.pgCpuPerRequest;
+  const perRound = (mode, pick) => runs[mode].map((run, i) => pick(runs[BASELINE][i], run));
+  const summary = modes.map((mode) => {
+    const list = runs[mode];
+    const ratios = perRound(mode, (base, run) => run.requestsPerSecond / base.requestsPerSecond);
+    return {
+      mode,
+      path: MODES[mode].path,
+      requestsPerSecond: median(list.map((run) => run.requestsPerSecond)),
+      spread: spread(list.map((run) => run.requestsPerSecond)),
+      ratio: median(ratios),
+      ratioRange: [Math.min(...ratios), Math.max(...ratios)],
+      p50: median(list.map((run) => run.p50)),
+      p99: median(list.map((run) => run.p99)),
+      p99Range: [Math.min(...list.map((run) => run.p99)), Math.max(...list.map((run) => run.p99))],
+      bytesPerResponse: median(list.map((run) => run.bytesPerResponse)),
+      cpuPerRequest: median(list.map((run) => run.cpuPerRequest)),
+      pgCpuPerRequest: median(list.map((run) => run.pgCpuPerRequest)),
+      // Bare's server CPU per request ÷ this mode's (node + its PostgreSQL backends).
+      cpuRatio: median(perRound(mode, (base, run) => serverCpu(base) / serverCpu(run))),
+    };
+  });
+
+  console.log(
+    `\nmedian of each column over the rounds; spread = (max − min) ÷ median req/s; ratio = median\n` +
+      `over the rounds of (req/s ÷ bare req/s in the same round); CPU = the server process, PG = its\n` +
+      `PostgreSQL backends; CPU ratio = bare's (CPU + PG) per request ÷ this mode's, same round\n`,
+  );
+  const header = [
+    'mode',
+    'route',
+    'req/s',
+    'spread',
+    'ratio',
+    'ratio range',
+    'p50 ms',
+    'p99 ms',
+    'p99 range',
+    'bytes',
+    'CPU µs/req',
+    'PG µs/req',
+    'CPU ratio',
+  ];
+  const rows = summary.map((row) => [
+    row.mode,
+    `GET ${row.path}`,
+    Math.round(row.requestsPerSecond).toString(),
+    `${Math.round(row.spread * 100)} %`,
+    `${row.ratio.toFixed(2)}×`,
+    `${row.ratioRange[0].toFixed(2)}–${row.ratioRange[1].toFixed(2)}×`,
+    String(row.p50),
+    String(row.p99),
+    `${row.p99Range[0]}–${row.p99Range[1]}`,
+    Math.round(row.bytesPerResponse).toString(),
+    row.cpuPerRequest.toFixed(1),
+    row.pgCpuPerRequest.toFixed(1),
+    `${row.cpuRatio.toFixed(2)}×`,
+  ]);
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...rows.map((row) => row[column].length)),
+  );
+  const format = (cells) =>
+    cells
+      .map((cell, column) => (column < 2 ? cell.padEnd : cell.padStart).call(cell, widths[column]))
+      .join('  ');
+  console.log(format(header));
+  console.log(widths.map((width) => '-'.repeat(width)).join('  '));
+  for (const row of rows) console.log(format(row));
+
+  const target = summary.find((row) => row.mode === TARGET_MODE);
+  if (target) {
+    console.log(
+      `\nGET /api/v1/dashboards ÷ bare hello-world: ${target.ratio.toFixed(2)}× req/s ` +
+        `(p50 ${target.p50} ms, p99 ${target.p99} ms); by server CPU ${target.cpuRatio.toFixed(2)}×`,
+    );
+  }
+  const loadAfter = os.loadavg();
+  console.log(
+    `load average ${loadBefore[0].toFixed(2)} before, ${loadAfter[0].toFixed(2)} after (1 min)`,
+  );
+  await writeResults(
+    RESULTS,
+    { loadBefore, servers: { postgres: database.serverVersion } },
+    {
+      appDist: dist,
+      settings: { ...settings, modes, dashboards, routes: MODES },
+      summary,
+      runs,
+    },
+  );
+  console.log(`results written to ${RESULTS}`);
+} finally {
+  await teardown();
+}
