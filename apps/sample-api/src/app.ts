@@ -372,6 +372,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
       canRead: viewer,
       streams,
       logger,
+      maxStreams: settings.materialize.poolSize,
       ...(options.streamHeartbeatMs === undefined
         ? {}
         : { heartbeatMs: options.streamHeartbeatMs }),

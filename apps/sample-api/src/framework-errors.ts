@@ -42,8 +42,13 @@ export function answerConnect(request: IncomingMessage, socket: Duplex): void {
  * problem with a request id; the connection is closed since it cannot be trusted.
  */
 export function answerClientError(error: NodeJS.ErrnoException, socket: Socket): void {
-  // A reset connection has nobody left to answer.
-  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  // A reset connection has nobody left to answer; one already sending a response
+  // (a pipelined request behind a stream) must not get another written into it.
+  const inProgress = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (error.code === 'ECONNRESET' || socket.destroyed || inProgress?.headersSent === true) {
+    if (!socket.destroyed && inProgress?.headersSent === true) socket.destroy();
+    return;
+  }
   const status =
     error.code === 'HPE_HEADER_OVERFLOW'
       ? 431

@@ -29,8 +29,12 @@ const logger = createLogger({
 const metrics = createMetrics();
 const database = await openDatabase(settings, logger, metrics);
 // `--seed-demo` (scripts/start): demo data in the database the app itself opened
-// (the embedded PGlite cannot be opened by a second process).
-if (database !== null && process.argv.includes('--seed-demo')) {
+// (the embedded PGlite cannot be opened by a second process); development only.
+if (
+  database !== null &&
+  process.argv.includes('--seed-demo') &&
+  settings.app.env === 'development'
+) {
   await seedDemo(database, settings, logger);
 }
 // The optional stores: each degrades (503 on its routes, `degraded` readiness)

@@ -56,8 +56,13 @@ let sharedDb: Awaited<ReturnType<typeof createMigratedDatabase>>;
 const cleanups: (() => Promise<unknown>)[] = [];
 
 /** Settings of a development app (the dev principal: TENANT_A, every role). */
-const devSettings = () =>
-  loadSettings({ APP_ENV: 'development', AUTH_DEV_TENANT_ID: TENANT_A, AUTH_DEV_USER_ID: USER });
+const devSettings = (env: Record<string, string> = {}) =>
+  loadSettings({
+    APP_ENV: 'development',
+    AUTH_DEV_TENANT_ID: TENANT_A,
+    AUTH_DEV_USER_ID: USER,
+    ...env,
+  });
 
 async function listen(app: App): Promise<string> {
   cleanups.push(() => app.server.close());
@@ -342,7 +347,7 @@ describe('faults under load', () => {
     ]);
     const materialize = createMaterialize({
       url: double.url,
-      poolSize: 8,
+      poolSize: 10,
       optional: true,
       connectTimeoutMs: 1_000,
       fetchTimeoutMs: 200,
@@ -350,7 +355,7 @@ describe('faults under load', () => {
     });
     await materialize.start();
     const app = await buildApp({
-      settings: devSettings(),
+      settings: devSettings({ MATERIALIZE_POOL_SIZE: '10' }),
       database: createDatabase<AppDB>({ url: sharedDb.appUrl, poolSize: 4 }),
       materialize,
     });
@@ -466,7 +471,9 @@ describe('faults under load', () => {
 
     const expected = Array.from({ length: COMMITS }, (_, index) => index + 1);
     for (const follower of followers) expect(follower.seqs).toEqual(expected);
-    expect(contractViolations(load.outcomes, [200, 503])).toEqual([]);
+    // 429: a churning client's streams outnumber the per-user cap for a moment
+    // (a closed stream is untracked once its subscription has let go).
+    expect(contractViolations(load.outcomes, [200, 429, 503])).toEqual([]);
     console.info('materialize drops:', statusCounts(load.outcomes), {
       drops,
       commits: COMMITS,

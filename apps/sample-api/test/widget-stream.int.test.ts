@@ -234,6 +234,21 @@ describe('GET /api/v1/widgets/:id/stream', () => {
     await expect.poll(() => a.app.streams.size, { timeout: 5_000 }).toBe(0);
   });
 
+  it('caps the streams one user holds (429 with Retry-After), and frees a slot when one ends', async () => {
+    const a = await appFor(TENANT_A);
+    const id = await a.widget('live', { view: VIEW });
+    // MATERIALIZE_POOL_SIZE 5 (the default): at most 3 streams per user.
+    const open = [await a.stream(id), await a.stream(id), await a.stream(id)];
+    for (const stream of open) expect(stream.status).toBe(200);
+    const fourth = await a.stream(id);
+    expect(fourth.status).toBe(429);
+    expect(fourth.headers.get('retry-after')).toBeTruthy();
+    expect(fourth.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    open[0]!.close();
+    await expect.poll(() => a.app.streams.size, { timeout: 5_000 }).toBe(2);
+    expect((await a.stream(id)).status).toBe(200);
+  });
+
   it('sends heartbeats on an idle stream', async () => {
     const a = await appFor(TENANT_A, 'up', 50);
     const id = await a.widget('live', { view: VIEW });

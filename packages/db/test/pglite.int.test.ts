@@ -361,7 +361,7 @@ describe('pglite: persisted data directory', () => {
 
   test(
     'rows written through one handle are there after reopening the directory',
-    { timeout: 30_000 },
+    { timeout: 90_000 },
     async () => {
       dataDir = await mkdtemp(join(tmpdir(), 'flowforge-pglite-'));
 

@@ -23,14 +23,24 @@ export interface LiveStreams {
   readonly size: number;
 }
 
+interface TrackedStream {
+  /** Who holds it: streams are capped per user. */
+  readonly userId: string;
+  end(): void;
+  readonly done: Promise<void>;
+}
+
 interface StreamRegistry extends LiveStreams {
   readonly closing: boolean;
-  add(stream: { end(): void; done: Promise<void> }): () => void;
+  /** Streams `userId` holds now. */
+  heldBy(userId: string): number;
+  /** Tracks `stream`; one added after shutdown began is ended at once. */
+  add(stream: TrackedStream): () => void;
 }
 
 /** The registry of live SSE streams of one app. */
 export function createLiveStreams(): StreamRegistry {
-  const streams = new Set<{ end(): void; done: Promise<void> }>();
+  const streams = new Set<TrackedStream>();
   let closing = false;
   return {
     get closing() {
@@ -39,8 +49,15 @@ export function createLiveStreams(): StreamRegistry {
     get size() {
       return streams.size;
     },
+    heldBy(userId) {
+      let count = 0;
+      for (const stream of streams) if (stream.userId === userId) count += 1;
+      return count;
+    },
     add(stream) {
       streams.add(stream);
+      // A stream that was still starting when shutdown began: endAll() has passed it by.
+      if (closing) stream.end();
       return () => streams.delete(stream);
     },
     async endAll() {
@@ -62,6 +79,13 @@ export interface WidgetStreamRoutesOptions {
   readonly logger: Logger;
   /** How often an idle stream sends a comment line, so proxies keep it open. @default 15_000 */
   readonly heartbeatMs?: number;
+  /**
+   * Streams open at once in this process; past it, 503 with Retry-After. Each
+   * holds a pooled Materialize connection: keep it at or below MATERIALIZE_POOL_SIZE.
+   */
+  readonly maxStreams: number;
+  /** Streams one user may hold at once; past it, 429. @default half of `maxStreams`, at least 2 */
+  readonly maxStreamsPerUser?: number;
 }
 
 type Change = SubscribeUpdate | SubscribeProgress;
@@ -93,17 +117,22 @@ async function settledWithin(promise: Promise<unknown>, ms: number): Promise<voi
  * - `event: update` per change: `{ mz_timestamp, mz_diff, row }` (no id).
  * - `event: progress` with `id: F` whenever every change before timestamp F has
  *   been sent. A reconnecting browser sends `Last-Event-ID: F` and the stream
- *   resumes there: no change is lost or sent twice (as far as Materialize still
- *   retains history; otherwise `event: reset` and a fresh snapshot).
+ *   resumes there: no change is lost (as far as Materialize still retains
+ *   history; otherwise `event: reset` and a fresh snapshot). Updates that came
+ *   after the last progress event are sent again: a client applies updates when
+ *   the progress event that follows them arrives.
  * - A fresh stream starts with a snapshot of the current rows.
  * - Comment heartbeats; `event: shutdown` when the app stops (the browser reconnects
- *   elsewhere); `event: error` when the stream cannot go on.
+ *   elsewhere); `event: stream-error` when the stream cannot go on.
+ * - At most `maxStreams` at once (503 past it) and `maxStreamsPerUser` per user (429).
  *
  * The tenant filter runs inside Materialize's SUBSCRIBE, from the verified principal.
  */
 export function widgetStreamRoutes(app: FastifyInstance, options: WidgetStreamRoutesOptions): void {
   const { database, materialize, streams, logger } = options;
   const heartbeatMs = options.heartbeatMs ?? 15_000;
+  const maxStreamsPerUser =
+    options.maxStreamsPerUser ?? Math.max(2, Math.ceil(options.maxStreams / 2));
 
   app.get<{ Params: { id: string }; Headers: { 'last-event-id'?: string } }>(
     '/api/v1/widgets/:id/stream',
@@ -123,13 +152,24 @@ export function widgetStreamRoutes(app: FastifyInstance, options: WidgetStreamRo
       if (!widget) return sendWidgetNotFound(request, reply);
       const view = liveViewOf(widget.kind, widget.config);
       if (materialize === null) throw new StoreNotConfigured('Materialize', 'MATERIALIZE_URL');
-      if (streams.closing) {
-        void reply.header('retry-after', '1');
+      const refuse = (status: 429 | 503, detail: string, retryAfter: string) => {
+        void reply.header('retry-after', retryAfter);
         return sendProblem(request, reply, {
-          title: 'Service Unavailable',
-          status: 503,
-          detail: 'The server is shutting down; reconnect.',
+          title: status === 429 ? 'Too Many Requests' : 'Service Unavailable',
+          status,
+          detail,
         });
+      };
+      if (streams.closing) return refuse(503, 'The server is shutting down; reconnect.', '1');
+      // Known to be down (an optional handle retries in the background): fail fast.
+      if (materialize.status === 'unavailable' || materialize.status === 'closed') {
+        return refuse(503, 'Live data is not available right now; try again.', '5');
+      }
+      if (streams.heldBy(request.principal!.userId) >= maxStreamsPerUser) {
+        return refuse(429, `At most ${maxStreamsPerUser} live streams per user at once.`, '5');
+      }
+      if (streams.size >= options.maxStreams) {
+        return refuse(503, 'Every live stream slot is taken; try again shortly.', '5');
       }
       const lastEventId = request.headers['last-event-id'];
       // Digits only (the schema), but also a timestamp Materialize has: 1 to 2^64 - 1.
@@ -141,7 +181,7 @@ export function widgetStreamRoutes(app: FastifyInstance, options: WidgetStreamRo
           detail: 'Last-Event-ID is not a position this stream sends.',
         });
       }
-      return startStream(request, reply, view, tenantId, lastEventId);
+      return startStream(request, reply, view, tenantId, request.principal!.userId, lastEventId);
     },
   );
 
@@ -150,6 +190,7 @@ export function widgetStreamRoutes(app: FastifyInstance, options: WidgetStreamRo
     reply: FastifyReply,
     view: string,
     tenantId: string,
+    userId: string,
     lastEventId: string | undefined,
   ): Promise<FastifyReply> {
     const controller = new AbortController();
@@ -173,6 +214,8 @@ export function widgetStreamRoutes(app: FastifyInstance, options: WidgetStreamRo
     try {
       await settledWithin(first, FIRST_ITEM_WAIT_MS);
     } catch (error) {
+      // The browser left while we waited: nobody to answer, nothing went wrong.
+      if (controller.signal.aborted) return reply;
       if (lastEventId === undefined || !isMaterializeError(error, 'HISTORY_UNAVAILABLE')) {
         controller.abort();
         throw error;
@@ -196,6 +239,7 @@ export function widgetStreamRoutes(app: FastifyInstance, options: WidgetStreamRo
     let finished!: () => void;
     const done = new Promise<void>((resolve) => (finished = resolve));
     const untrack = streams.add({
+      userId,
       end: () => {
         shutdown = true;
         controller.abort(new Error('shutting down'));
@@ -224,7 +268,8 @@ export function widgetStreamRoutes(app: FastifyInstance, options: WidgetStreamRo
         } else if (!controller.signal.aborted) {
           logger.warn({ err: error, view }, 'live widget stream failed');
           const retryable = isMaterializeError(error) && error.retryable;
-          write(`event: error\ndata: ${JSON.stringify({ retryable })}\n\n`);
+          // Not `error`: EventSource fires its own `error` events for connection trouble.
+          write(`event: stream-error\ndata: ${JSON.stringify({ retryable })}\n\n`);
         }
       } finally {
         clearInterval(heartbeat);

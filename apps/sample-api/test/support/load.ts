@@ -122,8 +122,8 @@ export function describeOutcome(outcome: Outcome): string {
 
 /**
  * The outcomes that break the fault contract: a status outside `allowed`, no
- * response at all (a network error or a hang), or a 503 without Retry-After or
- * without a problem+json body. Empty when the contract holds.
+ * response at all (a network error or a hang), or a 503 or 429 without
+ * Retry-After or without a problem+json body. Empty when the contract holds.
  */
 export function contractViolations(
   outcomes: readonly Outcome[],
@@ -132,7 +132,7 @@ export function contractViolations(
   const violations: string[] = [];
   for (const outcome of outcomes) {
     if (!allowed.includes(outcome.status)) violations.push(describeOutcome(outcome));
-    else if (outcome.status === 503) {
+    else if (outcome.status === 503 || outcome.status === 429) {
       if (outcome.retryAfter === null)
         violations.push(`${describeOutcome(outcome)}: no Retry-After`);
       if (!outcome.contentType?.startsWith('application/problem+json')) {
