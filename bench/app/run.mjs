@@ -10,8 +10,8 @@ import { readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import autocannon from 'autocannon';
 import {
+  checkedLoad,
   freePort,
   median,
   positiveFlag,
@@ -145,28 +145,14 @@ function backendCpuUsed(before, after) {
 
 /** One autocannon run; throws when any response was not 2xx or any request failed. */
 async function load(mode, base, seconds, authorization) {
-  const result = await autocannon({
+  const { summary, result } = await checkedLoad(mode, {
     url: `${base}${MODES[mode].path}`,
     connections: settings.connections,
     pipelining: settings.pipelining,
     duration: seconds,
     headers: { authorization },
   });
-  const failures = { non2xx: result.non2xx, errors: result.errors, timeouts: result.timeouts };
-  if (failures.non2xx > 0 || failures.errors > 0 || failures.timeouts > 0) {
-    throw new Error(
-      `"${mode}": failed requests ${JSON.stringify(failures)}, status codes ` +
-        `${JSON.stringify(result.statusCodeStats)}; the numbers are void`,
-    );
-  }
-  return {
-    requestsPerSecond: result.requests.average,
-    // Whole milliseconds: autocannon records latencies in an integer histogram.
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    requests: result.requests.total,
-    bytesPerResponse: result.throughput.total / result.requests.total,
-  };
+  return { ...summary, bytesPerResponse: result.throughput.total / result.requests.total };
 }
 
 async function start(mode, context) {

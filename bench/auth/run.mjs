@@ -16,11 +16,11 @@ import { createServer as createHttpServer } from 'node:http';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import autocannon from 'autocannon';
 import Fastify, { LogController } from 'fastify';
 import { SignJWT, createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify } from 'jose';
 import pg from 'pg';
 import {
+  checkedLoad,
   dropDatabase,
   freePort,
   median,
@@ -420,27 +420,14 @@ async function startServer(mode, port, realm) {
 
 /** One autocannon run; throws when any response was not 2xx or any request failed. */
 async function load(mode, port, seconds, authorization) {
-  const result = await autocannon({
+  const { summary } = await checkedLoad(mode, {
     url: `http://127.0.0.1:${port}/hello`,
     connections: CONNECTIONS,
     pipelining: PIPELINING,
     duration: seconds,
     headers: { authorization },
   });
-  const failures = { non2xx: result.non2xx, errors: result.errors, timeouts: result.timeouts };
-  if (failures.non2xx > 0 || failures.errors > 0 || failures.timeouts > 0) {
-    throw new Error(
-      `"${mode}": failed requests ${JSON.stringify(failures)}, status codes ` +
-        `${JSON.stringify(result.statusCodeStats)}; the numbers are void`,
-    );
-  }
-  return {
-    requestsPerSecond: result.requests.average,
-    // Whole milliseconds: autocannon records latencies in an integer histogram.
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    requests: result.requests.total,
-  };
+  return summary;
 }
 
 async function measureHttp(mode, realm, authorization, settings) {

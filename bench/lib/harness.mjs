@@ -1,5 +1,5 @@
 // What the benchmarks share: statistics over rounds, child servers that print
-// "ready", CPU time from /proc, and the bench database's clean-up.
+// "ready", a checked autocannon run, CPU time from /proc, and the bench database's clean-up.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -7,6 +7,7 @@ import { createServer } from 'node:net';
 import os from 'node:os';
 import process from 'node:process';
 import { createInterface } from 'node:readline';
+import autocannon from 'autocannon';
 
 /** @param {number[]} numbers */
 export const median = (numbers) => {
@@ -147,4 +148,30 @@ export function positiveFlag(flags, name, { integer = false, min = 0 } = {}) {
     throw new Error(`--${name} must be a ${integer ? 'whole ' : ''}number above ${min}`);
   }
   return value;
+}
+
+/**
+ * One autocannon run (`options` as autocannon takes them); throws when any
+ * response was not 2xx or any request failed, since the numbers are then void.
+ * `summary` holds req/s, p50/p99 (whole milliseconds: autocannon's histogram
+ * is integer) and the request count; `result` is autocannon's own.
+ * @param {string} mode
+ * @param {import('autocannon').Options} options
+ */
+export async function checkedLoad(mode, options) {
+  const result = await autocannon(options);
+  const failures = { non2xx: result.non2xx, errors: result.errors, timeouts: result.timeouts };
+  if (failures.non2xx > 0 || failures.errors > 0 || failures.timeouts > 0) {
+    throw new Error(
+      `"${mode}": failed requests ${JSON.stringify(failures)}, status codes ` +
+        `${JSON.stringify(result.statusCodeStats)}; the numbers are void`,
+    );
+  }
+  const summary = {
+    requestsPerSecond: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    requests: result.requests.total,
+  };
+  return { summary, result };
 }

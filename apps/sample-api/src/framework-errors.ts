@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { genReqId } from '@flowforge/observability';
-import { sendProblem } from './problem.js';
+import { problemBody, sendProblem } from './problem.js';
 
 /**
  * Fastify's `frameworkErrors`: a URL it cannot decode (bad percent-encoding,
@@ -76,14 +76,7 @@ function writeProblem(
     return;
   }
   const title = STATUS_CODES[status]!;
-  const body = JSON.stringify({
-    type: 'about:blank',
-    title,
-    status,
-    detail,
-    instance: `urn:request:${requestId}`,
-    request_id: requestId,
-  });
+  const body = JSON.stringify(problemBody(requestId, { title, status, detail }));
   const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`);
   // Destroyed once flushed (destroy() at once would drop what is still buffered),
   // so a client that keeps sending cannot hold the half-open socket.

@@ -8,6 +8,16 @@ export interface Problem {
   readonly detail?: string;
 }
 
+/** The JSON body of `problem` for the request `requestId` (its `instance` and `request_id`). */
+export function problemBody(requestId: string, problem: Problem): Record<string, unknown> {
+  return {
+    type: 'about:blank',
+    ...problem,
+    instance: `urn:request:${requestId}`,
+    request_id: requestId,
+  };
+}
+
 /** Sends `problem` as application/problem+json, with the request id as `instance`. */
 export function sendProblem(
   request: FastifyRequest,
@@ -17,10 +27,5 @@ export function sendProblem(
   return reply
     .code(problem.status)
     .type('application/problem+json')
-    .send({
-      type: 'about:blank',
-      ...problem,
-      instance: `urn:request:${request.id}`,
-      request_id: request.id,
-    });
+    .send(problemBody(request.id, problem));
 }
