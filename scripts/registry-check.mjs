@@ -1,14 +1,21 @@
 #!/usr/bin/env node
 // Proves that every package under packages/ installs from a registry the way users get it:
 // packs it (`pnpm pack` rewrites `workspace:^` to real versions), publishes the tarball to a
-// throwaway verdaccio on loopback (third-party packages come through its npmjs uplink,
-// @flowforge/* only from what was just published), installs it with npm into a fresh temp
-// project outside the workspace, then runs a smoke script through ESM `import` and `require()`
-// and type-checks a consumer file with the workspace's TypeScript (NodeNext, strict).
-// It also refuses dev-only packages among the packed manifest's runtime dependencies.
+// throwaway verdaccio on loopback, installs it with npm into a fresh temp project outside the
+// workspace, then runs a smoke script through ESM `import` and `require()` (on the Node we run
+// and on the oldest Node we claim) and type-checks a consumer file with the workspace's
+// TypeScript (NodeNext, strict, skipLibCheck off). It also refuses dev-only packages among the
+// packed manifest's runtime dependencies.
+//
+// Hermetic by default: the consumer projects get @flowforge/* from verdaccio and everything
+// else from a mirror on loopback that serves only the versions pnpm-lock.yaml holds (with the
+// lockfile's integrity), so the verdict depends on the commit, not on what the npm registry
+// published today. `--latest` (`pnpm check:latest`) runs the same check against the newest
+// versions the published ranges allow and reports where they differ from the lockfile.
 //
 //   node --test scripts/registry-check.test.mjs     what CI runs (`pnpm check:registry`)
 //   node scripts/registry-check.mjs                 the same run, printed as a table
+//   node scripts/registry-check.mjs --latest        the drift report (`pnpm check:latest`)
 //
 // FLOWFORGE_REGISTRY_SKIP=@flowforge/a,@flowforge/b leaves packages out (a package being
 // written that does not build yet); the default run checks every package.
@@ -17,10 +24,12 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { lstat, readdir, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import process from 'node:process';
+import { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { URL, fileURLToPath } from 'node:url';
 
@@ -38,12 +47,22 @@ import { URL, fileURLToPath } from 'node:url';
  *   bundledDependencies?: string[] | boolean,
  * }} Manifest
  * @typedef {{ name: string, dir: string, manifest: Manifest }} WorkspacePackage
- * @typedef {{ url: string, port: number, dir: string, env: NodeJS.ProcessEnv, stop: () => Promise<void> }} Registry
+ * @typedef {{ url: string, port: number, dir: string, env: NodeJS.ProcessEnv, mirror: Mirror, stop: () => Promise<void> }} Registry
+ * @typedef {'locked' | 'latest'} Resolution
+ * @typedef {Map<string, Map<string, string>>} LockedVersions  name → version → integrity
+ * @typedef {{
+ *   url: string,
+ *   refused: Set<string>,
+ *   stop: () => Promise<void>,
+ * }} Mirror  `refused`: what npm asked for that pnpm-lock.yaml does not hold
  * @typedef {{ bytes: number, diskBytes: number, files: number }} Size
  */
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SCOPE = '@flowforge/';
+
+/** The npm registry the mirror reads from (and where `--latest` resolves). */
+const UPSTREAM = 'https://registry.npmjs.org/';
 
 /** Per-step limits; the whole run takes about a minute and a half here. */
 const LIMITS = {
@@ -217,6 +236,190 @@ function cleanEnv(dir, registryUrl) {
 }
 
 // ---------------------------------------------------------------------------
+// The mirror: third-party packages at the versions of pnpm-lock.yaml
+
+/**
+ * Every `name@version` of pnpm-lock.yaml's `packages:` section, with its integrity.
+ * @param {string} text the lockfile (lockfileVersion 9)
+ * @returns {LockedVersions}
+ */
+export function lockedVersions(text) {
+  const start = text.search(/^packages:\s*$/m);
+  if (start === -1) throw new Error('pnpm-lock.yaml has no packages: section');
+  const end = text.slice(start).search(/^snapshots:\s*$/m);
+  const section = end === -1 ? text.slice(start) : text.slice(start, start + end);
+  /** @type {LockedVersions} */
+  const locked = new Map();
+  const entry =
+    /^ {2}'?((?:@[^@/\s']+\/)?[^@/\s']+)@(\d[^(':\s]*)'?:\s*\n {4}resolution: \{integrity: ([^,}\s]+)/gm;
+  for (const match of section.matchAll(entry)) {
+    const [, name, version, integrity] = /** @type {[string, string, string, string]} */ (match);
+    if (!locked.has(name)) locked.set(name, new Map());
+    locked.get(name)?.set(version, integrity);
+  }
+  if (locked.size === 0) throw new Error('pnpm-lock.yaml: no package entries found');
+  return locked;
+}
+
+/** @param {string} a @param {string} b semver order for plain x.y.z[-pre] versions */
+function compareVersions(a, b) {
+  const parse = (/** @type {string} */ v) => {
+    const [core = '', pre] = v.split('+')[0]?.split(/-(.*)/s) ?? [];
+    return { parts: core.split('.').map(Number), pre };
+  };
+  const x = parse(a);
+  const y = parse(b);
+  for (let i = 0; i < 3; i += 1) {
+    const d = (x.parts[i] ?? 0) - (y.parts[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  if (x.pre === y.pre) return 0;
+  if (x.pre === undefined) return 1;
+  if (y.pre === undefined) return -1;
+  return x.pre < y.pre ? -1 : 1;
+}
+
+/**
+ * A packument (full or npm's abbreviated form) cut down to the locked versions: other
+ * versions, their times and the dist-tags pointing elsewhere go; `latest` becomes the newest
+ * locked version. A locked version whose integrity differs from the lockfile's is dropped too
+ * (the registry no longer serves what the lockfile pinned).
+ * @param {any} packument
+ * @param {Map<string, string>} versions version → integrity, from the lockfile
+ * @returns {{ packument: any, mismatched: string[] }}
+ */
+export function lockPackument(packument, versions) {
+  /** @type {Record<string, unknown>} */
+  const kept = {};
+  /** @type {string[]} */
+  const mismatched = [];
+  for (const [version, integrity] of versions) {
+    const manifest = packument.versions?.[version];
+    if (!manifest) continue;
+    if (manifest.dist?.integrity !== undefined && manifest.dist.integrity !== integrity) {
+      mismatched.push(version);
+      continue;
+    }
+    kept[version] = manifest;
+  }
+  const newest = Object.keys(kept).sort(compareVersions).at(-1);
+  /** @type {Record<string, string>} */
+  const tags = {};
+  for (const [tag, version] of Object.entries(packument['dist-tags'] ?? {})) {
+    if (typeof version === 'string' && version in kept) tags[tag] = version;
+  }
+  if (newest !== undefined) tags['latest'] = newest;
+  /** @type {any} */
+  const result = { ...packument, versions: kept, 'dist-tags': tags };
+  if (packument.time) {
+    result.time = Object.fromEntries(
+      Object.entries(packument.time).filter(([key]) => key in kept || !/^\d/.test(key)),
+    );
+  }
+  return { packument: result, mismatched };
+}
+
+/** @param {string} pathname a registry request path @returns {string | null} the package name of a packument request */
+function packumentName(pathname) {
+  const path = decodeURIComponent(pathname).replace(/^\/+/, '');
+  return /^(?:@[^/@]+\/)?[^/@]+$/.test(path) ? path : null;
+}
+
+/**
+ * An npm registry on 127.0.0.1 that reads through to `upstream`. With `locked`, packuments are
+ * cut to the lockfile's versions and a package the lockfile lacks answers 404 (and is listed in
+ * `refused`, so the check can name it); without it (`--latest`) everything passes through.
+ * Tarballs always pass through: a version that is not in a served packument is never asked for.
+ * @param {{ locked: LockedVersions | null, upstream?: string }} options
+ * @returns {Promise<Mirror>}
+ */
+export async function startMirror({ locked, upstream = UPSTREAM }) {
+  /** @type {Set<string>} */
+  const refused = new Set();
+  const server = createHttpServer((request, response) => {
+    const fail = (/** @type {number} */ status, /** @type {string} */ error) => {
+      response.writeHead(status, { 'content-type': 'application/json' });
+      response.end(JSON.stringify({ error }));
+    };
+    if (request.method !== 'GET' && request.method !== 'HEAD') return fail(405, 'read-only');
+    const url = new URL(request.url ?? '/', 'http://mirror');
+    const name = packumentName(url.pathname);
+    const versions = name === null || locked === null ? undefined : locked.get(name);
+    if (name !== null && locked !== null && versions === undefined) {
+      refused.add(name);
+      return fail(404, `${name} is not in pnpm-lock.yaml`);
+    }
+    /** @type {Record<string, string>} */
+    const headers = {};
+    if (typeof request.headers.accept === 'string') headers['accept'] = request.headers.accept;
+    fetch(new URL(url.pathname.replace(/^\/+/, ''), upstream), {
+      headers,
+      signal: AbortSignal.timeout(LIMITS.installMs),
+    })
+      .then(async (upstreamResponse) => {
+        if (!upstreamResponse.ok || versions === undefined) {
+          response.writeHead(upstreamResponse.status, {
+            'content-type':
+              upstreamResponse.headers.get('content-type') ?? 'application/octet-stream',
+          });
+          if (upstreamResponse.body === null || request.method === 'HEAD') return response.end();
+          return Readable.fromWeb(/** @type {any} */ (upstreamResponse.body)).pipe(response);
+        }
+        const cut = lockPackument(await upstreamResponse.json(), versions);
+        for (const version of cut.mismatched) refused.add(`${name}@${version} (integrity differs)`);
+        response.writeHead(200, { 'content-type': 'application/json' });
+        response.end(JSON.stringify(cut.packument));
+      })
+      .catch((/** @type {Error} */ error) => {
+        if (!response.headersSent) fail(502, `upstream: ${error.message}`);
+        else response.destroy(error);
+      });
+  });
+  await new Promise((resolveListen, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolveListen(undefined));
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    refused,
+    stop: () =>
+      new Promise((resolveClose) => {
+        server.closeAllConnections();
+        server.close(() => resolveClose(undefined));
+      }),
+  };
+}
+
+/**
+ * Third-party packages installed under `dir` (npm's hidden lockfile) whose version is not
+ * one that pnpm-lock.yaml holds: the drift a consumer installing today would get.
+ * @param {string} dir a consumer project
+ * @param {LockedVersions} locked
+ * @returns {{ name: string, version: string, locked: string[] }[]}
+ */
+export function driftOf(dir, locked) {
+  const lockfile = join(dir, 'node_modules', '.package-lock.json');
+  if (!existsSync(lockfile)) return [];
+  const tree = JSON.parse(readFileSync(lockfile, 'utf8'));
+  /** @type {Map<string, { name: string, version: string, locked: string[] }>} */
+  const drift = new Map();
+  for (const [path, entry] of Object.entries(tree.packages ?? {})) {
+    const name = /** @type {string} */ (path.split('node_modules/').at(-1));
+    if (!name || name.startsWith(SCOPE) || entry.link) continue;
+    const versions = locked.get(name);
+    if (versions?.has(entry.version)) continue;
+    drift.set(`${name}@${entry.version}`, {
+      name,
+      version: entry.version,
+      locked: [...(versions?.keys() ?? [])],
+    });
+  }
+  return [...drift.values()];
+}
+
+// ---------------------------------------------------------------------------
 // The registry
 
 /** @returns {Promise<number>} a port that was free a moment ago on 127.0.0.1 */
@@ -232,26 +435,21 @@ function freePort() {
   });
 }
 
-/** @param {string} storage @param {string} htpasswd */
+/**
+ * verdaccio serves only what this run publishes: no uplink, so nothing real can leak in under
+ * our scope, and nothing else is asked of it (npm gets third-party packages from the mirror).
+ * @param {string} storage @param {string} htpasswd
+ */
 function verdaccioConfig(storage, htpasswd) {
   return [
     `storage: ${JSON.stringify(storage)}`,
     'auth:',
     '  htpasswd:',
     `    file: ${JSON.stringify(htpasswd)}`,
-    'uplinks:',
-    '  npmjs:',
-    '    url: https://registry.npmjs.org/',
-    '    timeout: 60s',
     'packages:',
-    // Ours come only from what this run published: no uplink, so nothing real can leak in.
     "  '@flowforge/*':",
     '    access: $all',
     '    publish: $authenticated',
-    "  '**':",
-    '    access: $all',
-    '    publish: $authenticated',
-    '    proxy: npmjs',
     'publish:',
     '  allow_offline: true',
     'log: { type: stdout, format: pretty, level: warn }',
@@ -267,12 +465,33 @@ process.on('exit', () => {
 });
 
 /**
- * Starts verdaccio on 127.0.0.1 with its config and storage in `dir`, creates a user and
- * writes npm's userconfig (token included) to `dir/npmrc`.
+ * Starts the mirror for third-party packages (pinned to pnpm-lock.yaml unless `resolution` is
+ * 'latest') and verdaccio for @flowforge/* on 127.0.0.1, with config and storage in `dir`,
+ * creates a verdaccio user and writes npm's userconfig (token included) to `dir/npmrc`.
  * @param {string} dir an empty temp dir that the caller removes
+ * @param {Resolution} resolution
  * @returns {Promise<Registry>}
  */
-async function startRegistry(dir) {
+async function startRegistry(dir, resolution) {
+  const locked =
+    resolution === 'locked'
+      ? lockedVersions(readFileSync(join(ROOT, 'pnpm-lock.yaml'), 'utf8'))
+      : null;
+  const mirror = await startMirror({ locked });
+  try {
+    return await startVerdaccio(dir, mirror);
+  } catch (error) {
+    await mirror.stop();
+    throw error;
+  }
+}
+
+/**
+ * @param {string} dir
+ * @param {Mirror} mirror
+ * @returns {Promise<Registry>}
+ */
+async function startVerdaccio(dir, mirror) {
   const config = join(dir, 'verdaccio.yaml');
   await writeFile(config, verdaccioConfig(join(dir, 'storage'), join(dir, 'htpasswd')));
   const bin = fileURLToPath(import.meta.resolve('verdaccio/bin/verdaccio'));
@@ -293,7 +512,7 @@ async function startRegistry(dir) {
     child.stdout?.on('data', (chunk) => (log = (log + chunk).slice(-10_000)));
     child.stderr?.on('data', (chunk) => (log = (log + chunk).slice(-10_000)));
     const exited = new Promise((resolveExit) => child.once('exit', resolveExit));
-    const stop = async () => {
+    const stopVerdaccio = async () => {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
         const gone = await Promise.race([exited.then(() => true), delay(5_000, false)]);
@@ -302,18 +521,27 @@ async function startRegistry(dir) {
       }
       liveRegistries.delete(child);
     };
+    const stop = async () => {
+      await stopVerdaccio();
+      await mirror.stop();
+    };
     try {
       await waitForPing(url, exited, LIMITS.registryStartMs);
       const token = await createUser(url);
-      const env = cleanEnv(dir, url);
+      const env = cleanEnv(dir, mirror.url);
       await writeFile(
         join(dir, 'npmrc'),
-        `registry=${url}\n//127.0.0.1:${port}/:_authToken=${token}\n`,
+        [
+          `registry=${mirror.url}`,
+          `@flowforge:registry=${url}`,
+          `//127.0.0.1:${port}/:_authToken=${token}`,
+          '',
+        ].join('\n'),
       );
       await writeFile(join(dir, 'npmrc-global'), '');
-      return { url, port, dir, env, stop };
+      return { url, port, dir, env, mirror, stop };
     } catch (error) {
-      await stop();
+      await stopVerdaccio();
       lastError = new Error(
         `verdaccio on port ${port}: ${/** @type {Error} */ (error).message}\n${log}`,
       );
@@ -383,11 +611,65 @@ async function pack(pkg, dest) {
   if (tarballs.length !== 1)
     throw new Error(`pnpm pack left ${tarballs.length} tarballs in ${dest}`);
   const tarball = join(dest, /** @type {string} */ (tarballs[0]));
-  const text = await run('tar', ['-xzOf', tarball, 'package/package.json'], {
-    cwd: dest,
-    timeoutMs: 10_000,
-  });
-  return { tarball, manifest: /** @type {Manifest} */ (JSON.parse(text)) };
+  const read = (/** @type {string[]} */ args) => run('tar', args, { cwd: dest, timeoutMs: 10_000 });
+  const manifest = /** @type {Manifest} */ (
+    JSON.parse(await read(['-xzOf', tarball, 'package/package.json']))
+  );
+  const files = (await read(['-tzf', tarball]))
+    .split('\n')
+    .filter(Boolean)
+    .map((file) => file.replace(/^package\//, ''));
+  const readme = files.includes('README.md')
+    ? await read(['-xzOf', tarball, 'package/README.md'])
+    : '';
+  return { tarball, manifest, problems: tarballProblems(manifest, files, readme) };
+}
+
+/** The repository every package is published from. */
+export const REPOSITORY = 'https://github.com/flowforge/flowforge-core';
+
+/**
+ * What an npm user would miss in a packed package: the LICENSE file, `repository` (with the
+ * package's `directory`), `homepage` and `bugs`, and README links that work on the npm page
+ * (npm renders the README alone: a relative link must name a file inside the tarball; anything
+ * outside it needs an absolute URL).
+ * @param {Manifest & { repository?: { url?: string, directory?: string } | string, homepage?: string, bugs?: { url?: string } | string }} manifest
+ * @param {string[]} files paths inside the tarball
+ * @param {string} readme the packed README.md
+ * @returns {string[]}
+ */
+export function tarballProblems(manifest, files, readme) {
+  /** @type {string[]} */
+  const problems = [];
+  const name = manifest.name;
+  if (!files.some((file) => /^LICEN[CS]E(?:\.md|\.txt)?$/i.test(file))) {
+    problems.push(`${name}: no LICENSE file in the tarball`);
+  }
+  const repository = typeof manifest.repository === 'object' ? manifest.repository : undefined;
+  if (!repository?.url?.includes(REPOSITORY.replace(/^https:\/\//, ''))) {
+    problems.push(`${name}: repository.url does not name ${REPOSITORY}`);
+  }
+  if (!repository?.directory) problems.push(`${name}: repository.directory is missing`);
+  if (typeof manifest.homepage !== 'string' || !manifest.homepage.startsWith('https://')) {
+    problems.push(`${name}: homepage is missing`);
+  }
+  const bugs = typeof manifest.bugs === 'object' ? manifest.bugs.url : manifest.bugs;
+  if (typeof bugs !== 'string' || !bugs.startsWith('https://')) {
+    problems.push(`${name}: bugs is missing`);
+  }
+  if (readme === '') problems.push(`${name}: no README.md in the tarball`);
+  for (const match of readme.matchAll(/\]\(([^)\s]+)(?:\s+"[^"]*")?\)|^\[[^\]]+\]:\s*(\S+)/gm)) {
+    const target = /** @type {string} */ (match[1] ?? match[2]);
+    if (/^(?:[a-z][a-z+.-]*:|#)/i.test(target)) continue;
+    const path = target.split('#')[0]?.replace(/^\.\//, '') ?? '';
+    if (
+      !files.includes(path) &&
+      !files.some((file) => file.startsWith(`${path.replace(/\/$/, '')}/`))
+    ) {
+      problems.push(`${name}: README link (${target}) is not in the tarball: make it absolute`);
+    }
+  }
+  return problems;
 }
 
 /**
@@ -442,10 +724,16 @@ async function npmInstall(registry, dir, specs, flags = []) {
     });
   } catch (error) {
     const message = /** @type {Error} */ (error).message;
-    // verdaccio answers 404 for a third-party package when its uplink cannot reach npmjs.
-    if (/E404[\s\S]*GET http:\/\/127\.0\.0\.1:\d+\/(?!@flowforge)/.test(message)) {
+    if (registry.mirror.refused.size > 0) {
       throw new Error(
-        `${message}\n(verdaccio could not fetch it from https://registry.npmjs.org/: no network, or a proxy or CA certificate (NODE_EXTRA_CA_CERTS) that did not reach it)`,
+        `${message}\n(npm asked for what pnpm-lock.yaml does not hold: ${[...registry.mirror.refused].join(', ')}; a dependency added to a package without \`pnpm install\`?)`,
+        { cause: error },
+      );
+    }
+    if (/E(?:404|502)[\s\S]*GET http:\/\/127\.0\.0\.1:\d+\/(?!@flowforge)/.test(message)) {
+      throw new Error(
+        `${message}\n(the mirror could not fetch it from ${UPSTREAM}: no network, or a proxy or CA certificate (NODE_EXTRA_CA_CERTS) that did not reach it)`,
+        { cause: error },
       );
     }
     throw error;
@@ -755,13 +1043,25 @@ async function writeSmokes(dir, name) {
   );
 }
 
+/** The oldest Node that engines.node claims, as scripts/bootstrap installs it. */
+export const OLDEST_NODE = join(ROOT, '.tools', 'node-oldest', 'node_modules', '.bin', 'node');
+const OLDEST_NODE_LABEL = `node ${
+  /** @type {{ engines: { node: string } }} */ (
+    JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'))
+  ).engines.node
+}`;
+
 /**
  * @param {Registry} registry
  * @param {string} dir
  * @param {'smoke.mjs' | 'smoke.cjs'} script
+ * @param {string} [node] the node binary
  */
-function runSmoke(registry, dir, script) {
-  return run(process.execPath, [script], {
+function runSmoke(registry, dir, script, node = process.execPath) {
+  if (!existsSync(node)) {
+    return Promise.reject(new Error(`${node} is missing: run scripts/bootstrap first`));
+  }
+  return run(node, [script], {
     cwd: dir,
     env: registry.env,
     timeoutMs: LIMITS.smokeMs,
@@ -894,14 +1194,19 @@ function declarationImports(dir) {
  *   install?: Outcome<Size>,
  *   import?: Outcome<string>,
  *   require?: Outcome<string>,
- * }} PackageSteps  a step is missing when an earlier one failed
+ *   oldestNode?: Outcome<string>,
+ * }} PackageSteps  a step is missing when an earlier one failed; `oldestNode`: both smokes on OLDEST_NODE
+ * @typedef {{ name: string, version: string, locked: string[] }} Drift
  * @typedef {{
  *   registry: Registry,
+ *   resolution: Resolution,
  *   published: Map<string, Outcome<Manifest>>,
+ *   tarballs: Map<string, string[]>,
  *   steps: Map<string, Promise<PackageSteps>>,
  *   types: Promise<Outcome<{ peers: string[] }>> | undefined,
+ *   drift: () => Promise<Drift[]>,
  *   close: () => Promise<void>,
- * }} RegistryRun
+ * }} RegistryRun  `drift`: installed third-party versions that pnpm-lock.yaml does not hold, once every step settled
  */
 
 /**
@@ -980,18 +1285,23 @@ function makeRunDir(prefix) {
 
 /**
  * Starts the registry, packs and publishes `packages`, then queues for each one an install
- * alone in a fresh project (measured) and, with `smoke`, its smoke scripts; with `types`,
- * also the consumer type check. The returned promises settle as the work finishes.
+ * alone in a fresh project (measured) and, with `smoke`, its smoke scripts (on this Node and
+ * the oldest claimed); with `types`, also the consumer type check. The returned promises
+ * settle as the work finishes. `resolution` 'locked' (the default) gives the consumers the
+ * third-party versions of pnpm-lock.yaml; 'latest' the newest the published ranges allow.
  * @param {WorkspacePackage[]} packages
- * @param {{ smoke?: boolean, types?: boolean }} [options]
+ * @param {{ smoke?: boolean, types?: boolean, resolution?: Resolution }} [options]
  * @returns {Promise<RegistryRun>}
  */
-export async function startRun(packages, { smoke = true, types = true } = {}) {
+export async function startRun(
+  packages,
+  { smoke = true, types = true, resolution = 'locked' } = {},
+) {
   const runDir = makeRunDir('flowforge-registry-');
   /** @type {Registry} */
   let registry;
   try {
-    registry = await startRegistry(runDir.dir);
+    registry = await startRegistry(runDir.dir, resolution);
   } catch (error) {
     runDir.remove();
     throw error;
@@ -999,14 +1309,17 @@ export async function startRun(packages, { smoke = true, types = true } = {}) {
   const published = new Map(
     packages.map((pkg) => [pkg.name, /** @type {Outcome<Manifest> | undefined} */ (undefined)]),
   );
+  /** @type {Map<string, string[]>} */
+  const tarballs = new Map();
   // Sequential: pnpm pack is CPU-bound and a dependent must not be installed before this ends.
   for (const pkg of packages) {
     published.set(
       pkg.name,
       await outcome(async () => {
-        const { tarball, manifest } = await pack(pkg, join(runDir.dir, 'tarballs', shortName(pkg)));
-        await publish(registry, tarball);
-        return manifest;
+        const packed = await pack(pkg, join(runDir.dir, 'tarballs', shortName(pkg)));
+        await publish(registry, packed.tarball);
+        tarballs.set(pkg.name, packed.problems);
+        return packed.manifest;
       }),
     );
   }
@@ -1033,15 +1346,39 @@ export async function startRun(packages, { smoke = true, types = true } = {}) {
         await writeSmokes(dir, pkg.name);
         result.import = await outcome(() => runSmoke(registry, dir, 'smoke.mjs'));
         result.require = await outcome(() => runSmoke(registry, dir, 'smoke.cjs'));
+        result.oldestNode = await outcome(async () => {
+          const esm = await runSmoke(registry, dir, 'smoke.mjs', OLDEST_NODE);
+          const cjs = await runSmoke(registry, dir, 'smoke.cjs', OLDEST_NODE);
+          return `${esm.trim()}; ${cjs.trim()}`;
+        });
         return result;
       }),
     ]),
   );
+  const locked = lockedVersions(readFileSync(join(ROOT, 'pnpm-lock.yaml'), 'utf8'));
   return {
     registry,
+    resolution,
     published: /** @type {Map<string, Outcome<Manifest>>} */ (published),
+    tarballs,
     steps,
     types: typesResult,
+    drift: async () => {
+      await Promise.allSettled([...steps.values(), typesResult]);
+      const consumers = join(runDir.dir, 'consumers');
+      const dirs = [
+        join(runDir.dir, 'types'),
+        ...(existsSync(consumers)
+          ? readdirSync(consumers).map((name) => join(consumers, name))
+          : []),
+      ];
+      /** @type {Map<string, Drift>} */
+      const all = new Map();
+      for (const dir of dirs) {
+        for (const item of driftOf(dir, locked)) all.set(`${item.name}@${item.version}`, item);
+      }
+      return [...all.values()].sort((a, b) => a.name.localeCompare(b.name));
+    },
     close: async () => {
       for (const child of activeChildren) child.kill('SIGKILL');
       await Promise.allSettled([...steps.values(), typesResult]);
@@ -1073,20 +1410,33 @@ function shown(result) {
 
 async function main() {
   const started = Date.now();
+  const args = process.argv.slice(2);
+  const unknown = args.filter((arg) => arg !== '--latest');
+  if (unknown.length > 0)
+    throw new Error(`unknown argument(s) ${unknown.join(' ')}; usage: [--latest]`);
+  const resolution = args.includes('--latest') ? 'latest' : 'locked';
   const packages = listPackages({ skip: parseSkipList(process.env['FLOWFORGE_REGISTRY_SKIP']) });
-  const session = await startRun(packages);
+  const session = await startRun(packages, { resolution });
   let failures = 0;
+  console.log(
+    resolution === 'latest'
+      ? `third-party packages: the newest versions the published ranges allow (${UPSTREAM})`
+      : 'third-party packages: the versions of pnpm-lock.yaml',
+  );
   try {
     for (const pkg of packages) {
       const published = session.published.get(pkg.name);
       const steps = await session.steps.get(pkg.name);
-      const problems = published?.ok ? manifestProblems(published.value) : [];
+      const problems = published?.ok
+        ? [...manifestProblems(published.value), ...(session.tarballs.get(pkg.name) ?? [])]
+        : [];
       const lines = [
         `  pack and publish: ${shown(published)}`,
         `  packed manifest: ${problems.length === 0 ? 'ok' : `FAIL ${problems.join('; ')}`}`,
         `  npm install alone: ${shown(steps?.install)}${steps?.install?.ok ? ` (${formatMegabytes(steps.install.value.bytes)})` : ''}`,
         `  import: ${shown(steps?.import)}`,
         `  require: ${shown(steps?.require)}`,
+        `  import and require on ${OLDEST_NODE_LABEL}: ${shown(steps?.oldestNode)}`,
       ];
       failures += lines.filter((line) => !/: ok\b/.test(line)).length;
       console.log(`${pkg.name}\n${lines.join('\n')}`);
@@ -1094,6 +1444,18 @@ async function main() {
     const types = await session.types;
     if (!types?.ok) failures += 1;
     console.log(`consumer type check: ${shown(types)}`);
+    const drift = await session.drift();
+    if (resolution === 'locked' && drift.length > 0) failures += 1;
+    console.log(
+      drift.length === 0
+        ? 'drift: none (every installed third-party version is in pnpm-lock.yaml)'
+        : `drift: ${drift.length} installed version(s) not in pnpm-lock.yaml\n${drift
+            .map(
+              (item) =>
+                `  ${item.name} ${item.version} (lockfile: ${item.locked.join(', ') || 'absent'})`,
+            )
+            .join('\n')}`,
+    );
   } finally {
     await session.close();
   }

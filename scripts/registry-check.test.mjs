@@ -3,6 +3,7 @@
 // `pnpm check:registry` runs this with a TAP report in reports/registry-check.tap.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import process from 'node:process';
 import { after, before, describe, test } from 'node:test';
@@ -11,11 +12,17 @@ import {
   DEV_ONLY,
   ROOT,
   SMOKES,
+  OLDEST_NODE,
   formatMegabytes,
   limiter,
   listPackages,
+  lockPackument,
+  lockedVersions,
   manifestProblems,
   parseSkipList,
+  REPOSITORY,
+  startMirror,
+  tarballProblems,
   startRun,
 } from './registry-check.mjs';
 
@@ -75,6 +82,188 @@ describe('the dev-only rule on packed manifests', () => {
   test('the list names every package the issue calls dev-only', () => {
     for (const dep of ['pino-pretty', 'chdb', 'oidc-provider', 'pg-gateway', 'verdaccio']) {
       assert.ok(DEV_ONLY.includes(dep), dep);
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------
+// The mirror: what the registry publishes today cannot change the verdict
+
+const LOCKFILE = `lockfileVersion: '9.0'
+
+importers:
+
+  .:
+    dependencies:
+      ioredis:
+        specifier: ^6.0.0
+        version: 6.0.0
+
+packages:
+
+  '@ioredis/commands@1.4.0':
+    resolution: {integrity: sha512-commands}
+
+  ioredis@6.0.0:
+    resolution: {integrity: sha512-six}
+    engines: {node: '>=12.22.0'}
+
+  ms@2.1.2:
+    resolution: {integrity: sha512-ms212}
+
+  ms@2.1.3:
+    resolution: {integrity: sha512-ms213}
+
+snapshots:
+
+  ioredis@6.0.0:
+    dependencies:
+      ms: 2.1.3
+`;
+
+test('lockedVersions reads every name@version of the packages section, with its integrity', () => {
+  const locked = lockedVersions(LOCKFILE);
+  assert.deepEqual([...locked.keys()].sort(), ['@ioredis/commands', 'ioredis', 'ms']);
+  assert.deepEqual(
+    [...(locked.get('ms')?.entries() ?? [])],
+    [
+      ['2.1.2', 'sha512-ms212'],
+      ['2.1.3', 'sha512-ms213'],
+    ],
+  );
+  assert.equal(locked.get('@ioredis/commands')?.get('1.4.0'), 'sha512-commands');
+});
+
+test('lockedVersions reads the whole real lockfile', () => {
+  const text = readFileSync(join(ROOT, 'pnpm-lock.yaml'), 'utf8');
+  const section = text.slice(text.search(/^packages:/m), text.search(/^snapshots:/m));
+  const entries = section.match(/^ {2}\S/gm)?.length ?? 0;
+  const locked = lockedVersions(text);
+  assert.equal(
+    [...locked.values()].reduce((sum, versions) => sum + versions.size, 0),
+    entries,
+  );
+});
+
+/** A packument as the npm registry served ioredis after 6.1.0 was published. */
+const published = () => ({
+  name: 'ioredis',
+  'dist-tags': { latest: '6.1.0', next: '6.0.0-beta.1' },
+  versions: {
+    '6.0.0-beta.1': { version: '6.0.0-beta.1', dist: { integrity: 'sha512-beta' } },
+    '6.0.0': { version: '6.0.0', dist: { integrity: 'sha512-six' } },
+    '6.1.0': { version: '6.1.0', dist: { integrity: 'sha512-new' } },
+  },
+  time: { created: 'c', modified: 'm', '6.0.0': 't0', '6.1.0': 't1', '6.0.0-beta.1': 'tb' },
+});
+
+test('lockPackument keeps only locked versions and points latest at the newest of them', () => {
+  const { packument, mismatched } = lockPackument(published(), new Map([['6.0.0', 'sha512-six']]));
+  assert.deepEqual(Object.keys(packument.versions), ['6.0.0']);
+  assert.deepEqual(packument['dist-tags'], { latest: '6.0.0' });
+  assert.deepEqual(packument.time, { created: 'c', modified: 'm', '6.0.0': 't0' });
+  assert.deepEqual(mismatched, []);
+});
+
+test("lockPackument drops a locked version whose integrity is not the lockfile's", () => {
+  const { packument, mismatched } = lockPackument(
+    published(),
+    new Map([['6.0.0', 'sha512-other']]),
+  );
+  assert.deepEqual(packument.versions, {});
+  assert.deepEqual(mismatched, ['6.0.0']);
+});
+
+test("the mirror serves the lockfile's versions while the upstream has newer ones", async () => {
+  /** @type {string[]} */
+  const asked = [];
+  const upstream = createServer((request, response) => {
+    asked.push(request.url ?? '');
+    if (request.url === '/ioredis') {
+      response.writeHead(200, { 'content-type': 'application/json' });
+      response.end(JSON.stringify(published()));
+    } else if (request.url === '/ioredis/-/ioredis-6.0.0.tgz') {
+      response.writeHead(200, { 'content-type': 'application/octet-stream' });
+      response.end('tarball bytes');
+    } else {
+      response.writeHead(404).end();
+    }
+  });
+  await new Promise((listening) => upstream.listen(0, '127.0.0.1', () => listening(undefined)));
+  const address = /** @type {import('node:net').AddressInfo} */ (upstream.address());
+  const locked = lockedVersions(LOCKFILE);
+  const pinned = await startMirror({ locked, upstream: `http://127.0.0.1:${address.port}/` });
+  const latest = await startMirror({ locked: null, upstream: `http://127.0.0.1:${address.port}/` });
+  try {
+    const packument = await (await fetch(new URL('ioredis', pinned.url))).json();
+    assert.deepEqual(Object.keys(packument.versions), ['6.0.0']);
+    assert.equal(packument['dist-tags'].latest, '6.0.0');
+
+    const tarball = await fetch(new URL('ioredis/-/ioredis-6.0.0.tgz', pinned.url));
+    assert.equal(await tarball.text(), 'tarball bytes');
+
+    const absent = await fetch(new URL('left-pad', pinned.url));
+    assert.equal(absent.status, 404);
+    assert.deepEqual([...pinned.refused], ['left-pad']);
+    assert.ok(!asked.includes('/left-pad'), 'a package the lockfile lacks is not even asked for');
+
+    const scoped = await fetch(new URL('@ioredis%2fcommands', pinned.url));
+    assert.equal(scoped.status, 404, 'the fake upstream has no such packument');
+    assert.equal(pinned.refused.size, 1, 'a scoped locked name is not refused');
+
+    const newest = await (await fetch(new URL('ioredis', latest.url))).json();
+    assert.equal(newest['dist-tags'].latest, '6.1.0', '--latest passes the registry through');
+  } finally {
+    await pinned.stop();
+    await latest.stop();
+    await new Promise((closed) => upstream.close(() => closed(undefined)));
+  }
+});
+
+describe('what an npm user sees of a packed package', () => {
+  const manifest = {
+    name: '@flowforge/x',
+    version: '1.0.0',
+    repository: { type: 'git', url: `git+${REPOSITORY}.git`, directory: 'packages/x' },
+    homepage: `${REPOSITORY}/tree/main/packages/x#readme`,
+    bugs: { url: `${REPOSITORY}/issues` },
+  };
+  const files = ['package.json', 'README.md', 'LICENSE', 'dist/index.js'];
+
+  test('a complete package passes', () => {
+    const readme = `[API](${REPOSITORY}/blob/main/docs/x.md), [code](./dist/index.js), [top](#x)`;
+    assert.deepEqual(tarballProblems(manifest, files, readme), []);
+  });
+
+  test('no LICENSE, repository directory, homepage or bugs is each refused', () => {
+    const problems = tarballProblems(
+      {
+        name: manifest.name,
+        version: manifest.version,
+        repository: { url: manifest.repository.url, directory: '' },
+      },
+      files.filter((file) => file !== 'LICENSE'),
+      'text',
+    );
+    assert.equal(problems.length, 4, problems.join('\n'));
+  });
+
+  test('a relative README link out of the package is refused: npm renders the README alone', () => {
+    const problems = tarballProblems(
+      manifest,
+      files,
+      'See [the design](../../docs/x.md).\n[ref]: ./CONTRIBUTING.md',
+    );
+    assert.deepEqual(problems, [
+      '@flowforge/x: README link (../../docs/x.md) is not in the tarball: make it absolute',
+      '@flowforge/x: README link (./CONTRIBUTING.md) is not in the tarball: make it absolute',
+    ]);
+  });
+
+  test('every package ships the root LICENSE, unchanged', () => {
+    const root = readFileSync(join(ROOT, 'LICENSE'), 'utf8');
+    for (const pkg of listPackages()) {
+      assert.equal(readFileSync(join(pkg.dir, 'LICENSE'), 'utf8'), root, pkg.name);
     }
   });
 });
@@ -165,6 +354,11 @@ describe('packages installed from a local registry', { timeout: RUN_LIMIT_MS }, 
         if (published?.ok) assert.deepEqual(manifestProblems(published.value), []);
       });
 
+      test('packed tarball: LICENSE, repository, homepage, bugs, README links that work on npm', () => {
+        assertOk(session?.published.get(pkg.name), 'pack and publish');
+        assert.deepEqual(session?.tarballs.get(pkg.name), []);
+      });
+
       test('installs alone with npm into a fresh project', async (t) => {
         const { install } = await stepsOf(pkg.name);
         assertOk(install, 'npm install');
@@ -182,6 +376,12 @@ describe('packages installed from a local registry', { timeout: RUN_LIMIT_MS }, 
       test('require(): the smoke script passes, same instance as import', async () => {
         assertOk((await stepsOf(pkg.name)).require, 'require');
       });
+
+      test('import and require() pass on the oldest Node we claim', async (t) => {
+        const { oldestNode } = await stepsOf(pkg.name);
+        assertOk(oldestNode, OLDEST_NODE);
+        if (oldestNode?.ok) t.diagnostic(oldestNode.value);
+      });
     });
   }
 
@@ -191,6 +391,17 @@ describe('packages installed from a local registry', { timeout: RUN_LIMIT_MS }, 
     assertOk(types, 'tsc');
     if (types.ok)
       t.diagnostic(`with @types/node${types.value.peers.map((peer) => `, ${peer}`).join('')}`);
+  });
+
+  test('every third-party version installed is one pnpm-lock.yaml holds (hermetic)', async () => {
+    assert.ok(session, 'the registry did not start');
+    const drift = await session.drift();
+    assert.deepEqual(
+      drift.map((item) => `${item.name}@${item.version}`),
+      [],
+      'installed versions the lockfile does not hold',
+    );
+    assert.deepEqual([...session.registry.mirror.refused], [], 'asked for, not in the lockfile');
   });
 
   for (const pkg of skipped) {

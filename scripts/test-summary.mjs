@@ -1,5 +1,6 @@
 // Prints one closing line, `N passed, N failed`, summed over every package's
-// vitest JSON report (packages/*/reports/vitest.json, apps/*/reports/vitest.json)
+// vitest JSON reports (packages/*/reports/vitest.json, apps/*/reports/vitest.json, and the
+// unit tests on the oldest Node we claim, packages/*/reports/vitest-oldest-node.json)
 // and the TAP reports of the graph check and the registry check (reports/check-graph.tap,
 // reports/registry-check.tap). Exits 1 when any
 // test failed or when no test ran at all.
@@ -17,13 +18,20 @@ for (const group of ['packages', 'apps']) {
   const dir = join(root, group);
   if (!existsSync(dir)) continue;
   for (const name of readdirSync(dir)) {
-    const report = join(dir, name, 'reports', 'vitest.json');
-    if (!existsSync(report)) continue;
-    const json = JSON.parse(readFileSync(report, 'utf8'));
-    passed += json.numPassedTests;
-    failed += json.numFailedTests;
-    skipped += json.numPendingTests + (json.numTodoTests ?? 0);
-    rows.push(`${group}/${name}: ${json.numPassedTests} passed, ${json.numFailedTests} failed`);
+    for (const [file, label] of [
+      ['vitest.json', ''],
+      ['vitest-oldest-node.json', ' (unit tests, oldest Node claimed)'],
+    ]) {
+      const report = join(dir, name, 'reports', file);
+      if (!existsSync(report)) continue;
+      const json = JSON.parse(readFileSync(report, 'utf8'));
+      passed += json.numPassedTests;
+      failed += json.numFailedTests;
+      skipped += json.numPendingTests + (json.numTodoTests ?? 0);
+      rows.push(
+        `${group}/${name}${label}: ${json.numPassedTests} passed, ${json.numFailedTests} failed`,
+      );
+    }
   }
 }
 

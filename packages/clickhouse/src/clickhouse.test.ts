@@ -3,8 +3,9 @@ import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { loadSettings } from '@flowforge/config';
 import { createMetrics } from '@flowforge/observability';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClickHouse, type ClickHouseOptions } from './clickhouse.js';
+import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
+import { createClickHouse, type ClickHouseDriver, type ClickHouseOptions } from './clickhouse.js';
 import { ClickHouseError, type ClickHouseErrorCode } from './errors.js';
 
 const TENANT = '6f1c1d0e-2b7a-4c39-9d55-0d4f3c2b1a00';
@@ -69,8 +70,23 @@ async function rejected(
 }
 
 describe('createClickHouse', () => {
+  it('takes an @clickhouse/client client as `client`, typed without naming the driver', async () => {
+    expectTypeOf<ClickHouseClient>().toExtend<ClickHouseDriver>();
+    const client = createClient({ url: 'http://127.0.0.1:1' });
+    const clickhouse = createClickHouse({ client });
+    await clickhouse.close();
+    await client.close();
+  });
+
+  it('refuses a `client` that is not an @clickhouse/client client', () => {
+    const notAClient = { close: () => Promise.resolve() } as unknown as ClickHouseDriver;
+    expect(() => createClickHouse({ client: notAClient })).toThrow(
+      expect.objectContaining({ code: 'INVALID_OPTIONS' }),
+    );
+  });
+
   it('throws NOT_CONFIGURED synchronously without a url (settings.clickhouse with CLICKHOUSE_URL unset)', () => {
-    const { clickhouse } = loadSettings({});
+    const { clickhouse } = loadSettings({ APP_ENV: 'test' });
     expect(clickhouse.url).toBeNull();
     expect(thrown(() => createClickHouse({ ...clickhouse })).code).toBe('NOT_CONFIGURED');
     expect(thrown(() => createClickHouse({})).code).toBe('NOT_CONFIGURED');
@@ -92,6 +108,7 @@ describe('createClickHouse', () => {
   it('takes the settings.clickhouse spread and connects to nothing until used', async () => {
     const before = await acceptedSoFar();
     const settings = loadSettings({
+      APP_ENV: 'test',
       CLICKHOUSE_URL: url,
       CLICKHOUSE_USER: 'flowforge',
       CLICKHOUSE_PASSWORD: 'secret',

@@ -41,6 +41,30 @@ export type { QueryParams } from './internal/binder.js';
 export type { QuerySettings } from './internal/options.js';
 
 /**
+ * An @clickhouse/client `ClickHouseClient`, as the `client` option takes it: described by the
+ * members this package calls rather than by @clickhouse/client's declarations, so that this
+ * package's types compile whatever release of it a consumer resolves
+ * ([decision 008](https://github.com/flowforge/flowforge-core/blob/main/docs/decisions/008-driver-types-stay-private.md)).
+ */
+export interface ClickHouseDriver {
+  /** @clickhouse/client's `exec()`: runs a statement and returns its raw stream. */
+  exec(params: never): Promise<unknown>;
+  /** @clickhouse/client's `close()`. */
+  close(): Promise<void>;
+}
+
+/** The structural check behind {@link ClickHouseDriver}: the one cast to the driver's type. */
+function isClickHouseClient(value: unknown): value is ClickHouseClient {
+  const candidate = value as { exec?: unknown; close?: unknown } | null;
+  return (
+    typeof candidate === 'object' &&
+    candidate !== null &&
+    typeof candidate.exec === 'function' &&
+    typeof candidate.close === 'function'
+  );
+}
+
+/**
  * Options of {@link createClickHouse}. `settings.clickhouse` from
  * @flowforge/config (`url`, `user`, `password`, `database`, `requestTimeoutMs`)
  * spreads straight in (the `extends` keeps the two in step); add `logger` and `metrics`.
@@ -97,7 +121,7 @@ export interface ClickHouseOptions extends Partial<ClickHouseSettings> {
    * `createChdbConnection`). `close()` leaves it open: its owner closes it. The
    * connection options above are then unused.
    */
-  readonly client?: ClickHouseClient;
+  readonly client?: ClickHouseDriver;
   /**
    * Lets `{name:Identifier}` placeholders through to servers that bind them.
    * Such a value is a table or column name, not a value: it can point a query
@@ -276,7 +300,14 @@ export function createClickHouse(options: ClickHouseOptions): ClickHouse {
   let ownsClient: boolean;
   let resolved: ResolvedOptions | undefined;
   if (options.client) {
-    client = options.client;
+    const given: unknown = options.client;
+    if (!isClickHouseClient(given)) {
+      throw new ClickHouseError(
+        'INVALID_OPTIONS',
+        '`client` is not an @clickhouse/client client (it has no exec() and close())',
+      );
+    }
+    client = given;
     ownsClient = false;
   } else if (typeof options.url === 'string' && options.url.length > 0) {
     resolved = resolveConnection(options.url, options);

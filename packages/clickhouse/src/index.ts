@@ -1,6 +1,7 @@
 export { createClickHouse } from './clickhouse.js';
 export type {
   ClickHouse,
+  ClickHouseDriver,
   ClickHouseHealth,
   ClickHouseOptions,
   QueryOptions,

@@ -1,6 +1,6 @@
 export { createRedis } from './redis.js';
 export type { Redis, RedisHealth } from './redis.js';
-export type { RedisOptions, RetryOptions } from './options.js';
+export type { IoRedisClient, RedisOptions, RetryOptions } from './options.js';
 export type {
   ReadOnlyRedis,
   RedisKeyType,

@@ -1,7 +1,22 @@
 import type { ConnectionOptions } from 'node:tls';
 import type { RedisTopology } from '@flowforge/config';
 import type { Logger, Metrics } from '@flowforge/observability';
-import type { Cluster, Redis as IORedis } from 'ioredis';
+
+/**
+ * An ioredis `Redis` or `Cluster`, as the `client` option takes it: described by the members
+ * this package relies on rather than by ioredis's own declarations, so that this package's
+ * types compile whatever ioredis release (and its types) a consumer resolves
+ * ([decision 008](https://github.com/flowforge/flowforge-core/blob/main/docs/decisions/008-driver-types-stay-private.md)).
+ * {@link createRedis} checks at run time that it is a client of the ioredis this package uses.
+ */
+export interface IoRedisClient {
+  /** ioredis's connection status (`'wait'`, `'connecting'`, `'ready'`, …). */
+  readonly status: string;
+  /** The options the client was built with. */
+  readonly options: object;
+  /** ioredis's `duplicate()`: a new client with the same options. */
+  duplicate(...args: never[]): unknown;
+}
 
 /** How reconnect attempts are spaced: exponential, capped, with jitter. */
 export interface RetryOptions {
@@ -42,7 +57,7 @@ export interface RedisOptions {
    * while it is not ready with UNAVAILABLE instead of queueing.
    * @default undefined
    */
-  readonly client?: IORedis | Cluster;
+  readonly client?: IoRedisClient;
   /**
    * A command with no reply after this long rejects with TIMEOUT (checked by
    * one sweep per connection: up to ⅛ of it, at most 250 ms, late). @default 2000

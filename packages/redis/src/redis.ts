@@ -163,9 +163,16 @@ function buildClient(
   resolved: ResolvedOptions,
 ): { client: Client; mode: Redis['mode'] } {
   if (options.client) {
-    const client = options.client;
+    // Typed structurally in the public API (IoRedisClient); checked here instead.
+    const client: unknown = options.client;
     if (client instanceof Cluster) return { client, mode: 'cluster' };
-    return { client, mode: client.options.sentinels ? 'sentinel' : 'standalone' };
+    if (client instanceof IORedis) {
+      return { client, mode: client.options.sentinels ? 'sentinel' : 'standalone' };
+    }
+    throw new RedisError(
+      'INVALID_OPTIONS',
+      '`client` is not an ioredis Redis or Cluster of the ioredis that @flowforge/redis uses (two copies of ioredis installed?)',
+    );
   }
   const topology = options.topology!;
   if (topology.mode === 'cluster') {
