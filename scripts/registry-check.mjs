@@ -810,7 +810,7 @@ export const SMOKES = {
       () => pkg.assertTenantId('not-a-tenant'),
       (/** @type {any} */ error) => pkg.isDatabaseError(error, 'TENANT_INVALID'),
     );
-    assert.ok(Object.keys(pkg.coreMigrations()).length > 0);
+    assert.ok(Object.keys(pkg.coreMigrations().migrations).length > 0);
   },
   '@flowforge/auth': (pkg, assert) => {
     const tenant = '0f8fad5b-d9cb-469f-a165-70867728950e';

@@ -1,8 +1,8 @@
 // Prints one closing line, `N passed, N failed`, summed over every package's
 // vitest JSON reports (packages/*/reports/vitest.json, apps/*/reports/vitest.json, and the
 // unit tests on the oldest Node we claim, packages/*/reports/vitest-oldest-node.json)
-// and the TAP reports of the graph check and the registry check (reports/check-graph.tap,
-// reports/registry-check.tap). Exits 1 when any
+// and the TAP reports of the graph check, the README examples check and the registry check
+// (reports/check-graph.tap, reports/check-examples.tap, reports/registry-check.tap). Exits 1 when any
 // test failed or when no test ran at all.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -36,7 +36,7 @@ for (const group of ['packages', 'apps']) {
 }
 
 // The root checks run under node --test; their TAP reports end in `# pass N` / `# fail N`.
-for (const name of ['check-graph', 'registry-check']) {
+for (const name of ['check-graph', 'check-examples', 'registry-check']) {
   const tap = join(root, 'reports', `${name}.tap`);
   if (!existsSync(tap)) continue;
   const text = readFileSync(tap, 'utf8');

@@ -125,10 +125,10 @@ export async function createSeededDatabase({
   await adminQuery(`create database ${name} owner ${OWNER}`);
   const drop = () => dropDatabase((text) => adminQuery(text), name);
   try {
-    const { migrations } = await import(APP_MIGRATIONS.href);
+    const { packages, migrations } = await import(APP_MIGRATIONS.href);
     const owner = createDatabase({ url: pgUrl(OWNER, name), poolSize: 1 });
     try {
-      await migrateToLatest(owner.db, { migrations });
+      await migrateToLatest(owner.db, { packages, migrations });
     } finally {
       await owner.close();
     }

@@ -569,7 +569,7 @@ async function prepareDatabase() {
   databaseName = name;
   const ownerDb = createDatabase({ url: urlFor(OWNER, name), poolSize: 1 });
   try {
-    await migrateToLatest(ownerDb.db, { migrations: authMigrations });
+    await migrateToLatest(ownerDb.db, { packages: [authMigrations] });
   } finally {
     await ownerDb.close();
   }

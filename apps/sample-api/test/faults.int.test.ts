@@ -202,7 +202,8 @@ describe('faults under load', () => {
         requestTimeoutMs: 5_000,
       }),
       redis: createRedis({
-        ...loadSettings({ REDIS_URL: `redis://127.0.0.1:${redisServer.port}` }).redis,
+        ...loadSettings({ APP_ENV: 'test', REDIS_URL: `redis://127.0.0.1:${redisServer.port}` })
+          .redis,
         commandTimeoutMs: 300,
       }),
       widgetCacheTtlMs: 60_000,

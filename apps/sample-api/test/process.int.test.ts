@@ -115,4 +115,48 @@ describe('the sample-api process', () => {
     expect(output()).toContain('DATABASE_SSL: must be require or verify-full');
     expect(output()).not.toContain('LEAKCHECK');
   });
+
+  it('with APP_ENV unset (NODE_ENV=production) runs as production: an unauthenticated request is 401, never the dev principal', async () => {
+    const port = await freePort();
+    const { child, output } = start({
+      // No APP_ENV: what an adopter who only knows NODE_ENV deploys.
+      NODE_ENV: 'production',
+      PORT: String(port),
+      SECRET_KEY: 'k'.repeat(40),
+      // Never connected by these requests (the pool is lazy); loopback, so TLS may be off.
+      DATABASE_URL: 'postgres://flowforge:flowforge@127.0.0.1:5432/flowforge',
+      KEYCLOAK_URL: 'http://127.0.0.1:1',
+      DATABASE_EMBEDDED_DIR: 'memory://',
+    });
+    try {
+      await waitForListening(output);
+      const base = `http://127.0.0.1:${port}`;
+      for (const headers of [{}, { authorization: 'Bearer dev-token' }]) {
+        const response = await fetch(`${base}/api/v1/me`, { headers });
+        const body = await response.text();
+        expect(response.status, JSON.stringify(headers)).toBe(401);
+        expect(response.headers.get('www-authenticate')).toMatch(/^Bearer /);
+        expect(body).not.toContain('"auth_method":"dev"');
+        expect(body).not.toContain('00000000-0000-4000-8000-000000000001');
+      }
+      expect(output()).not.toContain('development bypass');
+    } finally {
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    }
+  }, 60_000);
+
+  it('with APP_ENV unset and no production settings, refuses to start and says to set APP_ENV', async () => {
+    const { child, output } = start({
+      PORT: String(await freePort()),
+      DATABASE_EMBEDDED_DIR: 'memory://',
+    });
+    const exited = once(child, 'exit') as Promise<[number | null]>;
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const [code] = await exited;
+    clearTimeout(timer);
+    expect(output()).toContain('APP_ENV: is not set');
+    expect(output()).toContain('set APP_ENV=development for local work');
+    expect(code).toBe(78);
+  }, 40_000);
 });

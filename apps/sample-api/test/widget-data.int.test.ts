@@ -57,6 +57,7 @@ async function appFor(tenant: string, stores: Stores = {}) {
         ? null
         : createRedis({
             ...loadSettings({
+              APP_ENV: 'test',
               REDIS_URL: redis === 'up' ? REDIS_URL : `redis://127.0.0.1:${deadPort}`,
             }).redis,
             commandTimeoutMs: 500,

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { loadSettings, type Environment } from '@flowforge/config';
 import { createMetrics } from '@flowforge/observability';
 import { createAuth, type AuthOptions } from './auth.js';
 import { isAuthError } from './errors.js';
@@ -67,6 +68,63 @@ describe('the development bypass', () => {
   it('in development, any other token is verified like in production', async () => {
     const { auth: dev } = auth('development');
     expect(await codeOf(dev.authenticateBearer('Bearer not-a-jwt'))).toBe('TOKEN_INVALID');
+  });
+});
+
+describe('the development bypass, from the environment through @flowforge/config', () => {
+  /** What production hardening asks for; no APP_ENV, no NODE_ENV. */
+  const READY: Environment = {
+    SECRET_KEY: 's'.repeat(40),
+    DATABASE_URL: 'postgres://app@127.0.0.1/flowforge',
+    KEYCLOAK_URL: 'http://127.0.0.1:1',
+  };
+  /** The auth an app builds: `createAuth({ ...settings.auth, appEnv: settings.app.env })`. */
+  function authFrom(env: Environment) {
+    const settings = loadSettings(env);
+    const metrics = createMetrics({ defaultMetrics: false });
+    const built = createAuth(
+      { ...settings.auth, appEnv: settings.app.env, fetch: neverFetch },
+      { metrics },
+    );
+    return { auth: built, metrics };
+  }
+
+  it.each<[string, Environment]>([
+    ['APP_ENV unset, NODE_ENV unset', READY],
+    ['APP_ENV unset, NODE_ENV=production', { ...READY, NODE_ENV: 'production' }],
+    ['APP_ENV unset, NODE_ENV=development', { ...READY, NODE_ENV: 'development' }],
+    ['APP_ENV empty', { ...READY, APP_ENV: '' }],
+    ['APP_ENV=production', { ...READY, APP_ENV: 'production' }],
+    ['APP_ENV=test', { ...READY, APP_ENV: 'test' }],
+    ['APP_ENV=test, NODE_ENV=development', { ...READY, APP_ENV: 'test', NODE_ENV: 'development' }],
+  ])(
+    '%s: off; no token is 401 (CREDENTIALS_MISSING), never the dev principal',
+    async (_case, env) => {
+      const { auth: built, metrics } = authFrom(env);
+      expect(built.devBypassEnabled).toBe(false);
+      expect(await codeOf(built.authenticateBearer(undefined))).toBe('CREDENTIALS_MISSING');
+      expect(await codeOf(built.authenticateBearer('Bearer dev-token'))).toBe('TOKEN_INVALID');
+      expect(await metrics.render()).not.toMatch(/flowforge_auth_dev_bypass_total [1-9]/);
+    },
+  );
+
+  it('APP_ENV=development set explicitly: on (also with NODE_ENV=production)', async () => {
+    for (const env of [
+      { APP_ENV: 'development' },
+      { APP_ENV: 'development', NODE_ENV: 'production' },
+    ]) {
+      const { auth: built } = authFrom(env);
+      expect(built.devBypassEnabled).toBe(true);
+      expect(await built.authenticateBearer(undefined)).toMatchObject({ method: 'dev' });
+    }
+  });
+
+  it('an appEnv that is not exactly "development" never turns it on, whatever devBypass says', async () => {
+    for (const appEnv of [undefined, '', ' development', 'Development', 'dev', 'production']) {
+      const { auth: strict } = auth(appEnv as string);
+      expect(strict.devBypassEnabled, String(appEnv)).toBe(false);
+      expect(await codeOf(strict.authenticateBearer(undefined))).toBe('CREDENTIALS_MISSING');
+    }
   });
 });
 

@@ -9,7 +9,12 @@ import type { Principal } from './principal.js';
  * in; add `appEnv: settings.app.env`.
  */
 export interface AuthOptions {
-  /** APP_ENV. The dev bypass exists only when this is `development`. */
+  /**
+   * APP_ENV (`settings.app.env`). The dev bypass exists only when this is exactly
+   * `development`; anything else (production, test, empty, `undefined` from a JS
+   * caller) leaves it out. @flowforge/config gives `production` for an unset
+   * APP_ENV, so only an explicit APP_ENV=development reaches here as `development`.
+   */
   readonly appEnv: string;
   /** The realm whose access tokens are accepted (`settings.auth.keycloak`). */
   readonly keycloak: {
@@ -84,6 +89,7 @@ export function createAuth(options: AuthOptions, dependencies: AuthDependencies 
   const { logger, metrics } = dependencies;
   // The bypass is decided here, once: outside development it does not exist,
   // whatever the settings say (config refuses such settings in production too).
+  // Only the exact string counts: no default, no NODE_ENV, no case folding.
   const dev =
     options.appEnv === 'development' && options.devBypass
       ? Object.freeze({

@@ -1,8 +1,8 @@
 import type {
   FastifyPluginCallback,
+  FastifyReply,
   FastifyRequest,
-  onRequestAsyncHookHandler,
-  onRequestHookHandler,
+  HookHandlerDoneFunction,
 } from 'fastify';
 import type { Auth } from './auth.js';
 import { AuthError } from './errors.js';
@@ -14,6 +14,21 @@ declare module 'fastify' {
     principal: Principal | null;
   }
 }
+
+/**
+ * An async onRequest hook of any Fastify app. A plain function type rather than Fastify's
+ * `onRequestAsyncHookHandler`: that one carries the instance's logger type, so a hook typed with
+ * the default logger would not fit an app built with `loggerInstance: createLogger(…)` (pino's
+ * `Logger`), and a cast would be needed.
+ */
+export type AuthHook = (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+
+/** A callback-style onRequest hook of any Fastify app (see {@link AuthHook}). */
+export type AuthCallbackHook = (
+  request: FastifyRequest,
+  reply: FastifyReply,
+  done: HookHandlerDoneFunction,
+) => void;
 
 /** Verifies API keys: `createApiKeyVerifier(database)`. */
 export interface ApiKeyVerifierLike {
@@ -64,7 +79,7 @@ function accept(request: FastifyRequest, principal: Principal): void {
  * onRequest runs before the body is parsed and validated, so an anonymous
  * caller learns nothing about the route's schema.
  */
-export function bearer(auth: Auth): onRequestAsyncHookHandler {
+export function bearer(auth: Auth): AuthHook {
   return async function authenticateBearer(request) {
     assertSingleHeader(request, 'authorization');
     accept(request, await auth.authenticateBearer(request.headers.authorization));
@@ -72,10 +87,7 @@ export function bearer(auth: Auth): onRequestAsyncHookHandler {
 }
 
 /** An onRequest hook: an API key in `header` (lower case). @default 'x-api-key' */
-export function apiKey(
-  verifier: ApiKeyVerifierLike,
-  header = 'x-api-key',
-): onRequestAsyncHookHandler {
+export function apiKey(verifier: ApiKeyVerifierLike, header = 'x-api-key'): AuthHook {
   return async function authenticateApiKey(request) {
     assertSingleHeader(request, header);
     const value = request.headers[header];
@@ -94,7 +106,7 @@ export function apiKey(
  * `roles`; 403 `insufficient_scope` otherwise. Which role a route needs is the
  * app's policy; register it after an authentication hook.
  */
-export function requireRole(...roles: readonly string[]): onRequestHookHandler {
+export function requireRole(...roles: readonly string[]): AuthCallbackHook {
   return function checkRole(request, _reply, done) {
     const principal = request.principal;
     if (!principal) {

@@ -11,7 +11,7 @@ export {
 } from './principal.js';
 export type { AuthMethod, Principal } from './principal.js';
 export { apiKey, assertWidgetScope, bearer, fastifyAuth, requireRole } from './fastify.js';
-export type { ApiKeyVerifierLike } from './fastify.js';
+export type { ApiKeyVerifierLike, AuthCallbackHook, AuthHook } from './fastify.js';
 export { AuthError, isAuthError } from './errors.js';
 export type { AuthErrorCode } from './errors.js';
 export {

@@ -1,18 +1,22 @@
 import { sql } from 'kysely';
-import { createTenantTable, type Migrations } from '@flowforge/db';
+import { createTenantTable, defineMigrationSource, type MigrationSource } from '@flowforge/db';
 
 /**
- * The migrations of @flowforge/auth: the tenant-scoped `api_keys` table.
+ * The migrations of @flowforge/auth, the migration source `flowforge_auth`
+ * (history table `flowforge_auth_migration`): the tenant-scoped `api_keys` table.
  *
- * Pass them to `migrateToLatest(db, { migrations: { ...authMigrations, ...yours } })`.
- * The name starts with `0001-` so it sorts after @flowforge/db's `0000-` core
- * migration (the app role and `flowforge_current_tenant()` it builds on) and
- * before an app's own, timestamp-named migrations.
+ * Pass them in `packages`, next to your own migrations:
+ * `migrateToLatest(db, { packages: [authMigrations], migrations: yours })`.
+ * They run after @flowforge/db's core migrations (the app role and
+ * `flowforge_current_tenant()` they build on) and before yours, whether you
+ * adopt them before or after your own (docs/decisions/007-composable-migrations.md).
  *
  * No plaintext key is ever stored: only its SHA-256 (`key_hash`) and a short
  * `prefix` for people to recognise a key by.
  */
-export const authMigrations: Migrations = {
+export const authMigrations: MigrationSource = defineMigrationSource('flowforge_auth', {
+  // Released names never change: databases record them (and earlier releases
+  // recorded them in the app's kysely_migration, from where they are moved).
   '0001-flowforge-auth-0001-api-keys': {
     async up(db) {
       await createTenantTable(db, 'api_keys', (table) =>
@@ -42,4 +46,4 @@ export const authMigrations: Migrations = {
       await db.schema.dropTable('api_keys').execute();
     },
   },
-};
+});

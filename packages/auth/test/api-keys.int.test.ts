@@ -58,7 +58,7 @@ beforeAll(async () => {
   dbName = `ff_auth_${randomBytes(4).toString('hex')}`;
   await asOwner(`create database ${dbName}`);
   owner = createDatabase<unknown>({ url: urlFor(OWNER, dbName), poolSize: 1, appRole: null });
-  await migrateToLatest(owner.db, { migrations: authMigrations });
+  await migrateToLatest(owner.db, { packages: [authMigrations] });
   database = createDatabase<AuthDB>({ url: urlFor(APP_LOGIN, dbName), poolSize: 4 });
   admin = createDatabase<AuthDB>({ url: urlFor('postgres', dbName), poolSize: 1, appRole: null });
 });
@@ -123,12 +123,15 @@ describe('schema', () => {
     expect(await tenantIsolationProblems(owner.db)).toEqual([]);
   });
 
-  it('applies the auth migration after the core one', async () => {
-    const { rows } = await sql<{ name: string }>`
-      select name from kysely_migration order by name`.execute(owner.db);
-    expect(rows.map((row) => row.name)).toEqual([
-      '0000-flowforge-db-0001-tenancy',
-      '0001-flowforge-auth-0001-api-keys',
+  it('applies the auth migration after the core one, each recorded in its own history table', async () => {
+    const { rows } = await sql<{ source: string; name: string }>`
+      select 'flowforge_db' as source, name, timestamp from flowforge_db_migration
+      union all
+      select 'flowforge_auth', name, timestamp from flowforge_auth_migration
+      order by timestamp`.execute(owner.db);
+    expect(rows.map((row) => [row.source, row.name])).toEqual([
+      ['flowforge_db', '0000-flowforge-db-0001-tenancy'],
+      ['flowforge_auth', '0001-flowforge-auth-0001-api-keys'],
     ]);
   });
 });
@@ -463,10 +466,10 @@ describe('migration down', () => {
         select to_regclass('public.api_keys')::text as oid`.execute(owner.db);
       return rows[0]?.oid != null;
     };
-    const down = await migrateDown(owner.db, { migrations: authMigrations });
+    const down = await migrateDown(owner.db, { packages: [authMigrations] });
     expect(down.applied).toEqual(['0001-flowforge-auth-0001-api-keys']);
     expect(await exists()).toBe(false);
-    await migrateToLatest(owner.db, { migrations: authMigrations });
+    await migrateToLatest(owner.db, { packages: [authMigrations] });
     expect(await exists()).toBe(true);
     expect(await tenantIsolationProblems(owner.db)).toEqual([]);
   });

@@ -5,7 +5,11 @@ export type ConfigErrorCode = 'CONFIG_INVALID';
 export interface ConfigIssue {
   /** The environment variable, e.g. `DATABASE_URL`. */
   readonly variable: string;
-  /** `invalid`: the value does not parse; `insecure`: refused for a production-like APP_ENV. */
+  /**
+   * `invalid`: the value does not parse (or, for APP_ENV, it is unset and so
+   * production's checks refused the environment); `insecure`: refused for a
+   * production-like APP_ENV.
+   */
   readonly kind: 'invalid' | 'insecure';
   /** Why, in words that never include the value. */
   readonly message: string;

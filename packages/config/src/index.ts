@@ -1,5 +1,6 @@
 export {
   loadSettings,
+  loadDatabaseSettings,
   loggableSettings,
   listVariables,
   ALLOWED_JWT_ALGORITHMS,
@@ -9,6 +10,7 @@ export {
 export type { VariableInfo } from './schema.js';
 export type {
   Settings,
+  DatabaseOnlySettings,
   AppSettings,
   DatabaseSettings,
   AuthSettings,
@@ -25,7 +27,7 @@ export type {
   LogLevel,
   JwtAlgorithm,
 } from './types.js';
-export { settings, getSettings } from './singleton.js';
+export { settings, getSettings, getDatabaseSettings } from './singleton.js';
 export { redactSettings, redactUrl, REDACTED } from './redact.js';
 export { isLoopback } from './internal/harden.js';
 export { ConfigError } from './errors.js';

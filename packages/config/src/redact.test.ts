@@ -77,7 +77,7 @@ describe('settings never leak secrets when shown', () => {
   });
 
   it('keeps empty secrets visibly empty', () => {
-    expect(redactSettings(loadSettings({}))).toMatchObject({
+    expect(redactSettings(loadSettings({ APP_ENV: 'test' }))).toMatchObject({
       secretKey: '',
       clickhouse: { password: '' },
     });

@@ -14,17 +14,26 @@ function issuesOf(env: Environment): readonly ConfigIssue[] {
   throw new Error('expected loadSettings to throw');
 }
 
-const PRODUCTION_OK: Environment = {
-  APP_ENV: 'production',
+/** True when `value` appears in `message` as a word of its own ("0" inside "1000" does not count). */
+function mentions(message: string, value: string): boolean {
+  const escaped = value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`(?<![\\w-])${escaped}(?![\\w])`).test(message);
+}
+
+/** Everything production hardening asks for, without APP_ENV. */
+const PRODUCTION_READY: Environment = {
   SECRET_KEY: 's'.repeat(40),
   DATABASE_URL: 'postgres://app:pw@db.internal:5432/flowforge',
   DATABASE_SSL: 'verify-full',
   KEYCLOAK_URL: 'https://sso.example.com',
 };
+const PRODUCTION_OK: Environment = { APP_ENV: 'production', ...PRODUCTION_READY };
+/** An environment without production hardening, for cases about one variable. */
+const TEST: Environment = { APP_ENV: 'test' };
 
 describe('loadSettings: defaults', () => {
-  it('gives development-safe defaults for an empty environment', () => {
-    const s = loadSettings({});
+  it('gives development-safe defaults with APP_ENV=development and nothing else', () => {
+    const s = loadSettings({ APP_ENV: 'development' });
     expect(s.app).toEqual({
       env: 'development',
       name: 'flowforge',
@@ -49,7 +58,7 @@ describe('loadSettings: defaults', () => {
   });
 
   it('has no secret in any default', () => {
-    const s = loadSettings({});
+    const s = loadSettings(TEST);
     expect(s.secretKey).toBe('');
     expect(s.clickhouse.password).toBe('');
     expect(s.observability.metricsToken).toBe('');
@@ -59,7 +68,7 @@ describe('loadSettings: defaults', () => {
   });
 
   it('treats empty and blank values as unset', () => {
-    const s = loadSettings({ PORT: '', LOG_LEVEL: '  ', DATABASE_URL: '' });
+    const s = loadSettings({ ...TEST, PORT: '', LOG_LEVEL: '  ', DATABASE_URL: '' });
     expect(s.app.port).toBe(8000);
     expect(s.app.logLevel).toBe('info');
     expect(s.database.url).toBeNull();
@@ -68,21 +77,22 @@ describe('loadSettings: defaults', () => {
   it('migrates with DATABASE_MIGRATION_URL, else with DATABASE_URL', () => {
     const app = 'postgres://app@127.0.0.1/flowforge';
     const owner = 'postgres://owner@127.0.0.1/flowforge';
-    expect(loadSettings({}).database.migrationUrl).toBeNull();
-    expect(loadSettings({ DATABASE_URL: app }).database.migrationUrl).toBe(app);
+    expect(loadSettings(TEST).database.migrationUrl).toBeNull();
+    expect(loadSettings({ ...TEST, DATABASE_URL: app }).database.migrationUrl).toBe(app);
     expect(
-      loadSettings({ DATABASE_URL: app, DATABASE_MIGRATION_URL: owner }).database.migrationUrl,
+      loadSettings({ ...TEST, DATABASE_URL: app, DATABASE_MIGRATION_URL: owner }).database
+        .migrationUrl,
     ).toBe(owner);
   });
 
   it('is pure: equal inputs give equal outputs and the input is not touched', () => {
-    const env = { PORT: '9000' };
+    const env = { APP_ENV: 'test', PORT: '9000' };
     expect(loadSettings(env)).toEqual(loadSettings(env));
-    expect(env).toEqual({ PORT: '9000' });
+    expect(env).toEqual({ APP_ENV: 'test', PORT: '9000' });
   });
 
   it('returns a deeply frozen object', () => {
-    const s = loadSettings({ REDIS_URL: 'redis-cluster://a:7000,b:7001' });
+    const s = loadSettings({ ...TEST, REDIS_URL: 'redis-cluster://a:7000,b:7001' });
     expect(Object.isFrozen(s)).toBe(true);
     expect(Object.isFrozen(s.auth.keycloak)).toBe(true);
     expect(Object.isFrozen(s.auth.algorithms)).toBe(true);
@@ -90,6 +100,158 @@ describe('loadSettings: defaults', () => {
     expect(() => {
       (s.app as { port: number }).port = 1;
     }).toThrow(TypeError);
+  });
+});
+
+describe('loadSettings: APP_ENV unset means production (fail closed)', () => {
+  // [case, environment, the APP_ENV it becomes]: NODE_ENV never chooses it.
+  it.each<[string, Environment, string]>([
+    ['APP_ENV unset, NODE_ENV unset', PRODUCTION_READY, 'production'],
+    [
+      'APP_ENV unset, NODE_ENV=production',
+      { ...PRODUCTION_READY, NODE_ENV: 'production' },
+      'production',
+    ],
+    [
+      'APP_ENV unset, NODE_ENV=development',
+      { ...PRODUCTION_READY, NODE_ENV: 'development' },
+      'production',
+    ],
+    ['APP_ENV empty', { ...PRODUCTION_READY, APP_ENV: ' ' }, 'production'],
+    ['APP_ENV=production', { ...PRODUCTION_READY, APP_ENV: 'production' }, 'production'],
+    ['APP_ENV=test', { ...PRODUCTION_READY, APP_ENV: 'test' }, 'test'],
+    [
+      'APP_ENV=test, NODE_ENV=development',
+      { ...PRODUCTION_READY, APP_ENV: 'test', NODE_ENV: 'development' },
+      'test',
+    ],
+  ])('%s: %s, hardened where production, and no dev bypass', (_case, env, appEnv) => {
+    const s = loadSettings(env);
+    expect(s.app.env).toBe(appEnv);
+    expect(s.auth.devBypass).toBeNull();
+    expect(s.app.logFormat).toBe('json');
+  });
+
+  it('APP_ENV=development set explicitly is the only way to the dev bypass', () => {
+    const s = loadSettings({ APP_ENV: 'development', NODE_ENV: 'production' });
+    expect(s.app.env).toBe('development');
+    expect(s.auth.devBypass).not.toBeNull();
+  });
+
+  it('APP_ENV unset, NODE_ENV unset, nothing else: one error that says to set APP_ENV first', () => {
+    let error: unknown;
+    try {
+      loadSettings({});
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const { issues, message } = error as ConfigError;
+    expect(issues.map((i) => [i.variable, i.kind])).toEqual([
+      ['APP_ENV', 'invalid'],
+      ['SECRET_KEY', 'insecure'],
+      ['DATABASE_URL', 'insecure'],
+      ['KEYCLOAK_URL', 'insecure'],
+    ]);
+    expect(issues[0]?.message).toContain('is not set');
+    expect(message).toContain('APP_ENV: is not set');
+    expect(message).toContain('set APP_ENV=development for local work');
+    expect(message).toContain('production');
+  });
+
+  it('APP_ENV unset, NODE_ENV=production: the same error (NODE_ENV does not choose)', () => {
+    const issues = issuesOf({ NODE_ENV: 'production' });
+    expect(issues[0]?.variable).toBe('APP_ENV');
+    expect(issues.map((i) => i.variable)).toContain('SECRET_KEY');
+  });
+
+  it('APP_ENV unset, NODE_ENV=development: production, and the error says NODE_ENV is not APP_ENV', () => {
+    const issues = issuesOf({ NODE_ENV: 'development' });
+    expect(issues[0]?.variable).toBe('APP_ENV');
+    expect(issues[0]?.message).toContain('NODE_ENV=development does not choose');
+    expect(issues[0]?.message).toContain('set APP_ENV=development for local work');
+  });
+
+  it('dev-bypass variables alone never turn the bypass on: refused when APP_ENV is unset', () => {
+    const issues = issuesOf({
+      ...PRODUCTION_READY,
+      AUTH_DEV_USER_ID: '6f1c3a52-3c1e-4f7a-9a41-2b0c5d7e8f90',
+    });
+    expect(issues.map((i) => i.variable)).toEqual(['APP_ENV', 'AUTH_DEV_USER_ID']);
+  });
+
+  it('names APP_ENV only when it is unset: an explicit production lists just the settings', () => {
+    expect(issuesOf({ APP_ENV: 'production' }).map((i) => i.variable)).not.toContain('APP_ENV');
+    expect(issuesOf({ APP_ENV: 'test', PORT: 'x' }).map((i) => i.variable)).toEqual(['PORT']);
+  });
+
+  it('reports APP_ENV as its default in listVariables: production', () => {
+    expect(listVariables().find((v) => v.name === 'APP_ENV')?.default).toBe('production');
+  });
+});
+
+describe('loadSettings: whole-number variables say what they accept', () => {
+  const positive = [
+    'DATABASE_POOL_SIZE',
+    'DATABASE_CONNECT_TIMEOUT_MS',
+    'AUTH_JWKS_MAX_AGE_MS',
+    'CLICKHOUSE_REQUEST_TIMEOUT_MS',
+    'MATERIALIZE_POOL_SIZE',
+    'REDIS_COMMAND_TIMEOUT_MS',
+  ];
+
+  it.each(['-1', '0', '1.5', 'abc', ' -3 ', '1e3', '+5'])(
+    'DATABASE_POOL_SIZE=%j is "a positive whole number" from 1 to 1000',
+    (value) => {
+      expect(issuesOf({ ...TEST, DATABASE_POOL_SIZE: value })).toEqual([
+        {
+          variable: 'DATABASE_POOL_SIZE',
+          kind: 'invalid',
+          message: 'expected a positive whole number from 1 to 1000',
+        },
+      ]);
+    },
+  );
+
+  it.each(positive)(
+    '%s: every way of being wrong gives the same "positive whole number" message',
+    (name) => {
+      const messages = new Set(
+        ['-1', '0', '1.5', 'abc', '99999999999'].map(
+          (value) => issuesOf({ ...TEST, [name]: value })[0]?.message,
+        ),
+      );
+      expect(messages.size).toBe(1);
+      expect([...messages][0]).toMatch(/^expected a positive whole number from \d+ to \d+$/);
+    },
+  );
+
+  it('variables that accept 0 say "a whole number", with the range', () => {
+    expect(issuesOf({ ...TEST, PORT: '-1' })[0]?.message).toBe(
+      'expected a whole number from 0 to 65535',
+    );
+    expect(issuesOf({ ...TEST, DATABASE_STATEMENT_TIMEOUT_MS: '1.5' })[0]?.message).toBe(
+      'expected a whole number from 0 to 3600000',
+    );
+  });
+
+  it('the list above is every variable whose lower bound is 1 or more', () => {
+    const kinds = listVariables().flatMap((v): [string, boolean][] => {
+      try {
+        loadSettings({ ...TEST, [v.name]: '-1' });
+        return [];
+      } catch (error) {
+        const message = (error as ConfigError).issues[0]?.message ?? '';
+        return message.includes('whole number') ? [[v.name, message.includes('positive')]] : [];
+      }
+    });
+    expect(kinds.length).toBeGreaterThan(positive.length);
+    expect(
+      kinds
+        .filter(([, isPositive]) => isPositive)
+        .map(([name]) => name)
+        .sort(),
+    ).toEqual([...positive].sort());
   });
 });
 
@@ -203,20 +365,23 @@ describe('loadSettings: each variable parses and rejects', () => {
 
   for (const [name, valid, read, expected, invalid] of cases) {
     it(`${name}: parses ${JSON.stringify(valid)}`, () => {
-      expect(read(loadSettings({ [name]: valid }))).toEqual(expected);
+      // The dev principal exists only in development.
+      const base = name.startsWith('AUTH_DEV_') ? { APP_ENV: 'development' } : TEST;
+      expect(read(loadSettings({ ...base, [name]: valid }))).toEqual(expected);
     });
     if (invalid !== undefined) {
       it(`${name}: rejects ${JSON.stringify(invalid)}`, () => {
-        const issues = issuesOf({ [name]: invalid });
+        const issues = issuesOf({ ...TEST, [name]: invalid });
         expect(issues).toHaveLength(1);
         expect(issues[0]).toMatchObject({ variable: name, kind: 'invalid' });
-        expect(issues[0]?.message).not.toContain(invalid);
+        expect(mentions(issues[0]?.message ?? '', invalid)).toBe(false);
       });
     }
   }
 
   it('lists every invalid variable in one error', () => {
     const issues = issuesOf({
+      ...TEST,
       PORT: 'x',
       LOG_LEVEL: 'loud',
       DATABASE_URL: 'nope',
@@ -232,7 +397,7 @@ describe('loadSettings: each variable parses and rejects', () => {
 
   it('refuses alg none and every HS* algorithm', () => {
     for (const alg of ['none', 'HS256', 'HS384', 'HS512', 'RS256,HS256']) {
-      expect(issuesOf({ AUTH_ALGORITHMS: alg })[0]?.variable).toBe('AUTH_ALGORITHMS');
+      expect(issuesOf({ ...TEST, AUTH_ALGORITHMS: alg })[0]?.variable).toBe('AUTH_ALGORITHMS');
     }
   });
 

@@ -2,9 +2,9 @@ import { inspect } from 'node:util';
 import { z } from 'zod';
 import { ConfigError, type ConfigIssue } from './errors.js';
 import { parseRedisUrl } from './internal/redis-url.js';
-import { harden } from './internal/harden.js';
-import { redactSettings } from './redact.js';
-import type { Environment, Settings } from './types.js';
+import { harden, hardenDatabase } from './internal/harden.js';
+import { redactSettings, redactUrl } from './redact.js';
+import type { DatabaseOnlySettings, Environment, Settings } from './types.js';
 
 /**
  * How a variable's value must be treated when shown: `secret` values are never
@@ -26,12 +26,23 @@ function spec<S extends z.ZodType>(value: VariableSpec<S>): VariableSpec<S> {
   return value;
 }
 
-const integer = (min: number, max: number) =>
-  z
-    .string()
-    .regex(/^\d+$/, 'expected a whole number')
-    .transform(Number)
-    .pipe(z.number().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
+/**
+ * A whole number from `min` to `max`, written in digits only. Every way of being
+ * wrong (`-1`, `0` below a minimum of 1, `1.5`, `abc`, too large) gets the one
+ * message that says what is accepted: "expected a positive whole number from 1
+ * to 1000" (or "a whole number from 0 to …" where 0 is allowed).
+ */
+const wholeNumber = (min: number, max: number) => {
+  const message = `expected a ${min >= 1 ? 'positive ' : ''}whole number from ${min} to ${max}`;
+  return z.string().transform((value, ctx) => {
+    const parsed = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+    if (!(parsed >= min && parsed <= max)) {
+      ctx.addIssue({ code: 'custom', message });
+      return z.NEVER;
+    }
+    return parsed;
+  });
+};
 
 const url = (protocols: readonly string[]) =>
   z.string().superRefine((value, ctx) => {
@@ -84,7 +95,10 @@ export const ALLOWED_JWT_ALGORITHMS = [
   'EdDSA',
 ] as const;
 
-/** Every value APP_ENV accepts; `staging` and `production` turn on production hardening. */
+/**
+ * Every value APP_ENV accepts; `staging` and `production` turn on production
+ * hardening. Unset or empty, APP_ENV is `production`.
+ */
 export const APP_ENVS = ['development', 'test', 'staging', 'production'] as const;
 /** Every value LOG_LEVEL accepts, most severe first (pino's levels). */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -97,10 +111,12 @@ const variables = {
   // app
   APP_ENV: spec({
     schema: z.enum(APP_ENVS, { error: `expected one of ${APP_ENVS.join(', ')}` }),
-    default: 'development',
+    // Fail closed: a deployment that forgets APP_ENV gets production's checks, never the dev bypass.
+    default: 'production',
     sensitivity: 'public',
     type: APP_ENVS.join(' \\| '),
-    description: 'Deployment environment. staging and production turn on production hardening.',
+    description:
+      'Deployment environment. Unset or empty means production (NODE_ENV does not choose it); set APP_ENV=development for local work: only an explicit development turns on the dev bypass and the embedded database. staging and production turn on production hardening.',
   }),
   APP_NAME: spec({
     schema: z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'expected a lower-case slug'),
@@ -117,7 +133,7 @@ const variables = {
     description: 'Interface the HTTP server listens on.',
   }),
   PORT: spec({
-    schema: integer(0, 65535),
+    schema: wholeNumber(0, 65535),
     default: '8000',
     sensitivity: 'public',
     type: 'port',
@@ -137,7 +153,7 @@ const variables = {
     description: 'Log line format. Unset: pretty in development, json elsewhere.',
   }),
   SHUTDOWN_TIMEOUT_MS: spec({
-    schema: integer(0, 600_000),
+    schema: wholeNumber(0, 600_000),
     default: '10000',
     sensitivity: 'public',
     type: 'milliseconds',
@@ -160,21 +176,21 @@ const variables = {
       'The role that owns the schema, for `flowforge-db migrate`. Unset: DATABASE_URL. The app itself never connects with it.',
   }),
   DATABASE_POOL_SIZE: spec({
-    schema: integer(1, 1000),
+    schema: wholeNumber(1, 1000),
     default: '10',
     sensitivity: 'public',
     type: 'integer',
     description: 'Maximum pooled connections.',
   }),
   DATABASE_STATEMENT_TIMEOUT_MS: spec({
-    schema: integer(0, 3_600_000),
+    schema: wholeNumber(0, 3_600_000),
     default: '30000',
     sensitivity: 'public',
     type: 'milliseconds',
     description: 'Server-side statement_timeout for every pooled connection (0 = none).',
   }),
   DATABASE_CONNECT_TIMEOUT_MS: spec({
-    schema: integer(1, 600_000),
+    schema: wholeNumber(1, 600_000),
     default: '5000',
     sensitivity: 'public',
     type: 'milliseconds',
@@ -230,21 +246,21 @@ const variables = {
     description: `Accepted JWT signature algorithms, from ${ALLOWED_JWT_ALGORITHMS.join(', ')}. none and HS* are refused.`,
   }),
   AUTH_CLOCK_TOLERANCE_SECONDS: spec({
-    schema: integer(0, 300),
+    schema: wholeNumber(0, 300),
     default: '30',
     sensitivity: 'public',
     type: 'seconds',
     description: 'Clock skew tolerated on exp and nbf.',
   }),
   AUTH_JWKS_COOLDOWN_MS: spec({
-    schema: integer(0, 3_600_000),
+    schema: wholeNumber(0, 3_600_000),
     default: '30000',
     sensitivity: 'public',
     type: 'milliseconds',
     description: 'Minimum time between two JWKS refetches caused by an unknown kid.',
   }),
   AUTH_JWKS_MAX_AGE_MS: spec({
-    schema: integer(1000, 86_400_000),
+    schema: wholeNumber(1000, 86_400_000),
     default: '600000',
     sensitivity: 'public',
     type: 'milliseconds',
@@ -306,7 +322,7 @@ const variables = {
     description: 'ClickHouse database.',
   }),
   CLICKHOUSE_REQUEST_TIMEOUT_MS: spec({
-    schema: integer(1, 3_600_000),
+    schema: wholeNumber(1, 3_600_000),
     default: '10000',
     sensitivity: 'public',
     type: 'milliseconds',
@@ -321,7 +337,7 @@ const variables = {
     description: 'Materialize SQL endpoint (PG wire). Unset: streaming routes answer 503.',
   }),
   MATERIALIZE_POOL_SIZE: spec({
-    schema: integer(1, 1000),
+    schema: wholeNumber(1, 1000),
     default: '5',
     sensitivity: 'public',
     type: 'integer',
@@ -337,7 +353,7 @@ const variables = {
       'redis[s]://[user:pass@]host:port[/db], redis[s]-sentinel://[user:pass@]h1:p1,h2:p2/<master>, or redis[s]-cluster://[user:pass@]h1:p1,h2:p2. Unset: Redis is not configured.',
   }),
   REDIS_COMMAND_TIMEOUT_MS: spec({
-    schema: integer(1, 600_000),
+    schema: wholeNumber(1, 600_000),
     default: '2000',
     sensitivity: 'public',
     type: 'milliseconds',
@@ -406,8 +422,11 @@ const flatSchema = z.object(
  * Reads FlowForge settings from `env`. Pure: the same input gives an equal
  * result, nothing global is read or written.
  *
- * Unset and empty variables take their defaults. For APP_ENV=staging or
- * production, insecure settings are refused (see ENVIRONMENT.md).
+ * Unset and empty variables take their defaults. An unset or empty APP_ENV
+ * means `production` (NODE_ENV does not choose it): only an explicit
+ * APP_ENV=development turns on the dev bypass. For staging and production,
+ * insecure settings are refused (see ENVIRONMENT.md); when APP_ENV was unset,
+ * the error says so first.
  *
  * @throws {ConfigError} listing every invalid variable at once.
  * @example
@@ -428,10 +447,29 @@ export function loadSettings(env: Environment): Settings {
       issues.push({ variable: String(issue.path[0]), kind: 'invalid', message: issue.message });
     }
   }
-  issues.push(...harden(raw, env));
+  const refused = harden(raw, env);
+  // An unset APP_ENV is production (fail closed). When that is what refuses the
+  // environment, the first line says so: the likely fix is APP_ENV itself.
+  if (refused.length > 0 && isUnset(env.APP_ENV)) issues.unshift(appEnvUnset(env));
+  issues.push(...refused);
   if (issues.length > 0 || !result.success) throw new ConfigError(issues);
 
   return freezeSettings(group(result.data as ParsedVariables));
+}
+
+function isUnset(value: string | undefined): boolean {
+  return value === undefined || value.trim() === '';
+}
+
+function appEnvUnset(env: Environment): ConfigIssue {
+  // NODE_ENV never chooses the environment; say so to whoever expected it to.
+  const nodeEnv =
+    env.NODE_ENV?.trim() === 'development' ? ' (NODE_ENV=development does not choose it)' : '';
+  return {
+    variable: 'APP_ENV',
+    kind: 'invalid',
+    message: `is not set, so production rules apply${nodeEnv}: set APP_ENV=development for local work, or APP_ENV=production with the settings below fixed`,
+  };
 }
 
 function group(v: ParsedVariables): Settings {
@@ -543,4 +581,81 @@ function deepFreeze<T>(value: T): T {
     Object.freeze(value);
   }
   return value;
+}
+
+/** The variables {@link loadDatabaseSettings} reads: APP_ENV and every DATABASE_* one. */
+const databaseSchema = z.object({
+  APP_ENV: variables.APP_ENV.schema,
+  DATABASE_URL: variables.DATABASE_URL.schema,
+  DATABASE_MIGRATION_URL: variables.DATABASE_MIGRATION_URL.schema,
+  DATABASE_POOL_SIZE: variables.DATABASE_POOL_SIZE.schema,
+  DATABASE_STATEMENT_TIMEOUT_MS: variables.DATABASE_STATEMENT_TIMEOUT_MS.schema,
+  DATABASE_CONNECT_TIMEOUT_MS: variables.DATABASE_CONNECT_TIMEOUT_MS.schema,
+  DATABASE_SSL: variables.DATABASE_SSL.schema,
+  DATABASE_EMBEDDED_DIR: variables.DATABASE_EMBEDDED_DIR.schema,
+});
+
+/**
+ * Reads only APP_ENV and the DATABASE_* variables from `env`: what a tool that
+ * touches nothing but PostgreSQL needs (the `flowforge-db` migration CLI).
+ * Every other variable is ignored, so a migration job needs no SECRET_KEY,
+ * Keycloak or store settings, and a bad one of those does not stop it. Pure,
+ * like {@link loadSettings}, with the same defaults, parsing and redaction.
+ *
+ * Production hardening applies to the database only: `DATABASE_SSL=disable`
+ * is refused for a non-loopback host of DATABASE_URL or DATABASE_MIGRATION_URL.
+ * A missing DATABASE_URL is not an error here (`url` and `migrationUrl` are
+ * `null`): the tool says which URL it needs.
+ *
+ * @throws {ConfigError} listing every invalid variable it reads.
+ * @example
+ * const { app, database } = loadDatabaseSettings({
+ *   APP_ENV: 'production',
+ *   DATABASE_MIGRATION_URL: 'postgres://owner@127.0.0.1/app',
+ * });
+ * database.migrationUrl; // 'postgres://owner@127.0.0.1/app'
+ */
+export function loadDatabaseSettings(env: Environment): DatabaseOnlySettings {
+  const raw: Record<string, string | undefined> = {};
+  for (const name of Object.keys(databaseSchema.shape) as VariableName[]) {
+    const value = env[name];
+    raw[name] = isUnset(value) ? variables[name].default : value!.trim();
+  }
+  const issues: ConfigIssue[] = [];
+  const result = databaseSchema.safeParse(raw);
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      issues.push({ variable: String(issue.path[0]), kind: 'invalid', message: issue.message });
+    }
+  }
+  const refused = hardenDatabase(raw);
+  if (refused.length > 0 && isUnset(env.APP_ENV)) issues.unshift(appEnvUnset(env));
+  issues.push(...refused);
+  if (issues.length > 0 || !result.success) throw new ConfigError(issues);
+
+  const v = result.data;
+  const settings: DatabaseOnlySettings = {
+    app: { env: v.APP_ENV },
+    database: {
+      url: v.DATABASE_URL ?? null,
+      migrationUrl: v.DATABASE_MIGRATION_URL ?? v.DATABASE_URL ?? null,
+      poolSize: v.DATABASE_POOL_SIZE,
+      statementTimeoutMs: v.DATABASE_STATEMENT_TIMEOUT_MS,
+      connectTimeoutMs: v.DATABASE_CONNECT_TIMEOUT_MS,
+      ssl: v.DATABASE_SSL,
+      embeddedDir: v.DATABASE_EMBEDDED_DIR,
+    },
+  };
+  const safe = {
+    app: { ...settings.app },
+    database: {
+      ...settings.database,
+      url: redactUrl(settings.database.url),
+      migrationUrl: redactUrl(settings.database.migrationUrl),
+    },
+  };
+  attachSafeView(settings, safe);
+  attachSafeView(settings.app, safe.app);
+  attachSafeView(settings.database, safe.database);
+  return deepFreeze(settings);
 }

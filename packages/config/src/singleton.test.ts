@@ -1,4 +1,10 @@
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+
+// Whatever the shell running the tests has set, each test starts from APP_ENV=test
+// (an unset APP_ENV means production, whose hardening these cases are not about).
+beforeEach(() => {
+  vi.stubEnv('APP_ENV', 'test');
+});
 
 // Each test imports a fresh copy of the module, so the singleton starts unparsed.
 afterEach(() => {
@@ -43,5 +49,26 @@ describe('settings singleton', () => {
     expect(() => {
       (settings as { secretKey: string }).secretKey = 'x';
     }).toThrow(TypeError);
+  });
+
+  it('with APP_ENV unset and NODE_ENV=production, process.env is production: no dev bypass', async () => {
+    vi.stubEnv('APP_ENV', undefined);
+    vi.stubEnv('NODE_ENV', 'production');
+    vi.stubEnv('SECRET_KEY', 'k'.repeat(32));
+    vi.stubEnv('DATABASE_URL', 'postgres://app@127.0.0.1/flowforge');
+    vi.stubEnv('KEYCLOAK_URL', 'https://sso.example.com');
+    const { settings } = await import('./singleton.js');
+    expect(settings.app.env).toBe('production');
+    expect(settings.auth.devBypass).toBeNull();
+  });
+
+  it('with APP_ENV unset and nothing else, access fails naming APP_ENV first', async () => {
+    vi.stubEnv('APP_ENV', undefined);
+    vi.stubEnv('NODE_ENV', 'development');
+    for (const name of ['SECRET_KEY', 'DATABASE_URL', 'KEYCLOAK_URL']) vi.stubEnv(name, undefined);
+    const { settings } = await import('./singleton.js');
+    expect(() => settings.app).toThrow(
+      /APP_ENV: is not set.*set APP_ENV=development for local work/,
+    );
   });
 });

@@ -1,5 +1,5 @@
-import { loadSettings } from './schema.js';
-import type { Settings } from './types.js';
+import { loadDatabaseSettings, loadSettings } from './schema.js';
+import type { DatabaseOnlySettings, Settings } from './types.js';
 
 let cached: Settings | undefined;
 
@@ -13,6 +13,17 @@ let cached: Settings | undefined;
 export function getSettings(): Settings {
   cached ??= loadSettings(process.env);
   return cached;
+}
+
+/**
+ * APP_ENV and the DATABASE_* variables of `process.env`, parsed now (not
+ * cached) by {@link loadDatabaseSettings}: for tools such as the `flowforge-db`
+ * migration CLI that must not require the rest of the settings.
+ *
+ * @throws {ConfigError} when one of those variables is invalid.
+ */
+export function getDatabaseSettings(): DatabaseOnlySettings {
+  return loadDatabaseSettings(process.env);
 }
 
 /**

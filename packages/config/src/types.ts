@@ -14,7 +14,11 @@ export type Environment = Readonly<Record<string, string | undefined>>;
 
 /** The process itself: environment, HTTP listener, logging, shutdown. `settings.app`. */
 export interface AppSettings {
-  /** APP_ENV. */
+  /**
+   * APP_ENV. Unset or empty means `production` (NODE_ENV does not choose it): only an
+   * explicit `development` turns on the dev bypass and the embedded database.
+   * @default 'production'
+   */
   readonly env: AppEnv;
   /** APP_NAME. @default 'flowforge' */
   readonly name: string;
@@ -84,7 +88,7 @@ export interface AuthSettings {
   readonly jwksMaxAgeMs: number;
   /** AUTH_API_KEY_HEADER, lower-cased. @default 'x-api-key' */
   readonly apiKeyHeader: string;
-  /** The dev-bypass principal; `null` unless APP_ENV is development. */
+  /** The dev-bypass principal; `null` unless APP_ENV=development is set explicitly. */
   readonly devBypass: DevBypassSettings | null;
 }
 
@@ -148,4 +152,15 @@ export interface Settings {
   readonly observability: ObservabilitySettings;
   /** SECRET_KEY (secret). */
   readonly secretKey: string;
+}
+
+/**
+ * What `loadDatabaseSettings` reads: APP_ENV and the `database` section, in
+ * the shape of {@link Settings} (so a full `Settings` may stand in for it).
+ */
+export interface DatabaseOnlySettings {
+  /** APP_ENV alone. */
+  readonly app: Pick<AppSettings, 'env'>;
+  /** PostgreSQL settings, as in {@link Settings.database}. */
+  readonly database: DatabaseSettings;
 }

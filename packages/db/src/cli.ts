@@ -1,26 +1,45 @@
 #!/usr/bin/env node
-// flowforge-db migrate <up|down|status> [--migrations <module>]
+// flowforge-db migrate <up|down|status> [--migrations <module>] [--embedded]
 //
-// Runs as the schema owner: DATABASE_MIGRATION_URL, else DATABASE_URL; with
-// neither in development, the embedded database at DATABASE_EMBEDDED_DIR.
+// Runs as the schema owner: DATABASE_MIGRATION_URL, else DATABASE_URL. Reads
+// only APP_ENV and the DATABASE_* variables (loadDatabaseSettings of
+// @flowforge/config): a migration job needs no SECRET_KEY, Keycloak or store
+// settings. The installed command is bin/flowforge-db.js, which imports this.
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
-import { ConfigError, getSettings } from '@flowforge/config';
+import { ConfigError, getDatabaseSettings } from '@flowforge/config';
 import { createDatabase } from './database.js';
 import { DatabaseError } from './errors.js';
-import { migrateDown, migrateToLatest, migrationStatus, type Migrations } from './migrations.js';
+import {
+  migrateDown,
+  migrateToLatest,
+  migrationStatus,
+  type MigrateOptions,
+  type Migrations,
+  type MigrationSource,
+} from './migrations.js';
 
-const USAGE = `usage: flowforge-db migrate <up|down|status> [--migrations <module>]
+const USAGE = `usage: flowforge-db migrate <up|down|status> [--migrations <module>] [--embedded]
 
   up        apply every pending migration (one transaction: all or none)
-  down      revert the latest applied migration
-  status    list migrations and when each ran
+  down      revert one migration: the app's latest, then each package's (last
+            package first), @flowforge/db's own last
+  status    list every migration by source, and when it ran
 
-  --migrations <module>  an ES module exporting \`migrations\` (or a default export):
-                         the app's migrations, run after @flowforge/db's own
+  --migrations <module>  path of an ES module (relative to the current directory)
+                         with named exports:
+                           migrations  the app's own migrations, { '<name>': { up, down } }
+                                       (a default export of that object works too)
+                           packages    optional: package migration sets, run before the
+                                       app's in this order, e.g. [authMigrations]
+                         @flowforge/db's own migrations always run first.
+  --embedded             migrate the embedded PGlite database at DATABASE_EMBEDDED_DIR
+                         (only with APP_ENV=development)
+  -h, --help             this text
 
 Connects with DATABASE_MIGRATION_URL, else DATABASE_URL (the schema owner's role).
+Reads APP_ENV and DATABASE_* only.
 Exit codes: 0 done, 1 a migration failed, 64 usage, 69 database unavailable, 78 configuration.
 `;
 
@@ -28,24 +47,37 @@ const EXIT = { ok: 0, failed: 1, usage: 64, unavailable: 69, config: 78 } as con
 
 /** A command line that cannot run as given: exit 64 with the reason. */
 class UsageError extends Error {}
+/** Settings that do not allow the run: exit 78 with the reason. */
+class SetupError extends Error {}
 
 function out(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
-async function loadMigrations(path: string | undefined): Promise<Migrations> {
+/** What the `--migrations` module exports, as migrateToLatest's options. */
+async function loadMigrations(
+  path: string | undefined,
+): Promise<Pick<MigrateOptions, 'migrations' | 'packages'>> {
   if (path === undefined) return {};
-  let module: { migrations?: Migrations; default?: Migrations };
+  let module: { migrations?: Migrations; packages?: readonly MigrationSource[]; default?: unknown };
   try {
     module = (await import(pathToFileURL(resolve(path)).href)) as typeof module;
   } catch (error) {
     throw new UsageError(`cannot load --migrations ${path}: ${(error as Error).message}`);
   }
-  const migrations = module.migrations ?? module.default;
-  if (!migrations || typeof migrations !== 'object') {
-    throw new UsageError(`${path} exports neither \`migrations\` nor a default migration set`);
+  const { migrations, packages } = module;
+  if (migrations === undefined && packages === undefined) {
+    if (module.default === undefined || module.default === null) {
+      throw new UsageError(
+        `${path} exports neither \`migrations\` nor \`packages\` (nor a default export of migrations)`,
+      );
+    }
+    return { migrations: module.default as Migrations };
   }
-  return migrations;
+  return {
+    ...(migrations === undefined ? {} : { migrations }),
+    ...(packages === undefined ? {} : { packages }),
+  };
 }
 
 async function main(argv: readonly string[]): Promise<number> {
@@ -54,7 +86,11 @@ async function main(argv: readonly string[]): Promise<number> {
     parsed = parseArgs({
       args: [...argv],
       allowPositionals: true,
-      options: { migrations: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        migrations: { type: 'string' },
+        embedded: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
     });
   } catch (error) {
     process.stderr.write(`${(error as Error).message}\n\n${USAGE}`);
@@ -70,23 +106,29 @@ async function main(argv: readonly string[]): Promise<number> {
     return EXIT.usage;
   }
 
-  const settings = getSettings();
+  const settings = getDatabaseSettings();
   const { migrationUrl, embeddedDir } = settings.database;
-  if (migrationUrl === null && settings.app.env !== 'development') {
-    process.stderr.write(
-      'flowforge-db: set DATABASE_MIGRATION_URL or DATABASE_URL (the embedded database is for development only)\n',
+  const embedded = parsed.values.embedded === true;
+  if (embedded && settings.app.env !== 'development') {
+    throw new SetupError(
+      `--embedded needs APP_ENV=development (it is ${settings.app.env}): the embedded database is for development only`,
     );
-    return EXIT.config;
   }
-  const migrations = await loadMigrations(parsed.values.migrations);
+  if (!embedded && migrationUrl === null) {
+    throw new SetupError(
+      'DATABASE_URL is not set: set DATABASE_URL (or DATABASE_MIGRATION_URL, the schema owner, when the app logs in as another role) to the PostgreSQL database to migrate',
+    );
+  }
+  const options = await loadMigrations(parsed.values.migrations);
   const database = createDatabase<unknown>(
-    migrationUrl === null
+    embedded || migrationUrl === null
       ? { embedded: true, embeddedDir, applicationName: 'flowforge-db' }
       : {
           url: migrationUrl,
           poolSize: 1,
           applicationName: 'flowforge-db',
           ssl: settings.database.ssl,
+          connectTimeoutMs: settings.database.connectTimeoutMs,
           // A migration may build an index for minutes, or wait for another
           // deploy's migration lock: no statement_timeout.
           statementTimeoutMs: 0,
@@ -94,11 +136,11 @@ async function main(argv: readonly string[]): Promise<number> {
   );
   try {
     if (action === 'status') {
-      const states = await migrationStatus(database.db, { migrations });
+      const states = await migrationStatus(database.db, options);
+      const width = Math.max(0, ...states.map((state) => state.source.length));
       for (const state of states) {
-        out(
-          `${state.executedAt ? state.executedAt.toISOString() : 'pending                 '}  ${state.name}`,
-        );
+        const when = state.executedAt ? state.executedAt.toISOString() : 'pending'.padEnd(24);
+        out(`${when}  ${state.source.padEnd(width)}  ${state.name}`);
       }
       const pending = states.filter((state) => !state.executedAt).length;
       out(`${states.length - pending} applied, ${pending} pending`);
@@ -106,8 +148,8 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     const run =
       action === 'up'
-        ? await migrateToLatest(database.db, { migrations })
-        : await migrateDown(database.db, { migrations });
+        ? await migrateToLatest(database.db, options)
+        : await migrateDown(database.db, options);
     for (const name of run.applied)
       out(`${run.direction === 'up' ? 'applied ' : 'reverted'}  ${name}`);
     out(
@@ -127,12 +169,22 @@ try {
   if (error instanceof UsageError) {
     process.stderr.write(`flowforge-db: ${error.message}\n`);
     process.exitCode = EXIT.usage;
+  } else if (error instanceof SetupError) {
+    process.stderr.write(`flowforge-db: ${error.message}\n`);
+    process.exitCode = EXIT.config;
   } else if (error instanceof ConfigError) {
     process.stderr.write(`${error.message}\n`);
     process.exitCode = EXIT.config;
   } else if (error instanceof DatabaseError) {
     process.stderr.write(`${error.message}\n`);
-    process.exitCode = error.code === 'UNAVAILABLE' ? EXIT.unavailable : EXIT.failed;
+    process.exitCode =
+      error.code === 'INVALID_OPTIONS'
+        ? EXIT.usage
+        : error.code === 'UNAVAILABLE'
+          ? EXIT.unavailable
+          : error.code === 'NOT_CONFIGURED'
+            ? EXIT.config
+            : EXIT.failed;
   } else {
     throw error;
   }

@@ -5,18 +5,21 @@ export { assertTenantId, isTenantId, DEFAULT_APP_ROLE, TENANT_SETTING } from './
 export type { TenantScoped } from './tenant.js';
 export {
   coreMigrations,
-  createMigrator,
   createTenantTable,
+  defineMigrationSource,
   disableTenantIsolation,
   enableTenantIsolation,
   migrateDown,
   migrateToLatest,
   migrationStatus,
+  APP_MIGRATION_SOURCE,
+  APP_MIGRATION_TABLE,
   CURRENT_TENANT_FUNCTION,
 } from './migrations.js';
 export type {
   Migration,
   Migrations,
+  MigrationSource,
   MigrateOptions,
   MigrationRun,
   MigrationState,

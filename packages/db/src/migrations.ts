@@ -1,5 +1,12 @@
-import { sql, type CreateTableBuilder, type Kysely } from 'kysely';
-import { Migrator, type Migration, type MigrationResult } from 'kysely/migration';
+// Decision record: docs/decisions/007-composable-migrations.md (each source of
+// migrations — core, every package, the app — keeps its own history table).
+import { sql, type CreateTableBuilder, type Kysely, type MigrationLockOptions } from 'kysely';
+import {
+  MIGRATION_LOCK_ID,
+  Migrator,
+  type Migration,
+  type MigrationResultSet,
+} from 'kysely/migration';
 import { DatabaseError } from './errors.js';
 import { toDatabaseError } from './internal/sqlstate.js';
 import { assertRoleName, DEFAULT_APP_ROLE, TENANT_SETTING } from './tenant.js';
@@ -8,6 +15,76 @@ export type { Migration } from 'kysely/migration';
 
 /** A set of migrations by name; names sort in the order they run. */
 export type Migrations = Readonly<Record<string, Migration>>;
+
+/**
+ * A package's migrations, tracked apart from every other source's: their
+ * history is the table `<name>_migration`, so adopting the package before or
+ * after an app's own migrations never reorders anyone's history. Make one
+ * with {@link defineMigrationSource}; pass it in {@link MigrateOptions.packages}.
+ */
+export interface MigrationSource {
+  /** Lower-case identifier, e.g. `flowforge_auth`; the history table is `<name>_migration`. */
+  readonly name: string;
+  /** The migrations by name; within the source, names sort in the order they run. */
+  readonly migrations: Migrations;
+}
+
+/** The label of the app's own migrations in {@link MigrationState.source}. */
+export const APP_MIGRATION_SOURCE = 'app';
+/**
+ * The history table of the app's own migrations: Kysely's default, so the
+ * history of an app that ran Kysely's Migrator (or an earlier release of this
+ * package) carries over.
+ */
+export const APP_MIGRATION_TABLE = 'kysely_migration';
+/** The one lock table every source's Migrator shares (PostgreSQL locks with an advisory lock). */
+const LOCK_TABLE = 'kysely_migration_lock';
+const CORE_SOURCE = 'flowforge_db';
+const SOURCE_NAME = /^[a-z][a-z0-9_]{0,49}$/;
+const RESERVED_SOURCES = new Set([APP_MIGRATION_SOURCE, 'kysely']);
+
+function assertMigrations(migrations: unknown, owner: string): Migrations {
+  if (migrations === null || typeof migrations !== 'object' || Array.isArray(migrations)) {
+    throw new DatabaseError('INVALID_OPTIONS', `${owner} must be an object of migrations by name`);
+  }
+  for (const [name, migration] of Object.entries(migrations as Record<string, unknown>)) {
+    const { up, down } = (migration ?? {}) as { up?: unknown; down?: unknown };
+    if (typeof up !== 'function' || (down !== undefined && typeof down !== 'function')) {
+      throw new DatabaseError(
+        'INVALID_OPTIONS',
+        `${owner}: ${JSON.stringify(name.slice(0, 80))} is not a migration ({ up, down? })` +
+          (['name', 'migrations', 'packages'].includes(name)
+            ? '; a package migration set (e.g. authMigrations) goes in `packages`, not spread into `migrations`'
+            : ''),
+      );
+    }
+  }
+  return migrations as Migrations;
+}
+
+/**
+ * Names a package's migrations as one {@link MigrationSource}, tracked in the
+ * table `<name>_migration`. Use the package's name (`flowforge_auth`), never
+ * change it once released, and never rename a released migration.
+ *
+ * @throws {DatabaseError} INVALID_OPTIONS when `name` is not a lower-case identifier (up to 50 characters), is `app` or `kysely`, or a migration has no `up` function.
+ * @example
+ * export const billingMigrations = defineMigrationSource('acme_billing', {
+ *   '0001-invoices': { up: async (db) => { … }, down: async (db) => { … } },
+ * });
+ */
+export function defineMigrationSource(name: string, migrations: Migrations): MigrationSource {
+  if (typeof name !== 'string' || !SOURCE_NAME.test(name) || RESERVED_SOURCES.has(name)) {
+    throw new DatabaseError(
+      'INVALID_OPTIONS',
+      `a migration source name must be a lower-case identifier of up to 50 characters, not app or kysely (got ${JSON.stringify(String(name).slice(0, 64))})`,
+    );
+  }
+  return Object.freeze({
+    name,
+    migrations: Object.freeze({ ...assertMigrations(migrations, `migration source ${name}`) }),
+  });
+}
 
 /** Options of the tenant migration helpers. */
 export interface TenantTableOptions {
@@ -31,14 +108,16 @@ function assertTableName(table: string): string {
 export const CURRENT_TENANT_FUNCTION = 'flowforge_current_tenant';
 
 /**
- * This package's own migrations: the app role and the current-tenant function
- * that tenant tables build on. Names start with `0000-` so they sort before
- * every other package's (`0001-` auth) and app's (timestamps) migrations.
+ * This package's own migrations, the source `flowforge_db` (history table
+ * `flowforge_db_migration`): the app role and the current-tenant function that
+ * tenant tables build on. {@link migrateToLatest} always runs them first.
  */
-export function coreMigrations(options: TenantTableOptions = {}): Migrations {
+export function coreMigrations(options: TenantTableOptions = {}): MigrationSource {
   const role = sql.id(assertRoleName(options.appRole ?? DEFAULT_APP_ROLE));
   const roleName = sql.lit(assertRoleName(options.appRole ?? DEFAULT_APP_ROLE));
-  return {
+  return defineMigrationSource(CORE_SOURCE, {
+    // Released names never change: databases record them (earlier releases in
+    // the app's kysely_migration, from where adoptCombinedHistory moves them).
     '0000-flowforge-db-0001-tenancy': {
       async up(db) {
         // Roles are cluster-wide: create it once (this needs CREATEROLE), and
@@ -68,7 +147,7 @@ export function coreMigrations(options: TenantTableOptions = {}): Migrations {
         await sql`drop function if exists ${sql.id(CURRENT_TENANT_FUNCTION)}()`.execute(db);
       },
     },
-  };
+  });
 }
 
 /**
@@ -154,6 +233,8 @@ export async function disableTenantIsolation(
 
 /** One migration's place in {@link migrationStatus}. */
 export interface MigrationState {
+  /** Its source: `flowforge_db` (core), a package's name (`flowforge_auth`), or `app`. */
+  readonly source: string;
   /** The migration's name (its key in {@link Migrations}). */
   readonly name: string;
   /** When it ran; `null` while pending. */
@@ -168,86 +249,409 @@ export interface MigrationRun {
   readonly direction: 'up' | 'down';
 }
 
-/** Options of {@link createMigrator}, {@link migrateToLatest}, {@link migrateDown} and {@link migrationStatus}. */
+/**
+ * Options of {@link migrateToLatest}, {@link migrateDown} and
+ * {@link migrationStatus}. A module that exports `packages` and `migrations`
+ * is itself a valid value (`migrateToLatest(db, await import('./migrations.js'))`);
+ * it is what `flowforge-db migrate --migrations <module>` loads.
+ *
+ * Pass the same `packages` and `migrations` to every call: a source that is
+ * left out is neither migrated nor checked.
+ */
 export interface MigrateOptions extends TenantTableOptions {
-  /** Migrations to run after {@link coreMigrations} (an app's, auth's). @default {} */
+  /**
+   * Packages' migration sets (e.g. `authMigrations` of @flowforge/auth), run
+   * after {@link coreMigrations} and before `migrations`, in this order: list a
+   * package before the packages that build on it. Each keeps its own history
+   * table, so a package may be added at any time. @default []
+   */
+  readonly packages?: readonly MigrationSource[];
+  /** The app's own migrations, run last, with their history in `kysely_migration`. @default {} */
   readonly migrations?: Migrations;
 }
 
-/**
- * Kysely's Migrator over this package's core migrations plus `migrations`. On
- * PostgreSQL a run takes an advisory lock and is one transaction: it applies
- * every pending migration or, when one fails, none.
- */
-export function createMigrator(db: Kysely<unknown>, options: MigrateOptions = {}): Migrator {
-  const all: Migrations = { ...coreMigrations(options), ...options.migrations };
-  return new Migrator({
-    db,
-    provider: { getMigrations: () => Promise.resolve({ ...all }) },
+/** One source with its history table, in the order sources run up. */
+interface PlannedSource extends MigrationSource {
+  readonly table: string;
+}
+
+/** Core, the packages, then the app: the order `up` runs them in (`down` reverses it). */
+function planOf(options: MigrateOptions): readonly PlannedSource[] {
+  const packages: unknown = options.packages ?? [];
+  if (!Array.isArray(packages)) {
+    throw new DatabaseError(
+      'INVALID_OPTIONS',
+      '`packages` must be an array of migration sources (e.g. [authMigrations])',
+    );
+  }
+  const sources: MigrationSource[] = [coreMigrations(options)];
+  for (const source of packages as unknown[]) {
+    const { name, migrations } = (source ?? {}) as Partial<MigrationSource>;
+    // Re-checked: a plain object literal may stand in for defineMigrationSource's result.
+    const checked = defineMigrationSource(name as string, migrations as Migrations);
+    if (sources.some((other) => other.name === checked.name)) {
+      throw new DatabaseError(
+        'INVALID_OPTIONS',
+        `the migration source ${checked.name} is given twice (or is @flowforge/db's own)`,
+      );
+    }
+    sources.push(checked);
+  }
+  const planned: PlannedSource[] = sources.map((source) => ({
+    ...source,
+    table: `${source.name}_migration`,
+  }));
+  planned.push({
+    name: APP_MIGRATION_SOURCE,
+    table: APP_MIGRATION_TABLE,
+    migrations: assertMigrations(options.migrations ?? {}, '`migrations`'),
   });
+  // Names are unique across sources: that is how a history kept in one table
+  // by earlier releases is split up (see adoptCombinedHistory).
+  const owners = new Map<string, string>();
+  for (const source of planned) {
+    for (const name of Object.keys(source.migrations)) {
+      const owner = owners.get(name);
+      if (owner !== undefined) {
+        throw new DatabaseError(
+          'INVALID_OPTIONS',
+          `the migration ${name} is in both ${owner} and ${source.name}: names must be unique across sources`,
+        );
+      }
+      owners.set(name, source.name);
+    }
+  }
+  return planned;
 }
 
 /**
- * Applies every pending migration. Re-runnable: nothing pending, nothing done.
- * @throws {DatabaseError} MIGRATION_FAILED (the failing migration's error as `cause`); nothing of the run is kept.
+ * Runs one migration step in a savepoint. The Migrator works inside the run's
+ * transaction and, after a step fails, still records and releases its lock
+ * there: rolled back to the savepoint, the transaction can take those
+ * statements, and the step's own error is what the caller sees. The run's
+ * failure then rolls the whole transaction back.
+ */
+async function inSavepoint(
+  db: Kysely<unknown>,
+  step: (db: Kysely<unknown>) => Promise<void>,
+): Promise<void> {
+  await sql`savepoint flowforge_migration`.execute(db);
+  try {
+    await step(db);
+  } catch (error) {
+    await sql`rollback to savepoint flowforge_migration`.execute(db).catch(() => undefined);
+    throw error;
+  }
+  await sql`release savepoint flowforge_migration`.execute(db);
+}
+
+function guarded(migrations: Migrations): Record<string, Migration> {
+  return Object.fromEntries(
+    Object.entries(migrations).map(([name, migration]) => [
+      name,
+      {
+        up: (db: Kysely<unknown>) => inSavepoint(db, (trx) => migration.up(trx)),
+        ...(migration.down
+          ? { down: (db: Kysely<unknown>) => inSavepoint(db, (trx) => migration.down!(trx)) }
+          : {}),
+      },
+    ]),
+  );
+}
+
+function migratorFor(db: Kysely<unknown>, source: PlannedSource): Migrator {
+  return new Migrator({
+    db,
+    provider: { getMigrations: () => Promise.resolve(guarded(source.migrations)) },
+    migrationTableName: source.table,
+    migrationLockTableName: LOCK_TABLE,
+  });
+}
+
+/** A history row as Kysely writes it (`timestamp` is an ISO string). */
+interface HistoryRow {
+  readonly name: string;
+  readonly timestamp: string;
+}
+
+async function existingTables(
+  db: Kysely<unknown>,
+  tables: readonly string[],
+): Promise<Set<string>> {
+  // to_regclass resolves unqualified names through search_path, as Kysely's Migrator does.
+  const { rows } = await sql<{ name: string }>`
+    select name from (values ${sql.join(tables.map((table) => sql`(${sql.lit(table)})`))}) as t(name)
+     where to_regclass(name) is not null`.execute(db);
+  return new Set(rows.map((row) => row.name));
+}
+
+async function historyOf(db: Kysely<unknown>, table: string): Promise<readonly HistoryRow[]> {
+  const { rows } = await sql<HistoryRow>`
+    select name, timestamp from ${sql.table(table)}`.execute(db);
+  return rows;
+}
+
+/**
+ * Creates, in the run's transaction, the tables Kysely's Migrator would create
+ * (same columns): the shared lock table and, with `histories`, the history
+ * table of every source that has migrations. Done here so that a refusal (no
+ * CREATE privilege) surfaces as the server's error rather than as the
+ * Migrator's retry in an aborted transaction. Returns the tables that exist.
+ */
+async function prepareTables(
+  db: Kysely<unknown>,
+  sources: readonly PlannedSource[],
+  histories: boolean,
+): Promise<Set<string>> {
+  const existing = await existingTables(db, [LOCK_TABLE, ...sources.map((source) => source.table)]);
+  if (!existing.has(LOCK_TABLE)) {
+    await sql`create table ${sql.table(LOCK_TABLE)} (
+      id varchar(255) not null primary key, is_locked integer not null default 0)`.execute(db);
+    await sql`insert into ${sql.table(LOCK_TABLE)} (id, is_locked)
+      values (${sql.lit(MIGRATION_LOCK_ID)}, 0)`.execute(db);
+    existing.add(LOCK_TABLE);
+  }
+  if (histories) {
+    for (const source of sources) {
+      if (Object.keys(source.migrations).length > 0) await createHistory(db, source, existing);
+    }
+  }
+  return existing;
+}
+
+async function createHistory(
+  db: Kysely<unknown>,
+  source: PlannedSource,
+  existing: Set<string>,
+): Promise<void> {
+  if (existing.has(source.table)) return;
+  await sql`create table ${sql.table(source.table)} (
+    name varchar(255) not null primary key, timestamp varchar(255) not null)`.execute(db);
+  existing.add(source.table);
+}
+
+/**
+ * Earlier releases kept every source's history in `kysely_migration`. Rows
+ * there that name a migration of core or of a given package move to that
+ * source's table (timestamps kept), so a database migrated that way upgrades
+ * in place. Idempotent: once moved, nothing matches.
+ */
+async function adoptCombinedHistory(
+  db: Kysely<unknown>,
+  sources: readonly PlannedSource[],
+  existing: Set<string>,
+): Promise<void> {
+  if (!existing.has(APP_MIGRATION_TABLE)) return;
+  const combined = await historyOf(db, APP_MIGRATION_TABLE);
+  for (const source of sources) {
+    if (source.table === APP_MIGRATION_TABLE) continue;
+    const names = combined.map((row) => row.name).filter((name) => name in source.migrations);
+    if (names.length === 0) continue;
+    await createHistory(db, source, existing);
+    const list = sql.join(names.map((name) => sql.lit(name)));
+    await sql`insert into ${sql.table(source.table)} (name, timestamp)
+      select name, timestamp from ${sql.table(APP_MIGRATION_TABLE)} where name in (${list})
+      on conflict (name) do nothing`.execute(db);
+    await sql`delete from ${sql.table(APP_MIGRATION_TABLE)} where name in (${list})`.execute(db);
+  }
+}
+
+const LOCK: MigrationLockOptions = { lockTable: LOCK_TABLE, lockRowId: MIGRATION_LOCK_ID };
+
+/**
+ * Runs `work` holding the migration lock (PostgreSQL: Kysely's advisory lock,
+ * so this waits for another deploy's run) in one transaction: every source's
+ * Migrator gets that transaction, so a run applies all of its migrations or none.
+ */
+async function inLockedTransaction<T>(
+  db: Kysely<unknown>,
+  work: (trx: Kysely<unknown>) => Promise<T>,
+): Promise<T> {
+  const adapter = db.getExecutor().adapter;
+  if (db.isTransaction) {
+    await adapter.acquireMigrationLock(db, LOCK);
+    try {
+      return await work(db);
+    } finally {
+      await adapter.releaseMigrationLock(db, LOCK);
+    }
+  }
+  // Each Migrator takes the lock again inside (re-entrant on the same session).
+  return db.connection().execute(async (connection) => {
+    await adapter.acquireMigrationLock(connection, LOCK);
+    try {
+      return await connection.transaction().execute(work);
+    } finally {
+      await adapter.releaseMigrationLock(connection, LOCK);
+    }
+  });
+}
+
+/** Runs a migration job; any error becomes the one DatabaseError the caller sees. */
+async function runJob<T>(job: (fail: (error: DatabaseError) => never) => Promise<T>): Promise<T> {
+  const failures = new WeakSet<DatabaseError>();
+  const fail = (error: DatabaseError): never => {
+    failures.add(error);
+    throw error;
+  };
+  try {
+    return await job(fail);
+  } catch (error) {
+    if (error instanceof DatabaseError && failures.has(error)) throw error;
+    if (error instanceof DatabaseError && error.code === 'INVALID_OPTIONS') throw error;
+    throw failureOf(error, 'migrations did not run');
+  }
+}
+
+function failureOf(error: unknown, prefix: string, failed?: string): DatabaseError {
+  const cause = toDatabaseError(error);
+  const reason = error instanceof Error ? error.message : cause.message;
+  return new DatabaseError(
+    cause.code === 'UNAVAILABLE' ? 'UNAVAILABLE' : 'MIGRATION_FAILED',
+    failed
+      ? `migration ${failed} failed, nothing of this run was applied: ${reason}`
+      : `${prefix}: ${reason}`,
+    { cause: error, ...(cause.sqlstate ? { sqlstate: cause.sqlstate } : {}) },
+  );
+}
+
+/** The names one Migrator call ran, or the run's failure (which rolls the whole run back). */
+function outcome(
+  source: PlannedSource,
+  { error, results }: MigrationResultSet,
+  fail: (error: DatabaseError) => never,
+): string[] {
+  if (error !== undefined) {
+    const failed = results?.find((result) => result.status === 'Error')?.migrationName;
+    fail(
+      failureOf(
+        error,
+        `migrations of ${source.name} (table ${source.table}) did not run, nothing of this run was applied`,
+        failed,
+      ),
+    );
+  }
+  return (results ?? [])
+    .filter((result) => result.status === 'Success')
+    .map((result) => result.migrationName);
+}
+
+/**
+ * Applies every pending migration: {@link coreMigrations}, then each of
+ * `packages` in order, then the app's `migrations`, each source checked
+ * against its own history table. One transaction under the migration lock:
+ * all of it applies, or nothing. Re-runnable: nothing pending, nothing done.
+ * A database whose history earlier releases kept in one table is upgraded in
+ * the same transaction (see docs/decisions/007-composable-migrations.md).
+ *
+ * @throws {DatabaseError} MIGRATION_FAILED (the failing migration's error as `cause`), UNAVAILABLE, INVALID_OPTIONS (a bad source or a name used twice); nothing of the run is kept.
+ * @example
+ * import { authMigrations } from '@flowforge/auth';
+ * await migrateToLatest(owner.db, { packages: [authMigrations], migrations: appMigrations });
  */
 export async function migrateToLatest(
   db: Kysely<unknown>,
   options: MigrateOptions = {},
 ): Promise<MigrationRun> {
-  const { error, results } = await createMigrator(db, options).migrateToLatest();
-  return report('up', error, results);
+  const sources = planOf(options);
+  return runJob((fail) =>
+    inLockedTransaction(db, async (trx) => {
+      const existing = await prepareTables(trx, sources, true);
+      await adoptCombinedHistory(trx, sources, existing);
+      const applied: string[] = [];
+      for (const source of sources) {
+        if (Object.keys(source.migrations).length === 0) continue;
+        applied.push(...outcome(source, await migratorFor(trx, source).migrateToLatest(), fail));
+      }
+      return { direction: 'up', applied };
+    }),
+  );
 }
 
 /**
- * Reverts the latest applied migration.
- * @throws {DatabaseError} MIGRATION_FAILED
+ * Reverts one migration: the app's latest, or once none of the app's is left,
+ * the latest of the last package (in `packages` order) that has one, and core's
+ * last of all. Sources build on the ones before them, so this order is safe
+ * whatever order they were adopted in. Call it repeatedly to go further down.
+ *
+ * @throws {DatabaseError} MIGRATION_FAILED, also when a source with history was left out of the options (nothing is reverted then); UNAVAILABLE; INVALID_OPTIONS.
  */
 export async function migrateDown(
   db: Kysely<unknown>,
   options: MigrateOptions = {},
 ): Promise<MigrationRun> {
-  const { error, results } = await createMigrator(db, options).migrateDown();
-  return report('down', error, results);
+  const sources = planOf(options);
+  return runJob((fail) =>
+    inLockedTransaction(db, async (trx) => {
+      const existing = await prepareTables(trx, sources, false);
+      await adoptCombinedHistory(trx, sources, existing);
+      for (const source of sources.toReversed()) {
+        if (!existing.has(source.table)) continue;
+        const history = await historyOf(trx, source.table);
+        if (history.length === 0) continue;
+        if (Object.keys(source.migrations).length === 0) {
+          fail(
+            new DatabaseError(
+              'MIGRATION_FAILED',
+              `nothing reverted: ${source.table} records ${history.length} migration(s) of ${source.name}, but none were given (pass the same packages and migrations as to migrateToLatest)`,
+            ),
+          );
+        }
+        const result = await migratorFor(trx, source).migrateDown();
+        const reverted = outcome(source, result, fail);
+        const kept = result.results?.find((entry) => entry.status === 'NotExecuted');
+        if (reverted.length === 0 && kept) {
+          fail(
+            new DatabaseError(
+              'MIGRATION_FAILED',
+              `nothing reverted: the latest migration of ${source.name}, ${kept.migrationName}, has no down`,
+            ),
+          );
+        }
+        return { direction: 'down', applied: reverted };
+      }
+      return { direction: 'down', applied: [] };
+    }),
+  );
 }
 
-/** Every known migration, in order, with when it ran (or `null`). */
+/**
+ * Every known migration, in the order `up` runs them (core, packages, the
+ * app), with when it ran (or `null`). Reads only: no lock, nothing created.
+ *
+ * @throws {DatabaseError} UNAVAILABLE, MIGRATION_FAILED (the history cannot be read), INVALID_OPTIONS.
+ */
 export async function migrationStatus(
   db: Kysely<unknown>,
   options: MigrateOptions = {},
 ): Promise<readonly MigrationState[]> {
-  try {
-    const migrations = await createMigrator(db, options).getMigrations();
-    return migrations.map((migration) => ({
-      name: migration.name,
-      executedAt: migration.executedAt ?? null,
-    }));
-  } catch (error) {
-    throw toDatabaseError(error);
-  }
-}
-
-function report(
-  direction: 'up' | 'down',
-  error: unknown,
-  results: readonly MigrationResult[] | undefined,
-): MigrationRun {
-  if (error !== undefined) {
-    const failed = results?.find((result) => result.status === 'Error')?.migrationName;
-    const cause = toDatabaseError(error);
-    const reason = error instanceof Error ? error.message : cause.message;
-    throw new DatabaseError(
-      cause.code === 'UNAVAILABLE' ? 'UNAVAILABLE' : 'MIGRATION_FAILED',
-      failed
-        ? `migration ${failed} failed, nothing of this run was applied: ${reason}`
-        : `migrations did not run: ${reason}`,
-      { cause: error, ...(cause.sqlstate ? { sqlstate: cause.sqlstate } : {}) },
+  const sources = planOf(options);
+  return runJob(async () => {
+    const existing = await existingTables(
+      db,
+      sources.map((source) => source.table),
     );
-  }
-  return {
-    direction,
-    applied: (results ?? [])
-      .filter((result) => result.status === 'Success')
-      .map((result) => result.migrationName),
-  };
+    const combined = existing.has(APP_MIGRATION_TABLE)
+      ? await historyOf(db, APP_MIGRATION_TABLE)
+      : [];
+    const states: MigrationState[] = [];
+    for (const source of sources) {
+      // Rows not yet moved out of a combined history count where they belong.
+      const history = [
+        ...(existing.has(source.table) && source.table !== APP_MIGRATION_TABLE
+          ? await historyOf(db, source.table)
+          : []),
+        ...combined,
+      ];
+      for (const name of Object.keys(source.migrations).sort()) {
+        const row = history.find((entry) => entry.name === name);
+        states.push({
+          source: source.name,
+          name,
+          executedAt: row ? new Date(row.timestamp) : null,
+        });
+      }
+    }
+    return states;
+  });
 }

@@ -1,8 +1,20 @@
 // Migrations on real PostgreSQL: order, idempotence, all-or-nothing runs, down,
 // who may migrate, the role the core migration leaves behind, and the
-// `flowforge-db migrate` CLI (dist/cli.js, spawned: build it first with `npx tsup`).
+// `flowforge-db migrate` CLI (bin/flowforge-db.js, which runs dist/cli.js, spawned:
+// build it first with `npx tsup`). Sources composing (packages adopted before or
+// after the app's migrations): test/sources.int.test.ts and @flowforge/auth's tests.
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sql, type Kysely } from 'kysely';
@@ -19,12 +31,26 @@ import {
 } from '../src/index.js';
 import { createTestDatabase, testMigrations, type TestDatabase } from './support/postgres.js';
 
-const CORE = Object.keys(coreMigrations());
+const CORE = Object.keys(coreMigrations().migrations);
 const TEST = Object.keys(testMigrations);
 const PACKAGE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = join(PACKAGE_DIR, 'dist', 'cli.js');
+/** The installed command (package.json `bin`), which imports dist/cli.js. */
+const BIN = join(PACKAGE_DIR, 'bin', 'flowforge-db.js');
+const BUILT_CLI = join(PACKAGE_DIR, 'dist', 'cli.js');
 const CLI_MIGRATIONS = 'test/fixtures/cli-migrations.mjs';
 const CLI_NAMES = ['2026-11-28-0001-cli-widgets', '2026-11-28-0002-cli-gadgets'];
+
+/** Status entries as migrationStatus returns them: core's, then the app's. */
+function states(
+  core: readonly string[],
+  app: readonly string[],
+  executedAt: Date | null = null,
+): { source: string; name: string; executedAt: Date | null }[] {
+  return [
+    ...core.map((name) => ({ source: 'flowforge_db', name, executedAt })),
+    ...app.map((name) => ({ source: 'app', name, executedAt })),
+  ];
+}
 
 const databases: TestDatabase[] = [];
 const handles: Database<unknown>[] = [];
@@ -75,7 +101,7 @@ describe('migrations as the schema owner', () => {
 
   test('migrateToLatest applies core then the given migrations, in order; a second run applies nothing', async () => {
     const before = await migrationStatus(db, { migrations: testMigrations });
-    expect(before).toEqual([...CORE, ...TEST].map((name) => ({ name, executedAt: null })));
+    expect(before).toEqual(states(CORE, TEST));
 
     const first = await migrateToLatest(db, { migrations: testMigrations });
     expect(first).toEqual({ direction: 'up', applied: [...CORE, ...TEST] });
@@ -149,7 +175,11 @@ describe('migrations as the schema owner', () => {
 
     expect(await tableExists(db, 'app_made')).toBe(false);
     const status = await migrationStatus(db, { migrations: extra });
-    expect(status.at(-1)).toEqual({ name: '2026-11-28-0002-app-made', executedAt: null });
+    expect(status.at(-1)).toEqual({
+      source: 'app',
+      name: '2026-11-28-0002-app-made',
+      executedAt: null,
+    });
   });
 
   test('migrateDown reverts the latest migration only; migrating up again re-applies it', async () => {
@@ -197,7 +227,7 @@ describe('a migration run is all or nothing', () => {
 
     expect(await tableExists(db, 'first_table')).toBe(false);
     const status = await migrationStatus(db, { migrations: failing });
-    expect(status).toEqual([...CORE, first, second].map((name) => ({ name, executedAt: null })));
+    expect(status).toEqual(states(CORE, [first, second]));
 
     // Nothing was left half-done or locked: the corrected set applies in full.
     const fixed: Migrations = {
@@ -220,6 +250,7 @@ describe('a migration run is all or nothing', () => {
     const owner = open(test_.ownerUrl);
     expect(await tableExists(owner, 'notes')).toBe(false);
     expect(await tableExists(owner, 'kysely_migration')).toBe(false);
+    expect(await tableExists(owner, 'flowforge_db_migration')).toBe(false);
   });
 });
 
@@ -229,19 +260,25 @@ interface CliResult {
   readonly stderr: string;
 }
 
-/** The test process's environment without any database or APP_ENV setting of its own. */
+/** The test process's environment without any setting @flowforge/config reads. */
 function cleanEnv(): NodeJS.ProcessEnv {
-  // eslint-disable-next-line no-restricted-properties -- the spawned CLI needs PATH etc.; the DB variables are set per test
+  // eslint-disable-next-line no-restricted-properties -- the spawned CLI needs PATH etc.; the settings are set per test
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const key of Object.keys(env)) {
-    if (key.startsWith('DATABASE_') || key === 'APP_ENV') delete env[key];
+    if (/^(APP_|DATABASE_|AUTH_|KEYCLOAK_|CLICKHOUSE_|MATERIALIZE_|REDIS_|LOG_)/.test(key))
+      delete env[key];
+    if (['SECRET_KEY', 'METRICS_TOKEN', 'PORT', 'HOST'].includes(key)) delete env[key];
   }
   return env;
 }
 
-function runCli(args: readonly string[], env: Record<string, string>): Promise<CliResult> {
+function runCli(
+  args: readonly string[],
+  env: Record<string, string>,
+  bin: string = BIN,
+): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
+    const child = spawn(process.execPath, [bin, ...args], {
       cwd: PACKAGE_DIR,
       env: { ...cleanEnv(), ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -250,7 +287,8 @@ function runCli(args: readonly string[], env: Record<string, string>): Promise<C
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    // The --embedded case starts PGlite (seconds; more on a loaded machine).
+    const timer = setTimeout(() => child.kill('SIGKILL'), 100_000);
     child.on('error', (error) => {
       clearTimeout(timer);
       reject(error);
@@ -266,15 +304,22 @@ function lines(output: string): string[] {
   return output.split('\n').filter((line) => line.trim() !== '');
 }
 
+/** `status` output: [when or 'pending', source, name] per migration. */
+function statusRows(output: string): string[][] {
+  return lines(output)
+    .slice(0, -1)
+    .map((line) => line.split(/\s+/));
+}
+
 describe('flowforge-db migrate (the CLI)', () => {
   let test_: TestDatabase;
   let owner: Kysely<unknown>;
   let env: Record<string, string>;
 
   beforeAll(async () => {
-    if (!existsSync(CLI))
-      throw new Error(`${CLI} is missing: run \`npx tsup\` in packages/db first`);
-    const built = statSync(CLI).mtimeMs;
+    if (!existsSync(BUILT_CLI))
+      throw new Error(`${BUILT_CLI} is missing: run \`npx tsup\` in packages/db first`);
+    const built = statSync(BUILT_CLI).mtimeMs;
     const sources = readdirSync(join(PACKAGE_DIR, 'src'), { recursive: true, encoding: 'utf8' });
     const stale = sources.filter(
       (file) => file.endsWith('.ts') && statSync(join(PACKAGE_DIR, 'src', file)).mtimeMs > built,
@@ -289,14 +334,16 @@ describe('flowforge-db migrate (the CLI)', () => {
     env = { APP_ENV: 'test', DATABASE_URL: test_.appUrl, DATABASE_MIGRATION_URL: test_.ownerUrl };
   });
 
-  test('status lists every migration as pending on a fresh database', async () => {
+  test('status lists every migration, by source, as pending on a fresh database', async () => {
     const result = await runCli(['migrate', 'status', '--migrations', CLI_MIGRATIONS], env);
     expect(result).toMatchObject({ code: 0, stderr: '' });
-    const out = lines(result.stdout);
-    expect(out.map((line) => line.split(/\s+/))).toEqual([
-      ...[...CORE, ...CLI_NAMES].map((name) => ['pending', name]),
-      ['0', 'applied,', `${CORE.length + CLI_NAMES.length}`, 'pending'],
+    expect(statusRows(result.stdout)).toEqual([
+      ...CORE.map((name) => ['pending', 'flowforge_db', name]),
+      ...CLI_NAMES.map((name) => ['pending', 'app', name]),
     ]);
+    expect(lines(result.stdout).at(-1)).toBe(
+      `0 applied, ${CORE.length + CLI_NAMES.length} pending`,
+    );
   });
 
   test('up applies core and the module migrations as the DATABASE_MIGRATION_URL role; again: nothing to do', async () => {
@@ -322,14 +369,14 @@ describe('flowforge-db migrate (the CLI)', () => {
 
     const status = await runCli(['migrate', 'status', '--migrations', CLI_MIGRATIONS], env);
     expect(status.code).toBe(0);
-    const out = lines(status.stdout);
-    expect(out.at(-1)).toBe(`${all.length} applied, 0 pending`);
-    expect(out.slice(0, -1).map((line) => line.split(/\s+/))).toEqual(
-      all.map((name) => [expect.any(String) as unknown, name]),
-    );
-    for (const line of out.slice(0, -1)) {
-      const executedAt = line.split(/\s+/)[0]!;
-      expect(new Date(executedAt).toISOString()).toBe(executedAt);
+    expect(lines(status.stdout).at(-1)).toBe(`${all.length} applied, 0 pending`);
+    const rowsOut = statusRows(status.stdout);
+    expect(rowsOut.map((row) => row.slice(1))).toEqual([
+      ...CORE.map((name) => ['flowforge_db', name]),
+      ...CLI_NAMES.map((name) => ['app', name]),
+    ]);
+    for (const [executedAt] of rowsOut) {
+      expect(new Date(executedAt!).toISOString()).toBe(executedAt);
     }
   });
 
@@ -353,6 +400,54 @@ describe('flowforge-db migrate (the CLI)', () => {
     expect(result.stderr).toContain('permission denied');
     expect(result.stderr).not.toContain('flowforge:flowforge@');
     expect(await tableExists(owner, 'cli_gadgets')).toBe(false);
+  });
+
+  test('a production migration job needs DATABASE_* only: no SECRET_KEY or KEYCLOAK_URL, and bad unrelated settings do not stop it', async () => {
+    for (const extra of [{}, { PORT: 'eighty', REDIS_URL: 'nope', LOG_LEVEL: 'chatty' }]) {
+      const result = await runCli(['migrate', 'status', '--migrations', CLI_MIGRATIONS], {
+        APP_ENV: 'production',
+        DATABASE_MIGRATION_URL: test_.ownerUrl,
+        ...extra,
+      });
+      expect(result).toMatchObject({ code: 0, stderr: '' });
+      expect(lines(result.stdout).at(-1)).toBe(`${CORE.length + 1} applied, 1 pending`);
+    }
+  });
+
+  test('a database setting that is invalid exits 78 with the variable named', async () => {
+    const result = await runCli(['migrate', 'status'], {
+      APP_ENV: 'test',
+      DATABASE_MIGRATION_URL: test_.ownerUrl,
+      DATABASE_CONNECT_TIMEOUT_MS: '0',
+    });
+    expect(result.code).toBe(78);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain('DATABASE_CONNECT_TIMEOUT_MS');
+  });
+
+  test.each([
+    [{}],
+    [{ APP_ENV: 'development' }],
+    [{ APP_ENV: 'test' }],
+    [{ APP_ENV: 'production' }],
+  ])(
+    'without DATABASE_URL or DATABASE_MIGRATION_URL (%j) it exits 78 naming DATABASE_URL, never trying the embedded database',
+    async (settings) => {
+      const result = await runCli(['migrate', 'status'], settings);
+      expect(result.code).toBe(78);
+      expect(result.stdout).toBe('');
+      expect(result.stderr).toMatch(/^flowforge-db: DATABASE_URL is not set: /);
+      expect(result.stderr).toContain('DATABASE_MIGRATION_URL');
+      expect(result.stderr).not.toContain('pglite');
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    },
+  );
+
+  test('--help needs no settings at all', async () => {
+    const result = await runCli(['--help'], {});
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('usage: flowforge-db migrate <up|down|status>');
+    expect(result.stdout).toContain('packages');
   });
 
   test.each([
@@ -380,12 +475,22 @@ describe('flowforge-db migrate (the CLI)', () => {
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
   });
 
-  test('outside development with neither DATABASE_URL nor DATABASE_MIGRATION_URL it exits 78', async () => {
-    const result = await runCli(['migrate', 'status'], { APP_ENV: 'test' });
-    expect(result.code).toBe(78);
-    expect(result.stdout).toBe('');
-    expect(result.stderr).toContain('DATABASE_MIGRATION_URL');
-  });
+  test.each([
+    ['cli-bad-exports.mjs', /exports neither `migrations` nor `packages`/],
+    ['cli-bad-spread.mjs', /a package migration set .* goes in `packages`/],
+    ['cli-bad-packages.mjs', /`packages` must be an array of migration sources/],
+  ])(
+    'a --migrations module of the wrong shape (%s) exits 64 saying what it must export',
+    async (file, message) => {
+      const result = await runCli(
+        ['migrate', 'status', '--migrations', `test/fixtures/${file}`],
+        env,
+      );
+      expect(result.code).toBe(64);
+      expect(result.stdout).toBe('');
+      expect(result.stderr).toMatch(message);
+    },
+  );
 
   test.each([['up'], ['status']])(
     'migrate %s on an unreachable server exits 69 without printing the password',
@@ -400,4 +505,104 @@ describe('flowforge-db migrate (the CLI)', () => {
       expect(result.stderr).not.toContain('s3cret-LEAK');
     },
   );
+});
+
+describe('flowforge-db with a module that exports packages and migrations', () => {
+  const MODULE = 'test/fixtures/cli-packages.mjs';
+
+  test('packages run after core and before the app, each with its own history; down goes app first', async () => {
+    const test_ = await freshDatabase('migr_cli_pkg');
+    const owner = open(test_.ownerUrl);
+    const env = { APP_ENV: 'test', DATABASE_MIGRATION_URL: test_.ownerUrl };
+
+    const up = await runCli(['migrate', 'up', '--migrations', MODULE], env);
+    expect(up).toMatchObject({ code: 0, stderr: '' });
+    expect(lines(up.stdout)).toEqual([
+      ...CORE.map((name) => `applied   ${name}`),
+      'applied   0001-cli-ledger',
+      'applied   2026-11-28-0001-cli-entries',
+      `${CORE.length + 2} migrations applied`,
+    ]);
+    const status = await runCli(['migrate', 'status', '--migrations', MODULE], env);
+    expect(statusRows(status.stdout).map((row) => row.slice(1))).toEqual([
+      ...CORE.map((name) => ['flowforge_db', name]),
+      ['cli_ledger', '0001-cli-ledger'],
+      ['app', '2026-11-28-0001-cli-entries'],
+    ]);
+    const { rows } = await sql<{ name: string }>`
+      select name from cli_ledger_migration`.execute(owner);
+    expect(rows).toEqual([{ name: '0001-cli-ledger' }]);
+
+    const reverted: string[] = [];
+    for (;;) {
+      const down = await runCli(['migrate', 'down', '--migrations', MODULE], env);
+      expect(down).toMatchObject({ code: 0, stderr: '' });
+      const [first] = lines(down.stdout);
+      if (first === 'nothing to do') break;
+      reverted.push(first!.replace(/^reverted\s+/, ''));
+    }
+    expect(reverted).toEqual([
+      '2026-11-28-0001-cli-entries',
+      '0001-cli-ledger',
+      ...CORE.toReversed(),
+    ]);
+    expect(await tableExists(owner, 'cli_ledger')).toBe(false);
+  });
+
+  test('a default export is taken as the app migrations', async () => {
+    const test_ = await freshDatabase('migr_cli_def');
+    const result = await runCli(
+      ['migrate', 'status', '--migrations', 'test/fixtures/cli-default-export.mjs'],
+      { APP_ENV: 'test', DATABASE_MIGRATION_URL: test_.ownerUrl },
+    );
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(statusRows(result.stdout).at(-1)).toEqual([
+      'pending',
+      'app',
+      '2026-11-28-0001-cli-default',
+    ]);
+  });
+});
+
+describe('flowforge-db --embedded', () => {
+  test('refuses outside APP_ENV=development (exit 78)', async () => {
+    const result = await runCli(['migrate', 'status', '--embedded'], { APP_ENV: 'test' });
+    expect(result.code).toBe(78);
+    expect(result.stderr).toContain('--embedded needs APP_ENV=development');
+  });
+
+  test('migrates the embedded PGlite database at DATABASE_EMBEDDED_DIR in development', async () => {
+    const result = await runCli(['migrate', 'up', '--embedded', '--migrations', CLI_MIGRATIONS], {
+      APP_ENV: 'development',
+      DATABASE_EMBEDDED_DIR: 'memory://',
+    });
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(lines(result.stdout).at(-1)).toBe(
+      `${CORE.length + CLI_NAMES.length} migrations applied`,
+    );
+  }, 120_000); // PGlite starts in the child: seconds, much more on a loaded machine.
+});
+
+describe('the flowforge-db command file (bin/flowforge-db.js)', () => {
+  test('exists before any build, so pnpm links it at install; without dist it says to build and exits 70', async () => {
+    const pkg = JSON.parse(readFileSync(join(PACKAGE_DIR, 'package.json'), 'utf8')) as {
+      bin: Record<string, string>;
+      files: string[];
+    };
+    expect(pkg.bin).toEqual({ 'flowforge-db': './bin/flowforge-db.js' });
+    expect(pkg.files).toContain('bin');
+    // A copy of the command beside no dist/: what a checkout has between install and build.
+    const dir = mkdtempSync(join(tmpdir(), 'ff-bin-'));
+    try {
+      mkdirSync(join(dir, 'bin'));
+      copyFileSync(BIN, join(dir, 'bin', 'flowforge-db.js'));
+      const result = await runCli(['--help'], {}, join(dir, 'bin', 'flowforge-db.js'));
+      expect(result.code).toBe(70);
+      expect(result.stdout).toBe('');
+      expect(result.stderr).toContain(join(dir, 'dist', 'cli.js'));
+      expect(result.stderr).toContain('build @flowforge/db first');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -21,7 +21,10 @@ import {
 } from '../src/index.js';
 import { testMigrations, TENANT_A, TENANT_B, type TestDB } from './support/postgres.js';
 
-const ALL_MIGRATIONS = [...Object.keys(coreMigrations()), ...Object.keys(testMigrations)];
+const ALL_MIGRATIONS = [
+  ...Object.keys(coreMigrations().migrations),
+  ...Object.keys(testMigrations),
+];
 
 let pglite: PGlite;
 let database: Database<TestDB>;

@@ -7,10 +7,14 @@
  */
 import pg from 'pg';
 import { describe, it } from 'vitest';
-import { settings } from '@flowforge/config';
+import { loadSettings } from '@flowforge/config';
 import { contractSuite, type Backend, type BackendRow } from './contract.js';
 
-const url = settings.materialize.url;
+// Only MATERIALIZE_URL matters here. Not the settings singleton: with APP_ENV
+// unset (as in CI) that is production, which would ask for SECRET_KEY and more.
+// eslint-disable-next-line no-restricted-properties -- the opt-in is the runner's MATERIALIZE_URL
+const url = loadSettings({ APP_ENV: 'test', MATERIALIZE_URL: process.env.MATERIALIZE_URL })
+  .materialize.url;
 
 function quote(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;

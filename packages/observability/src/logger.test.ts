@@ -136,6 +136,7 @@ describe('redaction', () => {
     const out = captureLines();
     const logger = createLogger({ destination: out.stream });
     const settings = loadSettings({
+      APP_ENV: 'test',
       SECRET_KEY: 'SETTINGS-SECRET-LEAKCHECK',
       CLICKHOUSE_PASSWORD: 'CH-LEAKCHECK',
       METRICS_TOKEN: 'METRICS-LEAKCHECK',

@@ -83,6 +83,92 @@ describe('createMetrics', () => {
     );
   });
 
+  describe('a METRIC_CONFLICT message says what differs between the two declarations', () => {
+    const conflict = (declare: () => unknown): string => {
+      try {
+        declare();
+      } catch (error) {
+        expect(error).toBeInstanceOf(ObservabilityError);
+        expect((error as ObservabilityError).code).toBe('METRIC_CONFLICT');
+        return (error as ObservabilityError).message;
+      }
+      throw new Error('expected METRIC_CONFLICT');
+    };
+
+    it('type and labels', () => {
+      const metrics = createMetrics({ defaultMetrics: false });
+      metrics.counter({ name: 'x', help: 'X.', labelNames: ['route'] });
+      expect(
+        conflict(() => metrics.gauge({ name: 'x', help: 'X.', labelNames: ['route', 'method'] })),
+      ).toBe(
+        '@flowforge/observability: flowforge_x is already declared as a counter with labels [route]; ' +
+          'this declaration asks for a gauge with labels [route, method]',
+      );
+    });
+
+    it('labels only, including none', () => {
+      const metrics = createMetrics({ defaultMetrics: false });
+      metrics.counter({ name: 'queries_total', help: 'Queries.', labelNames: ['operation'] });
+      expect(conflict(() => metrics.counter({ name: 'queries_total', help: 'Queries.' }))).toBe(
+        '@flowforge/observability: flowforge_queries_total is already declared as a counter with labels [operation]; ' +
+          'this declaration asks for a counter with no labels',
+      );
+    });
+
+    it('help only: both help texts', () => {
+      const metrics = createMetrics({ defaultMetrics: false });
+      metrics.counter({ name: 'queries_total', help: 'Queries.', labelNames: ['operation'] });
+      const message = conflict(() =>
+        metrics.counter({ name: 'queries_total', help: 'Other.', labelNames: ['operation'] }),
+      );
+      expect(message).toBe(
+        '@flowforge/observability: flowforge_queries_total is already declared as a counter with labels [operation] and help "Queries."; ' +
+          'this declaration asks for a counter with labels [operation] and help "Other."',
+      );
+    });
+
+    it('buckets only, and default buckets named as such', () => {
+      const metrics = createMetrics({ defaultMetrics: false });
+      metrics.histogram({ name: 'seconds', help: 'S.', buckets: [0.1, 1] });
+      expect(
+        conflict(() => metrics.histogram({ name: 'seconds', help: 'S.', buckets: [0.5] })),
+      ).toContain(
+        'already declared as a histogram with no labels and buckets [0.1, 1]; this declaration asks for a histogram with no labels and buckets [0.5]',
+      );
+      expect(conflict(() => metrics.histogram({ name: 'seconds', help: 'S.' }))).toContain(
+        'this declaration asks for a histogram with no labels and default buckets',
+      );
+    });
+
+    it('everything at once (buckets only where a side is a histogram)', () => {
+      const metrics = createMetrics({ defaultMetrics: false });
+      metrics.histogram({ name: 'seconds', help: 'S.', labelNames: ['a'], buckets: [1] });
+      expect(
+        conflict(() => metrics.counter({ name: 'seconds', help: 'T.', labelNames: ['b'] })),
+      ).toContain(
+        'already declared as a histogram with labels [a], help "S." and buckets [1]; ' +
+          'this declaration asks for a counter with labels [b] and help "T."',
+      );
+    });
+
+    it('a scrape-time metric against an ordinary one', () => {
+      const metrics = createMetrics({ defaultMetrics: false });
+      metrics.counter({ name: 'jobs_total', help: 'Jobs.' });
+      expect(
+        conflict(() =>
+          metrics.collected({
+            name: 'jobs_total',
+            help: 'Jobs.',
+            type: 'counter',
+            collect: () => [],
+          }),
+        ),
+      ).toContain(
+        'already declared as a counter with no labels; this declaration asks for a collected counter with no labels',
+      );
+    });
+  });
+
   it.each(['Bad-Name', '1abc', 'with space', ''])(
     'fails with METRIC_NAME_INVALID for %j',
     (name) => {

@@ -92,13 +92,37 @@ export interface Metrics {
   render(): Promise<string>;
 }
 
-type Kind = 'counter' | 'gauge' | 'histogram' | 'collected';
-interface Declared {
+type Kind = 'counter' | 'gauge' | 'histogram' | `collected ${CollectedMetricConfig['type']}`;
+/** What a declaration asks for; two declarations of one name must agree on all of it. */
+interface Shape {
   readonly kind: Kind;
   readonly help: string;
-  readonly labels: string;
-  readonly buckets: string;
+  readonly labelNames: readonly string[];
+  /** `undefined`: prom-client's default buckets (histograms) or none (the others). */
+  readonly buckets: readonly number[] | undefined;
+}
+interface Declared extends Shape {
   readonly metric: Counter<string> | Gauge<string> | Histogram<string> | CollectedMetric;
+}
+
+const sameList = <T>(a: readonly T[] | undefined, b: readonly T[] | undefined): boolean =>
+  a === b || (a !== undefined && b !== undefined && a.join('\u0000') === b.join('\u0000'));
+
+/**
+ * One side of a METRIC_CONFLICT message: its type and labels always, its help and
+ * buckets where the two declarations differ in them ("a counter with labels
+ * [route] and help "Requests."").
+ */
+function describeShape(shape: Shape, other: Shape): string {
+  const parts = [
+    shape.labelNames.length === 0 ? 'no labels' : `labels [${shape.labelNames.join(', ')}]`,
+  ];
+  if (shape.help !== other.help) parts.push(`help ${JSON.stringify(shape.help)}`);
+  if (shape.kind === 'histogram' && !sameList(shape.buckets, other.buckets)) {
+    parts.push(shape.buckets ? `buckets [${shape.buckets.join(', ')}]` : 'default buckets');
+  }
+  const last = parts.pop()!;
+  return `a ${shape.kind} with ${parts.length > 0 ? `${parts.join(', ')} and ` : ''}${last}`;
 }
 
 /** The structural shape prom-client's Registry reads from a metric. */
@@ -160,23 +184,25 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       );
     }
     const labelNames = [...(config.labelNames ?? [])];
-    const shape = {
+    const shape: Shape = {
       kind,
       help: config.help,
-      labels: labelNames.join(','),
-      buckets: (config.buckets ?? []).join(','),
+      labelNames,
+      // Only a histogram has buckets (a JS caller may pass them to anything).
+      buckets: kind === 'histogram' && config.buckets ? [...config.buckets] : undefined,
     };
     const existing = declared.get(name);
     if (existing) {
       const same =
         existing.kind === shape.kind &&
         existing.help === shape.help &&
-        existing.labels === shape.labels &&
-        existing.buckets === shape.buckets;
+        sameList(existing.labelNames, shape.labelNames) &&
+        sameList(existing.buckets, shape.buckets);
       if (!same) {
+        // Say what differs: two identical-looking descriptions would leave the reader guessing.
         throw new ObservabilityError(
           'METRIC_CONFLICT',
-          `${name} is already declared as a ${existing.kind} with labels [${existing.labels}]; declared again as a ${kind} with labels [${shape.labels}]`,
+          `${name} is already declared as ${describeShape(existing, shape)}; this declaration asks for ${describeShape(shape, existing)}`,
         );
       }
       return existing.metric as M;
@@ -224,7 +250,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
           }),
       ),
     collected(config) {
-      declare('collected', { name: config.name, help: `${config.type}:${config.help}` }, (name) => {
+      declare(`collected ${config.type}`, config, (name) => {
         const metric: CollectedMetric = {
           name,
           help: config.help,

@@ -1,15 +1,16 @@
 import { sql, type Kysely } from 'kysely';
 import { authMigrations } from '@flowforge/auth';
-import { createTenantTable, type Migrations } from '@flowforge/db';
+import { createTenantTable, type Migrations, type MigrationSource } from '@flowforge/db';
 
-/**
- * The sample app's migrations (with @flowforge/auth's), run after @flowforge/db's own. Deploys run them
- * with `flowforge-db migrate up --migrations dist/migrations.js`; the embedded
- * development database runs them at start-up.
- */
+// This module is a MigrateOptions of @flowforge/db: deploys run it with
+// `flowforge-db migrate up --migrations dist/migrations.js`; the embedded
+// development database runs it at start-up (`migrateToLatest(db, { packages, migrations })`).
+
+/** The packages whose migrations run before the app's (after @flowforge/db's core): api_keys. */
+export const packages: readonly MigrationSource[] = [authMigrations];
+
+/** The sample app's own migrations, tracked in `kysely_migration`. */
 export const migrations: Migrations = {
-  // api_keys (names sort after @flowforge/db's core and before these).
-  ...authMigrations,
   '2026-11-28-0001-dashboards-and-widgets': {
     async up(db: Kysely<unknown>) {
       await createTenantTable(db, 'dashboards', (table) =>

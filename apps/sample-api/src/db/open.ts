@@ -1,7 +1,7 @@
 import type { Settings } from '@flowforge/config';
 import { createDatabase, migrateToLatest, type Database } from '@flowforge/db';
 import type { Logger, Metrics } from '@flowforge/observability';
-import { migrations } from './migrations.js';
+import { migrations, packages } from './migrations.js';
 import type { AppDB } from './schema.js';
 
 /**
@@ -29,7 +29,7 @@ export async function openDatabase(
   });
   if (database.kind === 'pglite') {
     const started = performance.now();
-    const run = await migrateToLatest(database.db as never, { migrations });
+    const run = await migrateToLatest(database.db as never, { packages, migrations });
     logger.info(
       { dir: embeddedDir, applied: run.applied, ms: Math.round(performance.now() - started) },
       'embedded PGlite database ready (development only)',

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { createDatabase, migrateToLatest } from '@flowforge/db';
-import { migrations } from '../../src/db/migrations.js';
+import { migrations, packages } from '../../src/db/migrations.js';
 
 // The server and roles scripts/services sets up: flowforge_owner migrates, flowforge is the app.
 const PG = '127.0.0.1:5432';
@@ -31,7 +31,7 @@ export async function createMigratedDatabase(prefix: string): Promise<{
   await admin(`create database ${name} owner flowforge_owner`);
   const owner = createDatabase<unknown>({ url: url('flowforge_owner', name), poolSize: 1 });
   try {
-    await migrateToLatest(owner.db, { migrations });
+    await migrateToLatest(owner.db, { packages, migrations });
   } finally {
     await owner.close();
   }

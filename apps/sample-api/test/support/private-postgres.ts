@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { createDatabase, migrateToLatest } from '@flowforge/db';
-import { migrations } from '../../src/db/migrations.js';
+import { migrations, packages } from '../../src/db/migrations.js';
 import { freePort } from '../../../../packages/redis/test/support/redis-servers.js';
 
 const RUNUSER = '/usr/sbin/runuser';
@@ -103,7 +103,7 @@ export class PrivatePostgres {
       await server.superuser(`create database ${DATABASE} owner flowforge_owner`, [], 'postgres');
       const owner = createDatabase<unknown>({ url: server.url('flowforge_owner'), poolSize: 1 });
       try {
-        await migrateToLatest(owner.db, { migrations });
+        await migrateToLatest(owner.db, { packages, migrations });
       } finally {
         await owner.close();
       }

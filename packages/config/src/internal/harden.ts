@@ -3,6 +3,7 @@ import type { Environment } from '../types.js';
 
 const PRODUCTION_LIKE = new Set(['staging', 'production']);
 const MIN_SECRET_KEY_LENGTH = 32;
+const DATABASE_TLS_REQUIRED = 'must be require or verify-full for a non-loopback database host';
 
 /**
  * Production hardening: settings that are fine on a laptop and dangerous in a
@@ -36,7 +37,7 @@ export function harden(
     !urlAsksForTls(raw.DATABASE_URL) &&
     !isLoopback(hostOf(raw.DATABASE_URL))
   ) {
-    refuse('DATABASE_SSL', 'must be require or verify-full for a non-loopback database host');
+    refuse('DATABASE_SSL', DATABASE_TLS_REQUIRED);
   }
   if (!isSet('KEYCLOAK_URL')) {
     refuse(
@@ -56,6 +57,28 @@ export function harden(
     refuse('CLICKHOUSE_PASSWORD', `must be set when CLICKHOUSE_URL is set in ${raw.APP_ENV}`);
   }
   return issues;
+}
+
+/**
+ * The database rules alone, for loadDatabaseSettings: in staging and production,
+ * DATABASE_SSL=disable is refused when DATABASE_URL or DATABASE_MIGRATION_URL
+ * names a non-loopback host without asking for TLS itself. A missing URL is the
+ * caller's to report (a migration tool needs only one of them).
+ */
+export function hardenDatabase(raw: Readonly<Record<string, string | undefined>>): ConfigIssue[] {
+  if (!PRODUCTION_LIKE.has(raw.APP_ENV ?? '') || raw.DATABASE_SSL !== 'disable') return [];
+  const plaintext = [raw.DATABASE_URL, raw.DATABASE_MIGRATION_URL].some(
+    (url) => url !== undefined && !urlAsksForTls(url) && !isLoopback(hostOf(url)),
+  );
+  return plaintext
+    ? [
+        {
+          variable: 'DATABASE_SSL',
+          kind: 'insecure',
+          message: DATABASE_TLS_REQUIRED,
+        },
+      ]
+    : [];
 }
 
 function hostOf(value: string | undefined): string | undefined {
