@@ -36,14 +36,12 @@
 //   node scripts/check-examples.mjs [--keep]      the same check, printed per block
 //                                                 (--keep leaves the consumer project)
 import console from 'node:console';
-import { spawn } from 'node:child_process';
 import {
   cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
-  readdirSync,
   realpathSync,
   rmSync,
   statSync,
@@ -54,22 +52,12 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import process from 'node:process';
-import { URL, fileURLToPath } from 'node:url';
+import { fileURLToPath } from 'node:url';
+import { ROOT, listPackages, spawnCollect } from './lib/workspace.mjs';
 
 /**
- * @typedef {Record<string, string>} DependencyMap
- * @typedef {{
- *   name: string,
- *   private?: boolean,
- *   files?: string[],
- *   types?: string,
- *   typings?: string,
- *   exports?: unknown,
- *   dependencies?: DependencyMap,
- *   peerDependencies?: DependencyMap,
- *   peerDependenciesMeta?: Record<string, { optional?: boolean }>,
- * }} Manifest
- * @typedef {{ name: string, dir: string, manifest: Manifest }} WorkspacePackage
+ * @typedef {import('./lib/workspace.mjs').Manifest & { types?: string, typings?: string }} Manifest
+ * @typedef {import('./lib/workspace.mjs').WorkspacePackage} WorkspacePackage
  * @typedef {{ name: string, path: string, shown: string, packageDir: string, text?: string }} Readme
  *   name: the package the README belongs to; path: absolute; shown: as printed (repo-relative);
  *   packageDir: absolute, the boundary for relative links; text: instead of reading `path`
@@ -98,7 +86,7 @@ import { URL, fileURLToPath } from 'node:url';
  * }} CheckResult  library: diagnostics outside the examples (the packages' .d.ts, the setup)
  */
 
-export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+export { ROOT, listPackages };
 
 /** Where a README's links to files outside its package point: what npm can render. */
 export const REPO_BLOB = 'https://github.com/flowforge/flowforge-core/blob/main/';
@@ -139,33 +127,12 @@ const MODE_NAMES = /** @type {ModeName[]} */ (Object.keys(MODES));
 // The workspace
 
 /**
- * Every packages/* package that is published (not private), in directory order.
- * @param {string} [root]
- * @returns {WorkspacePackage[]}
- */
-export function listPackages(root = ROOT) {
-  const parent = join(root, 'packages');
-  return readdirSync(parent, { withFileTypes: true })
-    .filter((entry) => entry.isDirectory() && existsSync(join(parent, entry.name, 'package.json')))
-    .map((entry) => entry.name)
-    .sort()
-    .map((name) => {
-      const dir = join(parent, name);
-      const manifest = /** @type {Manifest} */ (
-        JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'))
-      );
-      return { name: manifest.name, dir, manifest };
-    })
-    .filter((pkg) => !pkg.manifest.private);
-}
-
-/**
  * The README of every published package that has one.
  * @param {string} [root]
  * @returns {Readme[]}
  */
 export function listReadmes(root = ROOT) {
-  return listPackages(root)
+  return listPackages({ root })
     .filter((pkg) => existsSync(join(pkg.dir, 'README.md')))
     .map((pkg) => ({
       name: pkg.name,
@@ -469,7 +436,7 @@ function prepareConsumer(dir, { root = ROOT } = {}) {
     }
   };
 
-  const packages = listPackages(root);
+  const packages = listPackages({ root });
   for (const pkg of packages) {
     const copy = join(modules, pkg.name);
     mkdirSync(copy, { recursive: true });
@@ -549,44 +516,13 @@ function writeExamples(dir, examples) {
   return files;
 }
 
-/** Children of run() still running: killed if this process ends first (a watchdog's exit). */
-const activeChildren = new Set();
-process.on('exit', () => {
-  for (const child of activeChildren) child.kill('SIGKILL');
-});
-
 /**
- * Runs a command to completion within `timeoutMs`.
  * @param {string} command
  * @param {string[]} args
  * @param {{ cwd: string, env?: NodeJS.ProcessEnv, timeoutMs: number }} options
- * @returns {Promise<{ code: number | null, output: string }>} stdout and stderr, interleaved
  */
-function run(command, args, { cwd, env = process.env, timeoutMs }) {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    activeChildren.add(child);
-    let output = '';
-    const append = (/** @type {Buffer} */ chunk) => {
-      output = (output + chunk.toString()).slice(-200_000);
-    };
-    child.stdout.on('data', append);
-    child.stderr.on('data', append);
-    const timer = setTimeout(() => {
-      output += `\n[killed after ${timeoutMs} ms]`;
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      activeChildren.delete(child);
-      reject(error);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      activeChildren.delete(child);
-      resolvePromise({ code, output });
-    });
-  });
+function run(command, args, options) {
+  return spawnCollect(command, args, { ...options, maxOutput: 200_000 });
 }
 
 const TSC_DIAGNOSTIC =

@@ -21,6 +21,7 @@
 // written that does not build yet); the default run checks every package.
 import console from 'node:console';
 import { spawn } from 'node:child_process';
+import { ROOT, activeChildren, listPackages, spawnCollect } from './lib/workspace.mjs';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { lstat, readdir, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -34,19 +35,8 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { URL, fileURLToPath } from 'node:url';
 
 /**
- * @typedef {Record<string, string>} DependencyMap
- * @typedef {{
- *   name: string,
- *   version: string,
- *   private?: boolean,
- *   dependencies?: DependencyMap,
- *   peerDependencies?: DependencyMap,
- *   optionalDependencies?: DependencyMap,
- *   peerDependenciesMeta?: Record<string, { optional?: boolean }>,
- *   bundleDependencies?: string[] | boolean,
- *   bundledDependencies?: string[] | boolean,
- * }} Manifest
- * @typedef {{ name: string, dir: string, manifest: Manifest }} WorkspacePackage
+ * @typedef {import('./lib/workspace.mjs').Manifest} Manifest
+ * @typedef {import('./lib/workspace.mjs').WorkspacePackage} WorkspacePackage
  * @typedef {{ url: string, port: number, dir: string, env: NodeJS.ProcessEnv, mirror: Mirror, stop: () => Promise<void> }} Registry
  * @typedef {'locked' | 'latest'} Resolution
  * @typedef {Map<string, Map<string, string>>} LockedVersions  name → version → integrity
@@ -58,7 +48,7 @@ import { URL, fileURLToPath } from 'node:url';
  * @typedef {{ bytes: number, diskBytes: number, files: number }} Size
  */
 
-export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+export { ROOT, listPackages };
 const SCOPE = '@flowforge/';
 
 /** The npm registry the mirror reads from (and where `--latest` resolves). */
@@ -76,27 +66,6 @@ const LIMITS = {
 
 // ---------------------------------------------------------------------------
 // The workspace
-
-/**
- * Every packages/* package, in directory order, minus the names in `skip`.
- * @param {{ root?: string, skip?: ReadonlySet<string> }} [options]
- * @returns {WorkspacePackage[]}
- */
-export function listPackages({ root = ROOT, skip = new Set() } = {}) {
-  const parent = join(root, 'packages');
-  return readdirSync(parent, { withFileTypes: true })
-    .filter((entry) => entry.isDirectory() && existsSync(join(parent, entry.name, 'package.json')))
-    .map((entry) => entry.name)
-    .sort()
-    .map((name) => {
-      const dir = join(parent, name);
-      const manifest = /** @type {Manifest} */ (
-        JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'))
-      );
-      return { name: manifest.name, dir, manifest };
-    })
-    .filter((pkg) => !pkg.manifest.private && !skip.has(pkg.name));
-}
 
 /**
  * Package names from FLOWFORGE_REGISTRY_SKIP (comma or space separated).
@@ -169,9 +138,6 @@ export function manifestProblems(manifest) {
 // ---------------------------------------------------------------------------
 // Child processes
 
-/** Children of run() still running, killed when a run is closed early. */
-const activeChildren = new Set();
-
 /**
  * Runs a command to completion within `timeoutMs`; rejects with its output on failure.
  * @param {string} command
@@ -179,35 +145,11 @@ const activeChildren = new Set();
  * @param {{ cwd: string, env?: NodeJS.ProcessEnv, timeoutMs: number }} options
  * @returns {Promise<string>} stdout and stderr, interleaved
  */
-function run(command, args, { cwd, env = process.env, timeoutMs }) {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    activeChildren.add(child);
-    let output = '';
-    const append = (/** @type {Buffer} */ chunk) => {
-      output = (output + chunk.toString()).slice(-20_000);
-    };
-    child.stdout.on('data', append);
-    child.stderr.on('data', append);
-    const timer = setTimeout(() => {
-      output += `\n[killed after ${timeoutMs} ms]`;
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      activeChildren.delete(child);
-      reject(error);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      activeChildren.delete(child);
-      if (code === 0) resolvePromise(output);
-      else {
-        const shown = [command, ...args].join(' ');
-        reject(new Error(`${shown} (in ${cwd}) exited ${code ?? signal}:\n${output.trim()}`));
-      }
-    });
-  });
+async function run(command, args, options) {
+  const { code, signal, output } = await spawnCollect(command, args, options);
+  if (code === 0) return output;
+  const shown = [command, ...args].join(' ');
+  throw new Error(`${shown} (in ${options.cwd}) exited ${code ?? signal}:\n${output.trim()}`);
 }
 
 /**

@@ -8,7 +8,6 @@ import {
 } from '@flowforge/db';
 import type { Logger } from '@flowforge/observability';
 import { sql } from 'kysely';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createApiKey,
@@ -20,25 +19,7 @@ import {
 } from '../src/api-keys.js';
 import { AuthError } from '../src/errors.js';
 import { authMigrations } from '../src/migrations.js';
-
-// The server and roles `scripts/services` sets up (trust auth on loopback), as
-// in @flowforge/db's test support: a fresh database per file, owned by the
-// migration role; the app connects as its login role `flowforge`.
-const PG_HOST = '127.0.0.1:5432';
-const OWNER = 'flowforge_owner';
-const APP_LOGIN = 'flowforge';
-const urlFor = (user: string, database: string): string =>
-  `postgres://${user}:${user}@${PG_HOST}/${database}`;
-
-async function asOwner(statement: string): Promise<void> {
-  const client = new pg.Client({ connectionString: urlFor(OWNER, 'postgres') });
-  await client.connect();
-  try {
-    await client.query(statement);
-  } finally {
-    await client.end();
-  }
-}
+import { APP_LOGIN, OWNER, asOwner, urlFor } from './support/postgres.js';
 
 const TENANT_A = randomUUID();
 const TENANT_B = randomUUID();

@@ -18,28 +18,10 @@ import {
 } from '@flowforge/db';
 import { sql, type Generated, type Kysely } from 'kysely';
 import { Migrator } from 'kysely/migration';
-import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createApiKey, listApiKeys, type AuthDB } from '../src/api-keys.js';
 import { authMigrations } from '../src/migrations.js';
-
-// The server and roles `scripts/services` sets up (trust auth on loopback): a
-// fresh database per test, owned by the migration role; the app logs in as `flowforge`.
-const PG_HOST = '127.0.0.1:5432';
-const OWNER = 'flowforge_owner';
-const APP_LOGIN = 'flowforge';
-const urlFor = (user: string, database: string): string =>
-  `postgres://${user}:${user}@${PG_HOST}/${database}`;
-
-async function asOwner(statement: string): Promise<void> {
-  const client = new pg.Client({ connectionString: urlFor(OWNER, 'postgres') });
-  await client.connect();
-  try {
-    await client.query(statement);
-  } finally {
-    await client.end();
-  }
-}
+import { APP_LOGIN, OWNER, asOwner, urlFor } from './support/postgres.js';
 
 const CORE = '0000-flowforge-db-0001-tenancy';
 const AUTH = '0001-flowforge-auth-0001-api-keys';

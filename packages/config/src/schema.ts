@@ -4,7 +4,7 @@ import { ConfigError, type ConfigIssue } from './errors.js';
 import { parseRedisUrl } from './internal/redis-url.js';
 import { harden, hardenDatabase } from './internal/harden.js';
 import { redactSettings, redactUrl } from './redact.js';
-import type { DatabaseOnlySettings, Environment, Settings } from './types.js';
+import type { DatabaseOnlySettings, DatabaseSettings, Environment, Settings } from './types.js';
 
 /**
  * How a variable's value must be treated when shown: `secret` values are never
@@ -472,6 +472,19 @@ function appEnvUnset(env: Environment): ConfigIssue {
   };
 }
 
+/** The `database` section from the parsed DATABASE_* variables: both loaders build it here. */
+function databaseSection(v: z.output<typeof databaseSchema>): DatabaseSettings {
+  return {
+    url: v.DATABASE_URL ?? null,
+    migrationUrl: v.DATABASE_MIGRATION_URL ?? v.DATABASE_URL ?? null,
+    poolSize: v.DATABASE_POOL_SIZE,
+    statementTimeoutMs: v.DATABASE_STATEMENT_TIMEOUT_MS,
+    connectTimeoutMs: v.DATABASE_CONNECT_TIMEOUT_MS,
+    ssl: v.DATABASE_SSL,
+    embeddedDir: v.DATABASE_EMBEDDED_DIR,
+  };
+}
+
 function group(v: ParsedVariables): Settings {
   const keycloakUrl = v.KEYCLOAK_URL.replace(/\/+$/, '');
   const issuer = `${keycloakUrl}/realms/${v.KEYCLOAK_REALM}`;
@@ -486,15 +499,7 @@ function group(v: ParsedVariables): Settings {
       logFormat: v.LOG_FORMAT ?? (v.APP_ENV === 'development' ? 'pretty' : 'json'),
       shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS,
     },
-    database: {
-      url: v.DATABASE_URL ?? null,
-      migrationUrl: v.DATABASE_MIGRATION_URL ?? v.DATABASE_URL ?? null,
-      poolSize: v.DATABASE_POOL_SIZE,
-      statementTimeoutMs: v.DATABASE_STATEMENT_TIMEOUT_MS,
-      connectTimeoutMs: v.DATABASE_CONNECT_TIMEOUT_MS,
-      ssl: v.DATABASE_SSL,
-      embeddedDir: v.DATABASE_EMBEDDED_DIR,
-    },
+    database: databaseSection(v),
     auth: {
       keycloak: {
         url: keycloakUrl,
@@ -636,15 +641,7 @@ export function loadDatabaseSettings(env: Environment): DatabaseOnlySettings {
   const v = result.data;
   const settings: DatabaseOnlySettings = {
     app: { env: v.APP_ENV },
-    database: {
-      url: v.DATABASE_URL ?? null,
-      migrationUrl: v.DATABASE_MIGRATION_URL ?? v.DATABASE_URL ?? null,
-      poolSize: v.DATABASE_POOL_SIZE,
-      statementTimeoutMs: v.DATABASE_STATEMENT_TIMEOUT_MS,
-      connectTimeoutMs: v.DATABASE_CONNECT_TIMEOUT_MS,
-      ssl: v.DATABASE_SSL,
-      embeddedDir: v.DATABASE_EMBEDDED_DIR,
-    },
+    database: databaseSection(v),
   };
   const safe = {
     app: { ...settings.app },
