@@ -361,6 +361,26 @@ export function driftOf(dir, locked) {
   return [...drift.values()];
 }
 
+/**
+ * Optional peers named by the packages installed under `dir` (npm asks the registry about
+ * them, to check a range, without installing them: pg's `pg-native`).
+ * @param {string} dir a consumer project
+ * @returns {Set<string>}
+ */
+export function optionalPeersOf(dir) {
+  const lockfile = join(dir, 'node_modules', '.package-lock.json');
+  /** @type {Set<string>} */
+  const names = new Set();
+  if (!existsSync(lockfile)) return names;
+  const tree = JSON.parse(readFileSync(lockfile, 'utf8'));
+  for (const entry of Object.values(tree.packages ?? {})) {
+    for (const [name, meta] of Object.entries(entry.peerDependenciesMeta ?? {})) {
+      if (/** @type {{ optional?: boolean }} */ (meta).optional) names.add(name);
+    }
+  }
+  return names;
+}
+
 // ---------------------------------------------------------------------------
 // The registry
 
@@ -1146,9 +1166,11 @@ function declarationImports(dir) {
  *   tarballs: Map<string, string[]>,
  *   steps: Map<string, Promise<PackageSteps>>,
  *   types: Promise<Outcome<{ peers: string[] }>> | undefined,
- *   drift: () => Promise<Drift[]>,
+ *   audit: () => Promise<{ drift: Drift[], refused: string[] }>,
  *   close: () => Promise<void>,
- * }} RegistryRun  `drift`: installed third-party versions that pnpm-lock.yaml does not hold, once every step settled
+ * }} RegistryRun  `audit`, once every step settled: `drift`, installed third-party versions
+ *   that pnpm-lock.yaml does not hold; `refused`, what npm asked the mirror for that the
+ *   lockfile lacks, less the optional peers npm only looks up (they are never installed)
  */
 
 /**
@@ -1305,7 +1327,7 @@ export async function startRun(
     tarballs,
     steps,
     types: typesResult,
-    drift: async () => {
+    audit: async () => {
       await Promise.allSettled([...steps.values(), typesResult]);
       const consumers = join(runDir.dir, 'consumers');
       const dirs = [
@@ -1315,11 +1337,17 @@ export async function startRun(
           : []),
       ];
       /** @type {Map<string, Drift>} */
-      const all = new Map();
+      const drift = new Map();
+      /** @type {Set<string>} */
+      const optionalPeers = new Set();
       for (const dir of dirs) {
-        for (const item of driftOf(dir, locked)) all.set(`${item.name}@${item.version}`, item);
+        for (const item of driftOf(dir, locked)) drift.set(`${item.name}@${item.version}`, item);
+        for (const name of optionalPeersOf(dir)) optionalPeers.add(name);
       }
-      return [...all.values()].sort((a, b) => a.name.localeCompare(b.name));
+      return {
+        drift: [...drift.values()].sort((a, b) => a.name.localeCompare(b.name)),
+        refused: [...registry.mirror.refused].filter((name) => !optionalPeers.has(name)).sort(),
+      };
     },
     close: async () => {
       for (const child of activeChildren) child.kill('SIGKILL');
@@ -1386,8 +1414,9 @@ async function main() {
     const types = await session.types;
     if (!types?.ok) failures += 1;
     console.log(`consumer type check: ${shown(types)}`);
-    const drift = await session.drift();
-    if (resolution === 'locked' && drift.length > 0) failures += 1;
+    const { drift, refused } = await session.audit();
+    if (resolution === 'locked' && (drift.length > 0 || refused.length > 0)) failures += 1;
+    if (refused.length > 0) console.log(`asked for, not in pnpm-lock.yaml: ${refused.join(', ')}`);
     console.log(
       drift.length === 0
         ? 'drift: none (every installed third-party version is in pnpm-lock.yaml)'
