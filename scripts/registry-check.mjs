@@ -846,6 +846,7 @@ export function describe(error: unknown): string {
 `,
   '@flowforge/observability': `
 import { createLogger, createMetrics, ObservabilityError, type Logger, type Metrics } from '@flowforge/observability';
+import { fastifyObservability, genReqId, type FastifyObservabilityOptions } from '@flowforge/observability/fastify';
 
 export const logger: Logger = createLogger({ level: 'info', format: 'json', service: 'consumer' });
 export const metrics: Metrics = createMetrics();
@@ -853,6 +854,9 @@ const requests = metrics.counter({ name: 'consumer_requests_total', help: 'Reque
 requests.labels('/').inc();
 export const text: Promise<string> = metrics.render();
 export const code: ObservabilityError['code'] = 'METRIC_CONFLICT';
+export const plugin: typeof fastifyObservability = fastifyObservability;
+export const requestIds: typeof genReqId = genReqId;
+export type PluginOptions = FastifyObservabilityOptions;
 `,
   '@flowforge/db': `
 import type { Generated } from 'kysely';
@@ -875,12 +879,15 @@ export function conflict(error: unknown): boolean {
 `,
   '@flowforge/auth': `
 import { AuthError, generateApiKey, parseApiKey, type AuthErrorCode, type Principal } from '@flowforge/auth';
+import { bearer, requireRole, type AuthHook } from '@flowforge/auth/fastify';
 
 export const generated = generateApiKey('0f8fad5b-d9cb-469f-a165-70867728950e');
 export const tenantId: string | undefined = parseApiKey(generated.key)?.tenantId;
 export function tenantOf(principal: Principal): string {
   return principal.tenantId;
 }
+export const viewerOnly = requireRole('viewer');
+export const makeBearer: (...args: Parameters<typeof bearer>) => AuthHook = bearer;
 export function challenge(error: AuthError): string | undefined {
   const code: AuthErrorCode = error.code;
   return code === 'TOKEN_EXPIRED' ? error.challenge('flowforge') : undefined;
@@ -1120,28 +1127,72 @@ function listInstalled(scopeDir) {
   });
 }
 
+/** The package name of a bare module specifier (`kysely/migration` → `kysely`). @param {string} specifier */
+function packageOf(specifier) {
+  const parts = specifier.split('/');
+  return specifier.startsWith('@') ? parts.slice(0, 2).join('/') : /** @type {string} */ (parts[0]);
+}
+
+const DECLARATION_IMPORT = /^\s*(?:import|export)\b[^'"\n]*?from\s*['"]([^'"]+)['"]/gm;
+
 /**
- * Bare module specifiers imported by the .d.ts files under `dir/dist`.
+ * Bare module specifiers imported by the .d.ts files under `dir/dist`, or, with `entry`, by
+ * that declaration file and the ones it imports relatively (what a consumer of that entry
+ * point type-checks).
  * @param {string} dir an installed package
+ * @param {string} [entry] a declaration file relative to `dir` (`./dist/index.d.ts`)
  * @returns {string[]} package names
  */
-function declarationImports(dir) {
+export function declarationImports(dir, entry) {
   const dist = join(dir, 'dist');
-  if (!existsSync(dist)) return [];
+  /** @type {string[]} */
+  const queue = entry
+    ? [join(dir, entry)]
+    : existsSync(dist)
+      ? readdirSync(dist, { recursive: true, encoding: 'utf8' })
+          .filter((file) => /\.d\.[mc]?ts$/.test(file))
+          .map((file) => join(dist, file))
+      : [];
+  const seen = new Set(queue);
   const names = new Set();
-  for (const file of readdirSync(dist, { recursive: true, encoding: 'utf8' })) {
-    if (!/\.d\.[mc]?ts$/.test(file)) continue;
-    const text = readFileSync(join(dist, file), 'utf8');
-    for (const match of text.matchAll(
-      /^\s*(?:import|export)\b[^'"\n]*?from\s*['"]([^'"]+)['"]/gm,
-    )) {
+  while (queue.length > 0) {
+    const file = /** @type {string} */ (queue.shift());
+    if (!existsSync(file)) continue;
+    for (const match of readFileSync(file, 'utf8').matchAll(DECLARATION_IMPORT)) {
       const specifier = /** @type {string} */ (match[1]);
-      if (/^[./]|^node:/.test(specifier)) continue;
-      const parts = specifier.split('/');
-      names.add(specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]);
+      if (/^node:/.test(specifier)) continue;
+      if (/^\./.test(specifier)) {
+        const next = join(file, '..', specifier.replace(/\.(m|c)?js$/, '.d.$1ts'));
+        if (entry && !seen.has(next)) {
+          seen.add(next);
+          queue.push(next);
+        }
+        continue;
+      }
+      names.add(packageOf(specifier));
     }
   }
   return [...names].sort();
+}
+
+/**
+ * Optional peers that the main entry's declarations import: a consumer without that peer
+ * (an app without Fastify) cannot type-check the package. Bindings to an optional peer
+ * belong under a subpath export (`@flowforge/auth/fastify`).
+ * @param {string} dir an installed package
+ * @param {Manifest} manifest
+ * @returns {string[]} problems
+ */
+export function optionalPeerLeaks(dir, manifest) {
+  const main = /** @type {{ '.'?: { types?: string } } | undefined} */ (manifest.exports)?.['.'];
+  const types = main?.types;
+  if (!types) return [`${manifest.name}: exports["."] has no types`];
+  return declarationImports(dir, types)
+    .filter((name) => manifest.peerDependenciesMeta?.[name]?.optional === true)
+    .map(
+      (name) =>
+        `${manifest.name}: the main entry's types import the optional peer ${name}; move what needs it to a subpath export`,
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1157,6 +1208,7 @@ function declarationImports(dir) {
  *   import?: Outcome<string>,
  *   require?: Outcome<string>,
  *   oldestNode?: Outcome<string>,
+ *   entryTypes?: Outcome<string[]>,
  * }} PackageSteps  a step is missing when an earlier one failed; `oldestNode`: both smokes on OLDEST_NODE
  * @typedef {{ name: string, version: string, locked: string[] }} Drift
  * @typedef {{
@@ -1306,7 +1358,14 @@ export async function startRun(
         if (!manifest?.ok) return result;
         const dir = join(runDir.dir, 'consumers', shortName(pkg));
         result.install = await outcome(() => installAlone(registry, dir, manifest.value));
-        if (!result.install.ok || !smoke) return result;
+        if (!result.install.ok) return result;
+        result.entryTypes = await outcome(async () => {
+          const installed = join(dir, 'node_modules', ...pkg.name.split('/'));
+          const leaks = optionalPeerLeaks(installed, manifest.value);
+          if (leaks.length > 0) throw new Error(leaks.join('\n'));
+          return declarationImports(installed, './dist/index.d.ts');
+        });
+        if (!smoke) return result;
         await writeSmokes(dir, pkg.name);
         result.import = await outcome(() => runSmoke(registry, dir, 'smoke.mjs'));
         result.require = await outcome(() => runSmoke(registry, dir, 'smoke.cjs'));
@@ -1407,6 +1466,7 @@ async function main() {
         `  import: ${shown(steps?.import)}`,
         `  require: ${shown(steps?.require)}`,
         `  import and require on ${OLDEST_NODE_LABEL}: ${shown(steps?.oldestNode)}`,
+        `  main entry types without optional peers: ${shown(steps?.entryTypes)}`,
       ];
       failures += lines.filter((line) => !/: ok\b/.test(line)).length;
       console.log(`${pkg.name}\n${lines.join('\n')}`);

@@ -19,8 +19,10 @@ import {
   listPackages,
   lockPackument,
   lockedVersions,
+  declarationImports,
   driftOf,
   manifestProblems,
+  optionalPeerLeaks,
   optionalPeersOf,
   parseSkipList,
   REPOSITORY,
@@ -301,6 +303,47 @@ test("a consumer project's drift and optional peers, from npm's hidden lockfile"
   }
 });
 
+test('a main entry whose types import an optional peer is refused; a subpath may', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'flowforge-entry-'));
+  try {
+    mkdirSync(join(dir, 'dist'));
+    writeFileSync(
+      join(dir, 'dist', 'index.d.ts'),
+      "import { Logger } from 'pino';\nexport { x } from './chunk-a.js';\n",
+    );
+    writeFileSync(
+      join(dir, 'dist', 'chunk-a.d.ts'),
+      "import type { Kysely } from 'kysely/migration';\n",
+    );
+    writeFileSync(
+      join(dir, 'dist', 'fastify.d.ts'),
+      "import { FastifyInstance } from 'fastify';\n",
+    );
+    const manifest = {
+      name: '@flowforge/x',
+      version: '1.0.0',
+      exports: {
+        '.': { types: './dist/index.d.ts' },
+        './fastify': { types: './dist/fastify.d.ts' },
+      },
+      peerDependencies: { fastify: '^5.10.0', kysely: '^0.29.9' },
+      peerDependenciesMeta: { fastify: { optional: true } },
+    };
+    assert.deepEqual(declarationImports(dir, './dist/index.d.ts'), ['kysely', 'pino']);
+    assert.deepEqual(declarationImports(dir), ['fastify', 'kysely', 'pino']);
+    assert.deepEqual(optionalPeerLeaks(dir, manifest), []);
+    writeFileSync(
+      join(dir, 'dist', 'chunk-a.d.ts'),
+      "import type { FastifyRequest } from 'fastify';\n",
+    );
+    assert.deepEqual(optionalPeerLeaks(dir, manifest), [
+      "@flowforge/x: the main entry's types import the optional peer fastify; move what needs it to a subpath export",
+    ]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('FLOWFORGE_REGISTRY_SKIP takes commas or spaces', () => {
   assert.deepEqual([...parseSkipList(' @a/b,@c/d  @e/f ')], ['@a/b', '@c/d', '@e/f']);
   assert.equal(parseSkipList(undefined).size, 0);
@@ -408,6 +451,12 @@ describe('packages installed from a local registry', { timeout: RUN_LIMIT_MS }, 
 
       test('require(): the smoke script passes, same instance as import', async () => {
         assertOk((await stepsOf(pkg.name)).require, 'require');
+      });
+
+      test("the main entry's types import no optional peer (it type-checks without Fastify)", async (t) => {
+        const { entryTypes } = await stepsOf(pkg.name);
+        assertOk(entryTypes, 'main entry types');
+        if (entryTypes?.ok) t.diagnostic(`imports ${entryTypes.value.join(', ') || 'nothing'}`);
       });
 
       test('import and require() pass on the oldest Node we claim', async (t) => {

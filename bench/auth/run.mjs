@@ -34,23 +34,20 @@ import {
 } from '../lib/harness.mjs';
 import {
   authMigrations,
-  bearer,
   createApiKey,
   createApiKeyVerifier,
   createAuth,
   createJwtVerifier,
-  fastifyAuth,
-  requireRole,
 } from '@flowforge/auth';
+import { bearer, fastifyAuth, requireRole } from '@flowforge/auth/fastify';
 import { createDatabase, migrateToLatest } from '@flowforge/db';
 import {
   createHttpObservability,
   createLogDestination,
   createLogger,
   createMetrics,
-  fastifyObservability,
-  genReqId,
 } from '@flowforge/observability';
+import { fastifyObservability, genReqId } from '@flowforge/observability/fastify';
 
 const SELF = fileURLToPath(import.meta.url);
 const RESULTS = fileURLToPath(new URL('./results.json', import.meta.url));

@@ -11,9 +11,8 @@ import {
   createLogDestination,
   createLogger,
   createMetrics,
-  fastifyObservability,
-  genReqId,
 } from '@flowforge/observability';
+import { fastifyObservability, genReqId } from '@flowforge/observability/fastify';
 
 // The package's default destination (one write per event-loop turn), on /dev/null.
 const devNull = () => createLogDestination(openSync('/dev/null', 'w'));

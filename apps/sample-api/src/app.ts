@@ -12,23 +12,24 @@ import {
   createLogger,
   createMetricsEndpoint,
   createMetrics,
-  fastifyObservability,
-  genReqId,
   type Logger,
   type Metrics,
 } from '@flowforge/observability';
+import { fastifyObservability, genReqId } from '@flowforge/observability/fastify';
 import {
-  apiKey,
   AuthError,
-  bearer,
   createApiKeyVerifier,
   createAuth,
-  fastifyAuth,
   isAuthError,
-  requireRole,
-  type ApiKeyVerifierLike,
   type Auth,
 } from '@flowforge/auth';
+import {
+  apiKey,
+  bearer,
+  fastifyAuth,
+  requireRole,
+  type ApiKeyVerifierLike,
+} from '@flowforge/auth/fastify';
 import { isDatabaseError, type Database, type DatabaseError } from '@flowforge/db';
 import { isClickHouseError, type ClickHouse, type ClickHouseError } from '@flowforge/clickhouse';
 import { isRedisError, type Redis } from '@flowforge/redis';

@@ -3,7 +3,7 @@ import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { genReqId } from '@flowforge/observability';
+import { genReqId } from '@flowforge/observability/fastify';
 import { problemBody, sendProblem } from './problem.js';
 
 /**

@@ -8,10 +8,9 @@ export {
   getCurrentTenantId,
   getCurrentUserClaims,
   getCurrentUserId,
+  assertWidgetScope,
 } from './principal.js';
 export type { AuthMethod, Principal } from './principal.js';
-export { apiKey, assertWidgetScope, bearer, fastifyAuth, requireRole } from './fastify.js';
-export type { ApiKeyVerifierLike, AuthCallbackHook, AuthHook } from './fastify.js';
 export { AuthError, isAuthError } from './errors.js';
 export type { AuthErrorCode } from './errors.js';
 export {

@@ -57,3 +57,14 @@ export function getCurrentTenantId(): string {
 export function getCurrentUserClaims(): Readonly<Record<string, unknown>> {
   return getCurrentPrincipal().claims;
 }
+
+/**
+ * Throws 403 `insufficient_scope` unless the principal may read `widgetId`:
+ * an API key only its scoped widgets; users and the dev principal any widget
+ * of their tenant (which row-level security enforces on its own).
+ */
+export function assertWidgetScope(principal: Principal, widgetId: string): void {
+  if (principal.method === 'api_key' && !principal.widgetIds?.includes(widgetId.toLowerCase())) {
+    throw new AuthError('INSUFFICIENT_SCOPE', 'this API key does not cover that widget');
+  }
+}

@@ -1,26 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createHttpObservability,
-  createLogger,
-  createMetrics,
-  fastifyObservability,
-  genReqId,
-} from '@flowforge/observability';
+import { createHttpObservability, createLogger, createMetrics } from '@flowforge/observability';
+import { fastifyObservability, genReqId } from '@flowforge/observability/fastify';
 import {
   AuthError,
-  apiKey,
   assertWidgetScope,
-  bearer,
   createAuth,
-  fastifyAuth,
   getCurrentTenantId,
   getCurrentUserId,
   isAuthError,
-  requireRole,
   type Principal,
 } from '../src/index.js';
+import { apiKey, bearer, fastifyAuth, requireRole } from '../src/fastify.js';
 import { startKeycloak, type KeycloakFixture } from './support/keycloak.js';
 
 const CLIENT = 'flowforge-api';

@@ -31,8 +31,6 @@ export type {
 } from './http.js';
 export { createMetricsEndpoint } from './metrics-endpoint.js';
 export type { MetricsEndpointOptions, MetricsResponse } from './metrics-endpoint.js';
-export { fastifyObservability, genReqId } from './fastify.js';
-export type { FastifyObservabilityOptions } from './fastify.js';
 export { nodeHttpObservability } from './node-http.js';
 export type { NodeHttpObservabilityOptions } from './node-http.js';
 export { ObservabilityError } from './errors.js';

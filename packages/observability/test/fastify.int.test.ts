@@ -7,11 +7,10 @@ import {
   createHttpObservability,
   createLogger,
   createMetrics,
-  fastifyObservability,
-  genReqId,
   getRequestContext,
   type Metrics,
 } from '../src/index.js';
+import { fastifyObservability, genReqId } from '../src/fastify.js';
 import { captureLines } from './log-capture.js';
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;

@@ -12,13 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify, { LogController } from 'fastify';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import {
-  createHttpObservability,
-  createLogger,
-  createMetrics,
-  fastifyObservability,
-  genReqId,
-} from '../src/index.js';
+import { createHttpObservability, createLogger, createMetrics } from '../src/index.js';
+import { fastifyObservability, genReqId } from '../src/fastify.js';
 
 const PROMTOOL = '/usr/bin/promtool';
 const PROMETHEUS = '/usr/bin/prometheus';
