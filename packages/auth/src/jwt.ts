@@ -41,7 +41,11 @@ export interface JwtVerifierOptions {
   readonly algorithms?: readonly JwtAlgorithm[];
   /** Leeway for exp/nbf/iat, in seconds. @default 30 */
   readonly clockToleranceSeconds?: number;
-  /** An unknown kid refetches the keys at most once per this many ms. @default 30000 */
+  /**
+   * An unknown kid refetches the keys at most once per this many ms; a token issued after
+   * the last fetch (a key rotated to since) may refetch sooner, at most once a second.
+   * @default 30000
+   */
   readonly jwksCooldownMs?: number;
   /** Keys older than this are refreshed (the old ones are kept if that fails). @default 600000 */
   readonly jwksMaxAgeMs?: number;
@@ -110,6 +114,7 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
   const now = options.now ?? Date.now;
   const maxLength = options.maxTokenLength ?? 8192;
   const cache = new TokenCache(options.cacheSize ?? 10_000);
+  const tolerance = options.clockToleranceSeconds ?? 30;
   const jwks = new JwksCache({
     url: options.jwksUrl,
     cooldownMs: options.jwksCooldownMs ?? 30_000,
@@ -117,9 +122,9 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
     timeoutMs: options.jwksTimeoutMs ?? 5_000,
     fetch: options.fetch ?? globalThis.fetch,
     now,
+    issuedAfterSlackMs: (tolerance + 1) * 1000,
     ...(options.onJwksError ? { onFetchError: options.onJwksError } : {}),
   });
-  const tolerance = options.clockToleranceSeconds ?? 30;
 
   async function verifyUncached(
     token: string,

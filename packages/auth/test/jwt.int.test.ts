@@ -7,6 +7,7 @@ import {
   createJwtVerifier,
   isAuthError,
   type Auth,
+  type JwtVerifier,
   type Principal,
 } from '../src/index.js';
 import { startKeycloak, type KeycloakFixture } from './support/keycloak.js';
@@ -113,6 +114,27 @@ describe('tokens from the real OpenID provider', () => {
   });
 });
 
+/** A well-formed token of the realm's issuer, signed by a key the realm never published. */
+function signedWithUnknownKid(
+  privateKey: Parameters<SignJWT['sign']>[0],
+  kid: string,
+  iat: number,
+): Promise<string> {
+  return new SignJWT({ ...claims(), iss: keycloak.issuer })
+    .setProtectedHeader({ alg: 'RS256', kid, typ: 'JWT' })
+    .setIssuedAt(iat)
+    .setExpirationTime('5m')
+    .sign(privateKey);
+}
+
+/** The verifier's answer as a word: `accepted` or the AuthError code. */
+function codeOfVerify(verifier: JwtVerifier, token: string): Promise<string> {
+  return verifier.verify(token).then(
+    () => 'accepted',
+    (error: unknown) => (isAuthError(error) ? error.code : 'other'),
+  );
+}
+
 describe('the attack suite (RFC 8725, OWASP JWT cheat sheet)', () => {
   it('alg none', async () => {
     const token = `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ ...claims(), iss: keycloak.issuer, iat: now(), exp: now() + 300 })}.`;
@@ -143,17 +165,12 @@ describe('the attack suite (RFC 8725, OWASP JWT cheat sheet)', () => {
     await verifier.verify(await keycloak.issueToken());
     expect(verifier.jwksFetches()).toBe(1);
     const { privateKey } = await generateKeyPair('RS256');
+    // Issued before the verifier's last fetch (beyond the clock tolerance): a rotation since
+    // would not explain them, so only the cooldown lets them refetch (the next test covers
+    // tokens issued after the last fetch).
     const unknownKid = (i: number): Promise<string> =>
-      new SignJWT({ ...claims(), iss: keycloak.issuer })
-        .setProtectedHeader({ alg: 'RS256', kid: `attacker-${i}`, typ: 'JWT' })
-        .setIssuedAt()
-        .setExpirationTime('5m')
-        .sign(privateKey);
-    const codeOf = (token: string): Promise<string> =>
-      verifier.verify(token).then(
-        () => 'accepted',
-        (error: unknown) => (isAuthError(error) ? error.code : 'other'),
-      );
+      signedWithUnknownKid(privateKey, `attacker-${i}`, Math.floor(Date.now() / 1000) - 120);
+    const codeOf = (token: string): Promise<string> => codeOfVerify(verifier, token);
     // Within the cooldown after the first fetch: no refetch at all.
     for (let i = 0; i < 100; i += 1)
       expect(await codeOf(await unknownKid(i))).toBe('TOKEN_INVALID');
@@ -165,6 +182,42 @@ describe('the attack suite (RFC 8725, OWASP JWT cheat sheet)', () => {
     const codes = await Promise.all(tokens.map(codeOf));
     expect(new Set(codes)).toEqual(new Set(['TOKEN_INVALID']));
     expect(keycloak.jwksRequests() - requestsBefore).toBe(1);
+  });
+
+  it('an unknown kid in a token issued after the last fetch refetches early, at most once a second; an older one does not', async () => {
+    const verifier = createJwtVerifier({
+      issuer: keycloak.issuer,
+      jwksUrl: keycloak.jwksUrl,
+      audience: CLIENT,
+      jwksCooldownMs: 30_000,
+    });
+    await verifier.verify(await keycloak.issueToken());
+    const { privateKey } = await generateKeyPair('RS256');
+    const unknownKid = (i: number, iat: number): Promise<string> =>
+      signedWithUnknownKid(privateKey, `rotated-${i}`, iat);
+    const codeOf = (token: string): Promise<string> => codeOfVerify(verifier, token);
+    const nowSeconds = (): number => Math.floor(Date.now() / 1000);
+
+    // Issued well before the last fetch (beyond the clock tolerance): no early refetch.
+    let requestsBefore = keycloak.jwksRequests();
+    expect(await codeOf(await unknownKid(0, nowSeconds() - 120))).toBe('TOKEN_INVALID');
+    expect(keycloak.jwksRequests() - requestsBefore).toBe(0);
+
+    // A fresh iat (what a key rotated to since would carry, and what a forger claims): one
+    // shared refetch per second at most, however many such tokens arrive.
+    const burst = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => unknownKid(100 + i, nowSeconds())),
+    );
+    await new Promise((wake) => setTimeout(wake, 1_100)); // a slot is open: no wait
+    requestsBefore = keycloak.jwksRequests();
+    expect(new Set(await Promise.all(burst.map(codeOf)))).toEqual(new Set(['TOKEN_INVALID']));
+    expect(keycloak.jwksRequests() - requestsBefore).toBe(1);
+    requestsBefore = keycloak.jwksRequests();
+    for (let i = 0; i < 3; i += 1) {
+      expect(await codeOf(await unknownKid(200 + i, nowSeconds()))).toBe('TOKEN_INVALID');
+    }
+    // Three tokens one after another: each waited for the next one-second slot.
+    expect(keycloak.jwksRequests() - requestsBefore).toBe(3);
   });
 
   it('kid, jku, x5u and jwk header injection', async () => {

@@ -8,11 +8,11 @@ import { acceptRequestId } from './request-id.js';
 
 /** Options of {@link fastifyObservability}. */
 export interface FastifyObservabilityOptions {
-  /** The request observer from {@link createHttpObservability}. */
+  /** The request observer from `createHttpObservability` (`@flowforge/observability`). */
   readonly http: HttpObservability;
   /** Serve GET {path} from these metrics; omit to serve no metrics route. */
   readonly metricsEndpoint?: {
-    /** The registry to render, from {@link createMetrics}. */
+    /** The registry to render, from `createMetrics` (`@flowforge/observability`). */
     readonly metrics: Metrics;
     /** The route. @default '/metrics' */
     readonly path?: string;

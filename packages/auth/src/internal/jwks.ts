@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import {
   createLocalJWKSet,
   type FlattenedJWSInput,
@@ -16,14 +17,24 @@ export interface JwksCacheOptions {
   readonly timeoutMs: number;
   readonly fetch: typeof fetch;
   readonly now: () => number;
+  /**
+   * How much earlier than our last fetch a token's `iat` may be and still count as
+   * "issued after we last looked" (the IdP's clock may run behind ours; iat is whole
+   * seconds). The verifier passes its clock tolerance plus a second.
+   */
+  readonly issuedAfterSlackMs: number;
   /** Told when a fetch failed while older keys stay in use, or when none could be had. */
   readonly onFetchError?: (error: unknown, serving: 'stale' | 'none') => void;
 }
 
 type KeyLike = Awaited<ReturnType<LocalJWKSet>>;
 
-/** With no keys at all, an anonymous caller's token must not trigger a fetch each: at most one a second. */
-const NO_KEYS_BACKOFF_MS = 1_000;
+/**
+ * The shortest spacing of fetches that a caller's token can cause when the cooldown does
+ * not apply (no keys at all; an unknown kid in a token issued after our last fetch): an
+ * anonymous caller must not make the service hammer its IdP, so at most one a second.
+ */
+const EARLY_FETCH_SPACING_MS = 1_000;
 
 /**
  * The realm's signing keys. Unlike jose's remote set, it keeps serving the last
@@ -43,6 +54,8 @@ export class JwksCache {
   #lastFetchFailed = false;
   #generation = 0;
   #fetches = 0;
+  /** Fetches started, successful or not: tells a caller whether one ran while it waited. */
+  #attempts = 0;
 
   constructor(options: JwksCacheOptions) {
     this.#options = options;
@@ -65,11 +78,12 @@ export class JwksCache {
   ): Promise<KeyLike> => {
     // A fetch in flight (the first one, say) is waited for, not backed off from:
     // callers that arrive while it runs share its result.
+    const attemptsOnArrival = this.#attempts - (this.#inflight ? 1 : 0);
     if (this.#inflight) await this.#inflight;
     const now = this.#options.now();
     const sinceAttempt = now - this.#lastAttemptAt;
     if (!this.#resolver) {
-      if (sinceAttempt >= Math.min(this.#options.cooldownMs, NO_KEYS_BACKOFF_MS)) {
+      if (sinceAttempt >= Math.min(this.#options.cooldownMs, EARLY_FETCH_SPACING_MS)) {
         await this.#refresh();
       }
     } else if (
@@ -83,8 +97,21 @@ export class JwksCache {
     } catch (error) {
       if (!isNoMatchingKey(error)) throw error;
       // An unknown kid may be a rotation we have not seen yet: one refetch per cooldown.
-      if (this.#options.now() - this.#lastAttemptAt >= this.#options.cooldownMs) {
+      // Keycloak signs with a new key the moment it exists, so a token issued after our
+      // last fetch gets one sooner: it waits for the next one-second slot (shared by every
+      // such caller) rather than being refused; a forger claiming a fresh iat costs the IdP
+      // at most one fetch a second. (docs/decisions/009-real-keycloak-in-tests.md)
+      const sinceAttemptNow = this.#options.now() - this.#lastAttemptAt;
+      if (sinceAttemptNow >= this.#options.cooldownMs) {
         await this.#refresh();
+      } else if (this.#attempts === attemptsOnArrival && this.#issuedSinceLastFetch(token)) {
+        // (A fetch that ran during this call already looked: no second one for it.)
+        const attemptBefore = this.#attempts;
+        const wait = EARLY_FETCH_SPACING_MS - sinceAttemptNow;
+        if (wait > 0) await delay(wait);
+        // Another caller's fetch in the meantime answers for this one too.
+        if (this.#attempts === attemptBefore) await this.#refresh();
+        else if (this.#inflight) await this.#inflight;
       }
       try {
         return await this.#current()(header, token);
@@ -93,6 +120,28 @@ export class JwksCache {
       }
     }
   };
+
+  /**
+   * Whether the token says it was issued after our last successful fetch (its `iat`, not yet
+   * verified: a forger can claim anything, which is why such refetches are spaced a second).
+   */
+  #issuedSinceLastFetch(token: FlattenedJWSInput): boolean {
+    let iat: unknown;
+    try {
+      const payload =
+        typeof token.payload === 'string'
+          ? Buffer.from(token.payload, 'base64url').toString('utf8')
+          : Buffer.from(token.payload).toString('utf8');
+      iat = (JSON.parse(payload) as { iat?: unknown } | null)?.iat;
+    } catch {
+      return false;
+    }
+    return (
+      typeof iat === 'number' &&
+      Number.isFinite(iat) &&
+      iat * 1000 + this.#options.issuedAfterSlackMs > this.#fetchedAt
+    );
+  }
 
   /**
    * A kid we have no key for. While the IdP is unreachable that may be a key it
@@ -126,6 +175,7 @@ export class JwksCache {
   }
 
   async #fetch(): Promise<void> {
+    this.#attempts += 1;
     this.#lastAttemptAt = this.#options.now();
     let jwks: JSONWebKeySet;
     let resolver: LocalJWKSet;
