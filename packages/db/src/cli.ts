@@ -12,12 +12,17 @@ import { ConfigError, getDatabaseSettings } from '@flowforge/config';
 import { createDatabase } from './database.js';
 import { DatabaseError } from './errors.js';
 import {
+  APP_MIGRATION_SOURCE,
+  coreMigrations,
   migrateDown,
   migrateToLatest,
+  migrationHistories,
   migrationStatus,
   type MigrateOptions,
+  type MigrationHistory,
   type Migrations,
   type MigrationSource,
+  type MigrationState,
 } from './migrations.js';
 
 const USAGE = `usage: flowforge-db migrate <up|down|status> [--migrations <module>] [--embedded]
@@ -25,7 +30,9 @@ const USAGE = `usage: flowforge-db migrate <up|down|status> [--migrations <modul
   up        apply every pending migration (one transaction: all or none)
   down      revert one migration: the app's latest, then each package's (last
             package first), @flowforge/db's own last
-  status    list every migration by source, and when it ran
+  status    list every migration by source, and when it ran; without
+            --migrations, the histories found in the database (what is pending
+            is then known for @flowforge/db's own migrations only)
 
   --migrations <module>  path of an ES module (relative to the current directory)
                          with named exports:
@@ -40,18 +47,51 @@ const USAGE = `usage: flowforge-db migrate <up|down|status> [--migrations <modul
 
 Connects with DATABASE_MIGRATION_URL, else DATABASE_URL (the schema owner's role).
 Reads APP_ENV and DATABASE_* only.
-Exit codes: 0 done, 1 a migration failed, 64 usage, 69 database unavailable, 78 configuration.
+Exit codes: 0 done, 1 failed (a migration, or the database refused; nothing
+of the run kept), 64 usage, 69 database unavailable, 70 the package is not
+built or a dependency (the kysely peer) is missing, 78 configuration.
 `;
 
+// sysexits.h: EX_USAGE 64, EX_UNAVAILABLE 69, EX_CONFIG 78 (and EX_SOFTWARE 70,
+// which bin/flowforge-db.js exits with when this module cannot be loaded).
 const EXIT = { ok: 0, failed: 1, usage: 64, unavailable: 69, config: 78 } as const;
+const ACTIONS = ['up', 'down', 'status'] as const;
 
-/** A command line that cannot run as given: exit 64 with the reason. */
-class UsageError extends Error {}
+/** A command line that cannot run as given: exit 64 with the reason (and, with `usage`, the usage). */
+class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly usage = false,
+  ) {
+    super(message);
+  }
+}
 /** Settings that do not allow the run: exit 78 with the reason. */
 class SetupError extends Error {}
 
 function out(line: string): void {
   process.stdout.write(`${line}\n`);
+}
+
+/**
+ * Which variable the run connected with, for the advice on a refusal: set once
+ * the settings are read.
+ */
+let connectedWith: 'DATABASE_MIGRATION_URL' | 'DATABASE_URL' | 'embedded' | undefined;
+
+/** Why a command line is not `migrate <up|down|status>`, or undefined when it is. */
+function commandProblem(positionals: readonly string[]): string | undefined {
+  const [command, action, ...rest] = positionals;
+  if (command === undefined) return 'no command given: expected migrate';
+  if (command !== 'migrate') return `unknown command ${JSON.stringify(command)}: expected migrate`;
+  if (action === undefined) return 'migrate needs a command: up, down or status';
+  if (!(ACTIONS as readonly string[]).includes(action)) {
+    return `unknown command ${JSON.stringify(`migrate ${action}`)}: expected up, down or status`;
+  }
+  if (rest.length > 0) {
+    return `unexpected argument ${JSON.stringify(rest[0])} after migrate ${action}`;
+  }
+  return undefined;
 }
 
 /** What the `--migrations` module exports, as migrateToLatest's options. */
@@ -80,6 +120,63 @@ async function loadMigrations(
   };
 }
 
+/**
+ * Prints `status`: the given migrations (migrationStatus), then whatever else
+ * the database's history tables record, each line `<when|pending> <source>
+ * <name>`, and a last line that counts them and says what it cannot know: what
+ * is pending for a source it was not given.
+ */
+function printStatus(
+  states: readonly MigrationState[],
+  histories: readonly MigrationHistory[],
+  options: Pick<MigrateOptions, 'migrations' | 'packages'>,
+  module: string | undefined,
+): void {
+  const given = [
+    coreMigrations().name,
+    ...(options.packages ?? []).map((source) => source.name),
+    ...(options.migrations === undefined ? [] : [APP_MIGRATION_SOURCE]),
+  ];
+  const shown = new Set(states.map((state) => state.name));
+  const rows: MigrationState[] = [...states];
+  // Recorded but not given: sources left out (or migrations a given source no
+  // longer has). Placed after their source's given ones, app last.
+  for (const history of histories) {
+    for (const { name, executedAt } of history.applied) {
+      if (shown.has(name)) continue;
+      shown.add(name);
+      const at = rows.findLastIndex((row) => row.source === history.source);
+      const row = { source: history.source, name, executedAt };
+      if (at >= 0) rows.splice(at + 1, 0, row);
+      else if (history.source === APP_MIGRATION_SOURCE) rows.push(row);
+      else {
+        const app = rows.findIndex((other) => other.source === APP_MIGRATION_SOURCE);
+        rows.splice(app < 0 ? rows.length : app, 0, row);
+      }
+    }
+  }
+  const width = Math.max(0, ...rows.map((row) => row.source.length));
+  for (const row of rows) {
+    const when = row.executedAt ? row.executedAt.toISOString() : 'pending'.padEnd(24);
+    out(`${when}  ${row.source.padEnd(width)}  ${row.name}`);
+  }
+  const pending = rows.filter((row) => !row.executedAt).length;
+  let summary = `${rows.length - pending} applied, ${pending} pending`;
+  const unknown = histories
+    .map((history) => history.source)
+    .filter((source) => !given.includes(source));
+  const found = `${unknown.join(', ')} (found in the database)`;
+  if (module === undefined) {
+    summary +=
+      `; without --migrations only ${coreMigrations().name}'s migrations are known: ` +
+      `what is pending for ${unknown.length > 0 ? found : 'the app and its packages'} cannot be told ` +
+      '(pass --migrations <module>)';
+  } else if (unknown.length > 0) {
+    summary += `; ${found} ${unknown.length === 1 ? 'is' : 'are'} not in ${module}: what is pending there cannot be told`;
+  }
+  out(summary);
+}
+
 async function main(argv: readonly string[]): Promise<number> {
   let parsed;
   try {
@@ -93,18 +190,15 @@ async function main(argv: readonly string[]): Promise<number> {
       },
     });
   } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n\n${USAGE}`);
-    return EXIT.usage;
+    throw new UsageError((error as Error).message, true);
   }
-  const [command, action, ...rest] = parsed.positionals;
   if (parsed.values.help) {
     out(USAGE);
     return EXIT.ok;
   }
-  if (command !== 'migrate' || !['up', 'down', 'status'].includes(action ?? '') || rest.length) {
-    process.stderr.write(USAGE);
-    return EXIT.usage;
-  }
+  const problem = commandProblem(parsed.positionals);
+  if (problem !== undefined) throw new UsageError(problem, true);
+  const action = parsed.positionals[1] as (typeof ACTIONS)[number];
 
   const settings = getDatabaseSettings();
   const { migrationUrl, embeddedDir } = settings.database;
@@ -116,9 +210,18 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   if (!embedded && migrationUrl === null) {
     throw new SetupError(
-      'DATABASE_URL is not set: set DATABASE_URL (or DATABASE_MIGRATION_URL, the schema owner, when the app logs in as another role) to the PostgreSQL database to migrate',
+      'DATABASE_URL is not set: set DATABASE_URL (or DATABASE_MIGRATION_URL, the schema owner, when the app logs in as another role) to the PostgreSQL database to migrate' +
+        // Only development may use the embedded database: only there is it offered.
+        (settings.app.env === 'development'
+          ? ', or pass --embedded to migrate the embedded database at DATABASE_EMBEDDED_DIR'
+          : ''),
     );
   }
+  connectedWith = embedded
+    ? 'embedded'
+    : migrationUrl === settings.database.url
+      ? 'DATABASE_URL'
+      : 'DATABASE_MIGRATION_URL';
   const options = await loadMigrations(parsed.values.migrations);
   const database = createDatabase<unknown>(
     embedded || migrationUrl === null
@@ -137,13 +240,8 @@ async function main(argv: readonly string[]): Promise<number> {
   try {
     if (action === 'status') {
       const states = await migrationStatus(database.db, options);
-      const width = Math.max(0, ...states.map((state) => state.source.length));
-      for (const state of states) {
-        const when = state.executedAt ? state.executedAt.toISOString() : 'pending'.padEnd(24);
-        out(`${when}  ${state.source.padEnd(width)}  ${state.name}`);
-      }
-      const pending = states.filter((state) => !state.executedAt).length;
-      out(`${states.length - pending} applied, ${pending} pending`);
+      const histories = await migrationHistories(database.db);
+      printStatus(states, histories, options, parsed.values.migrations);
       return EXIT.ok;
     }
     const run =
@@ -167,7 +265,7 @@ try {
   process.exitCode = await main(process.argv.slice(2));
 } catch (error) {
   if (error instanceof UsageError) {
-    process.stderr.write(`flowforge-db: ${error.message}\n`);
+    process.stderr.write(`flowforge-db: ${error.message}\n${error.usage ? `\n${USAGE}` : ''}`);
     process.exitCode = EXIT.usage;
   } else if (error instanceof SetupError) {
     process.stderr.write(`flowforge-db: ${error.message}\n`);
@@ -177,6 +275,14 @@ try {
     process.exitCode = EXIT.config;
   } else if (error instanceof DatabaseError) {
     process.stderr.write(`${error.message}\n`);
+    // A refusal when DATABASE_MIGRATION_URL is not set: the run used the app's
+    // login, most likely. The error above says what to do; this says why.
+    if (error.sqlstate === '42501' && connectedWith === 'DATABASE_URL') {
+      process.stderr.write(
+        'flowforge-db: this ran as the DATABASE_URL role, since DATABASE_MIGRATION_URL is not set ' +
+          '(or is the same URL)\n',
+      );
+    }
     process.exitCode =
       error.code === 'INVALID_OPTIONS'
         ? EXIT.usage

@@ -17,6 +17,7 @@ import type { Logger, Metrics } from '@flowforge/observability';
 import { DatabaseError } from './errors.js';
 import { ScopedDialect, transactionScope, type TransactionScope } from './internal/driver.js';
 import { assertPoolNameFree, createDatabaseMetrics, type PoolStats } from './internal/metrics.js';
+import { assertNumericOptions } from './internal/options.js';
 import { toDatabaseError } from './internal/sqlstate.js';
 import { assertRoleName, assertTenantId, DEFAULT_APP_ROLE } from './tenant.js';
 
@@ -41,13 +42,23 @@ export interface DatabaseOptions {
   readonly embedded?: boolean | PGlite;
   /** Where `embedded: true` keeps its data; `memory://` keeps none. @default '.data/pglite' */
   readonly embeddedDir?: string;
-  /** Maximum pooled connections. @default 10 */
+  /** Maximum pooled connections: a whole number from 1 to 1000. @default 10 */
   readonly poolSize?: number;
-  /** Server-side `statement_timeout` of every pooled connection; 0 = none. @default 30000 */
+  /**
+   * Server-side `statement_timeout` of every pooled connection, in milliseconds:
+   * a whole number from 0 (none) to 3600000. @default 30000
+   */
   readonly statementTimeoutMs?: number;
-  /** How long to wait for a new connection or a free pooled one. Never 0 (that waits forever). @default 5000 */
+  /**
+   * How long to wait for a new connection or a free pooled one, in milliseconds:
+   * a whole number from 1 to 600000 (never 0: node-postgres's 0 waits forever).
+   * @default 5000
+   */
   readonly connectTimeoutMs?: number;
-  /** How long an idle pooled connection is kept. @default 10000 */
+  /**
+   * How long an idle pooled connection is kept, in milliseconds: a whole number
+   * from 0 (kept until `close()`) to 3600000. @default 10000
+   */
   readonly idleTimeoutMs?: number;
   /** TLS: `require` encrypts, `verify-full` also checks the certificate and host. @default 'disable' */
   readonly ssl?: 'disable' | 'require' | 'verify-full';
@@ -132,12 +143,16 @@ export interface Database<DB> {
  * Creates a handle on PostgreSQL (`url` or `pool`) or on embedded PGlite.
  *
  * @throws {DatabaseError} NOT_CONFIGURED when there is nothing to connect to;
- *   INVALID_OPTIONS for an `appRole` that is not a lower-case identifier.
+ *   INVALID_OPTIONS for an `appRole` that is not a lower-case identifier, or a
+ *   numeric option out of its range (`poolSize: expected a positive whole number
+ *   from 1 to 1000 (got -1)`; every such option is named). Both are thrown
+ *   synchronously, before anything connects.
  * @example
  * const database = createDatabase<DB>({ ...settings.database, logger, metrics });
  */
 export function createDatabase<DB>(options: DatabaseOptions): Database<DB> {
   const owner = Symbol('flowforge-db');
+  assertNumericOptions(options);
   const appRole =
     options.appRole === null ? null : assertRoleName(options.appRole ?? DEFAULT_APP_ROLE);
   const name = options.name ?? 'main';
@@ -290,7 +305,7 @@ function createPool(url: string, options: DatabaseOptions): pg.Pool {
   return new pg.Pool({
     connectionString: url,
     max: options.poolSize ?? 10,
-    connectionTimeoutMillis: Math.max(1, options.connectTimeoutMs ?? 5_000),
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
     idleTimeoutMillis: options.idleTimeoutMs ?? 10_000,
     application_name: options.applicationName ?? 'flowforge',
     ...(statementTimeout > 0 ? { statement_timeout: statementTimeout } : {}),

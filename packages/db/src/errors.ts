@@ -4,7 +4,7 @@
  * | code | when | retry? |
  * |---|---|---|
  * | `NOT_CONFIGURED` | no URL, pool or embedded database was given | no |
- * | `INVALID_OPTIONS` | an option is out of range (a role name that is not an identifier, …) | no |
+ * | `INVALID_OPTIONS` | an option is out of range (`poolSize: expected a positive whole number from 1 to 1000`, a role name that is not an identifier, …); thrown by `createDatabase` before anything connects | no |
  * | `UNAVAILABLE` | the server cannot be reached, refused us, went away, or gave no connection within `connectTimeoutMs` (also when the pool stayed exhausted that long) | yes, later |
  * | `TIMEOUT` | statement_timeout, lock_timeout or idle_in_transaction_session_timeout fired | maybe |
  * | `UNIQUE_VIOLATION` | SQLSTATE 23505 | no |
@@ -15,10 +15,10 @@
  * | `SERIALIZATION_FAILURE` | 40001, 40P01: the transaction lost a race | yes |
  * | `TENANT_INVALID` | `withTenant` got something that is not a UUID | no |
  * | `TENANT_VIOLATION` | a row fails the tenant policy (another tenant's `tenant_id`, or none set) | no |
- * | `PERMISSION_DENIED` | 42501 for any other reason | no |
+ * | `PERMISSION_DENIED` | 42501 for any other reason; a refused switch to the app role says to `GRANT <app role> TO <login role>` or log in as the app's login | no |
  * | `NESTED_TRANSACTION` | `withTransaction`/`withTenant` inside another one of the same handle | no |
  * | `TRANSACTION_ABORTED` | 25P02: a statement failed earlier in this transaction | no |
- * | `MIGRATION_FAILED` | a migration threw; the run was rolled back | no |
+ * | `MIGRATION_FAILED` | a migration threw, or the history could not be read or written (a 42501 there says to migrate as the schema owner, DATABASE_MIGRATION_URL); the run was rolled back | no |
  * | `CLOSED` | the handle was closed | no |
  * | `QUERY_FAILED` | any other server error (`sqlstate` says which) | no |
  */
@@ -41,6 +41,9 @@ export type DatabaseErrorCode =
   | 'MIGRATION_FAILED'
   | 'CLOSED'
   | 'QUERY_FAILED';
+
+/** What every {@link DatabaseError} message starts with. */
+const PREFIX = '@flowforge/db: ';
 
 /** What the server said, where it said it (every field optional: connection errors have none). */
 export interface DatabaseErrorDetails {
@@ -82,10 +85,7 @@ export class DatabaseError extends Error {
     message: string,
     options?: ErrorOptions & DatabaseErrorDetails,
   ) {
-    super(
-      `@flowforge/db: ${message}`,
-      options?.cause === undefined ? {} : { cause: options.cause },
-    );
+    super(`${PREFIX}${message}`, options?.cause === undefined ? {} : { cause: options.cause });
     this.name = 'DatabaseError';
     this.code = code;
     this.sqlstate = options?.sqlstate;
@@ -110,4 +110,13 @@ export function isDatabaseError(
   ...codes: readonly DatabaseErrorCode[]
 ): error is DatabaseError {
   return error instanceof DatabaseError && (codes.length === 0 || codes.includes(error.code));
+}
+
+/**
+ * The message of `error` without the package prefix, for wrapping it in
+ * another DatabaseError: the prefix then appears once.
+ * @internal
+ */
+export function reasonOf(error: DatabaseError): string {
+  return error.message.startsWith(PREFIX) ? error.message.slice(PREFIX.length) : error.message;
 }

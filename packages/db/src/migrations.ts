@@ -7,7 +7,7 @@ import {
   type Migration,
   type MigrationResultSet,
 } from 'kysely/migration';
-import { DatabaseError } from './errors.js';
+import { DatabaseError, reasonOf } from './errors.js';
 import { toDatabaseError } from './internal/sqlstate.js';
 import { assertRoleName, DEFAULT_APP_ROLE, TENANT_SETTING } from './tenant.js';
 
@@ -239,6 +239,24 @@ export interface MigrationState {
   readonly name: string;
   /** When it ran; `null` while pending. */
   readonly executedAt: Date | null;
+}
+
+/** One migration history table found in the database by {@link migrationHistories}. */
+export interface MigrationHistory {
+  /**
+   * The source it belongs to: `app` for `kysely_migration`, else the table's
+   * name without `_migration` (`flowforge_db`, `flowforge_auth`, …).
+   */
+  readonly source: string;
+  /** The table, e.g. `flowforge_auth_migration`. */
+  readonly table: string;
+  /** The migrations it records as applied, in the order they ran. */
+  readonly applied: readonly {
+    /** The migration's name. */
+    readonly name: string;
+    /** When it ran. */
+    readonly executedAt: Date;
+  }[];
 }
 
 /** What a migration run did, in order. */
@@ -487,8 +505,15 @@ async function inLockedTransaction<T>(
   });
 }
 
-/** Runs a migration job; any error becomes the one DatabaseError the caller sees. */
-async function runJob<T>(job: (fail: (error: DatabaseError) => never) => Promise<T>): Promise<T> {
+/**
+ * Runs a migration job; any error becomes the one DatabaseError the caller
+ * sees, its message led by `failed` (what did not happen: "migrations did not
+ * run", "cannot read the migration history").
+ */
+async function runJob<T>(
+  failed: string,
+  job: (fail: (error: DatabaseError) => never) => Promise<T>,
+): Promise<T> {
   const failures = new WeakSet<DatabaseError>();
   const fail = (error: DatabaseError): never => {
     failures.add(error);
@@ -499,13 +524,37 @@ async function runJob<T>(job: (fail: (error: DatabaseError) => never) => Promise
   } catch (error) {
     if (error instanceof DatabaseError && failures.has(error)) throw error;
     if (error instanceof DatabaseError && error.code === 'INVALID_OPTIONS') throw error;
-    throw failureOf(error, 'migrations did not run');
+    throw failureOf(error, failed);
   }
+}
+
+/** PostgreSQL's refusal to create a role (the core migration creates the app role). */
+const CREATE_ROLE_REFUSED = /permission denied to create role/;
+
+/**
+ * What to do about a refusal (42501) during a migration: the usual cause is
+ * running as the app's login rather than as the schema owner.
+ */
+function permissionHint(cause: DatabaseError): string {
+  if (CREATE_ROLE_REFUSED.test(cause.message)) {
+    return (
+      'creating a role needs CREATEROLE (the core migration creates the app role when it does not exist): ' +
+      'create the role once as a superuser (README of @flowforge/db, Role setup), ' +
+      'or grant CREATEROLE to the role that runs migrations'
+    );
+  }
+  return (
+    'run migrations as the role that owns the schema, not as the app login: ' +
+    'flowforge-db connects with DATABASE_MIGRATION_URL (else DATABASE_URL), ' +
+    "so set DATABASE_MIGRATION_URL to the owner's URL"
+  );
 }
 
 function failureOf(error: unknown, prefix: string, failed?: string): DatabaseError {
   const cause = toDatabaseError(error);
-  const reason = error instanceof Error ? error.message : cause.message;
+  // The cause's own words without its "@flowforge/db: ": the prefix appears once.
+  const reason =
+    reasonOf(cause) + (cause.code === 'PERMISSION_DENIED' ? `: ${permissionHint(cause)}` : '');
   return new DatabaseError(
     cause.code === 'UNAVAILABLE' ? 'UNAVAILABLE' : 'MIGRATION_FAILED',
     failed
@@ -554,7 +603,7 @@ export async function migrateToLatest(
   options: MigrateOptions = {},
 ): Promise<MigrationRun> {
   const sources = planOf(options);
-  return runJob((fail) =>
+  return runJob('migrations did not run', (fail) =>
     inLockedTransaction(db, async (trx) => {
       const existing = await prepareTables(trx, sources, true);
       await adoptCombinedHistory(trx, sources, existing);
@@ -581,7 +630,7 @@ export async function migrateDown(
   options: MigrateOptions = {},
 ): Promise<MigrationRun> {
   const sources = planOf(options);
-  return runJob((fail) =>
+  return runJob('nothing was reverted', (fail) =>
     inLockedTransaction(db, async (trx) => {
       const existing = await prepareTables(trx, sources, false);
       await adoptCombinedHistory(trx, sources, existing);
@@ -626,7 +675,7 @@ export async function migrationStatus(
   options: MigrateOptions = {},
 ): Promise<readonly MigrationState[]> {
   const sources = planOf(options);
-  return runJob(async () => {
+  return runJob('cannot read the migration history', async () => {
     const existing = await existingTables(
       db,
       sources.map((source) => source.table),
@@ -653,5 +702,60 @@ export async function migrationStatus(
       }
     }
     return states;
+  });
+}
+
+/** The history tables' suffix: Kysely's default table and `<source>_migration`. */
+const HISTORY_SUFFIX = '_migration';
+
+/**
+ * Every migration history table in the database, whatever options the caller
+ * knows of: `kysely_migration` (the app's) and each `<source>_migration` table
+ * that Kysely's Migrator created (a table with its `name` and `timestamp`
+ * columns, visible on the search path), with what each records. Core first,
+ * then other sources by name, the app last. Reads only. Where
+ * {@link migrationStatus} answers "what of these migrations ran", this answers
+ * "what ran here", including sources left out of the options.
+ *
+ * @throws {DatabaseError} UNAVAILABLE, MIGRATION_FAILED (a history cannot be read).
+ * @example
+ * for (const history of await migrationHistories(owner.db)) {
+ *   console.log(history.source, history.applied.length);
+ * }
+ */
+export async function migrationHistories(
+  db: Kysely<unknown>,
+): Promise<readonly MigrationHistory[]> {
+  return runJob('cannot read the migration history', async () => {
+    const { rows: tables } = await sql<{ table: string }>`
+      select c.relname as table
+        from pg_catalog.pg_class c
+       where c.relkind in ('r', 'p')
+         and c.relname like ${`%\\${HISTORY_SUFFIX}`}
+         and pg_catalog.pg_table_is_visible(c.oid)
+         and (select count(*) from pg_catalog.pg_attribute a
+               where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+                 and a.attname in ('name', 'timestamp')) = 2`.execute(db);
+    const histories: MigrationHistory[] = [];
+    for (const { table } of tables) {
+      const prefix = table.slice(0, -HISTORY_SUFFIX.length);
+      const source =
+        table === APP_MIGRATION_TABLE
+          ? APP_MIGRATION_SOURCE
+          : RESERVED_SOURCES.has(prefix)
+            ? table // not a source's: defineMigrationSource refuses these names
+            : prefix;
+      const applied = (await historyOf(db, table))
+        .map((row) => ({ name: row.name, executedAt: new Date(row.timestamp) }))
+        .sort(
+          (a, b) => a.executedAt.getTime() - b.executedAt.getTime() || a.name.localeCompare(b.name),
+        );
+      histories.push({ source, table, applied });
+    }
+    const rank = (source: string): number =>
+      source === CORE_SOURCE ? 0 : source === APP_MIGRATION_SOURCE ? 2 : 1;
+    return histories.sort(
+      (a, b) => rank(a.source) - rank(b.source) || a.source.localeCompare(b.source),
+    );
   });
 }

@@ -6,13 +6,17 @@
 import { spawn } from 'node:child_process';
 import {
   copyFileSync,
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
   readdirSync,
+  realpathSync,
   rmSync,
   statSync,
+  symlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -200,6 +204,30 @@ describe('migrations as the schema owner', () => {
   });
 });
 
+describe('a refused migration says what to do', () => {
+  test('creating a role without CREATEROLE names CREATEROLE, not the schema owner', async () => {
+    const test_ = await freshDatabase('migr_role');
+    // flowforge_owner owns the database but has no CREATEROLE (scripts/services).
+    const error = await rejectionOf(() =>
+      migrateToLatest(open(test_.ownerUrl), {
+        migrations: {
+          '2026-11-28-0001-a-role': {
+            async up(trx) {
+              await sql`create role ff_never_created nologin`.execute(trx);
+            },
+          },
+        },
+      }),
+    );
+    expect(error).toMatchObject({ code: 'MIGRATION_FAILED', sqlstate: '42501' });
+    expect(error.message).toMatch(
+      /^@flowforge\/db: migration 2026-11-28-0001-a-role failed, nothing of this run was applied: permission denied to create role/,
+    );
+    expect(error.message).toContain('creating a role needs CREATEROLE');
+    expect(error.message).not.toContain('DATABASE_MIGRATION_URL');
+  });
+});
+
 describe('a migration run is all or nothing', () => {
   test('when the second migration fails, the first one (and core) is not kept either', async () => {
     const test_ = await freshDatabase('migr_fail');
@@ -247,6 +275,13 @@ describe('a migration run is all or nothing', () => {
     expect(error.code).toBe('MIGRATION_FAILED');
     expect(error.sqlstate).toBe('42501');
     expect(error.cause).toMatchObject({ code: 'PERMISSION_DENIED' });
+    // The package's prefix once, the server's reason, then what to do.
+    expect(error.message).toMatch(
+      /^@flowforge\/db: migrations did not run: permission denied for schema public \(SQLSTATE 42501\): /,
+    );
+    expect(error.message.match(/@flowforge\/db:/g)).toHaveLength(1);
+    expect(error.message).toContain('run migrations as the role that owns the schema');
+    expect(error.message).toContain('DATABASE_MIGRATION_URL');
     const owner = open(test_.ownerUrl);
     expect(await tableExists(owner, 'notes')).toBe(false);
     expect(await tableExists(owner, 'kysely_migration')).toBe(false);
@@ -398,6 +433,11 @@ describe('flowforge-db migrate (the CLI)', () => {
     });
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('permission denied');
+    expect(result.stderr.match(/@flowforge\/db:/g)).toHaveLength(1);
+    expect(result.stderr).toContain(
+      'this ran as the DATABASE_URL role, since DATABASE_MIGRATION_URL is not set',
+    );
+    expect(result.stderr).toContain('run migrations as the role that owns the schema');
     expect(result.stderr).not.toContain('flowforge:flowforge@');
     expect(await tableExists(owner, 'cli_gadgets')).toBe(false);
   });
@@ -414,6 +454,20 @@ describe('flowforge-db migrate (the CLI)', () => {
     }
   });
 
+  test('status as a role that may not read the history says so, never "did not run" (exit 1)', async () => {
+    const result = await runCli(['migrate', 'status', '--migrations', CLI_MIGRATIONS], {
+      APP_ENV: 'test',
+      DATABASE_URL: test_.appUrl,
+    });
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toMatch(
+      /^@flowforge\/db: cannot read the migration history: permission denied for table /,
+    );
+    expect(result.stderr).not.toContain('did not run');
+    expect(result.stderr).toContain('DATABASE_MIGRATION_URL');
+  });
+
   test('a database setting that is invalid exits 78 with the variable named', async () => {
     const result = await runCli(['migrate', 'status'], {
       APP_ENV: 'test',
@@ -425,7 +479,7 @@ describe('flowforge-db migrate (the CLI)', () => {
     expect(result.stderr).toContain('DATABASE_CONNECT_TIMEOUT_MS');
   });
 
-  test.each([
+  test.each<[Record<string, string>]>([
     [{}],
     [{ APP_ENV: 'development' }],
     [{ APP_ENV: 'test' }],
@@ -440,6 +494,12 @@ describe('flowforge-db migrate (the CLI)', () => {
       expect(result.stderr).toContain('DATABASE_MIGRATION_URL');
       expect(result.stderr).not.toContain('pglite');
       expect(result.stderr.trim().split('\n')).toHaveLength(1);
+      // Only development may migrate the embedded database: only there is it offered.
+      if (settings.APP_ENV === 'development') {
+        expect(result.stderr).toContain('or pass --embedded to migrate the embedded database');
+      } else {
+        expect(result.stderr).not.toContain('--embedded');
+      }
     },
   );
 
@@ -448,20 +508,33 @@ describe('flowforge-db migrate (the CLI)', () => {
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('usage: flowforge-db migrate <up|down|status>');
     expect(result.stdout).toContain('packages');
+    const codes = /Exit codes: (.*)/s.exec(result.stdout)?.[1] ?? '';
+    for (const code of ['0 ', '1 ', '64 ', '69 ', '70 ', '78 ']) expect(codes).toContain(code);
   });
 
   test.each([
-    [['frob']],
-    [['migrate']],
-    [['migrate', 'sideways']],
-    [['migrate', 'up', 'extra']],
-    [['migrate', 'up', '--bogus']],
-  ])('a bad command line %j exits 64 with the usage on stderr', async (args) => {
-    const result = await runCli(args, env);
-    expect(result.code).toBe(64);
-    expect(result.stdout).toBe('');
-    expect(result.stderr).toContain('usage: flowforge-db migrate <up|down|status>');
-  });
+    [['frob'], 'flowforge-db: unknown command "frob": expected migrate'],
+    [['migrate'], 'flowforge-db: migrate needs a command: up, down or status'],
+    [
+      ['migrate', 'upp'],
+      'flowforge-db: unknown command "migrate upp": expected up, down or status',
+    ],
+    [
+      ['migrate', 'sideways'],
+      'flowforge-db: unknown command "migrate sideways": expected up, down or status',
+    ],
+    [['migrate', 'up', 'extra'], 'flowforge-db: unexpected argument "extra" after migrate up'],
+    [['migrate', 'up', '--bogus'], "flowforge-db: Unknown option '--bogus'"],
+  ])(
+    'a bad command line %j exits 64 (EX_USAGE) naming the problem, then the usage',
+    async (args, problem) => {
+      const result = await runCli(args, env);
+      expect(result.code).toBe(64);
+      expect(result.stdout).toBe('');
+      expect(result.stderr.split('\n')[0]).toContain(problem);
+      expect(result.stderr).toContain('usage: flowforge-db migrate <up|down|status>');
+    },
+  );
 
   test('a --migrations module that cannot be loaded exits 64 with one line, not a stack trace', async () => {
     const result = await runCli(
@@ -501,6 +574,11 @@ describe('flowforge-db migrate (the CLI)', () => {
       });
       expect(result.code).toBe(69);
       expect(result.stderr).toContain('cannot reach PostgreSQL');
+      expect(result.stderr.match(/@flowforge\/db:/g)).toHaveLength(1);
+      if (action === 'status') {
+        expect(result.stderr).toMatch(/^@flowforge\/db: cannot read the migration history: /);
+        expect(result.stderr).not.toContain('did not run');
+      }
       expect(result.stdout).not.toContain('s3cret-LEAK');
       expect(result.stderr).not.toContain('s3cret-LEAK');
     },
@@ -549,6 +627,52 @@ describe('flowforge-db with a module that exports packages and migrations', () =
     expect(await tableExists(owner, 'cli_ledger')).toBe(false);
   });
 
+  test('status without --migrations lists every history table it finds and says what it cannot tell', async () => {
+    const test_ = await freshDatabase('migr_cli_hist');
+    const env = { APP_ENV: 'test', DATABASE_MIGRATION_URL: test_.ownerUrl };
+
+    const fresh = await runCli(['migrate', 'status'], env);
+    expect(fresh).toMatchObject({ code: 0, stderr: '' });
+    expect(statusRows(fresh.stdout)).toEqual(CORE.map((name) => ['pending', 'flowforge_db', name]));
+    expect(lines(fresh.stdout).at(-1)).toBe(
+      `0 applied, ${CORE.length} pending; without --migrations only flowforge_db's migrations are known: ` +
+        'what is pending for the app and its packages cannot be told (pass --migrations <module>)',
+    );
+
+    expect((await runCli(['migrate', 'up', '--migrations', MODULE], env)).code).toBe(0);
+    const all = [
+      ...CORE.map((name) => ['flowforge_db', name]),
+      ['cli_ledger', '0001-cli-ledger'],
+      ['app', '2026-11-28-0001-cli-entries'],
+    ];
+
+    const bare = await runCli(['migrate', 'status'], env);
+    expect(bare).toMatchObject({ code: 0, stderr: '' });
+    const rows = statusRows(bare.stdout);
+    expect(rows.map((row) => row.slice(1))).toEqual(all);
+    for (const [executedAt] of rows) expect(new Date(executedAt!).toISOString()).toBe(executedAt);
+    expect(lines(bare.stdout).at(-1)).toBe(
+      `${all.length} applied, 0 pending; without --migrations only flowforge_db's migrations are known: ` +
+        'what is pending for cli_ledger, app (found in the database) cannot be told (pass --migrations <module>)',
+    );
+
+    // A module that forgets a package: its history is still shown, and named.
+    const appOnly = await runCli(
+      ['migrate', 'status', '--migrations', 'test/fixtures/cli-app-only.mjs'],
+      env,
+    );
+    expect(appOnly).toMatchObject({ code: 0, stderr: '' });
+    expect(statusRows(appOnly.stdout).map((row) => row.slice(1))).toEqual(all);
+    expect(lines(appOnly.stdout).at(-1)).toBe(
+      `${all.length} applied, 0 pending; cli_ledger (found in the database) is not in ` +
+        'test/fixtures/cli-app-only.mjs: what is pending there cannot be told',
+    );
+
+    // Given everything, nothing to add.
+    const full = await runCli(['migrate', 'status', '--migrations', MODULE], env);
+    expect(lines(full.stdout).at(-1)).toBe(`${all.length} applied, 0 pending`);
+  });
+
   test('a default export is taken as the app migrations', async () => {
     const test_ = await freshDatabase('migr_cli_def');
     const result = await runCli(
@@ -584,6 +708,12 @@ describe('flowforge-db --embedded', () => {
 });
 
 describe('the flowforge-db command file (bin/flowforge-db.js)', () => {
+  const KYSELY_RANGE = (
+    JSON.parse(readFileSync(join(PACKAGE_DIR, 'package.json'), 'utf8')) as {
+      peerDependencies: Record<string, string>;
+    }
+  ).peerDependencies.kysely!;
+
   test('exists before any build, so pnpm links it at install; without dist it says to build and exits 70', async () => {
     const pkg = JSON.parse(readFileSync(join(PACKAGE_DIR, 'package.json'), 'utf8')) as {
       bin: Record<string, string>;
@@ -605,4 +735,73 @@ describe('the flowforge-db command file (bin/flowforge-db.js)', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  /**
+   * An installed copy of the package (bin, package.json, the built dist) whose
+   * node_modules has its dependencies but a `kysely` as `setUp` leaves it:
+   * what an adopter has after `npm install @flowforge/db` without the peer.
+   */
+  async function installedWithout(
+    setUp: (kyselyDir: string) => void,
+    args: readonly string[] = ['--help'],
+  ): Promise<CliResult> {
+    const dir = mkdtempSync(join(tmpdir(), 'ff-peer-'));
+    try {
+      mkdirSync(join(dir, 'bin'));
+      copyFileSync(BIN, join(dir, 'bin', 'flowforge-db.js'));
+      copyFileSync(join(PACKAGE_DIR, 'package.json'), join(dir, 'package.json'));
+      cpSync(join(PACKAGE_DIR, 'dist'), join(dir, 'dist'), { recursive: true });
+      const modules = join(dir, 'node_modules');
+      mkdirSync(join(modules, '@flowforge'), { recursive: true });
+      for (const name of ['@flowforge/config', '@flowforge/observability', 'pg']) {
+        symlinkSync(realpathSync(join(PACKAGE_DIR, 'node_modules', name)), join(modules, name));
+      }
+      setUp(join(modules, 'kysely'));
+      return await runCli(args, {}, join(dir, 'bin', 'flowforge-db.js'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  test('without the kysely peer it names kysely, says how to install it and exits 70, with no stack trace', async () => {
+    const result = await installedWithout(() => undefined);
+    expect(result.code).toBe(70);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toMatch(
+      /^flowforge-db: cannot start: the package kysely is not installed/,
+    );
+    expect(result.stderr).toContain('kysely is a required peer dependency of @flowforge/db');
+    // With the peer range: a bare `npm install kysely` would take the newest, maybe outside it.
+    expect(result.stderr).toContain(`npm install "kysely@${KYSELY_RANGE}"`);
+    expect(result.stderr).not.toContain('ERR_MODULE_NOT_FOUND');
+    expect(result.stderr).not.toMatch(/^\s+at /m);
+  });
+
+  test.each([
+    ['a kysely without the kysely/migration entry point', { '.': './index.js' }, 'export {};\n'],
+    [
+      'a kysely without the dialects it needs',
+      { '.': './index.js', './migration': './index.js' },
+      'export const sql = null;\n',
+    ],
+  ])(
+    'with %s (an older kysely) it names the installed and the needed version and exits 70',
+    async (_, exports, source) => {
+      const result = await installedWithout((kysely) => {
+        mkdirSync(kysely);
+        writeFileSync(
+          join(kysely, 'package.json'),
+          JSON.stringify({ name: 'kysely', version: '0.27.6', type: 'module', exports }),
+        );
+        writeFileSync(join(kysely, 'index.js'), source);
+      });
+      expect(result.code).toBe(70);
+      expect(result.stdout).toBe('');
+      expect(result.stderr).toMatch(/^flowforge-db: cannot start: /);
+      expect(result.stderr).toContain('kysely 0.27.6 is installed');
+      expect(result.stderr).toContain(`@flowforge/db needs kysely ${KYSELY_RANGE}`);
+      expect(result.stderr).toContain(`npm install "kysely@${KYSELY_RANGE}"`);
+      expect(result.stderr).not.toMatch(/^\s+at /m);
+    },
+  );
 });

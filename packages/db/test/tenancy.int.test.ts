@@ -326,6 +326,31 @@ describe('isolation, enforced by PostgreSQL', () => {
   });
 });
 
+describe('a login role that is not a member of the app role', () => {
+  it('fails the first withTenant with PERMISSION_DENIED saying to GRANT the app role or log in as the app', async () => {
+    // The schema owner is deliberately not a member of flowforge_app (scripts/services).
+    const asOwner = createDatabase<TestDB>({ url: testDb.ownerUrl, poolSize: 1 });
+    try {
+      const error = (await asOwner
+        .withTenant(TENANT_A, (trx) => trx.selectFrom('notes').select('id').execute())
+        .then(
+          () => {
+            throw new Error('expected a rejection');
+          },
+          (rejection: unknown) => rejection,
+        )) as DatabaseError;
+      expect(error).toMatchObject({ code: 'PERMISSION_DENIED', sqlstate: '42501' });
+      expect(error.message).toContain('permission denied to set role "flowforge_app"');
+      expect(error.message).toContain('GRANT flowforge_app TO <login role>');
+      expect(error.message).toContain("log in as the app's login role");
+      // The connection went back clean: the same handle still works outside withTenant.
+      expect(await asOwner.health()).toMatchObject({ status: 'up' });
+    } finally {
+      await asOwner.close();
+    }
+  });
+});
+
 describe('property: two tenants interleaved on one shared pool', () => {
   type Tenant = typeof TENANT_A | typeof TENANT_B;
   type Op =

@@ -40,6 +40,24 @@ describe('toDatabaseError', () => {
     expect(mapped.code).toBe('TENANT_VIOLATION');
   });
 
+  it('a role switch the login may not make says how to fix the roles', () => {
+    const mapped = toDatabaseError(
+      serverError('42501', 'permission denied to set role "flowforge_app"'),
+    );
+    expect(mapped.code).toBe('PERMISSION_DENIED');
+    expect(mapped.sqlstate).toBe('42501');
+    expect(mapped.message).toMatch(
+      /^@flowforge\/db: permission denied to set role "flowforge_app" \(SQLSTATE 42501\): /,
+    );
+    expect(mapped.message).toContain('must be a member of flowforge_app');
+    expect(mapped.message).toContain('GRANT flowforge_app TO <login role>');
+    expect(mapped.message).toContain("log in as the app's login role");
+    // Any other 42501 keeps the server's words only.
+    expect(toDatabaseError(serverError('42501', 'permission denied for table notes')).message).toBe(
+      '@flowforge/db: permission denied for table notes (SQLSTATE 42501)',
+    );
+  });
+
   it('keeps the server fields and the original as cause', () => {
     const original = serverError('23505', 'duplicate key', {
       constraint: 'notes_tenant_title_key',

@@ -86,6 +86,25 @@ function codeForSqlstate(sqlstate: string, message: string): DatabaseErrorCode {
   }
 }
 
+/** PostgreSQL's refusal of `SET ROLE` (PostgreSQL 15: the whole message; 16+ adds a detail). */
+const SET_ROLE_REFUSED = /^permission denied to set role "([^"]+)"/;
+
+/**
+ * What to do about a server error whose fix is not obvious from the server's
+ * words, or undefined. A refused role switch is a deployment mistake (the
+ * login role is not a member of the app role, typically DATABASE_URL naming
+ * the schema owner), and it only shows on the first `withTenant`.
+ */
+function hintFor(sqlstate: string, message: string): string | undefined {
+  const role = sqlstate === '42501' ? SET_ROLE_REFUSED.exec(message)?.[1] : undefined;
+  if (role === undefined) return undefined;
+  return (
+    `withTenant switches to the role ${role}, so the login role must be a member of ${role}: ` +
+    `GRANT ${role} TO <login role> (as a superuser), or log in as the app's login role ` +
+    `(DATABASE_URL names the app's login, never the schema owner)`
+  );
+}
+
 /**
  * Turns whatever a driver threw into a {@link DatabaseError} (the original as
  * `cause`); a DatabaseError passes through as it is.
@@ -96,13 +115,18 @@ export function toDatabaseError(error: unknown): DatabaseError {
   const message = typeof shape.message === 'string' ? shape.message : String(error);
   const code = typeof shape.code === 'string' ? shape.code : undefined;
   if (code !== undefined && SQLSTATE.test(code)) {
-    return new DatabaseError(codeForSqlstate(code, message), `${message} (SQLSTATE ${code})`, {
-      cause: error,
-      sqlstate: code,
-      ...stringField('constraint', shape.constraint),
-      ...stringField('table', shape.table),
-      ...stringField('column', shape.column),
-    });
+    const hint = hintFor(code, message);
+    return new DatabaseError(
+      codeForSqlstate(code, message),
+      `${message} (SQLSTATE ${code})${hint ? `: ${hint}` : ''}`,
+      {
+        cause: error,
+        sqlstate: code,
+        ...stringField('constraint', shape.constraint),
+        ...stringField('table', shape.table),
+        ...stringField('column', shape.column),
+      },
+    );
   }
   if (CLOSED_MESSAGES.some((text) => message.includes(text))) {
     return new DatabaseError('CLOSED', 'the database handle is closed', { cause: error });
