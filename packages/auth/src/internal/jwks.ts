@@ -104,15 +104,23 @@ export class JwksCache {
       const sinceAttemptNow = this.#options.now() - this.#lastAttemptAt;
       if (sinceAttemptNow >= this.#options.cooldownMs) {
         await this.#refresh();
-      } else if (this.#attempts === attemptsOnArrival && this.#issuedSinceLastFetch(token)) {
-        // (A fetch that ran during this call already looked: no second one for it.)
+      } else if (
+        // Not while the IdP is failing: then the cooldown spaces attempts (a blackholed IdP
+        // makes every fetch wait for its timeout). Not when a fetch ran during this call: it
+        // already looked.
+        !this.#lastFetchFailed &&
+        this.#attempts === attemptsOnArrival &&
+        this.#issuedSinceLastFetch(token)
+      ) {
         const attemptBefore = this.#attempts;
-        const wait = EARLY_FETCH_SPACING_MS - sinceAttemptNow;
+        // Bounded whatever the injected clock does (it may step back).
+        const wait = Math.min(EARLY_FETCH_SPACING_MS, EARLY_FETCH_SPACING_MS - sinceAttemptNow);
         if (wait > 0) await delay(wait);
         // Another caller's fetch in the meantime answers for this one too.
         if (this.#attempts === attemptBefore) await this.#refresh();
-        else if (this.#inflight) await this.#inflight;
       }
+      // A fetch another caller started may still be running: its keys are the ones to try.
+      if (this.#inflight) await this.#inflight;
       try {
         return await this.#current()(header, token);
       } catch (retryError) {
@@ -128,11 +136,12 @@ export class JwksCache {
   #issuedSinceLastFetch(token: FlattenedJWSInput): boolean {
     let iat: unknown;
     try {
-      const payload =
-        typeof token.payload === 'string'
-          ? Buffer.from(token.payload, 'base64url').toString('utf8')
-          : Buffer.from(token.payload).toString('utf8');
-      iat = (JSON.parse(payload) as { iat?: unknown } | null)?.iat;
+      // jose hands the payload segment over as it is in the token: base64url text.
+      const segment =
+        typeof token.payload === 'string' ? token.payload : new TextDecoder().decode(token.payload);
+      iat = (
+        JSON.parse(Buffer.from(segment, 'base64url').toString('utf8')) as { iat?: unknown } | null
+      )?.iat;
     } catch {
       return false;
     }
