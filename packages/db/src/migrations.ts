@@ -475,11 +475,16 @@ async function adoptCombinedHistory(
 }
 
 const LOCK: MigrationLockOptions = { lockTable: LOCK_TABLE, lockRowId: MIGRATION_LOCK_ID };
+/** The advisory lock key Kysely's PostgresAdapter takes (not exported by Kysely). */
+const KYSELY_ADVISORY_LOCK_ID = 3853314791062309107n;
 
 /**
  * Runs `work` holding the migration lock (PostgreSQL: Kysely's advisory lock,
  * so this waits for another deploy's run) in one transaction: every source's
  * Migrator gets that transaction, so a run applies all of its migrations or none.
+ * In a transaction the caller passes, the lock is transaction-level: held
+ * until the caller commits or rolls back, so no other run sees this run's
+ * migrations as pending before they are committed.
  */
 async function inLockedTransaction<T>(
   db: Kysely<unknown>,
@@ -487,12 +492,10 @@ async function inLockedTransaction<T>(
 ): Promise<T> {
   const adapter = db.getExecutor().adapter;
   if (db.isTransaction) {
-    await adapter.acquireMigrationLock(db, LOCK);
-    try {
-      return await work(db);
-    } finally {
-      await adapter.releaseMigrationLock(db, LOCK);
-    }
+    // Same key as the session lock the Migrators take (re-entrant on this
+    // session); released by PostgreSQL at the end of the caller's transaction.
+    await sql`select pg_advisory_xact_lock(${sql.lit(KYSELY_ADVISORY_LOCK_ID)})`.execute(db);
+    return work(db);
   }
   // Each Migrator takes the lock again inside (re-entrant on the same session).
   return db.connection().execute(async (connection) => {
@@ -633,6 +636,22 @@ export async function migrateDown(
   return runJob('nothing was reverted', (fail) =>
     inLockedTransaction(db, async (trx) => {
       const existing = await prepareTables(trx, sources, false);
+      const planned = new Set(sources.map((source) => source.table));
+      const omitted: string[] = [];
+      for (const table of await historyTables(trx)) {
+        const name = table.slice(0, -HISTORY_SUFFIX.length);
+        // Only a table a source could own: other `*_migration` tables are not ours.
+        if (planned.has(table) || !SOURCE_NAME.test(name) || RESERVED_SOURCES.has(name)) continue;
+        if ((await historyOf(trx, table)).length > 0) omitted.push(table);
+      }
+      if (omitted.length > 0) {
+        fail(
+          new DatabaseError(
+            'MIGRATION_FAILED',
+            `nothing reverted: ${omitted.join(', ')} ${omitted.length === 1 ? 'has' : 'have'} migration history but ${omitted.length === 1 ? 'was' : 'were'} not passed in \`packages\`: pass the same packages as for up`,
+          ),
+        );
+      }
       await adoptCombinedHistory(trx, sources, existing);
       for (const source of sources.toReversed()) {
         if (!existing.has(source.table)) continue;
@@ -709,6 +728,23 @@ export async function migrationStatus(
 const HISTORY_SUFFIX = '_migration';
 
 /**
+ * Every visible `*_migration` table with Kysely's `name` and `timestamp`
+ * columns, whatever sources the options name.
+ */
+async function historyTables(db: Kysely<unknown>): Promise<readonly string[]> {
+  const { rows } = await sql<{ table: string }>`
+    select c.relname as table
+      from pg_catalog.pg_class c
+     where c.relkind in ('r', 'p')
+       and c.relname like ${`%\\${HISTORY_SUFFIX}`}
+       and pg_catalog.pg_table_is_visible(c.oid)
+       and (select count(*) from pg_catalog.pg_attribute a
+             where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+               and a.attname in ('name', 'timestamp')) = 2`.execute(db);
+  return rows.map((row) => row.table);
+}
+
+/**
  * Every migration history table in the database, whatever options the caller
  * knows of: `kysely_migration` (the app's) and each `<source>_migration` table
  * that Kysely's Migrator created (a table with its `name` and `timestamp`
@@ -727,17 +763,8 @@ export async function migrationHistories(
   db: Kysely<unknown>,
 ): Promise<readonly MigrationHistory[]> {
   return runJob('cannot read the migration history', async () => {
-    const { rows: tables } = await sql<{ table: string }>`
-      select c.relname as table
-        from pg_catalog.pg_class c
-       where c.relkind in ('r', 'p')
-         and c.relname like ${`%\\${HISTORY_SUFFIX}`}
-         and pg_catalog.pg_table_is_visible(c.oid)
-         and (select count(*) from pg_catalog.pg_attribute a
-               where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
-                 and a.attname in ('name', 'timestamp')) = 2`.execute(db);
     const histories: MigrationHistory[] = [];
-    for (const { table } of tables) {
+    for (const table of await historyTables(db)) {
       const prefix = table.slice(0, -HISTORY_SUFFIX.length);
       const source =
         table === APP_MIGRATION_TABLE

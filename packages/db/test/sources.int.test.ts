@@ -144,6 +144,30 @@ describe('one run is one transaction across sources', () => {
     const runs = await Promise.all([migrateToLatest(db, options), migrateToLatest(db, options)]);
     expect(runs.map((run) => run.applied.length).sort()).toEqual([0, CORE.length + 2]);
   });
+
+  test('a migration run in a transaction the caller passes holds the lock until that transaction ends', async () => {
+    const db = await ownerOfFresh('src_caller_trx', 2);
+    const options: MigrateOptions = { packages: [ledger], migrations: app };
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let migrated!: () => void;
+    const ran = new Promise<void>((resolve) => (migrated = resolve));
+    const first = db.transaction().execute(async (trx) => {
+      const run = await migrateToLatest(trx, options);
+      migrated();
+      await held;
+      return run;
+    });
+    await ran;
+    const second = migrateToLatest(db, options);
+    let settled = false;
+    void second.finally(() => (settled = true)).catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(settled).toBe(false);
+    release();
+    expect((await first).applied).toEqual([...CORE, '0001-ledger', '2026-11-28-0001-entries']);
+    expect(await second).toEqual({ direction: 'up', applied: [] });
+  });
 });
 
 describe('down refuses what it cannot do safely', () => {
@@ -155,6 +179,31 @@ describe('down refuses what it cannot do safely', () => {
     expect(error.message).toContain('kysely_migration records 1 migration(s) of app');
     expect(await tableExists(db, 'entries')).toBe(true);
     expect(await tableExists(db, 'ledger')).toBe(true);
+  });
+
+  test('a package with history left out of the options: refused before anything is reverted', async () => {
+    const db = await ownerOfFresh('src_omit_pkg');
+    // The package's table depends on core's function, as a tenant table would.
+    const tenantLedger = defineMigrationSource('acme_ledger', {
+      '0001-ledger': createTable('ledger', ', tenant_id uuid default flowforge_current_tenant()'),
+    });
+    await migrateToLatest(db, { packages: [tenantLedger], migrations: app });
+    const error = await rejectionOf(migrateDown(db, { migrations: app }));
+    expect(error.code).toBe('MIGRATION_FAILED');
+    expect(error.message).toContain(
+      'acme_ledger_migration has migration history but was not passed in `packages`',
+    );
+    expect(await tableExists(db, 'entries')).toBe(true);
+    expect(await tableExists(db, 'ledger')).toBe(true);
+    const { rows } = await sql<{ n: number }>`
+      select (select count(*) from kysely_migration)::int
+           + (select count(*) from flowforge_db_migration)::int as n`.execute(db);
+    expect(rows).toEqual([{ n: CORE.length + 1 }]);
+    // Passing the package, down works from the app's migration on.
+    expect(await migrateDown(db, { packages: [tenantLedger], migrations: app })).toEqual({
+      direction: 'down',
+      applied: ['2026-11-28-0001-entries'],
+    });
   });
 
   test('a latest migration without down: MIGRATION_FAILED naming it', async () => {
