@@ -479,6 +479,16 @@ describe('loadSettings: production hardening', () => {
         url,
       ).not.toThrow();
     }
+    // node-postgres takes a `host` query parameter over the URL's host.
+    for (const url of [
+      'postgres://u:p@localhost/db?host=db.prod',
+      'postgres://u:p@127.0.0.1/db?host=10.0.0.5',
+    ]) {
+      expect(
+        issuesOf({ ...PRODUCTION_OK, DATABASE_SSL: 'disable', DATABASE_URL: url })[0]?.variable,
+        url,
+      ).toBe('DATABASE_SSL');
+    }
   });
 
   it('refuses plain http to a non-loopback Keycloak', () => {

@@ -83,7 +83,10 @@ export function hardenDatabase(raw: Readonly<Record<string, string | undefined>>
 
 function hostOf(value: string | undefined): string | undefined {
   if (value === undefined || !URL.canParse(value)) return undefined;
-  return new URL(value).hostname;
+  const url = new URL(value);
+  // node-postgres (pg-connection-string) lets a `host` query parameter override the URL's
+  // host: `postgres://u:p@localhost/db?host=db.prod` connects to db.prod.
+  return url.searchParams.get('host') ?? url.hostname;
 }
 
 function urlAsksForTls(value: string | undefined): boolean {
