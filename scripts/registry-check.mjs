@@ -244,13 +244,18 @@ export function lockPackument(packument, versions) {
     }
     kept[version] = manifest;
   }
-  const newest = Object.keys(kept).sort(compareVersions).at(-1);
   /** @type {Record<string, string>} */
   const tags = {};
   for (const [tag, version] of Object.entries(packument['dist-tags'] ?? {})) {
     if (typeof version === 'string' && version in kept) tags[tag] = version;
   }
-  if (newest !== undefined) tags['latest'] = newest;
+  // npm prefers `latest` for a bare name or `*`: keep the registry's when it is locked, else
+  // the newest locked release (a prerelease only when nothing else is locked).
+  if (tags['latest'] === undefined) {
+    const sorted = Object.keys(kept).sort(compareVersions);
+    const newest = sorted.filter((version) => !version.includes('-')).at(-1) ?? sorted.at(-1);
+    if (newest !== undefined) tags['latest'] = newest;
+  }
   /** @type {any} */
   const result = { ...packument, versions: kept, 'dist-tags': tags };
   if (packument.time) {
@@ -263,8 +268,31 @@ export function lockPackument(packument, versions) {
 
 /** @param {string} pathname a registry request path @returns {string | null} the package name of a packument request */
 function packumentName(pathname) {
-  const path = decodeURIComponent(pathname).replace(/^\/+/, '');
+  const path = decoded(pathname).replace(/^\/+/, '');
   return /^(?:@[^/@]+\/)?[^/@]+$/.test(path) ? path : null;
+}
+
+/** @param {string} pathname @returns {string} the path decoded; '' when it cannot be */
+function decoded(pathname) {
+  try {
+    return decodeURIComponent(pathname);
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * The package and version of a tarball request (`/name/-/name-1.2.3.tgz`,
+ * `/@scope/name/-/name-1.2.3.tgz`), or null for any other path.
+ * @param {string} pathname
+ */
+export function tarballOf(pathname) {
+  const match = /^\/((?:@[^/@]+\/)?[^/@]+)\/-\/([^/]+)\.tgz$/.exec(decoded(pathname));
+  if (!match) return null;
+  const name = /** @type {string} */ (match[1]);
+  const base = name.split('/').at(-1) ?? name;
+  const file = /** @type {string} */ (match[2]);
+  return file.startsWith(`${base}-`) ? { name, version: file.slice(base.length + 1) } : null;
 }
 
 /**
@@ -290,6 +318,14 @@ export async function startMirror({ locked, upstream = UPSTREAM }) {
     if (name !== null && locked !== null && versions === undefined) {
       refused.add(name);
       return fail(404, `${name} is not in pnpm-lock.yaml`);
+    }
+    if (name === null && locked !== null) {
+      // Pinned means pinned for every path: a tarball of a locked version, nothing else.
+      const tarball = tarballOf(url.pathname);
+      if (!tarball || !locked.get(tarball.name)?.has(tarball.version)) {
+        refused.add(tarball ? `${tarball.name}@${tarball.version}` : url.pathname);
+        return fail(404, `${url.pathname} is not a tarball of a version in pnpm-lock.yaml`);
+      }
     }
     /** @type {Record<string, string>} */
     const headers = {};
@@ -1133,7 +1169,13 @@ function packageOf(specifier) {
   return specifier.startsWith('@') ? parts.slice(0, 2).join('/') : /** @type {string} */ (parts[0]);
 }
 
-const DECLARATION_IMPORT = /^\s*(?:import|export)\b[^'"\n]*?from\s*['"]([^'"]+)['"]/gm;
+/**
+ * Every way a declaration file can need another module: `import … from`, `export … from`
+ * (over several lines too), a side-effect `import 'x'`, an inline `import('x')`, and a
+ * `declare module 'x'` augmentation (TS2664 without it).
+ */
+const DECLARATION_IMPORT =
+  /^\s*(?:import|export)\b[^'";]*?\bfrom\s*['"]([^'"]+)['"]|^\s*import\s*['"]([^'"]+)['"]|\bimport\s*\(\s*['"]([^'"]+)['"]\s*\)|^\s*declare\s+module\s+['"]([^'"]+)['"]/gm;
 
 /**
  * Bare module specifiers imported by the .d.ts files under `dir/dist`, or, with `entry`, by
@@ -1159,7 +1201,7 @@ export function declarationImports(dir, entry) {
     const file = /** @type {string} */ (queue.shift());
     if (!existsSync(file)) continue;
     for (const match of readFileSync(file, 'utf8').matchAll(DECLARATION_IMPORT)) {
-      const specifier = /** @type {string} */ (match[1]);
+      const specifier = /** @type {string} */ (match[1] ?? match[2] ?? match[3] ?? match[4]);
       if (/^node:/.test(specifier)) continue;
       if (/^\./.test(specifier)) {
         const next = join(file, '..', specifier.replace(/\.(m|c)?js$/, '.d.$1ts'));

@@ -143,6 +143,12 @@ _kc_port_busy() { # <port>: something listens on 127.0.0.1:<port> or on all addr
 # ---------------------------------------------------------------- start
 keycloak_start() {
   local pid t0=$SECONDS
+  if _kc_ready && pid="$(_kc_pid)" && [ -f "$KC_REALM_SUM" ] &&
+    [ "$(cat "$KC_REALM_SUM")" != "$(sha256sum "$KC_REALM_FILE" | cut -d' ' -f1)" ]; then
+    # Ours, but serving a realm file that has changed since: restart on a fresh database.
+    _kc_say "the realm file changed since pid $pid started: restarting it"
+    keycloak_stop || return 1
+  fi
   if _kc_ready; then
     if pid="$(_kc_pid)"; then
       _kc_say "already running on $KC_URL (pid $pid)"
