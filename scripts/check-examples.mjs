@@ -53,7 +53,7 @@ import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
-import { ROOT, listPackages, spawnCollect } from './lib/workspace.mjs';
+import { ROOT, STRICT_CONSUMER_OPTIONS, listPackages, spawnCollect } from './lib/workspace.mjs';
 
 /**
  * @typedef {import('./lib/workspace.mjs').Manifest & { types?: string, typings?: string }} Manifest
@@ -99,27 +99,22 @@ const BUILD_DIR = 'build';
 /** Time limits; the whole check takes about half a minute on 2 cores. */
 const LIMITS = { tscMs: 240_000, runMs: 30_000 };
 
-/** The consumer's compiler options, shared by both modes. */
-const STRICT_OPTIONS = Object.freeze({
-  target: 'ES2023',
-  strict: true,
-  noUncheckedIndexedAccess: true,
-  exactOptionalPropertyTypes: true,
-  skipLibCheck: false,
-  types: ['node'],
-});
-
 /** @type {Readonly<Record<ModeName, Record<string, unknown>>>} */
 const MODES = Object.freeze({
   nodenext: {
-    ...STRICT_OPTIONS,
+    ...STRICT_CONSUMER_OPTIONS,
     module: 'NodeNext',
     moduleResolution: 'NodeNext',
     // The runnable blocks are run from this build.
     outDir: BUILD_DIR,
     rootDir: EXAMPLES_DIR,
   },
-  bundler: { ...STRICT_OPTIONS, module: 'preserve', moduleResolution: 'bundler', noEmit: true },
+  bundler: {
+    ...STRICT_CONSUMER_OPTIONS,
+    module: 'preserve',
+    moduleResolution: 'bundler',
+    noEmit: true,
+  },
 });
 const MODE_NAMES = /** @type {ModeName[]} */ (Object.keys(MODES));
 

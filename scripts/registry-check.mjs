@@ -21,7 +21,13 @@
 // written that does not build yet); the default run checks every package.
 import console from 'node:console';
 import { spawn } from 'node:child_process';
-import { ROOT, activeChildren, listPackages, spawnCollect } from './lib/workspace.mjs';
+import {
+  ROOT,
+  STRICT_CONSUMER_OPTIONS,
+  activeChildren,
+  listPackages,
+  spawnCollect,
+} from './lib/workspace.mjs';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { lstat, readdir, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -1122,14 +1128,9 @@ async function typecheck(registry, dir, manifests) {
     `${JSON.stringify(
       {
         compilerOptions: {
+          ...STRICT_CONSUMER_OPTIONS,
           module: 'NodeNext',
           moduleResolution: 'NodeNext',
-          target: 'ES2023',
-          strict: true,
-          noUncheckedIndexedAccess: true,
-          exactOptionalPropertyTypes: true,
-          skipLibCheck: false,
-          types: ['node'],
           noEmit: true,
         },
         files: files.map(({ file }) => file),

@@ -49,6 +49,20 @@ export function listPackages({ root = ROOT, skip = new Set() } = {}) {
     .filter((pkg) => !pkg.manifest.private && !skip.has(pkg.name));
 }
 
+/**
+ * The compiler options of a strict consumer project (what the registry and README-example
+ * checks type-check against our published declarations with): the library's own `.d.ts`
+ * files are checked too (`skipLibCheck: false`). Module options are the caller's.
+ */
+export const STRICT_CONSUMER_OPTIONS = Object.freeze({
+  target: 'ES2023',
+  strict: true,
+  noUncheckedIndexedAccess: true,
+  exactOptionalPropertyTypes: true,
+  skipLibCheck: false,
+  types: ['node'],
+});
+
 /** Children of spawnCollect() still running; killed when this process ends first. */
 export const activeChildren = new Set();
 process.on('exit', () => {
