@@ -27,13 +27,19 @@ const SCOPE = '@flowforge/';
 
 /** DESIGN.md's table: package → the workspace packages it may depend on at runtime. Apps may use any. */
 const LEAF_RULE = /** @type {Record<string, readonly string[]>} */ ({
-  '@flowforge/config': [],
-  '@flowforge/observability': ['@flowforge/config'],
-  '@flowforge/db': ['@flowforge/config', '@flowforge/observability'],
-  '@flowforge/redis': ['@flowforge/config', '@flowforge/observability'],
-  '@flowforge/clickhouse': ['@flowforge/config', '@flowforge/observability'],
-  '@flowforge/materialize': ['@flowforge/config', '@flowforge/observability'],
-  '@flowforge/auth': ['@flowforge/config', '@flowforge/observability', '@flowforge/db'],
+  '@flowforge/kernel': [],
+  '@flowforge/config': ['@flowforge/kernel'],
+  '@flowforge/observability': ['@flowforge/config', '@flowforge/kernel'],
+  '@flowforge/db': ['@flowforge/config', '@flowforge/observability', '@flowforge/kernel'],
+  '@flowforge/redis': ['@flowforge/config', '@flowforge/observability', '@flowforge/kernel'],
+  '@flowforge/clickhouse': ['@flowforge/config', '@flowforge/observability', '@flowforge/kernel'],
+  '@flowforge/materialize': ['@flowforge/config', '@flowforge/observability', '@flowforge/kernel'],
+  '@flowforge/auth': [
+    '@flowforge/config',
+    '@flowforge/observability',
+    '@flowforge/db',
+    '@flowforge/kernel',
+  ],
 });
 
 const ENV_OWNER = '@flowforge/config';

@@ -1,0 +1,23 @@
+import { describe, expect, it } from 'vitest';
+import { REDACTED, isUuid, redactSecrets } from './text.js';
+
+describe('isUuid', () => {
+  it('accepts canonical UUIDs of any version and case, and nothing else', () => {
+    expect(isUuid('00000000-0000-0000-0000-000000000000')).toBe(true);
+    expect(isUuid('0195C2B6-7A5E-7C3A-9F00-0123456789AB')).toBe(true);
+    expect(isUuid('0195c2b6-7a5e-7c3a-9f00-0123456789ab\n')).toBe(false);
+    expect(isUuid('{0195c2b6-7a5e-7c3a-9f00-0123456789ab}')).toBe(false);
+    expect(isUuid('0195c2b67a5e7c3a9f000123456789ab')).toBe(false);
+    expect(isUuid(42)).toBe(false);
+  });
+});
+
+describe('redactSecrets', () => {
+  it('replaces each secret and its URL-encoded form; empty secrets are ignored', () => {
+    expect(REDACTED).toBe('[redacted]');
+    expect(redactSecrets('postgres://app:p%40ss@h and p@ss', ['p@ss', ''])).toBe(
+      'postgres://app:[redacted]@h and [redacted]',
+    );
+    expect(redactSecrets('nothing here', ['secret'])).toBe('nothing here');
+  });
+});

@@ -1,0 +1,34 @@
+/** What every FlowForge package writes in place of a secret, in logs, messages and settings. */
+export const REDACTED = '[redacted]';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * True for a UUID in its canonical text form (any version, either case),
+ * the form PostgreSQL's `uuid` and ClickHouse's `UUID` accept.
+ */
+export function isUuid(value: unknown): value is string {
+  return typeof value === 'string' && UUID.test(value);
+}
+
+/**
+ * `text` with every occurrence of each non-empty secret, and of its
+ * percent-encoded form (as it appears in a URL), replaced by {@link REDACTED}.
+ *
+ * @example
+ * ```ts
+ * import { redactSecrets } from '@flowforge/kernel';
+ *
+ * console.log(redactSecrets('login as app:p@ss failed', ['p@ss'])); // "login as app:[redacted] failed"
+ * ```
+ */
+export function redactSecrets(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const secret of secrets) {
+    if (secret.length === 0) continue;
+    out = out.split(secret).join(REDACTED);
+    const encoded = encodeURIComponent(secret);
+    if (encoded !== secret) out = out.split(encoded).join(REDACTED);
+  }
+  return out;
+}
