@@ -4,6 +4,7 @@ import {
   defineErrors,
   errorGuard,
   isFlowForgeError,
+  sharedErrorKinds,
   type ErrorCatalog,
   type ErrorGuard,
 } from './errors.js';
@@ -92,6 +93,35 @@ describe('defineErrors', () => {
     expect(() => define({ OK: { status: 400.5, retryable: false } })).toThrow(TypeError);
     expect(() => define({ bad: { status: 400, retryable: false } })).toThrow('UPPER_SNAKE_CASE');
     expect(() => define({ OK: { status: 400 } })).toThrow('no boolean retryable');
+  });
+
+  it('gives shared codes one meaning: sharedErrorKinds spreads them, a different kind is refused', () => {
+    const catalog = defineErrors({
+      source: 's',
+      name: 'E',
+      codes: {
+        ...sharedErrorKinds('UNAVAILABLE', 'INVALID_OPTIONS', 'PERMISSION_DENIED'),
+        OWN: { status: 409, retryable: false },
+      },
+    });
+    expect(catalog.codes).toEqual({
+      UNAVAILABLE: { status: 503, retryable: true },
+      INVALID_OPTIONS: { status: 500, retryable: false },
+      PERMISSION_DENIED: { status: 500, retryable: false },
+      OWN: { status: 409, retryable: false },
+    });
+    expect(() =>
+      defineErrors({
+        source: 's',
+        name: 'E',
+        codes: { TIMEOUT: { status: 504, retryable: true } },
+      }),
+    ).toThrow(
+      "E: TIMEOUT means 503, retryable in every package; use sharedErrorKinds('TIMEOUT') or another name",
+    );
+    expect(() =>
+      defineErrors({ source: 's', name: 'E', codes: { CLOSED: { status: 503, retryable: true } } }),
+    ).toThrow('E: CLOSED means 503, not retryable in every package');
   });
 
   it('keeps clientSafe when set', () => {

@@ -49,9 +49,63 @@ export interface ErrorCatalog<Code extends string> {
 }
 
 /**
+ * Codes that mean the same in every package, so they are declared once: a
+ * catalog takes them with {@link sharedErrorKinds}, and {@link defineErrors}
+ * refuses a catalog that gives one of these names another status or
+ * retryability.
+ *
+ * | code | status | retryable | meaning |
+ * |---|---|---|---|
+ * | `NOT_CONFIGURED` | 503 | no | the dependency's URL (or driver) was not given |
+ * | `INVALID_OPTIONS` | 500 | no | the caller's code passed a bad option: a bug, never the client's fault |
+ * | `UNAVAILABLE` | 503 | yes | no connection: refused, unreachable, lost, none within the connect timeout |
+ * | `TIMEOUT` | 503 | yes | no answer within the time limit |
+ * | `AUTH_FAILED` | 503 | no | the server refused our credentials: an operator must act |
+ * | `PERMISSION_DENIED` | 500 | no | our credentials lack a grant: a deployment bug |
+ * | `CANCELLED` | 503 | no | the caller's signal aborted the call |
+ * | `CLOSED` | 503 | no | the handle was closed (the process is shutting down) |
+ */
+export type SharedErrorCode =
+  | 'NOT_CONFIGURED'
+  | 'INVALID_OPTIONS'
+  | 'UNAVAILABLE'
+  | 'TIMEOUT'
+  | 'AUTH_FAILED'
+  | 'PERMISSION_DENIED'
+  | 'CANCELLED'
+  | 'CLOSED';
+
+const SHARED_KINDS: Readonly<Record<SharedErrorCode, ErrorKind>> = Object.freeze({
+  NOT_CONFIGURED: Object.freeze({ status: 503, retryable: false }),
+  INVALID_OPTIONS: Object.freeze({ status: 500, retryable: false }),
+  UNAVAILABLE: Object.freeze({ status: 503, retryable: true }),
+  TIMEOUT: Object.freeze({ status: 503, retryable: true }),
+  AUTH_FAILED: Object.freeze({ status: 503, retryable: false }),
+  PERMISSION_DENIED: Object.freeze({ status: 500, retryable: false }),
+  CANCELLED: Object.freeze({ status: 503, retryable: false }),
+  CLOSED: Object.freeze({ status: 503, retryable: false }),
+});
+
+/**
+ * The kinds of the shared `codes`, to spread into a catalog's table.
+ * @example
+ * ```ts
+ * codes: { ...sharedErrorKinds('NOT_CONFIGURED', 'UNAVAILABLE'), WRONG_TYPE: { status: 500, retryable: false } }
+ * ```
+ */
+export function sharedErrorKinds<C extends SharedErrorCode>(
+  ...codes: readonly C[]
+): Readonly<Record<C, ErrorKind>> {
+  const kinds = {} as Record<C, ErrorKind>;
+  for (const code of codes) kinds[code] = SHARED_KINDS[code];
+  return kinds;
+}
+
+/**
  * Checks and freezes a catalog: every status must be a whole number from 400
- * to 599 and every code an upper-case identifier, so a typo fails at import
- * time rather than in an error handler.
+ * to 599, every code an upper-case identifier, and a shared code (see
+ * {@link SharedErrorCode}) must mean what it means everywhere, so a typo or a
+ * drift fails at import time rather than in an error handler.
  * @throws {TypeError} naming the first code that is wrong
  */
 export function defineErrors<Code extends string>(catalog: ErrorCatalog<Code>): ErrorCatalog<Code> {
@@ -67,6 +121,12 @@ export function defineErrors<Code extends string>(catalog: ErrorCatalog<Code>): 
     }
     if (typeof kind.retryable !== 'boolean') {
       throw new TypeError(`${catalog.name}: ${code} has no boolean retryable`);
+    }
+    const shared = (SHARED_KINDS as Readonly<Record<string, ErrorKind>>)[code];
+    if (shared && (shared.status !== kind.status || shared.retryable !== kind.retryable)) {
+      throw new TypeError(
+        `${catalog.name}: ${code} means ${String(shared.status)}, ${shared.retryable ? '' : 'not '}retryable in every package; use sharedErrorKinds('${code}') or another name`,
+      );
     }
     codes[code] = Object.freeze({ status: kind.status, retryable: kind.retryable });
   }

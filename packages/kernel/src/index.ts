@@ -11,9 +11,11 @@ export {
   defineErrors,
   errorGuard,
   isFlowForgeError,
+  sharedErrorKinds,
   type ErrorCatalog,
   type ErrorGuard,
   type ErrorKind,
+  type SharedErrorCode,
 } from './errors.js';
 export { OptionChecks, wholeNumberExpectation, type WholeNumberRange } from './options.js';
 export { networkFailureOf, type NetworkFailure } from './network.js';
