@@ -1,9 +1,10 @@
 import { inspect } from 'node:util';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ConfigError, type ConfigIssue } from './errors.js';
-import { loadDatabaseSettings, loadSettings, loggableSettings } from './schema.js';
+import { loadDatabaseSettings, loadSettings } from './schema.js';
 import { getDatabaseSettings } from './singleton.js';
 import type { Environment } from './types.js';
+import { loggableSettings } from './views.js';
 
 function issuesOf(env: Environment): readonly ConfigIssue[] {
   try {

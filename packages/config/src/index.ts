@@ -1,12 +1,6 @@
-export {
-  loadSettings,
-  loadDatabaseSettings,
-  loggableSettings,
-  listVariables,
-  ALLOWED_JWT_ALGORITHMS,
-  APP_ENVS,
-  LOG_LEVELS,
-} from './schema.js';
+export { loadSettings, loadDatabaseSettings, listVariables } from './schema.js';
+export { ALLOWED_JWT_ALGORITHMS, APP_ENVS, LOG_LEVELS } from './constants.js';
+export { loggableSettings } from './views.js';
 export type { VariableInfo } from './schema.js';
 export type {
   Settings,
@@ -27,8 +21,7 @@ export type {
   LogLevel,
   JwtAlgorithm,
 } from './types.js';
-export { settings, getSettings, getDatabaseSettings } from './singleton.js';
+export { settings, getDatabaseSettings } from './singleton.js';
 export { redactSettings, redactUrl, REDACTED } from './redact.js';
-export { isLoopback } from './internal/harden.js';
 export { ConfigError } from './errors.js';
 export type { ConfigErrorCode, ConfigIssue } from './errors.js';

@@ -147,7 +147,7 @@ describe('redactUrl', () => {
 
 describe('loggableSettings', () => {
   it('gives the redacted view of settings and of each section, and passes anything else through', async () => {
-    const { loggableSettings } = await import('./schema.js');
+    const { loggableSettings } = await import('./views.js');
     const settings = loadSettings(env);
     expectNoSecret(JSON.stringify(loggableSettings(settings)));
     expectNoSecret(JSON.stringify({ ...(loggableSettings(settings.redis) as object) }));

@@ -1,7 +1,9 @@
+import { REDACTED } from '@flowforge/kernel';
 import type { Settings } from './types.js';
 
-/** What a redacted secret is replaced with. */
-export const REDACTED = '[redacted]';
+// The kernel's marker, the one every FlowForge package writes: re-exported for
+// code that checks a redacted value without depending on the kernel itself.
+export { REDACTED };
 
 const hideSecret = (value: string): string => (value === '' ? '' : REDACTED);
 

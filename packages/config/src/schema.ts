@@ -1,10 +1,11 @@
-import { inspect } from 'node:util';
+import { wholeNumberExpectation } from '@flowforge/kernel';
 import { z } from 'zod';
+import { ALLOWED_JWT_ALGORITHMS, APP_ENVS, LOG_LEVELS } from './constants.js';
 import { ConfigError, type ConfigIssue } from './errors.js';
 import { parseRedisUrl } from './internal/redis-url.js';
 import { harden, hardenDatabase } from './internal/harden.js';
-import { redactSettings, redactUrl } from './redact.js';
 import type { DatabaseOnlySettings, DatabaseSettings, Environment, Settings } from './types.js';
+import { freezeDatabaseSettings, freezeSettings } from './views.js';
 
 /**
  * How a variable's value must be treated when shown: `secret` values are never
@@ -30,10 +31,11 @@ function spec<S extends z.ZodType>(value: VariableSpec<S>): VariableSpec<S> {
  * A whole number from `min` to `max`, written in digits only. Every way of being
  * wrong (`-1`, `0` below a minimum of 1, `1.5`, `abc`, too large) gets the one
  * message that says what is accepted: "expected a positive whole number from 1
- * to 1000" (or "a whole number from 0 to …" where 0 is allowed).
+ * to 1000" (or "a whole number from 0 to …" where 0 is allowed), the kernel's
+ * words, so that a factory option and its variable fail alike.
  */
 const wholeNumber = (min: number, max: number) => {
-  const message = `expected a ${min >= 1 ? 'positive ' : ''}whole number from ${min} to ${max}`;
+  const message = wholeNumberExpectation({ min, max });
   return z.string().transform((value, ctx) => {
     const parsed = /^\d+$/.test(value) ? Number(value) : Number.NaN;
     if (!(parsed >= min && parsed <= max)) {
@@ -80,28 +82,6 @@ const list = <T extends z.ZodType<string, string>>(item: T) =>
     .pipe(z.array(item).min(1, 'expected at least one value'));
 
 const uuid = z.uuid('expected a UUID');
-
-/** Asymmetric JOSE algorithms only: `none` and the HS* family are never accepted. */
-export const ALLOWED_JWT_ALGORITHMS = [
-  'RS256',
-  'RS384',
-  'RS512',
-  'PS256',
-  'PS384',
-  'PS512',
-  'ES256',
-  'ES384',
-  'ES512',
-  'EdDSA',
-] as const;
-
-/**
- * Every value APP_ENV accepts; `staging` and `production` turn on production
- * hardening. Unset or empty, APP_ENV is `production`.
- */
-export const APP_ENVS = ['development', 'test', 'staging', 'production'] as const;
-/** Every value LOG_LEVEL accepts, most severe first (pino's levels). */
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /**
  * Every environment variable FlowForge reads. This table is the single source
@@ -434,31 +414,51 @@ const flatSchema = z.object(
  * settings.database.url; // 'postgres://127.0.0.1/app'
  */
 export function loadSettings(env: Environment): Settings {
-  const raw: Record<string, string | undefined> = {};
-  for (const [name, entry] of Object.entries(variables) as [VariableName, { default?: string }][]) {
-    const value = env[name];
-    raw[name] = value === undefined || value.trim() === '' ? entry.default : value.trim();
-  }
+  const raw = rawValues(env, Object.keys(variables) as VariableName[]);
+  const parsed = parseOrThrow(flatSchema, raw, harden(raw, env), env);
+  return freezeSettings(group(parsed as ParsedVariables));
+}
 
+function isUnset(value: string | undefined): boolean {
+  return value === undefined || value.trim() === '';
+}
+
+/** The variables `names` of `env`, trimmed, the default where one is unset or empty. */
+function rawValues(
+  env: Environment,
+  names: readonly VariableName[],
+): Record<string, string | undefined> {
+  const raw: Record<string, string | undefined> = {};
+  for (const name of names) {
+    const value = env[name];
+    raw[name] = value === undefined || value.trim() === '' ? variables[name].default : value.trim();
+  }
+  return raw;
+}
+
+/**
+ * `raw` parsed by `schema`, or a ConfigError listing every variable that does
+ * not parse and every setting production hardening `refused`.
+ */
+function parseOrThrow<S extends z.ZodType>(
+  schema: S,
+  raw: Record<string, string | undefined>,
+  refused: readonly ConfigIssue[],
+  env: Environment,
+): z.output<S> {
   const issues: ConfigIssue[] = [];
-  const result = flatSchema.safeParse(raw);
+  const result = schema.safeParse(raw);
   if (!result.success) {
     for (const issue of result.error.issues) {
       issues.push({ variable: String(issue.path[0]), kind: 'invalid', message: issue.message });
     }
   }
-  const refused = harden(raw, env);
   // An unset APP_ENV is production (fail closed). When that is what refuses the
   // environment, the first line says so: the likely fix is APP_ENV itself.
   if (refused.length > 0 && isUnset(env.APP_ENV)) issues.unshift(appEnvUnset(env));
   issues.push(...refused);
   if (issues.length > 0 || !result.success) throw new ConfigError(issues);
-
-  return freezeSettings(group(result.data as ParsedVariables));
-}
-
-function isUnset(value: string | undefined): boolean {
-  return value === undefined || value.trim() === '';
+  return result.data;
 }
 
 function appEnvUnset(env: Environment): ConfigIssue {
@@ -538,56 +538,6 @@ function group(v: ParsedVariables): Settings {
   };
 }
 
-/**
- * Deep-freezes the settings and makes the safe thing the default: logging or
- * serialising the object (`JSON.stringify`, `util.inspect`, pino) shows the
- * redacted view; reading a field still gives the real value.
- */
-const safeViews = new WeakMap<object, unknown>();
-
-/**
- * The redacted view of a settings object or one of its sections; any other
- * value is returned as is. Loggers that copy objects before serialising them
- * (pino's redaction does) call this first, because a copy loses `toJSON`.
- *
- * @example
- * loggableSettings(settings.redis); // { url: 'redis://:[redacted]@…', password: '[redacted]', … }
- */
-export function loggableSettings(value: unknown): unknown {
-  return value !== null && typeof value === 'object' && safeViews.has(value)
-    ? safeViews.get(value)
-    : value;
-}
-
-function freezeSettings(settings: Settings): Settings {
-  // A plain deep copy taken before the hooks exist, so the view never points back at them.
-  const safe = structuredClone(redactSettings(settings));
-  attachSafeView(settings, safe);
-  for (const [key, section] of Object.entries(settings)) {
-    // Sections too, so that logging `settings.redis` alone is just as safe.
-    if (section !== null && typeof section === 'object')
-      attachSafeView(section as object, safe[key]);
-  }
-  return deepFreeze(settings);
-}
-
-function attachSafeView(target: object, view: unknown): void {
-  safeViews.set(target, view);
-  Object.defineProperty(target, 'toJSON', { value: () => view, enumerable: false });
-  Object.defineProperty(target, inspect.custom, {
-    value: (depth: number, options: object) => inspect(view, { ...options, depth }),
-    enumerable: false,
-  });
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
-    for (const child of Object.values(value)) deepFreeze(child);
-    Object.freeze(value);
-  }
-  return value;
-}
-
 /** The variables {@link loadDatabaseSettings} reads: APP_ENV and every DATABASE_* one. */
 const databaseSchema = z.object({
   APP_ENV: variables.APP_ENV.schema,
@@ -621,38 +571,7 @@ const databaseSchema = z.object({
  * database.migrationUrl; // 'postgres://owner@127.0.0.1/app'
  */
 export function loadDatabaseSettings(env: Environment): DatabaseOnlySettings {
-  const raw: Record<string, string | undefined> = {};
-  for (const name of Object.keys(databaseSchema.shape) as VariableName[]) {
-    const value = env[name];
-    raw[name] = isUnset(value) ? variables[name].default : value!.trim();
-  }
-  const issues: ConfigIssue[] = [];
-  const result = databaseSchema.safeParse(raw);
-  if (!result.success) {
-    for (const issue of result.error.issues) {
-      issues.push({ variable: String(issue.path[0]), kind: 'invalid', message: issue.message });
-    }
-  }
-  const refused = hardenDatabase(raw);
-  if (refused.length > 0 && isUnset(env.APP_ENV)) issues.unshift(appEnvUnset(env));
-  issues.push(...refused);
-  if (issues.length > 0 || !result.success) throw new ConfigError(issues);
-
-  const v = result.data;
-  const settings: DatabaseOnlySettings = {
-    app: { env: v.APP_ENV },
-    database: databaseSection(v),
-  };
-  const safe = {
-    app: { ...settings.app },
-    database: {
-      ...settings.database,
-      url: redactUrl(settings.database.url),
-      migrationUrl: redactUrl(settings.database.migrationUrl),
-    },
-  };
-  attachSafeView(settings, safe);
-  attachSafeView(settings.app, safe.app);
-  attachSafeView(settings.database, safe.database);
-  return deepFreeze(settings);
+  const raw = rawValues(env, Object.keys(databaseSchema.shape) as VariableName[]);
+  const v = parseOrThrow(databaseSchema, raw, hardenDatabase(raw), env);
+  return freezeDatabaseSettings({ app: { env: v.APP_ENV }, database: databaseSection(v) });
 }

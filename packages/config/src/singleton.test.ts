@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 // Whatever the shell running the tests has set, each test starts from APP_ENV=test
@@ -15,14 +16,24 @@ afterEach(() => {
 describe('settings singleton', () => {
   it('reads nothing until a field is accessed, then parses process.env once', async () => {
     vi.stubEnv('PORT', 'not-a-port');
-    const { settings, getSettings } = await import('./singleton.js');
+    const { settings } = await import('./singleton.js');
     // Importing did not parse: the invalid PORT has not thrown yet.
     vi.stubEnv('PORT', '4321');
     expect(settings.app.port).toBe(4321);
-    const first = getSettings();
+    const first = settings.app;
     vi.stubEnv('PORT', '9999');
     expect(settings.app.port).toBe(4321);
-    expect(getSettings()).toBe(first);
+    // The same frozen section every time: parsed once, never again.
+    expect(settings.app).toBe(first);
+    expect(Object.isFrozen(settings.app)).toBe(true);
+  });
+
+  it('parses again on the next access after a failure, once the environment is fixed', async () => {
+    vi.stubEnv('PORT', 'not-a-port');
+    const { settings } = await import('./singleton.js');
+    expect(() => settings.app).toThrow(/PORT: expected a whole number from 0 to 65535/);
+    vi.stubEnv('PORT', '4321');
+    expect(settings.app.port).toBe(4321);
   });
 
   it('throws ConfigError on access when process.env is invalid', async () => {
@@ -46,6 +57,11 @@ describe('settings singleton', () => {
     ]);
     expect('database' in settings).toBe(true);
     expect(JSON.stringify(settings)).not.toContain('LEAKCHECK');
+    // console.log reads a proxy's target, not its traps: it still shows the redacted view.
+    const shown = inspect(settings, { depth: Infinity });
+    expect(shown).not.toContain('LEAKCHECK');
+    expect(shown).toContain("secretKey: '[redacted]'");
+    expect(shown).toContain('logLevel:');
     expect(() => {
       (settings as { secretKey: string }).secretKey = 'x';
     }).toThrow(TypeError);

@@ -1,4 +1,4 @@
-import type { APP_ENVS, LOG_LEVELS, ALLOWED_JWT_ALGORITHMS } from './schema.js';
+import type { APP_ENVS, LOG_LEVELS, ALLOWED_JWT_ALGORITHMS } from './constants.js';
 import type { RedisTopology } from './internal/redis-url.js';
 
 /** A value of APP_ENV: one of {@link APP_ENVS}. */

@@ -2,7 +2,7 @@ export { createLogger, flushLogger } from './logger.js';
 export { createLogDestination } from './stdout.js';
 export type { LineWriter } from './stdout.js';
 export type { Logger, LoggerOptions, OpenTelemetryTraceApi } from './logger.js';
-export { DEFAULT_REDACT_PATHS, REDACTED_LOG_VALUE } from './redaction.js';
+export { DEFAULT_REDACT_PATHS } from './redaction.js';
 export {
   runWithRequestContext,
   getRequestContext,
@@ -33,5 +33,5 @@ export { createMetricsEndpoint } from './metrics-endpoint.js';
 export type { MetricsEndpointOptions, MetricsResponse } from './metrics-endpoint.js';
 export { nodeHttpObservability } from './node-http.js';
 export type { NodeHttpObservabilityOptions } from './node-http.js';
-export { ObservabilityError } from './errors.js';
+export { ObservabilityError, isObservabilityError } from './errors.js';
 export type { ObservabilityErrorCode } from './errors.js';

@@ -1,8 +1,9 @@
 import { createRequire } from 'node:module';
 import pino, { type DestinationStream, type Logger, type LoggerOptions as PinoOptions } from 'pino';
 import { loggableSettings, type LogLevel } from '@flowforge/config';
+import { REDACTED } from '@flowforge/kernel';
 import { getRequestContext } from './context.js';
-import { DEFAULT_REDACT_PATHS, REDACTED_LOG_VALUE } from './redaction.js';
+import { DEFAULT_REDACT_PATHS } from './redaction.js';
 import { createLogDestination } from './stdout.js';
 
 /** The part of `@opentelemetry/api` the logger uses, so that it stays an optional peer. */
@@ -75,7 +76,8 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     formatters: { level: (label) => ({ level: label }), log: swapSettingsForSafeViews },
     redact: {
       paths: [...DEFAULT_REDACT_PATHS, ...(options.redact ?? [])],
-      censor: REDACTED_LOG_VALUE,
+      // The one marker of every FlowForge package, as settings objects redact themselves.
+      censor: REDACTED,
     },
     // A fresh object every line: pino's default merge writes into what mixin returns.
     mixin: () => {

@@ -1,6 +1,3 @@
-/** What a redacted value is replaced with in log lines. */
-export const REDACTED_LOG_VALUE = '[Redacted]';
-
 // Node lower-cases incoming header names, but clients (axios errors, fetch
 // Headers copied into objects) keep the case they were given.
 const SECRET_HEADERS = [

@@ -96,7 +96,7 @@ function urlAsksForTls(value: string | undefined): boolean {
 }
 
 /** Loopback or a Unix socket (empty host): traffic that never leaves the machine. */
-export function isLoopback(host: string | undefined): boolean {
+function isLoopback(host: string | undefined): boolean {
   if (host === undefined) return false;
   const bare = host.replace(/^\[|\]$/g, '');
   return bare === '' || bare === 'localhost' || bare === '::1' || /^127\.\d+\.\d+\.\d+$/.test(bare);
