@@ -221,12 +221,29 @@ describe('createApiKeyVerifier (store stubbed)', () => {
     );
   });
 
-  it('refuses a negative or non-finite lastUsedIntervalMs', () => {
+  it('refuses a negative or non-finite lastUsedIntervalMs with INVALID_OPTIONS (a 500)', () => {
     const { database } = stubDatabase();
-    expect(() => createApiKeyVerifier(database, { lastUsedIntervalMs: -1 })).toThrow(TypeError);
-    expect(() => createApiKeyVerifier(database, { lastUsedIntervalMs: Number.NaN })).toThrow(
-      TypeError,
-    );
+    for (const [value, got] of [
+      [-1, '-1'],
+      [Number.NaN, 'NaN'],
+      [Number.POSITIVE_INFINITY, 'Infinity'],
+      ['60000', 'a string'],
+    ] as const) {
+      expect(() =>
+        createApiKeyVerifier(database, { lastUsedIntervalMs: value as number }),
+      ).toThrowError(
+        expect.objectContaining({
+          code: 'INVALID_OPTIONS',
+          status: 500,
+          message: `@flowforge/auth: lastUsedIntervalMs: expected a finite number of milliseconds, 0 or more (got ${got})`,
+        }),
+      );
+    }
+    expect(() => createApiKeyVerifier(database, { lastUsedIntervalMs: -1 })).toThrow(AuthError);
+    // The ends of what was always accepted: 0 (record every use) and a fraction.
+    for (const lastUsedIntervalMs of [0, 0.5]) {
+      expect(() => createApiKeyVerifier(database, { lastUsedIntervalMs })).not.toThrow();
+    }
   });
 
   it("takes an app's wider database handle (type level)", () => {

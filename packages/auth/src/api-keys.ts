@@ -359,6 +359,7 @@ export async function listApiKeys(
 /**
  * Makes the verifier of API keys, for the auth plugin. Make one per process
  * and keep it: it remembers when it last recorded each key's use.
+ * @throws {AuthError} INVALID_OPTIONS for a `lastUsedIntervalMs` that is negative or not finite.
  * @example
  * const apiKeys = createApiKeyVerifier(database, { logger });
  * const principal = await apiKeys.verify(request.headers['x-api-key']);
@@ -368,10 +369,15 @@ export function createApiKeyVerifier(
   options: ApiKeyVerifierOptions = {},
 ): ApiKeyVerifier {
   const interval = options.lastUsedIntervalMs ?? DEFAULT_LAST_USED_INTERVAL_MS;
-  const failures = options.metrics ? failureCounter(options.metrics) : undefined;
-  if (!Number.isFinite(interval) || interval < 0) {
-    throw new TypeError('lastUsedIntervalMs must be a finite number ≥ 0');
+  // Not OptionChecks.wholeNumber: any finite number from 0 up (fractions too) was always accepted.
+  if (typeof interval !== 'number' || !Number.isFinite(interval) || interval < 0) {
+    const got = typeof interval === 'number' ? String(interval) : `a ${typeof interval}`;
+    throw new AuthError(
+      'INVALID_OPTIONS',
+      `lastUsedIntervalMs: expected a finite number of milliseconds, 0 or more (got ${got})`,
+    );
   }
+  const failures = options.metrics ? failureCounter(options.metrics) : undefined;
   const now = options.now ?? Date.now;
   const { logger } = options;
   /** Key id → when (by `now()`) its use was last recorded by this process. */

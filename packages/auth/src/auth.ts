@@ -1,7 +1,7 @@
 import type { Logger, Metrics } from '@flowforge/observability';
-import { AuthError } from './errors.js';
+import { AuthError, isAuthError } from './errors.js';
 import { failureCounter } from './internal/metrics.js';
-import { createJwtVerifier, TokenRejected, type JwtAlgorithm, type JwtVerifier } from './jwt.js';
+import { createJwtVerifier, type JwtAlgorithm, type JwtVerifier } from './jwt.js';
 import type { Principal } from './principal.js';
 
 /**
@@ -25,7 +25,10 @@ export interface AuthOptions {
     /** The audience expected in access tokens (KEYCLOAK_CLIENT_ID). */
     readonly clientId: string;
   };
-  /** Signing algorithms accepted (asymmetric only). @default ['RS256', 'ES256'] */
+  /**
+   * Signing algorithms accepted, from @flowforge/config's asymmetric list (any
+   * other throws AuthError INVALID_OPTIONS). @default ['RS256', 'ES256']
+   */
   readonly algorithms?: readonly JwtAlgorithm[];
   /** Leeway for exp/nbf/iat, in seconds. @default 30 */
   readonly clockToleranceSeconds?: number;
@@ -81,6 +84,7 @@ const DEV_TOKEN = 'dev-token';
 /**
  * Creates the bearer authenticator.
  *
+ * @throws {AuthError} INVALID_OPTIONS when `algorithms` names one outside the asymmetric list.
  * @example
  * const auth = createAuth({ ...settings.auth, appEnv: settings.app.env }, { logger, metrics });
  * const principal = await auth.authenticateBearer(request.headers.authorization);
@@ -182,7 +186,8 @@ export function createAuth(options: AuthOptions, dependencies: AuthDependencies 
       try {
         return await verifier.verify(match[1]!);
       } catch (error) {
-        if (error instanceof TokenRejected) return refuse(error.reason, error);
+        // Only the verifier's refusals carry a failure; anything else is not counted.
+        if (isAuthError(error) && error.failure !== undefined) return refuse(error.failure, error);
         throw error;
       }
     },

@@ -1,21 +1,75 @@
+import { isFlowForgeError } from '@flowforge/kernel';
 import { describe, expect, it } from 'vitest';
-import { AuthError } from './errors.js';
+import { AuthError, isAuthError, type AuthErrorCode } from './errors.js';
 
 describe('AuthError', () => {
-  it('carries the HTTP status and an RFC 6750 challenge', () => {
+  it('answers each code with its HTTP status and retryability', () => {
+    const table: Record<AuthErrorCode, [status: number, retryable: boolean]> = {
+      CREDENTIALS_MISSING: [401, false],
+      REQUEST_INVALID: [400, false],
+      INPUT_INVALID: [400, false],
+      TOKEN_INVALID: [401, false],
+      TOKEN_EXPIRED: [401, false],
+      API_KEY_INVALID: [401, false],
+      INSUFFICIENT_SCOPE: [403, false],
+      IDP_UNAVAILABLE: [503, true],
+      STORE_UNAVAILABLE: [503, true],
+      NO_PRINCIPAL: [500, false],
+      INVALID_OPTIONS: [500, false],
+    };
+    for (const [code, [status, retryable]] of Object.entries(table)) {
+      const error = new AuthError(code as AuthErrorCode, 'x');
+      // statusCode is what Fastify reads; it stays on AuthError alone.
+      expect([code, error.status, error.statusCode, error.retryable]).toEqual([
+        code,
+        status,
+        status,
+        retryable,
+      ]);
+    }
+  });
+
+  it('is client-safe, prefixed, and carries the cause and a refused token’s failure', () => {
+    const cause = new Error('jose said no');
+    const error = new AuthError('TOKEN_EXPIRED', 'the token has expired', {
+      cause,
+      failure: 'expired',
+    });
+    expect(error.name).toBe('AuthError');
+    expect(error.message).toBe('@flowforge/auth: the token has expired');
+    expect(error.reason).toBe('the token has expired');
+    expect(error.source).toBe('@flowforge/auth');
+    expect(error.clientSafe).toBe(true);
+    expect(error.cause).toBe(cause);
+    expect(error.failure).toBe('expired');
+    expect(new AuthError('CREDENTIALS_MISSING', 'x').failure).toBeUndefined();
+  });
+
+  it('is recognised by isAuthError (optionally by code) and by the kernel', () => {
+    const error = new AuthError('IDP_UNAVAILABLE', 'down');
+    expect(isAuthError(error)).toBe(true);
+    expect(isAuthError(error, 'IDP_UNAVAILABLE', 'STORE_UNAVAILABLE')).toBe(true);
+    expect(isAuthError(error, 'TOKEN_INVALID')).toBe(false);
+    expect(isAuthError(new Error('x'))).toBe(false);
+    expect(isFlowForgeError(error, 'IDP_UNAVAILABLE')).toBe(true);
+  });
+
+  it('gives an RFC 6750 challenge described by the reason, for 400/401/403 only', () => {
     expect(new AuthError('TOKEN_EXPIRED', 'the token has expired').challenge('flowforge')).toBe(
       'Bearer realm="flowforge", error="invalid_token", error_description="the token has expired"',
     );
     expect(new AuthError('CREDENTIALS_MISSING', 'x').challenge('flowforge')).toBe(
       'Bearer realm="flowforge"',
     );
-    expect(new AuthError('REQUEST_INVALID', 'x').status).toBe(400);
+    expect(new AuthError('API_KEY_INVALID', 'invalid API key').challenge('r', 'ApiKey')).toBe(
+      'ApiKey realm="r", error="invalid_token", error_description="invalid API key"',
+    );
     expect(new AuthError('INSUFFICIENT_SCOPE', 'x').challenge('r')).toContain(
       'error="insufficient_scope"',
     );
-    expect(new AuthError('IDP_UNAVAILABLE', 'x').status).toBe(503);
+    expect(new AuthError('INPUT_INVALID', 'x').challenge('r')).toBeUndefined();
     expect(new AuthError('IDP_UNAVAILABLE', 'x').challenge('r')).toBeUndefined();
-    expect(new AuthError('NO_PRINCIPAL', 'x').statusCode).toBe(500);
+    expect(new AuthError('INVALID_OPTIONS', 'x').challenge('r')).toBeUndefined();
   });
 
   it('cannot break out of the quoted challenge', () => {

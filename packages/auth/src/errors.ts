@@ -1,18 +1,28 @@
+import {
+  FlowForgeError,
+  defineErrors,
+  errorGuard,
+  type ErrorCatalog,
+  type ErrorGuard,
+  sharedErrorKinds,
+} from '@flowforge/kernel';
+
 /**
  * Stable codes of {@link AuthError}, each with its HTTP status:
  *
- * | code | status | when |
- * |---|---|---|
- * | `CREDENTIALS_MISSING` | 401 | no Authorization header (and no API key where one is accepted) |
- * | `REQUEST_INVALID` | 400 | a malformed Authorization header: two of them, no token, bad characters |
- * | `INPUT_INVALID` | 400 | bad input to an API-key function (a blank name, an expiry in the past): not an authentication failure |
- * | `TOKEN_INVALID` | 401 | a bearer token that does not verify (signature, issuer, audience, claims, type, size) |
- * | `TOKEN_EXPIRED` | 401 | a verified token past its `exp` |
- * | `API_KEY_INVALID` | 401 | an API key that is malformed, unknown, revoked or expired |
- * | `INSUFFICIENT_SCOPE` | 403 | a missing role, or a widget outside the API key's scope |
- * | `IDP_UNAVAILABLE` | 503 | no signing keys can be had: the identity provider is unreachable |
- * | `STORE_UNAVAILABLE` | 503 | the API-key store (PostgreSQL) is unreachable |
- * | `NO_PRINCIPAL` | 500 | `getCurrent…()` outside an authenticated request: a bug, not a client error |
+ * | code | status | retry? | when |
+ * |---|---|---|---|
+ * | `CREDENTIALS_MISSING` | 401 | no | no Authorization header (and no API key where one is accepted) |
+ * | `REQUEST_INVALID` | 400 | no | a malformed Authorization header: two of them, no token, bad characters |
+ * | `INPUT_INVALID` | 400 | no | bad input to an API-key function (a blank name, an expiry in the past): not an authentication failure |
+ * | `TOKEN_INVALID` | 401 | no | a bearer token that does not verify (signature, issuer, audience, claims, type, size) |
+ * | `TOKEN_EXPIRED` | 401 | no | a verified token past its `exp` |
+ * | `API_KEY_INVALID` | 401 | no | an API key that is malformed, unknown, revoked or expired |
+ * | `INSUFFICIENT_SCOPE` | 403 | no | a missing role, or a widget outside the API key's scope |
+ * | `IDP_UNAVAILABLE` | 503 | yes | no signing keys can be had: the identity provider is unreachable |
+ * | `STORE_UNAVAILABLE` | 503 | yes | the API-key store (PostgreSQL) is unreachable |
+ * | `NO_PRINCIPAL` | 500 | no | `getCurrent…()` outside an authenticated request: a bug, not a client error |
+ * | `INVALID_OPTIONS` | 500 | no | a factory's option is wrong (`algorithms` naming a symmetric one, a negative `lastUsedIntervalMs`): a bug of the caller's code, thrown before anything runs |
  */
 export type AuthErrorCode =
   | 'CREDENTIALS_MISSING'
@@ -24,20 +34,48 @@ export type AuthErrorCode =
   | 'INSUFFICIENT_SCOPE'
   | 'IDP_UNAVAILABLE'
   | 'STORE_UNAVAILABLE'
-  | 'NO_PRINCIPAL';
+  | 'NO_PRINCIPAL'
+  | 'INVALID_OPTIONS';
 
-const STATUS: Record<AuthErrorCode, number> = {
-  CREDENTIALS_MISSING: 401,
-  REQUEST_INVALID: 400,
-  INPUT_INVALID: 400,
-  TOKEN_INVALID: 401,
-  TOKEN_EXPIRED: 401,
-  API_KEY_INVALID: 401,
-  INSUFFICIENT_SCOPE: 403,
-  IDP_UNAVAILABLE: 503,
-  STORE_UNAVAILABLE: 503,
-  NO_PRINCIPAL: 500,
-};
+/** Why a bearer token was refused: the `reason` label of `flowforge_auth_failures_total`. */
+export type TokenFailure =
+  | 'oversized'
+  | 'malformed'
+  | 'header'
+  | 'algorithm'
+  | 'unknown_key'
+  | 'signature'
+  | 'expired'
+  | 'not_yet_valid'
+  | 'issuer'
+  | 'audience'
+  | 'type'
+  | 'claims'
+  | 'tenant'
+  | 'idp_unavailable';
+
+/**
+ * The table of {@link AuthErrorCode}s. Client-safe: every message is written
+ * to be shown to the caller, never a token, a key or a claim value.
+ */
+const AUTH_ERRORS: ErrorCatalog<AuthErrorCode> = defineErrors({
+  source: '@flowforge/auth',
+  name: 'AuthError',
+  clientSafe: true,
+  codes: {
+    ...sharedErrorKinds('INVALID_OPTIONS'),
+    CREDENTIALS_MISSING: { status: 401, retryable: false },
+    REQUEST_INVALID: { status: 400, retryable: false },
+    INPUT_INVALID: { status: 400, retryable: false },
+    TOKEN_INVALID: { status: 401, retryable: false },
+    TOKEN_EXPIRED: { status: 401, retryable: false },
+    API_KEY_INVALID: { status: 401, retryable: false },
+    INSUFFICIENT_SCOPE: { status: 403, retryable: false },
+    IDP_UNAVAILABLE: { status: 503, retryable: true },
+    STORE_UNAVAILABLE: { status: 503, retryable: true },
+    NO_PRINCIPAL: { status: 500, retryable: false },
+  },
+});
 
 /** RFC 6750 error codes, for `WWW-Authenticate`. */
 const BEARER_ERROR: Partial<Record<AuthErrorCode, string>> = {
@@ -48,26 +86,33 @@ const BEARER_ERROR: Partial<Record<AuthErrorCode, string>> = {
   INSUFFICIENT_SCOPE: 'insufficient_scope',
 };
 
+/** What an {@link AuthError} may carry beyond `cause`. */
+export interface AuthErrorDetails {
+  /** Why a bearer token was refused (set by the JWT verifier only). */
+  readonly failure?: TokenFailure;
+}
+
 /**
- * The one error class of @flowforge/auth. Its message is safe to show a
- * client: it never contains the token, the key or a claim value.
+ * The one error class of @flowforge/auth. Its message (and `reason`, the
+ * message without the `@flowforge/auth: ` prefix) is safe to show a client:
+ * it never contains the token, the key or a claim value. `code`, `status`,
+ * `retryable` and `reason` come from the kernel's base, `FlowForgeError`.
  */
-export class AuthError extends Error {
-  /** What went wrong; stable across releases (see {@link AuthErrorCode}). */
-  readonly code: AuthErrorCode;
-  /** The HTTP status this error answers with. */
-  readonly status: number;
+export class AuthError extends FlowForgeError<AuthErrorCode> {
+  /**
+   * Why a bearer token was refused, when the JWT verifier refused one: the
+   * `reason` label of `flowforge_auth_failures_total`. Undefined otherwise.
+   */
+  readonly failure: TokenFailure | undefined;
 
   /**
-   * @param code - the stable code; it also sets `status`
+   * @param code - the stable code; it also sets `status` and `retryable`
    * @param message - safe to show a client: never a token, key or claim value
-   * @param options - `cause`, when another error is behind this one
+   * @param options - `cause`, when another error is behind this one; `failure`, for a refused token
    */
-  constructor(code: AuthErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'AuthError';
-    this.code = code;
-    this.status = STATUS[code];
+  constructor(code: AuthErrorCode, message: string, options?: ErrorOptions & AuthErrorDetails) {
+    super(AUTH_ERRORS, code, message, options);
+    this.failure = options?.failure;
   }
 
   /** The same as `status`, under the name Fastify's error handling reads. */
@@ -78,6 +123,7 @@ export class AuthError extends Error {
   /**
    * The `WWW-Authenticate` value for a 400/401/403 (RFC 6750), or `undefined`;
    * `scheme` is `Bearer` unless the route takes another credential (`ApiKey`).
+   * The description is `reason`: the message without the package prefix.
    * @example reply.header('www-authenticate', error.challenge('flowforge'))
    */
   challenge(realm: string, scheme = 'Bearer'): string | undefined {
@@ -88,14 +134,9 @@ export class AuthError extends Error {
     const quoted = (value: string): string => `"${value.replace(/["\\]/g, '')}"`;
     return error === undefined
       ? `${scheme} realm=${quoted(realm)}`
-      : `${scheme} realm=${quoted(realm)}, error=${quoted(error)}, error_description=${quoted(this.message)}`;
+      : `${scheme} realm=${quoted(realm)}, error=${quoted(error)}, error_description=${quoted(this.reason)}`;
   }
 }
 
 /** True when `error` is an {@link AuthError} (optionally with one of `codes`). */
-export function isAuthError(
-  error: unknown,
-  ...codes: readonly AuthErrorCode[]
-): error is AuthError {
-  return error instanceof AuthError && (codes.length === 0 || codes.includes(error.code));
-}
+export const isAuthError: ErrorGuard<AuthError> = errorGuard(AuthError);

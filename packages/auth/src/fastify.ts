@@ -40,7 +40,7 @@ export interface ApiKeyVerifierLike {
  * Registers `request.principal` (null until a hook below sets it). The hooks
  * throw {@link AuthError}s; the app's error handler answers them with
  * `error.status`, `error.challenge(realm)` as `WWW-Authenticate`, and
- * `error.message` (safe to show).
+ * `error.reason` (the message without the package prefix; safe to show).
  *
  * @example
  * await app.register(fastifyAuth);

@@ -1,18 +1,17 @@
 export { createAuth } from './auth.js';
 export type { Auth, AuthDependencies, AuthOptions } from './auth.js';
-export { createJwtVerifier, TokenRejected } from './jwt.js';
-export type { JwtAlgorithm, JwtVerifier, JwtVerifierOptions, TokenFailure } from './jwt.js';
+export { createJwtVerifier } from './jwt.js';
+export type { JwtAlgorithm, JwtVerifier, JwtVerifierOptions } from './jwt.js';
 export {
   bindPrincipal,
   getCurrentPrincipal,
   getCurrentTenantId,
-  getCurrentUserClaims,
   getCurrentUserId,
   assertWidgetScope,
 } from './principal.js';
 export type { AuthMethod, Principal } from './principal.js';
 export { AuthError, isAuthError } from './errors.js';
-export type { AuthErrorCode } from './errors.js';
+export type { AuthErrorCode, AuthErrorDetails, TokenFailure } from './errors.js';
 export {
   createApiKey,
   createApiKeyVerifier,

@@ -1,33 +1,14 @@
 import { jwtVerify, type JWTPayload } from 'jose';
 import { ALLOWED_JWT_ALGORITHMS, type JwtAlgorithm } from '@flowforge/config';
 import { isTenantId } from '@flowforge/db';
-import { AuthError } from './errors.js';
+import { OptionChecks } from '@flowforge/kernel';
+import { AuthError, type TokenFailure } from './errors.js';
 import { JwksCache } from './internal/jwks.js';
 import { TokenCache } from './internal/token-cache.js';
 import type { Principal } from './principal.js';
 
 /** Asymmetric algorithms only (config's list): `none` and HS* (a shared secret) are never accepted. */
 export type { JwtAlgorithm };
-
-/** The asymmetric algorithms @flowforge/config allows (none and HS* are not among them). */
-const ASYMMETRIC = new Set<string>(ALLOWED_JWT_ALGORITHMS);
-
-/** Why a token was refused, for `flowforge_auth_failures_total{reason}`. */
-export type TokenFailure =
-  | 'oversized'
-  | 'malformed'
-  | 'header'
-  | 'algorithm'
-  | 'unknown_key'
-  | 'signature'
-  | 'expired'
-  | 'not_yet_valid'
-  | 'issuer'
-  | 'audience'
-  | 'type'
-  | 'claims'
-  | 'tenant'
-  | 'idp_unavailable';
 
 /** Options of {@link createJwtVerifier} (`createAuth` fills them from its own). */
 export interface JwtVerifierOptions {
@@ -37,7 +18,10 @@ export interface JwtVerifierOptions {
   readonly jwksUrl: string;
   /** This API's client id: accepted in `aud`, or as `azp` (Keycloak's default `aud` is "account"). */
   readonly audience: string;
-  /** Signing algorithms accepted; anything not asymmetric throws a TypeError. @default ['RS256', 'ES256'] */
+  /**
+   * Signing algorithms accepted, from @flowforge/config's asymmetric list; any
+   * other throws AuthError INVALID_OPTIONS. @default ['RS256', 'ES256']
+   */
   readonly algorithms?: readonly JwtAlgorithm[];
   /** Leeway for exp/nbf/iat, in seconds. @default 30 */
   readonly clockToleranceSeconds?: number;
@@ -63,38 +47,22 @@ export interface JwtVerifierOptions {
   readonly onJwksError?: (error: unknown, serving: 'stale' | 'none') => void;
 }
 
-/** A refused token: the AuthError plus the reason for metrics. */
-export class TokenRejected extends AuthError {
-  /** Why the token was refused: the `reason` label of `flowforge_auth_failures_total`. */
-  readonly reason: TokenFailure;
-
-  /**
-   * @param reason - why the token was refused
-   * @param error - the AuthError (TOKEN_INVALID, TOKEN_EXPIRED, IDP_UNAVAILABLE) whose code, message and cause it takes
-   */
-  constructor(reason: TokenFailure, error: AuthError) {
-    super(error.code, error.message, { cause: error.cause });
-    this.reason = reason;
-  }
-}
-
 /** Verifies Keycloak access tokens; made by {@link createJwtVerifier}. */
 export interface JwtVerifier {
-  /** Verifies an access token and returns its principal. @throws {TokenRejected} */
+  /**
+   * Verifies an access token and returns its principal.
+   * @throws {AuthError} TOKEN_INVALID, TOKEN_EXPIRED or IDP_UNAVAILABLE, with `failure` saying why
+   */
   verify(token: string): Promise<Principal>;
   /** How many times the JWKS was fetched. */
   readonly jwksFetches: () => number;
 }
 
-const invalid = (reason: TokenFailure, message: string, cause?: unknown): TokenRejected =>
-  new TokenRejected(
-    reason,
-    new AuthError(
-      reason === 'expired' ? 'TOKEN_EXPIRED' : 'TOKEN_INVALID',
-      message,
-      cause === undefined ? undefined : { cause },
-    ),
-  );
+const invalid = (failure: TokenFailure, message: string, cause?: unknown): AuthError =>
+  new AuthError(failure === 'expired' ? 'TOKEN_EXPIRED' : 'TOKEN_INVALID', message, {
+    failure,
+    ...(cause === undefined ? {} : { cause }),
+  });
 
 /** Header parameters that point at keys elsewhere: we only trust the realm's JWKS. */
 const FOREIGN_KEY_HEADERS = ['jku', 'jwk', 'x5u', 'x5c'];
@@ -105,12 +73,15 @@ const FOREIGN_KEY_HEADERS = ['jku', 'jwk', 'x5u', 'x5c'];
  * tolerance, required `exp`, `iat`, `sub` and a UUID `tenant_id`, and an
  * access-token type (Keycloak's claim `typ: "Bearer"`, or the RFC 9068 header
  * `typ: "at+jwt"`), so ID and refresh tokens are refused.
+ *
+ * @throws {AuthError} INVALID_OPTIONS when `algorithms` names one outside
+ *   @flowforge/config's asymmetric list (`none`, HS*), before anything is fetched.
  */
 export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
   const algorithms = [...(options.algorithms ?? ['RS256', 'ES256'])];
-  for (const alg of algorithms) {
-    if (!ASYMMETRIC.has(alg)) throw new TypeError(`@flowforge/auth: refusing algorithm ${alg}`);
-  }
+  const checks = new OptionChecks();
+  for (const alg of algorithms) checks.oneOf('algorithms', alg, ALLOWED_JWT_ALGORITHMS, 'RS256');
+  checks.throwIfAny((message) => new AuthError('INVALID_OPTIONS', message));
   const now = options.now ?? Date.now;
   const maxLength = options.maxTokenLength ?? 8192;
   const cache = new TokenCache(options.cacheSize ?? 10_000);
@@ -219,9 +190,8 @@ function rolesOf(payload: JWTPayload, clientId: string): string[] {
 
 /** jose's errors, by code, to ours: messages say what failed, never what the token held. */
 function fromJose(error: unknown): AuthError {
-  if (error instanceof AuthError) {
-    return error.code === 'IDP_UNAVAILABLE' ? new TokenRejected('idp_unavailable', error) : error;
-  }
+  // The key set's IDP_UNAVAILABLE, which carries its failure already.
+  if (error instanceof AuthError) return error;
   const { code, claim } = (error ?? {}) as { code?: string; claim?: string };
   switch (code) {
     case 'ERR_JWT_EXPIRED':

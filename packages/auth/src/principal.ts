@@ -53,11 +53,6 @@ export function getCurrentTenantId(): string {
   return getCurrentPrincipal().tenantId;
 }
 
-/** The current principal's claims (role checks). @throws {AuthError} NO_PRINCIPAL */
-export function getCurrentUserClaims(): Readonly<Record<string, unknown>> {
-  return getCurrentPrincipal().claims;
-}
-
 /**
  * Throws 403 `insufficient_scope` unless the principal may read `widgetId`:
  * an API key only its scoped widgets; users and the dev principal any widget

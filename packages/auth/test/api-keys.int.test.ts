@@ -245,7 +245,9 @@ describe('rejected keys', () => {
     );
     const answers = errors.map((error) => [error.code, error.status, error.message]);
     expect(new Set(answers.map((answer) => JSON.stringify(answer))).size).toBe(1);
-    expect(answers[0]).toEqual(['API_KEY_INVALID', 401, 'invalid API key']);
+    // The kernel's prefix; `reason` is the words alone.
+    expect(answers[0]).toEqual(['API_KEY_INVALID', 401, '@flowforge/auth: invalid API key']);
+    expect(errors[0]?.reason).toBe('invalid API key');
   });
 });
 

@@ -30,8 +30,8 @@ import {
   createAuth,
   createJwtVerifier,
   isAuthError,
-  TokenRejected,
   type Auth,
+  type AuthError,
   type AuthDependencies,
   type AuthOptions,
 } from '../src/index.js';
@@ -84,13 +84,13 @@ function authFrom(
   return createAuth({ ...settings.auth, appEnv: settings.app.env, ...overrides }, dependencies);
 }
 
-/** What the HTTP layer would answer: `200 jwt`, or status, code and the refusal's reason. */
+/** What the HTTP layer would answer: `200 jwt`, or status, code and why the token was refused. */
 async function outcome(auth: Auth, token: string): Promise<string> {
   try {
     return `200 ${(await auth.authenticateBearer(`Bearer ${token}`)).method}`;
   } catch (error) {
     if (!isAuthError(error)) throw error;
-    return `${error.status} ${error.code}${error instanceof TokenRejected ? ` ${error.reason}` : ''}`;
+    return `${error.status} ${error.code}${error.failure === undefined ? '' : ` ${error.failure}`}`;
   }
 }
 
@@ -221,7 +221,7 @@ describe('tokens the real Keycloak issues (realm flowforge)', () => {
 
     const error = await counted.authenticateBearer(`Bearer ${viaOther}`).catch((e: unknown) => e);
     expect(isAuthError(error, 'TOKEN_INVALID')).toBe(true);
-    expect((error as TokenRejected).challenge(settings.auth.keycloak.realm)).toBe(
+    expect((error as AuthError).challenge(settings.auth.keycloak.realm)).toBe(
       'Bearer realm="flowforge", error="invalid_token", error_description="the token is not meant for this API"',
     );
     expect(await metrics.render()).toContain('flowforge_auth_failures_total{reason="audience"} 3');
@@ -439,7 +439,7 @@ describe('in a throwaway copy of the realm: key rotation through the admin REST 
         expect(refused).toBe('401 TOKEN_INVALID unknown_key');
       }
       const error = await cached.authenticateBearer(`Bearer ${oldToken}`).catch((e: unknown) => e);
-      expect((error as TokenRejected).challenge(realm.name)).toContain('error="invalid_token"');
+      expect((error as AuthError).challenge(realm.name)).toContain('error="invalid_token"');
 
       // 5. Deleted: gone from the key list too; the realm signs with the new key.
       await admin.deleteComponent(realm.name, original!.id);
@@ -530,7 +530,7 @@ describe('in a throwaway copy of the realm: key rotation through the admin REST 
         expect(await outcome(warm, rotated)).toBe('503 IDP_UNAVAILABLE idp_unavailable');
         const error = await warm.authenticateBearer(`Bearer ${rotated}`).catch((e: unknown) => e);
         expect(isAuthError(error, 'IDP_UNAVAILABLE')).toBe(true);
-        expect((error as TokenRejected).challenge(realm.name)).toBeUndefined(); // a 503, no Bearer challenge
+        expect((error as AuthError).challenge(realm.name)).toBeUndefined(); // a 503, no Bearer challenge
         expect(await outcome(warm, seen)).toBe('200 jwt');
 
         // Back: after its cooldown each verifier fetches the keys and verifies the new token.

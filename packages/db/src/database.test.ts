@@ -43,7 +43,8 @@ describe('createDatabase', () => {
     ['poolSize', 1.5, 'poolSize: expected a positive whole number from 1 to 1000 (got 1.5)'],
     ['poolSize', 1001, 'poolSize: expected a positive whole number from 1 to 1000 (got 1001)'],
     ['poolSize', Number.NaN, 'poolSize: expected a positive whole number from 1 to 1000 (got NaN)'],
-    ['poolSize', '10', 'poolSize: expected a positive whole number from 1 to 1000 (got a string)'],
+    // The kernel's wording: a string is quoted, cut at 64 characters.
+    ['poolSize', '10', 'poolSize: expected a positive whole number from 1 to 1000 (got "10")'],
     [
       'connectTimeoutMs',
       0,

@@ -16,7 +16,7 @@ import pg from 'pg';
 import type { Logger, Metrics } from '@flowforge/observability';
 import { DatabaseError } from './errors.js';
 import { ScopedDialect, transactionScope, type TransactionScope } from './internal/driver.js';
-import { assertPoolNameFree, createDatabaseMetrics, type PoolStats } from './internal/metrics.js';
+import { createDatabaseMetrics, type DatabaseMetrics, type PoolStats } from './internal/metrics.js';
 import { assertNumericOptions } from './internal/options.js';
 import { toDatabaseError } from './internal/sqlstate.js';
 import { assertRoleName, assertTenantId, DEFAULT_APP_ROLE } from './tenant.js';
@@ -156,53 +156,26 @@ export function createDatabase<DB>(options: DatabaseOptions): Database<DB> {
   const appRole =
     options.appRole === null ? null : assertRoleName(options.appRole ?? DEFAULT_APP_ROLE);
   const name = options.name ?? 'main';
-  if (options.metrics && (options.pool || options.url)) assertPoolNameFree(options.metrics, name);
-  const { logger } = options;
-  let poolStats: (() => PoolStats) | null = null;
-  let onConnectionError: (error: unknown) => void = () => undefined;
-  let unwatch = (): void => undefined;
-
-  let base: Dialect;
-  let kind: Database<DB>['kind'];
-  if (options.pool || options.url) {
-    kind = 'postgres';
-    let pool: pg.Pool | PostgresPool;
-    if (options.pool) {
-      pool = shared(options.pool);
-    } else {
-      pool = createPool(options.url!, options);
-    }
-    const source = options.pool ?? pool;
-    unwatch = watchPool(source, (error) => onConnectionError(error));
-    poolStats = () => readPoolStats(source);
-    base = new PostgresDialect({ pool });
-  } else if (options.embedded) {
-    kind = 'pglite';
-    const embedded = options.embedded;
-    base = new PGliteDialect({
-      pglite:
-        embedded === true
-          ? () => openPGlite(options.embeddedDir ?? '.data/pglite')
-          : unclosable(embedded),
-    });
-  } else {
+  const pooled = Boolean(options.pool || options.url);
+  if (!pooled && !options.embedded) {
     throw new DatabaseError(
       'NOT_CONFIGURED',
       'no database configured: set DATABASE_URL (or pass `pool`, or `embedded` in development)',
     );
   }
-
+  const { logger } = options;
+  // Before the pool: a metrics name already taken throws with no listener left on a shared pool.
   const instruments = options.metrics
-    ? createDatabaseMetrics(options.metrics, name, poolStats)
+    ? createDatabaseMetrics(options.metrics, pooled ? name : undefined)
     : undefined;
-  onConnectionError = (error) => {
+  const { base, kind, unwatch } = baseDialect(options, instruments, (error) => {
     const mapped = toDatabaseError(error);
     instruments?.connectionError(mapped);
     logger?.warn(
       { err: mapped, code: mapped.code, sqlstate: mapped.sqlstate, database: name },
       'database connection lost while idle; the pool replaces it',
     );
-  };
+  });
 
   const dialect = new ScopedDialect(base, {
     owner,
@@ -297,6 +270,39 @@ export function createDatabase<DB>(options: DatabaseOptions): Database<DB> {
       })();
       return closed;
     },
+  };
+}
+
+/**
+ * The driver's dialect: node-postgres on `pool` or `url` (watched for idle
+ * errors, its stats fed to the pool gauges), else PGlite. The caller has
+ * checked that one of them is configured.
+ */
+function baseDialect(
+  options: DatabaseOptions,
+  instruments: DatabaseMetrics | undefined,
+  onIdleError: (error: unknown) => void,
+): { base: Dialect; kind: 'postgres' | 'pglite'; unwatch: () => void } {
+  if (options.pool || options.url) {
+    const pool = options.pool ? shared(options.pool) : createPool(options.url!, options);
+    const source = options.pool ?? pool;
+    instruments?.reportPool(() => readPoolStats(source));
+    return {
+      base: new PostgresDialect({ pool }),
+      kind: 'postgres',
+      unwatch: watchPool(source, onIdleError),
+    };
+  }
+  const embedded = options.embedded as true | PGlite;
+  return {
+    base: new PGliteDialect({
+      pglite:
+        embedded === true
+          ? () => openPGlite(options.embeddedDir ?? '.data/pglite')
+          : unclosable(embedded),
+    }),
+    kind: 'pglite',
+    unwatch: () => undefined,
   };
 }
 

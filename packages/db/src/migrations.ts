@@ -7,7 +7,7 @@ import {
   type Migration,
   type MigrationResultSet,
 } from 'kysely/migration';
-import { DatabaseError, reasonOf } from './errors.js';
+import { DatabaseError } from './errors.js';
 import { toDatabaseError } from './internal/sqlstate.js';
 import { assertRoleName, DEFAULT_APP_ROLE, TENANT_SETTING } from './tenant.js';
 
@@ -217,7 +217,21 @@ export async function enableTenantIsolation(
   await sql`grant select, insert, update, delete on ${id} to ${role}`.execute(db);
 }
 
-/** Undoes {@link enableTenantIsolation} (for a migration's `down`); the column and index stay. */
+/**
+ * Undoes {@link enableTenantIsolation}, for the `down` of a migration whose
+ * `up` called it: revokes the app role's grants, drops the tenant policy, and
+ * turns row-level security off (FORCE too). The column and the index stay.
+ * Re-runnable.
+ *
+ * @throws {DatabaseError} INVALID_OPTIONS for a table or role name that is not a lower-case identifier.
+ * @example
+ * export const migrations: Migrations = {
+ *   '2026-12-01-0001-scope-reports': {
+ *     up: (db) => enableTenantIsolation(db, 'reports'),
+ *     down: (db) => disableTenantIsolation(db, 'reports'),
+ *   },
+ * };
+ */
 export async function disableTenantIsolation(
   db: Kysely<unknown>,
   table: string,
@@ -557,7 +571,7 @@ function failureOf(error: unknown, prefix: string, failed?: string): DatabaseErr
   const cause = toDatabaseError(error);
   // The cause's own words without its "@flowforge/db: ": the prefix appears once.
   const reason =
-    reasonOf(cause) + (cause.code === 'PERMISSION_DENIED' ? `: ${permissionHint(cause)}` : '');
+    cause.reason + (cause.code === 'PERMISSION_DENIED' ? `: ${permissionHint(cause)}` : '');
   return new DatabaseError(
     cause.code === 'UNAVAILABLE' ? 'UNAVAILABLE' : 'MIGRATION_FAILED',
     failed

@@ -1,4 +1,5 @@
 import type { Generated } from 'kysely';
+import { isUuid } from '@flowforge/kernel';
 import { DatabaseError } from './errors.js';
 
 /**
@@ -27,11 +28,9 @@ export type TenantScoped<T> = T & {
   tenant_id: Generated<string>;
 };
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** True for a UUID in its canonical 8-4-4-4-12 hex form (any version). */
+/** True for a UUID in its canonical 8-4-4-4-12 hex form (any version, either case). */
 export function isTenantId(value: unknown): value is string {
-  return typeof value === 'string' && UUID.test(value);
+  return isUuid(value);
 }
 
 /** @throws {DatabaseError} TENANT_INVALID. Returns the id in lower case. */

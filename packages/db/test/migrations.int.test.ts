@@ -753,7 +753,12 @@ describe('the flowforge-db command file (bin/flowforge-db.js)', () => {
       cpSync(join(PACKAGE_DIR, 'dist'), join(dir, 'dist'), { recursive: true });
       const modules = join(dir, 'node_modules');
       mkdirSync(join(modules, '@flowforge'), { recursive: true });
-      for (const name of ['@flowforge/config', '@flowforge/observability', 'pg']) {
+      for (const name of [
+        '@flowforge/config',
+        '@flowforge/kernel',
+        '@flowforge/observability',
+        'pg',
+      ]) {
         symlinkSync(realpathSync(join(PACKAGE_DIR, 'node_modules', name)), join(modules, name));
       }
       setUp(join(modules, 'kysely'));

@@ -5,6 +5,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createDatabase,
+  disableTenantIsolation,
+  enableTenantIsolation,
   tenantIsolationProblems,
   type Database,
   type DatabaseError,
@@ -187,6 +189,73 @@ describe('the roles and the schema', () => {
         owner.db,
       );
     expect(rows).toEqual([]);
+  });
+});
+
+describe('enableTenantIsolation and disableTenantIsolation (its down)', () => {
+  it('scope an existing table, take the policy, RLS and grants back, and re-run', async () => {
+    // Built and inspected inside a transaction that is rolled back, so nothing stays.
+    const seen = await owner
+      .withTransaction(async (trx) => {
+        await sql`create table legacy (tenant_id uuid not null, id uuid not null, primary key (tenant_id, id))`.execute(
+          trx,
+        );
+        const state = async (): Promise<unknown> => {
+          const { rows } = await sql`
+            select c.relrowsecurity as enabled, c.relforcerowsecurity as forced,
+                   (select array_agg(policyname::text) from pg_policies where tablename = 'legacy') as policies,
+                   array(select p from unnest(array['select', 'insert', 'update', 'delete']) p
+                          where has_table_privilege('flowforge_app', 'legacy', p)) as granted,
+                   (select count(*)::int from pg_index where indrelid = c.oid) as indexes
+              from pg_class c where c.relname = 'legacy'`.execute(trx);
+          const problems = (await tenantIsolationProblems(trx)).filter(
+            (problem) => problem.table === 'legacy',
+          );
+          return { ...(rows[0] as object), problems: problems.map((problem) => problem.problem) };
+        };
+        await enableTenantIsolation(trx, 'legacy');
+        await enableTenantIsolation(trx, 'legacy');
+        const enabled = await state();
+        await disableTenantIsolation(trx, 'legacy');
+        const disabled = await state();
+        await disableTenantIsolation(trx, 'legacy');
+        await enableTenantIsolation(trx, 'legacy');
+        const again = await state();
+        throw Object.assign(new Error('rollback'), { seen: { enabled, disabled, again } });
+      })
+      .catch((error: { seen?: unknown }) => error.seen);
+    const scoped = {
+      enabled: true,
+      forced: true,
+      policies: ['tenant_isolation'],
+      granted: ['select', 'insert', 'update', 'delete'],
+      // The primary key is led by tenant_id, so no index of its own is added.
+      indexes: 1,
+      problems: [],
+    };
+    expect(seen).toEqual({
+      enabled: scoped,
+      disabled: {
+        enabled: false,
+        forced: false,
+        policies: null,
+        granted: [],
+        indexes: 1,
+        problems: [
+          'row-level security is not enabled',
+          'row-level security is not forced (the table owner bypasses it)',
+          'no policy for all commands with USING and WITH CHECK exactly (tenant_id = flowforge_current_tenant())',
+        ],
+      },
+      again: scoped,
+    });
+  });
+
+  it('refuse a table or role name that would need quoting', async () => {
+    expect(await codeOf(disableTenantIsolation(owner.db, 'Legacy'))).toBe('INVALID_OPTIONS');
+    expect(await codeOf(disableTenantIsolation(owner.db, 'notes', { appRole: 'none' }))).toBe(
+      'INVALID_OPTIONS',
+    );
   });
 });
 

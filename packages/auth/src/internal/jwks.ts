@@ -162,7 +162,7 @@ export class JwksCache {
     return new AuthError(
       'IDP_UNAVAILABLE',
       'the identity provider is unreachable: the key this token is signed with cannot be fetched',
-      { cause: error },
+      { cause: error, failure: 'idp_unavailable' },
     );
   }
 
@@ -171,6 +171,7 @@ export class JwksCache {
       throw new AuthError(
         'IDP_UNAVAILABLE',
         'the identity provider is unreachable: no signing keys to verify tokens with',
+        { failure: 'idp_unavailable' },
       );
     }
     return this.#resolver;

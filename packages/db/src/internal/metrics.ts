@@ -1,4 +1,5 @@
 import type { LogEvent, RootOperationNode } from 'kysely';
+import { NamedHandles, type HandleState } from '@flowforge/kernel';
 import type { Metrics, MetricSample } from '@flowforge/observability';
 import { DatabaseError } from '../errors.js';
 import { errorClass, toDatabaseError } from './sqlstate.js';
@@ -58,20 +59,24 @@ export function operationOf(node: RootOperationNode, sql: string): string {
   return 'ddl';
 }
 
-/**
- * Pool gauges are scrape-time values. Several handles may share one registry, so
- * the gauges are declared once per registry and read every live handle's pool.
- */
-const poolSources = new WeakMap<Metrics, Map<string, () => PoolStats>>();
+/** What a handle's name holds on a registry: the pool the gauges read while it is live. */
+interface PoolReport extends HandleState {
+  /** Reads the live handle's pool (nothing until the pool exists). */
+  read: () => PoolStats;
+}
 
-function declarePoolGauges(metrics: Metrics, sources: Map<string, () => PoolStats>): void {
+const NO_POOL = (): PoolStats => ({ total: 0, idle: 0, waiting: 0 });
+
+function declarePoolGauges(metrics: Metrics, reports: ReadonlyMap<string, PoolReport>): void {
   const gauge = (name: string, help: string, pick: (stats: PoolStats) => number): void => {
     metrics.collected({
       name,
       help,
       type: 'gauge',
       collect: (): MetricSample[] =>
-        [...sources].map(([database, read]) => ({ value: pick(read()), labels: { database } })),
+        [...reports]
+          .filter(([, report]) => report.live)
+          .map(([database, report]) => ({ value: pick(report.read()), labels: { database } })),
     });
   };
   gauge('db_pool_connections', 'Open connections in the pool (idle and in use).', (s) => s.total);
@@ -83,6 +88,16 @@ function declarePoolGauges(metrics: Metrics, sources: Map<string, () => PoolStat
   );
 }
 
+/**
+ * Pool gauges are scrape-time values. Several handles may share one registry, so
+ * the gauges are declared once per registry and read every live handle's pool;
+ * two live handles with one name would report one pool.
+ */
+const pools = new NamedHandles<Metrics, PoolReport>({
+  declare: declarePoolGauges,
+  refuse: (message) => new DatabaseError('INVALID_OPTIONS', message),
+});
+
 export interface DatabaseMetrics {
   /** Kysely's `log` hook: one observation per query, one count per failed one. */
   readonly log: (event: LogEvent) => void;
@@ -93,28 +108,18 @@ export interface DatabaseMetrics {
   readonly statement: (operation: string, durationMs: number, error?: DatabaseError) => void;
   /** Counts an error that reached no query (a connection lost while idle). */
   readonly connectionError: (error: unknown) => void;
-  /** Stops reporting this handle's pool. */
+  /** Gives the pool gauges this handle's pool to read (none for PGlite). */
+  readonly reportPool: (read: () => PoolStats) => void;
+  /** Stops reporting this handle's pool and frees its name. */
   readonly release: () => void;
 }
 
 /**
- * Two live handles with one name on one registry would report one pool.
- * @throws {DatabaseError} INVALID_OPTIONS
+ * The instruments of one handle on `metrics`. A handle with a pool passes its
+ * `pool` name (the gauges' `database` label), taken until `release()`.
+ * @throws {DatabaseError} INVALID_OPTIONS while a live handle holds that name
  */
-export function assertPoolNameFree(metrics: Metrics, database: string): void {
-  if (poolSources.get(metrics)?.has(database)) {
-    throw new DatabaseError(
-      'INVALID_OPTIONS',
-      `a handle named ${JSON.stringify(database)} already reports to this metrics registry: give each handle its own \`name\``,
-    );
-  }
-}
-
-export function createDatabaseMetrics(
-  metrics: Metrics,
-  database: string,
-  pool: (() => PoolStats) | null,
-): DatabaseMetrics {
+export function createDatabaseMetrics(metrics: Metrics, pool: string | undefined): DatabaseMetrics {
   const duration = metrics.histogram<'operation'>({
     name: 'db_query_duration_seconds',
     help: 'Time from sending a query to its last row, by operation (select, insert, …, begin, commit).',
@@ -126,15 +131,12 @@ export function createDatabaseMetrics(
     help: 'Failed queries and lost connections by SQLSTATE class (23 = integrity, 57 = operator intervention, connection = no answer).',
     labelNames: ['sqlstate_class'],
   });
-  let sources = poolSources.get(metrics);
-  if (pool) {
-    if (!sources) {
-      sources = new Map();
-      poolSources.set(metrics, sources);
-      declarePoolGauges(metrics, sources);
-    }
-    sources.set(database, pool);
-  }
+  // Claimed last: a failure above leaves the name free.
+  const report =
+    pool === undefined
+      ? undefined
+      : pools.claim(metrics, pool, () => ({ live: false, read: NO_POOL }));
+  if (report) report.read = NO_POOL;
   const countError = (error: unknown): void => {
     const mapped = error instanceof DatabaseError ? error : toDatabaseError(error);
     errors.inc({ sqlstate_class: errorClass(mapped) });
@@ -150,8 +152,11 @@ export function createDatabaseMetrics(
       if (error) countError(error);
     },
     connectionError: countError,
+    reportPool: (read) => {
+      if (report) report.read = read;
+    },
     release: () => {
-      if (pool && sources?.get(database) === pool) sources.delete(database);
+      if (report) pools.release(report);
     },
   };
 }

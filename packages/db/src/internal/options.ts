@@ -1,10 +1,5 @@
+import { OptionChecks, type WholeNumberRange } from '@flowforge/kernel';
 import { DatabaseError } from '../errors.js';
-
-/** The accepted range of one numeric option of `createDatabase`. */
-interface WholeNumberRange {
-  readonly min: number;
-  readonly max: number;
-}
 
 /** The numeric options of `createDatabase`. */
 type NumericOption = 'poolSize' | 'connectTimeoutMs' | 'statementTimeoutMs' | 'idleTimeoutMs';
@@ -23,43 +18,21 @@ const NUMERIC_OPTIONS: Readonly<Record<NumericOption, WholeNumberRange>> = {
 };
 
 /**
- * What a whole-number option accepts, in @flowforge/config's words for the same
- * ranges ("expected a positive whole number from 1 to 1000"), so an option and
- * the variable behind it fail alike.
- */
-function expectation({ min, max }: WholeNumberRange): string {
-  return `expected a ${min >= 1 ? 'positive ' : ''}whole number from ${min} to ${max}`;
-}
-
-/** The value as a reader needs it: numbers as written, other types by their type only. */
-function described(value: unknown): string {
-  if (typeof value === 'number' || value === null) return String(value);
-  return `a ${typeof value}`;
-}
-
-/**
  * Checks every numeric option that is set (undefined keeps the default),
  * before anything connects: a pool of -1 connections would otherwise surface
  * only after `connectTimeoutMs`, as a misleading UNAVAILABLE.
  *
- * @throws {DatabaseError} INVALID_OPTIONS naming every option out of range, e.g.
+ * @throws {DatabaseError} INVALID_OPTIONS naming every option out of range, in
+ *   @flowforge/config's words, e.g.
  *   `poolSize: expected a positive whole number from 1 to 1000 (got -1)`.
  */
 export function assertNumericOptions(
   options: Readonly<Partial<Record<NumericOption, unknown>>>,
 ): void {
-  const problems: string[] = [];
+  const checks = new OptionChecks();
   for (const [name, range] of Object.entries(NUMERIC_OPTIONS)) {
-    const value = options[name as NumericOption];
-    if (value === undefined) continue;
-    if (
-      typeof value !== 'number' ||
-      !Number.isInteger(value) ||
-      value < range.min ||
-      value > range.max
-    ) {
-      problems.push(`${name}: ${expectation(range)} (got ${described(value)})`);
-    }
+    // The fallback is never used: createDatabase applies its own defaults.
+    checks.wholeNumber(name, options[name as NumericOption], range, range.min);
   }
-  if (problems.length > 0) throw new DatabaseError('INVALID_OPTIONS', problems.join('; '));
+  checks.throwIfAny((message) => new DatabaseError('INVALID_OPTIONS', message));
 }

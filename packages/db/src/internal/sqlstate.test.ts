@@ -77,6 +77,9 @@ describe('toDatabaseError', () => {
     [new Error('Connection terminated unexpectedly')],
     [new Error('timeout exceeded when trying to connect')],
     [new Error('Client has encountered a connection error and is not queryable')],
+    // Node connecting to every address of a host (::1 and 127.0.0.1), and a wrapped socket error.
+    [new AggregateError([Object.assign(new Error('x'), { code: 'ECONNREFUSED' })], 'connect')],
+    [new Error('read failed', { cause: Object.assign(new Error('y'), { code: 'EPIPE' }) })],
   ])('a lost or refused connection is UNAVAILABLE: %s', (error) => {
     const mapped = toDatabaseError(error);
     expect(mapped.code).toBe('UNAVAILABLE');

@@ -1,3 +1,4 @@
+import { networkFailureOf } from '@flowforge/kernel';
 import { DatabaseError, type DatabaseErrorCode } from '../errors.js';
 
 /** The fields node-postgres and PGlite put on a server error (and Node on a socket error). */
@@ -11,23 +12,11 @@ interface DriverErrorShape {
 
 const SQLSTATE = /^[0-9A-Z]{5}$/;
 
-/** Node socket errors that mean "the server is not there (any more)". */
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ECONNABORTED',
-]);
-
 /**
- * node-postgres reports a lost or refused connection with plain Errors; these
- * are its messages (pg 8.x, pg-pool 3.x). Matching them is the only way to tell
- * them from a bug, and an unknown message still maps to QUERY_FAILED, never lost.
+ * node-postgres reports a lost or refused connection with plain Errors (no
+ * `code`, so the kernel's `networkFailureOf` cannot see them); these are its
+ * messages (pg 8.x, pg-pool 3.x). Matching them is the only way to tell them
+ * from a bug, and an unknown message still maps to QUERY_FAILED, never lost.
  */
 const CONNECTION_MESSAGES = [
   'Connection terminated',
@@ -132,7 +121,7 @@ export function toDatabaseError(error: unknown): DatabaseError {
     return new DatabaseError('CLOSED', 'the database handle is closed', { cause: error });
   }
   if (
-    (code !== undefined && NETWORK_CODES.has(code)) ||
+    networkFailureOf(error) !== undefined ||
     CONNECTION_MESSAGES.some((text) => message.includes(text))
   ) {
     return new DatabaseError('UNAVAILABLE', `cannot reach PostgreSQL: ${message}`, {
