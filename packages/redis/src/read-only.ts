@@ -1,6 +1,6 @@
 import { RedisError } from './errors.js';
 import type { BlockingPool } from './internal/blocking.js';
-import { commandNameOf, NOT_READ_NAMES, READ_COMMANDS } from './internal/commands.js';
+import { commandNameOf, READ_COMMANDS, REFUSED_NAMES } from './internal/commands.js';
 import type { Redis as IORedis } from 'ioredis';
 import type { Client } from './internal/connection.js';
 import type { Core } from './internal/core.js';
@@ -282,19 +282,9 @@ function zrangeArguments(
   return args;
 }
 
-/**
- * Builds the view. Every method's tally is looked up once here, so a command
- * costs no map lookup; the prototype answers write names with READ_ONLY.
- */
-export function createReadOnlyView(parts: ReadOnlyParts): ReadOnlyRedis {
-  const { core, subscriptions, blocking, commandTimeoutMs } = parts;
-  const { keyPrefix, instruments } = core;
-  const tallies = new Map<string, CommandTally | undefined>();
-  const tally = (command: string): CommandTally | undefined => {
-    if (!tallies.has(command)) tallies.set(command, instruments?.tally(command));
-    return tallies.get(command);
-  };
-  const t = {
+/** The tally of every method, looked up once when the view is built. */
+function methodTallies(tally: (command: string) => CommandTally | undefined) {
+  return {
     get: tally('get'),
     mget: tally('mget'),
     strlen: tally('strlen'),
@@ -326,89 +316,41 @@ export function createReadOnlyView(parts: ReadOnlyParts): ReadOnlyRedis {
     xreadBlock: tally('xread_block'),
     scan: tally('scan'),
   };
-  const rejectClosed = (): Promise<never> =>
-    Promise.reject(core.fail(new RedisError('CLOSED', 'the redis handle is closed')));
-  const unprefix =
-    keyPrefix === ''
-      ? (key: string) => key
-      : (key: string) => (key.startsWith(keyPrefix) ? key.slice(keyPrefix.length) : key);
+}
 
-  function toStreamReads(reply: [string, RawEntry[]][] | null): StreamRead[] {
-    if (reply === null) return [];
-    return reply.map(([key, entries]) => ({ key: unprefix(key), entries: toEntries(entries) }));
-  }
+/** What the groups of methods below share. */
+interface ViewContext {
+  readonly parts: ReadOnlyParts;
+  readonly core: Core;
+  readonly t: ReturnType<typeof methodTallies>;
+  /** The tally of any command (`call`), looked up once per name. */
+  readonly tally: (command: string) => CommandTally | undefined;
+  /** A key as the caller named it: without the handle's `keyPrefix`. */
+  readonly unprefix: (key: string) => string;
+  readonly rejectClosed: () => Promise<never>;
+}
 
-  async function blockingRead(args: (string | number)[], blockMs: number): Promise<StreamRead[]> {
-    const connection = await blocking.acquire().catch((error: unknown) => {
-      throw core.fail(error);
-    });
-    let discard = false;
-    const started = performance.now();
-    try {
-      if (!connection.ready) await connection.whenReady();
-      const client = connection.client as unknown as IORedis;
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_resolve, reject) => {
-        timer = setTimeout(() => {
-          discard = true;
-          reject(
-            new RedisError(
-              'TIMEOUT',
-              `no reply to a blocking XREAD within blockMs + commandTimeoutMs`,
-            ),
-          );
-        }, blockMs + commandTimeoutMs);
-      });
-      try {
-        const reply = (await Promise.race([client.call('xread', ...args), timeout])) as
-          [string, RawEntry[]][] | null;
-        return toStreamReads(reply);
-      } finally {
-        clearTimeout(timer);
-      }
-    } catch (error) {
-      if (core.connection.closing) throw core.fail(error);
-      const mapped = connection.error(error);
-      instruments?.error(mapped.code);
-      throw mapped;
-    } finally {
-      if (t.xreadBlock) observe(t.xreadBlock, performance.now() - started);
-      blocking.release(connection, discard);
-    }
-  }
-
-  async function* scan(options: ScanOptions | undefined): AsyncGenerator<string, void, undefined> {
-    const match = keyPrefix + (options?.match ?? '*');
-    const count = options?.count ?? 100;
-    if (!isWholeNumber(count, 1)) {
-      await core.invalid('scan: count must be a whole number ≥ 1');
-      return;
-    }
-    const extra: string[] = options?.type === undefined ? [] : ['TYPE', options.type];
-    // The primaries of a Cluster are only known once it is ready.
-    if (!core.connection.ready) {
-      await core.connection.whenReady().catch((error: unknown) => {
-        throw core.fail(error);
-      });
-    }
-    for (const node of parts.scanTargets()) {
-      let cursor = '0';
-      do {
-        // On Cluster each primary is asked directly (SCAN has no key to route by).
-        const [next, keys] = await core.run<[string, string[]]>(
-          t.scan,
-          'scan',
-          [cursor, 'MATCH', match, 'COUNT', count, ...extra],
-          undefined,
-          core.cluster ? node : undefined,
-        );
-        cursor = next;
-        for (const key of keys) yield unprefix(key);
-      } while (cursor !== '0');
-    }
-  }
-
-  const methods: ReadOnlyRedis = {
+/** Strings, keys, hashes, lists and sets. */
+function plainReads({
+  core,
+  t,
+}: ViewContext): Omit<
+  ReadOnlyRedis,
+  | 'zrange'
+  | 'zrangeWithScores'
+  | 'zscore'
+  | 'zcard'
+  | 'zcount'
+  | 'xrange'
+  | 'xrevrange'
+  | 'xlen'
+  | 'xread'
+  | 'scan'
+  | 'subscribe'
+  | 'psubscribe'
+  | 'call'
+> {
+  return {
     get: (key) => core.run(t.get, 'get', [key]),
     mget: async (keys) => {
       if (keys.length === 0) return [];
@@ -450,6 +392,18 @@ export function createReadOnlyView(parts: ReadOnlyParts): ReadOnlyRedis {
     smembers: (key) => core.run(t.smembers, 'smembers', [key]),
     sismember: (key, member) => core.run(t.sismember, 'sismember', [key, member], toBoolean),
     scard: (key) => core.run(t.scard, 'scard', [key]),
+  };
+}
+
+/** Sorted sets. */
+function sortedSetReads({
+  core,
+  t,
+}: ViewContext): Pick<
+  ReadOnlyRedis,
+  'zrange' | 'zrangeWithScores' | 'zscore' | 'zcard' | 'zcount'
+> {
+  return {
     zrange: (key, start, stop, options) => {
       const args = zrangeArguments(key, start, stop, options);
       if (typeof args === 'string') return core.invalid(args);
@@ -467,24 +421,101 @@ export function createReadOnlyView(parts: ReadOnlyParts): ReadOnlyRedis {
       ),
     zcard: (key) => core.run(t.zcard, 'zcard', [key]),
     zcount: (key, min, max) => core.run(t.zcount, 'zcount', [key, min, max]),
-    xrange: (key, options) => {
-      const count = options?.count;
-      if (count !== undefined && !isWholeNumber(count, 1)) {
-        return core.invalid('xrange: count must be a whole number ≥ 1');
-      }
-      const args: (string | number)[] = [key, options?.start ?? '-', options?.end ?? '+'];
-      if (count !== undefined) args.push('COUNT', count);
-      return core.run(t.xrange, 'xrange', args, toEntries);
-    },
-    xrevrange: (key, options) => {
-      const count = options?.count;
-      if (count !== undefined && !isWholeNumber(count, 1)) {
-        return core.invalid('xrevrange: count must be a whole number ≥ 1');
-      }
-      const args: (string | number)[] = [key, options?.end ?? '+', options?.start ?? '-'];
-      if (count !== undefined) args.push('COUNT', count);
-      return core.run(t.xrevrange, 'xrevrange', args, toEntries);
-    },
+  };
+}
+
+/**
+ * XREAD BLOCK on a connection of the blocking pool, bounded by `blockMs +
+ * commandTimeoutMs`; a connection whose read timed out is dropped (it may
+ * still be blocked).
+ */
+async function blockingRead(
+  { parts, core, t, unprefix }: ViewContext,
+  args: (string | number)[],
+  blockMs: number,
+): Promise<StreamRead[]> {
+  const { blocking, commandTimeoutMs } = parts;
+  const connection = await blocking.acquire().catch((error: unknown) => {
+    throw core.fail(error);
+  });
+  let discard = false;
+  const started = performance.now();
+  try {
+    if (!connection.ready) await connection.whenReady();
+    const client = connection.client as unknown as IORedis;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        discard = true;
+        reject(
+          new RedisError(
+            'TIMEOUT',
+            `no reply to a blocking XREAD within blockMs + commandTimeoutMs`,
+          ),
+        );
+      }, blockMs + commandTimeoutMs);
+    });
+    try {
+      const reply = (await Promise.race([client.call('xread', ...args), timeout])) as
+        [string, RawEntry[]][] | null;
+      return toStreamReads(reply, unprefix);
+    } finally {
+      clearTimeout(timer);
+    }
+  } catch (error) {
+    if (core.connection.closing) throw core.fail(error);
+    const mapped = connection.error(error);
+    core.instruments?.error(mapped.code);
+    throw mapped;
+  } finally {
+    if (t.xreadBlock) observe(t.xreadBlock, performance.now() - started);
+    blocking.release(connection, discard);
+  }
+}
+
+function toStreamReads(
+  reply: [string, RawEntry[]][] | null,
+  unprefix: (key: string) => string,
+): StreamRead[] {
+  if (reply === null) return [];
+  return reply.map(([key, entries]) => ({ key: unprefix(key), entries: toEntries(entries) }));
+}
+
+/** Streams. */
+function streamReads(
+  context: ViewContext,
+): Pick<ReadOnlyRedis, 'xrange' | 'xrevrange' | 'xlen' | 'xread'> {
+  const { core, t, unprefix, rejectClosed } = context;
+  const toReads = (reply: [string, RawEntry[]][] | null): StreamRead[] =>
+    toStreamReads(reply, unprefix);
+  /** XRANGE or XREVRANGE: `first` and `last` in the order the command takes them. */
+  const range = (
+    command: 'xrange' | 'xrevrange',
+    tally: CommandTally | undefined,
+    key: string,
+    first: string,
+    last: string,
+    count: number | undefined,
+  ): Promise<StreamEntry[]> => {
+    if (count !== undefined && !isWholeNumber(count, 1)) {
+      return core.invalid(`${command}: count must be a whole number ≥ 1`);
+    }
+    const args: (string | number)[] = [key, first, last];
+    if (count !== undefined) args.push('COUNT', count);
+    return core.run(tally, command, args, toEntries);
+  };
+  return {
+    xrange: (key, options) =>
+      range('xrange', t.xrange, key, options?.start ?? '-', options?.end ?? '+', options?.count),
+    xrevrange: (key, options) =>
+      range(
+        'xrevrange',
+        t.xrevrange,
+        key,
+        options?.end ?? '+',
+        options?.start ?? '-',
+        options?.count,
+      ),
     xlen: (key) => core.run(t.xlen, 'xlen', [key]),
     xread: (streams, options) => {
       const pairs: readonly (readonly [string, string])[] = Array.isArray(streams)
@@ -507,11 +538,57 @@ export function createReadOnlyView(parts: ReadOnlyParts): ReadOnlyRedis {
       args.push('STREAMS', ...pairs.map(([key]) => key), ...pairs.map(([, id]) => id));
       if (blockMs !== undefined) {
         if (core.connection.closing) return rejectClosed();
-        return blockingRead(args, blockMs);
+        return blockingRead(context, args, blockMs);
       }
-      return core.run(t.xread, 'xread', args, toStreamReads);
+      return core.run(t.xread, 'xread', args, toReads);
     },
-    scan: (options) => scan(options),
+  };
+}
+
+/** SCAN over every node `scanTargets` names, as one iterator of keys. */
+async function* scanKeys(
+  { parts, core, t, unprefix }: ViewContext,
+  options: ScanOptions | undefined,
+): AsyncGenerator<string, void, undefined> {
+  const match = core.keyPrefix + (options?.match ?? '*');
+  const count = options?.count ?? 100;
+  if (!isWholeNumber(count, 1)) {
+    await core.invalid('scan: count must be a whole number ≥ 1');
+    return;
+  }
+  const extra: string[] = options?.type === undefined ? [] : ['TYPE', options.type];
+  // The primaries of a Cluster are only known once it is ready.
+  if (!core.connection.ready) {
+    await core.connection.whenReady().catch((error: unknown) => {
+      throw core.fail(error);
+    });
+  }
+  for (const node of parts.scanTargets()) {
+    let cursor = '0';
+    do {
+      // On Cluster each primary is asked directly (SCAN has no key to route by).
+      const [next, keys] = await core.run<[string, string[]]>(
+        t.scan,
+        'scan',
+        [cursor, 'MATCH', match, 'COUNT', count, ...extra],
+        undefined,
+        core.cluster ? node : undefined,
+      );
+      cursor = next;
+      for (const key of keys) yield unprefix(key);
+    } while (cursor !== '0');
+  }
+}
+
+/** Pub/sub, and any other read command through `call`. */
+function subscriptionsAndCall({
+  parts,
+  core,
+  tally,
+  rejectClosed,
+}: ViewContext): Pick<ReadOnlyRedis, 'subscribe' | 'psubscribe' | 'call'> {
+  const { subscriptions } = parts;
+  return {
     subscribe: async (channels, listener) => {
       const names = typeof channels === 'string' ? [channels] : [...channels];
       if (names.length === 0 || names.some((name) => typeof name !== 'string' || name === '')) {
@@ -545,6 +622,39 @@ export function createReadOnlyView(parts: ReadOnlyParts): ReadOnlyRedis {
       return core.run(tally(name), name, args);
     },
   };
+}
+
+/**
+ * Builds the view. Every method's tally is looked up once here, so a command
+ * costs no map lookup; the prototype answers write names with READ_ONLY.
+ */
+export function createReadOnlyView(parts: ReadOnlyParts): ReadOnlyRedis {
+  const { core } = parts;
+  const { keyPrefix, instruments } = core;
+  const tallies = new Map<string, CommandTally | undefined>();
+  const tally = (command: string): CommandTally | undefined => {
+    if (!tallies.has(command)) tallies.set(command, instruments?.tally(command));
+    return tallies.get(command);
+  };
+  const context: ViewContext = {
+    parts,
+    core,
+    t: methodTallies(tally),
+    tally,
+    unprefix:
+      keyPrefix === ''
+        ? (key) => key
+        : (key) => (key.startsWith(keyPrefix) ? key.slice(keyPrefix.length) : key),
+    rejectClosed: () =>
+      Promise.reject(core.fail(new RedisError('CLOSED', 'the redis handle is closed'))),
+  };
+  const methods: ReadOnlyRedis = {
+    ...plainReads(context),
+    ...sortedSetReads(context),
+    ...streamReads(context),
+    scan: (options) => scanKeys(context, options),
+    ...subscriptionsAndCall(context),
+  };
   return Object.freeze(Object.assign(Object.create(refusingPrototype(core)) as object, methods));
 }
 
@@ -558,7 +668,7 @@ function refusingPrototype(core: Core): object {
     {},
     {
       get(target, property, receiver) {
-        if (typeof property === 'string' && NOT_READ_NAMES.has(commandNameOf(property))) {
+        if (typeof property === 'string' && REFUSED_NAMES.has(commandNameOf(property))) {
           return () =>
             Promise.reject(
               core.fail(

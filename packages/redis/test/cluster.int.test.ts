@@ -5,6 +5,7 @@
  * blocking reads on their own cluster connections, and a primary lost and
  * replaced by its replica (through a Cluster client passed in as `client`).
  */
+import calculateSlot from 'cluster-key-slot';
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RedisTopology } from '@flowforge/config';
@@ -60,11 +61,28 @@ function open(name: string): Redis {
 
 describe('Redis Cluster', () => {
   it('computes the slots the server computes, and spreads the test keys over several', async () => {
-    for (const key of [...KEYS, '{tag}a', 'ünïcode', '']) {
-      expect(await writer.cluster('KEYSLOT', key)).toBe(keySlot(key));
+    // A lone surrogate is sent as U+FFFD; '{}' with no } after it is no tag.
+    for (const key of [...KEYS, '{tag}a', 'ünïcode', '', 'a\uD800b', '{}x', 'x{}', 'a{b}{}']) {
+      expect(await writer.cluster('KEYSLOT', key), JSON.stringify(key)).toBe(keySlot(key));
     }
     const slots = new Set(KEYS.map((key) => keySlot(key)));
     expect(slots.size).toBeGreaterThan(3);
+  });
+
+  it('reads keys cluster-key-slot hashes unlike the server (`{}` then `}`) one by one', async () => {
+    const odd = ['foo{}{bar}', 'baz{}{bar}'];
+    // cluster-key-slot puts both in one slot; the server hashes each whole key, into two.
+    expect(calculateSlot(odd[0]!)).toBe(calculateSlot(odd[1]!));
+    expect(await writer.cluster('KEYSLOT', odd[0]!)).not.toBe(
+      await writer.cluster('KEYSLOT', odd[1]!),
+    );
+    for (const key of odd) await writer.set(key, `value of ${key}`);
+    const redis = open('odd-tags');
+    expect(await redis.data.mget([...odd, KEYS[0]!])).toEqual([
+      ...odd.map((key) => `value of ${key}`),
+      `value of ${KEYS[0]}`,
+    ]);
+    expect(await redis.data.exists(odd)).toBe(2);
   });
 
   it('reads keys of every slot, and says it is a cluster', async () => {
@@ -162,7 +180,7 @@ describe('Redis Cluster', () => {
       for (const key of KEYS) expect(await redis.data.get(key)).toBe(`value of ${key}`);
       let lastRead: string | null | undefined;
       const victimKey = KEYS[0]!;
-      const slot = keySlot(victimKey);
+      const slot = keySlot(victimKey)!;
       const owner = group.nodes.find((node) => node.running && node.port === slotOwnerPort(slot));
       expect(owner).toBeDefined();
       await waitForReplicas(owner!);

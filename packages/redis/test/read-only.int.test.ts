@@ -9,6 +9,7 @@
 import type { Redis as IORedis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isRedisError, type ReadOnlyRedis } from '../src/index.js';
+import { READ_COMMANDS, REFUSED_NAMES } from '../src/internal/commands.js';
 import { Handles, rejectionOf, standaloneTopology, writerFor } from './support/handles.js';
 import { RedisServers, waitFor, type RedisProcess } from './support/redis-servers.js';
 
@@ -176,5 +177,17 @@ describe('the read-only view at run time', () => {
     expect(await writer.hgetall('h')).toEqual({ f: '1' });
     expect(await writer.xlen('x')).toBe(1);
     expect(await writer.dbsize()).toBe(7);
+  });
+
+  it('allows call() no command the server flags write, and refuses every one it does', async () => {
+    const table = (await writer.call('COMMAND')) as [string, number, string[]][];
+    const flagged = new Map(table.map(([name, , flags]) => [name.toLowerCase(), flags]));
+    for (const name of READ_COMMANDS) {
+      expect(flagged.has(name), name).toBe(true);
+      expect(flagged.get(name), name).not.toContain('write');
+    }
+    const writes = [...flagged].filter(([, flags]) => flags.includes('write'));
+    expect(writes.length).toBeGreaterThan(50);
+    for (const [name] of writes) expect(REFUSED_NAMES.has(name), name).toBe(true);
   });
 });

@@ -1,8 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import type { RedisTopology } from '@flowforge/config';
+import { backoffDelay } from '@flowforge/kernel';
 import { isRedisError } from '../errors.js';
 import type { RedisOptions } from '../options.js';
-import { clusterClientOptions, redisClientOptions, resolveOptions } from './client-options.js';
+import {
+  clusterClientOptions,
+  DEFAULT_RETRY,
+  redisClientOptions,
+  resolveOptions,
+} from './client-options.js';
 
 const standalone: Extract<RedisTopology, { mode: 'standalone' }> = {
   mode: 'standalone',
@@ -26,14 +32,19 @@ const cluster: Extract<RedisTopology, { mode: 'cluster' }> = {
   nodes: [{ host: 'n1', port: 7000 }],
 };
 
-function codeOf(options: RedisOptions): string | undefined {
+/** The INVALID_OPTIONS message `resolveOptions` throws for `options`; fails on anything else. */
+function refusal(options: RedisOptions): string {
   try {
     resolveOptions(options);
   } catch (error) {
-    return isRedisError(error) ? error.code : 'other';
+    if (isRedisError(error, 'INVALID_OPTIONS')) return error.message;
+    throw error;
   }
-  return undefined;
+  throw new Error('resolveOptions accepted the options');
 }
+
+const TIMER = 'expected a positive whole number from 1 to 2147483647';
+const NAME = 'expected 1 to 64 letters, digits, _ . : or -';
 
 describe('resolveOptions', () => {
   it('fills in the documented defaults', () => {
@@ -45,22 +56,77 @@ describe('resolveOptions', () => {
       keyPrefix: '',
       maxBlockingConnections: 4,
     });
+    expect(resolveOptions({}).retry).toEqual(DEFAULT_RETRY);
   });
 
-  it.each<[string, RedisOptions]>([
-    ['commandTimeoutMs 0', { commandTimeoutMs: 0 }],
-    ['commandTimeoutMs NaN', { commandTimeoutMs: Number.NaN }],
-    ['connectTimeoutMs fractional', { connectTimeoutMs: 0.5 }],
-    ['a name with a space', { name: 'a b' }],
-    ['an empty name', { name: '' }],
-    ['a keyPrefix with a glob', { keyPrefix: 'x?' }],
-    ['jitter above 1', { retry: { jitter: 1.5 } }],
-    ['factor below 1', { retry: { factor: 0 } }],
-    ['an infinite factor', { retry: { factor: Infinity } }],
-    ['max below initial', { retry: { initialDelayMs: 10, maxDelayMs: 5 } }],
-    ['no blocking connections', { maxBlockingConnections: 0 }],
-  ])('refuses %s with INVALID_OPTIONS', (_what, options) => {
-    expect(codeOf(options)).toBe('INVALID_OPTIONS');
+  it.each<[string, RedisOptions, string]>([
+    ['commandTimeoutMs 0', { commandTimeoutMs: 0 }, `commandTimeoutMs: ${TIMER} (got 0)`],
+    [
+      'commandTimeoutMs NaN',
+      { commandTimeoutMs: Number.NaN },
+      `commandTimeoutMs: ${TIMER} (got NaN)`,
+    ],
+    [
+      'a commandTimeoutMs Node would fire at once',
+      { commandTimeoutMs: 2 ** 31 },
+      `commandTimeoutMs: ${TIMER} (got 2147483648)`,
+    ],
+    [
+      'connectTimeoutMs fractional',
+      { connectTimeoutMs: 0.5 },
+      `connectTimeoutMs: ${TIMER} (got 0.5)`,
+    ],
+    ['a name with a space', { name: 'a b' }, `name: ${NAME} (got "a b")`],
+    ['an empty name', { name: '' }, `name: ${NAME} (got "")`],
+    [
+      'a keyPrefix with a glob',
+      { keyPrefix: 'x?' },
+      'keyPrefix: expected a string without * ? [ ] (got "x?")',
+    ],
+    [
+      'jitter above 1',
+      { retry: { jitter: 1.5 } },
+      'retry.jitter: expected a number from 0 to 1 (got 1.5)',
+    ],
+    [
+      'factor below 1',
+      { retry: { factor: 0 } },
+      'retry.factor: expected a finite number of at least 1 (got 0)',
+    ],
+    [
+      'an infinite factor',
+      { retry: { factor: Infinity } },
+      'retry.factor: expected a finite number of at least 1 (got Infinity)',
+    ],
+    [
+      'max below initial',
+      { retry: { initialDelayMs: 10, maxDelayMs: 5 } },
+      'retry.maxDelayMs: expected at least retry.initialDelayMs, 10 (got 5)',
+    ],
+    [
+      'no blocking connections',
+      { maxBlockingConnections: 0 },
+      'maxBlockingConnections: expected a positive whole number from 1 to 10000 (got 0)',
+    ],
+  ])('refuses %s with INVALID_OPTIONS, in the kernel’s words', (_what, options, problem) => {
+    expect(refusal(options)).toBe(`@flowforge/redis: ${problem}`);
+  });
+
+  it('names every problem in one error', () => {
+    expect(
+      refusal({ name: 'a b', commandTimeoutMs: -1, retry: { jitter: 2 }, keyPrefix: '*' }),
+    ).toBe(
+      `@flowforge/redis: name: ${NAME} (got "a b"); commandTimeoutMs: ${TIMER} (got -1); ` +
+        'retry.jitter: expected a number from 0 to 1 (got 2); ' +
+        'keyPrefix: expected a string without * ? [ ] (got "*")',
+    );
+  });
+
+  it('spaces reconnects 100, 200, 400 … 5000 ms by default, less up to half at random', () => {
+    const { retry } = resolveOptions({});
+    const delays = [1, 2, 3, 4, 5, 6, 7, 8].map((attempt) => backoffDelay(attempt, retry, () => 0));
+    expect(delays).toEqual([100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+    expect(backoffDelay(3, retry, () => 1)).toBe(200);
   });
 });
 

@@ -1,8 +1,8 @@
 import type { RedisTopology } from '@flowforge/config';
+import { backoffDelay, OptionChecks, type WholeNumberRange } from '@flowforge/kernel';
 import type { ClusterOptions, RedisOptions as IORedisOptions } from 'ioredis';
 import { RedisError } from '../errors.js';
-import type { RedisOptions } from '../options.js';
-import { backoffDelay, DEFAULT_RETRY, type ResolvedRetry } from './backoff.js';
+import type { RedisOptions, RetryOptions } from '../options.js';
 
 /** ioredis options of one connection (no RESP3 reply mapping: the legacy shapes are what the view parses). */
 export type NodeOptions = Omit<IORedisOptions, 'replyMapping'>;
@@ -10,6 +10,9 @@ export type NodeOptions = Omit<IORedisOptions, 'replyMapping'>;
 export type ClusterClientOptions = Omit<ClusterOptions, 'redisOptions'> & {
   readonly redisOptions: Omit<NonNullable<ClusterOptions['redisOptions']>, 'replyMapping'>;
 };
+
+/** The reconnect backoff after defaults. */
+export type ResolvedRetry = Required<RetryOptions>;
 
 /** The options of a handle after defaults and validation. */
 export interface ResolvedOptions {
@@ -21,63 +24,100 @@ export interface ResolvedOptions {
   readonly maxBlockingConnections: number;
 }
 
-const NAME = /^[A-Za-z0-9_.:-]{1,64}$/;
+/** Redis's reconnect backoff (the kernel's `backoffDelay` with these numbers). */
+export const DEFAULT_RETRY: ResolvedRetry = {
+  initialDelayMs: 100,
+  maxDelayMs: 5_000,
+  factor: 2,
+  jitter: 0.5,
+};
 
-function positiveInteger(name: string, value: number | undefined, fallback: number): number {
-  const chosen = value ?? fallback;
-  if (!Number.isInteger(chosen) || chosen <= 0) {
-    throw new RedisError('INVALID_OPTIONS', `${name} must be a whole number above 0`);
-  }
-  return chosen;
+/** A delay in ms: Node fires a timer longer than 2^31 − 1 ms at once. */
+const DELAY: WholeNumberRange = { min: 1, max: 2_147_483_647 };
+/** Redis's default `maxclients`: more blocking connections could never all connect. */
+const BLOCKING_CONNECTIONS: WholeNumberRange = { min: 1, max: 10_000 };
+
+/** A number as the message shows it; anything else by its type only. */
+function shown(value: unknown): string {
+  return typeof value === 'number' ? String(value) : `a ${typeof value}`;
 }
 
-/** @throws {RedisError} INVALID_OPTIONS */
-export function resolveOptions(options: RedisOptions): ResolvedOptions {
-  const name = options.name ?? 'main';
-  if (!NAME.test(name)) {
-    throw new RedisError(
-      'INVALID_OPTIONS',
-      'name must be 1–64 letters, digits or _ . : - (it is a metrics label and the connection name)',
-    );
-  }
-  const retry: ResolvedRetry = {
-    initialDelayMs: positiveInteger(
+/** The reconnect backoff; records its problems on `checks`. */
+function resolveRetry(checks: OptionChecks, retry: RetryOptions | undefined): ResolvedRetry {
+  const resolved: ResolvedRetry = {
+    initialDelayMs: checks.wholeNumber(
       'retry.initialDelayMs',
-      options.retry?.initialDelayMs,
+      retry?.initialDelayMs,
+      DELAY,
       DEFAULT_RETRY.initialDelayMs,
     ),
-    maxDelayMs: positiveInteger(
+    maxDelayMs: checks.wholeNumber(
       'retry.maxDelayMs',
-      options.retry?.maxDelayMs,
+      retry?.maxDelayMs,
+      DELAY,
       DEFAULT_RETRY.maxDelayMs,
     ),
-    factor: options.retry?.factor ?? DEFAULT_RETRY.factor,
-    jitter: options.retry?.jitter ?? DEFAULT_RETRY.jitter,
+    factor: retry?.factor ?? DEFAULT_RETRY.factor,
+    jitter: retry?.jitter ?? DEFAULT_RETRY.jitter,
   };
-  if (!(retry.factor >= 1) || !Number.isFinite(retry.factor)) {
-    throw new RedisError('INVALID_OPTIONS', 'retry.factor must be a finite number of at least 1');
+  if (!(resolved.factor >= 1) || !Number.isFinite(resolved.factor)) {
+    checks.problem(
+      `retry.factor: expected a finite number of at least 1 (got ${shown(resolved.factor)})`,
+    );
   }
-  if (!(retry.jitter >= 0 && retry.jitter <= 1)) {
-    throw new RedisError('INVALID_OPTIONS', 'retry.jitter must be between 0 and 1');
+  if (!(resolved.jitter >= 0 && resolved.jitter <= 1)) {
+    checks.problem(`retry.jitter: expected a number from 0 to 1 (got ${shown(resolved.jitter)})`);
   }
-  if (retry.maxDelayMs < retry.initialDelayMs) {
-    throw new RedisError('INVALID_OPTIONS', 'retry.maxDelayMs must be at least initialDelayMs');
+  if (resolved.maxDelayMs < resolved.initialDelayMs) {
+    checks.problem(
+      `retry.maxDelayMs: expected at least retry.initialDelayMs, ${resolved.initialDelayMs} (got ${resolved.maxDelayMs})`,
+    );
   }
-  const keyPrefix = options.keyPrefix ?? '';
+  return resolved;
+}
+
+/**
+ * Fills in the defaults and checks every option, before anything connects.
+ * @throws {RedisError} INVALID_OPTIONS naming every problem, e.g.
+ *   `commandTimeoutMs: expected a positive whole number from 1 to 2147483647 (got 0)`.
+ */
+export function resolveOptions(options: RedisOptions): ResolvedOptions {
+  const checks = new OptionChecks();
+  // It labels metrics and names the connection (CLIENT SETNAME flowforge:<name>).
+  const name = checks.handleName('name', options.name, 'main');
+  const commandTimeoutMs = checks.wholeNumber(
+    'commandTimeoutMs',
+    options.commandTimeoutMs,
+    DELAY,
+    2_000,
+  );
+  const connectTimeoutMs = checks.wholeNumber(
+    'connectTimeoutMs',
+    options.connectTimeoutMs,
+    DELAY,
+    5_000,
+  );
+  const retry = resolveRetry(checks, options.retry);
+  const keyPrefix: unknown = options.keyPrefix ?? '';
   if (typeof keyPrefix !== 'string' || /[*?[\]]/.test(keyPrefix)) {
-    throw new RedisError('INVALID_OPTIONS', 'keyPrefix must be a string without * ? [ ]');
+    checks.problem(
+      `keyPrefix: expected a string without * ? [ ] (got ${typeof keyPrefix === 'string' ? JSON.stringify(keyPrefix.slice(0, 64)) : shown(keyPrefix)})`,
+    );
   }
+  const maxBlockingConnections = checks.wholeNumber(
+    'maxBlockingConnections',
+    options.maxBlockingConnections,
+    BLOCKING_CONNECTIONS,
+    4,
+  );
+  checks.throwIfAny((message) => new RedisError('INVALID_OPTIONS', message));
   return {
     name,
-    commandTimeoutMs: positiveInteger('commandTimeoutMs', options.commandTimeoutMs, 2_000),
-    connectTimeoutMs: positiveInteger('connectTimeoutMs', options.connectTimeoutMs, 5_000),
+    commandTimeoutMs,
+    connectTimeoutMs,
     retry,
-    keyPrefix,
-    maxBlockingConnections: positiveInteger(
-      'maxBlockingConnections',
-      options.maxBlockingConnections,
-      4,
-    ),
+    keyPrefix: keyPrefix as string,
+    maxBlockingConnections,
   };
 }
 

@@ -1,10 +1,14 @@
+import { hasFlag, list } from '@ioredis/commands';
+
 /**
- * The commands the read-only view may send through `call()`: Redis's `readonly`
- * commands that read data, and a few harmless ones without keys. Left out on
- * purpose: KEYS (blocks the server on a large keyspace: use `scan`), XREAD (a
- * blocking read would hold the shared connection: use `xread`), the script
- * commands (EVAL_RO and friends) and the new-module families this server
- * version does not have.
+ * The commands the read-only view may send through `call()`: policy, kept by
+ * hand. Redis's `readonly` commands that read data, and a few harmless ones
+ * without keys (ECHO, PING, TIME; OBJECT, XINFO and PUBSUB, whose
+ * subcommands only inspect). Left out on purpose: KEYS (blocks the server on a
+ * large keyspace: use `scan`), XREAD (a blocking read would hold the shared
+ * connection: use `xread`), the script commands (EVAL_RO and friends) and the
+ * families newer servers or modules add (arrays `ar…`, vector sets `v…`, hash
+ * field TTLs) until someone needs one.
  */
 export const READ_COMMANDS: ReadonlySet<string> = new Set(
   (
@@ -19,33 +23,36 @@ export const READ_COMMANDS: ReadonlySet<string> = new Set(
   ).split(' '),
 );
 
+/** Not-`readonly` commands the view has as methods of its own (on a connection of their own). */
+const VIEW_METHODS: ReadonlySet<string> = new Set(['subscribe', 'psubscribe']);
+
+/** The ioredis methods that reach the connection with any command. */
+const CLIENT_METHODS = [
+  'sendCommand',
+  'callBuffer',
+  'pipeline',
+  'duplicate',
+  'disconnect',
+  'connect',
+  'end',
+] as const;
+
 /**
- * Every Redis command that is not a read (from the command table of ioredis 6),
- * and the ioredis methods that send arbitrary commands. The read-only view
- * answers any of these names, cast past the types, with READ_ONLY instead of a
- * TypeError, so a write attempted at run time fails with the documented code.
+ * The names the read-only view refuses: every command in ioredis's own table
+ * (@ioredis/commands) without the `readonly` flag (the writes, and what
+ * changes the server or the connection: admin, scripting, transactions,
+ * PUBLISH), less the read list above, and the ioredis methods that send any
+ * command. The view answers any of these names, cast past the types, with
+ * READ_ONLY instead of a TypeError, so a write attempted at run time fails
+ * with the documented code. Derived, so a command ioredis learns is refused
+ * without an edit here.
  */
-export const NOT_READ_NAMES: ReadonlySet<string> = new Set(
-  (
-    'acl append asking auth backup bgrewriteaof bgsave bitfield bitop blmove blmpop blpop ' +
-    'brpop brpoplpush bzmpop bzpopmax bzpopmin client cluster command config copy debug ' +
-    'decr decrby del discard eval evalsha exec expire expireat failover fcall flushall ' +
-    'flushdb function geoadd georadius georadiusbymember geosearchstore getdel getex getset ' +
-    'hdel hello hexpire hexpireat hgetdel hgetex hincrby hincrbyfloat hmset hpersist ' +
-    'hpexpire hpexpireat hset hsetex hsetnx incr incrby incrbyfloat info lastsave latency ' +
-    'linsert lmove lmpop lpop lpush lpushx lrem lset ltrim memory migrate module monitor ' +
-    'move mset msetex msetnx multi persist pexpire pexpireat pfadd pfdebug pfmerge ' +
-    'pfselftest psetex psync publish punsubscribe quit readonly readwrite rename renamenx ' +
-    'replconf replicaof reset restore role rpop rpoplpush rpush rpushx sadd save script ' +
-    'sdiffstore select set setbit setex setnx setrange shutdown sinterstore slaveof slowlog ' +
-    'smove sort spop spublish srem ssubscribe sunionstore sunsubscribe swapdb sync ' +
-    'unlink unsubscribe unwatch wait waitaof watch xack xadd xautoclaim xclaim xdel xgroup ' +
-    'xreadgroup xsetid xtrim zadd zdiffstore zincrby zinterstore zmpop zpopmax zpopmin ' +
-    'zrangestore zrem zremrangebylex zremrangebyrank zremrangebyscore zunionstore ' +
-    // ioredis methods that reach the connection
-    'sendCommand callBuffer pipeline duplicate disconnect connect end'
-  ).split(' '),
-);
+export const REFUSED_NAMES: ReadonlySet<string> = new Set([
+  ...list.filter(
+    (name) => !hasFlag(name, 'readonly') && !READ_COMMANDS.has(name) && !VIEW_METHODS.has(name),
+  ),
+  ...CLIENT_METHODS,
+]);
 
 /** `setBuffer` → `set`: ioredis has a Buffer twin of every command method. */
 export function commandNameOf(property: string): string {

@@ -78,6 +78,27 @@ describe('toRedisError', () => {
     ],
     [Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }), 'UNAVAILABLE'],
     [Object.assign(new Error('connect ETIMEDOUT'), { code: 'ETIMEDOUT' }), 'UNAVAILABLE'],
+    [Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }), 'UNAVAILABLE'],
+    [Object.assign(new Error('getaddrinfo ENOTFOUND redis'), { code: 'ENOTFOUND' }), 'UNAVAILABLE'],
+    // Node's connect to a host with several addresses fails with every attempt's error.
+    [
+      new AggregateError(
+        [
+          Object.assign(new Error('connect ECONNREFUSED ::1:6379'), { code: 'ECONNREFUSED' }),
+          Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6379'), {
+            code: 'ECONNREFUSED',
+          }),
+        ],
+        '',
+      ),
+      'UNAVAILABLE',
+    ],
+    [
+      new Error('wrapped', {
+        cause: Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }),
+      }),
+      'UNAVAILABLE',
+    ],
     [
       new Error('Connection in subscriber mode, only subscriber commands may be used'),
       'COMMAND_FAILED',
@@ -109,15 +130,5 @@ describe('replyPrefix', () => {
   it('is the first word, or the whole reply', () => {
     expect(replyPrefix('WRONGTYPE Operation against')).toBe('WRONGTYPE');
     expect(replyPrefix('NOSCRIPT')).toBe('NOSCRIPT');
-  });
-});
-
-describe('RedisError', () => {
-  it('is retryable for UNAVAILABLE, TIMEOUT and CLUSTER_DOWN only', () => {
-    expect(new RedisError('UNAVAILABLE', 'x').retryable).toBe(true);
-    expect(new RedisError('TIMEOUT', 'x').retryable).toBe(true);
-    expect(new RedisError('CLUSTER_DOWN', 'x').retryable).toBe(true);
-    expect(new RedisError('WRONG_TYPE', 'x').retryable).toBe(false);
-    expect(new RedisError('READ_ONLY', 'x').retryable).toBe(false);
   });
 });

@@ -1,3 +1,4 @@
+import { networkFailureOf } from '@flowforge/kernel';
 import { RedisError, type RedisErrorCode } from '../errors.js';
 
 /** What the code of an error reply's first word is; anything else is COMMAND_FAILED. */
@@ -40,24 +41,10 @@ const NOT_CONNECTED_PREFIXES = [
   'All sentinels are unreachable',
   'Failed to refresh slots cache',
 ];
-/** Node's codes of a socket that could not connect or went away. */
-const SOCKET_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ECONNABORTED',
-  'ETIMEDOUT',
-  'EPIPE',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EHOSTDOWN',
-]);
 
 interface DriverError {
   readonly name?: unknown;
   readonly message?: unknown;
-  readonly code?: unknown;
   readonly syscall?: unknown;
 }
 
@@ -110,7 +97,8 @@ export function toRedisError(error: unknown): RedisError {
     name === 'ClusterAllFailedError' ||
     NOT_CONNECTED_MESSAGES.has(message) ||
     NOT_CONNECTED_PREFIXES.some((prefix) => message.startsWith(prefix)) ||
-    (typeof driver.code === 'string' && SOCKET_CODES.has(driver.code)) ||
+    networkFailureOf(error) !== undefined ||
+    // Any other failed socket call (Node sets `syscall` on those) is a connection problem too.
     typeof driver.syscall === 'string'
   ) {
     return new RedisError('UNAVAILABLE', 'not connected to Redis', { cause: error });

@@ -58,9 +58,10 @@ describe('createRedisInstruments', () => {
     expect(await metrics.render()).toContain('flowforge_redis_connected{client="main"} 0');
   });
 
-  it('refuses a second live handle of one name on one registry', () => {
+  it('refuses a second live handle of one name on one registry; a released name goes on counting', async () => {
     const metrics = createMetrics({ defaultMetrics: false });
     const first = createRedisInstruments(metrics, 'main', () => true);
+    first.error('TIMEOUT');
     let conflict: unknown;
     try {
       createRedisInstruments(metrics, 'main', () => true);
@@ -68,7 +69,14 @@ describe('createRedisInstruments', () => {
       conflict = error;
     }
     expect(isRedisError(conflict, 'INVALID_OPTIONS')).toBe(true);
+    expect((conflict as Error).message).toBe(
+      '@flowforge/redis: a handle named "main" already reports to this metrics registry: give each handle its own `name`',
+    );
     first.release();
-    expect(() => createRedisInstruments(metrics, 'main', () => true)).not.toThrow();
+    const second = createRedisInstruments(metrics, 'main', () => true);
+    second.error('TIMEOUT');
+    expect(await metrics.render()).toContain(
+      'flowforge_redis_errors_total{client="main",code="TIMEOUT"} 2',
+    );
   });
 });

@@ -1,3 +1,4 @@
+import { NamedHandles } from '@flowforge/kernel';
 import type { Metrics, MetricSample } from '@flowforge/observability';
 import { RedisError, type RedisErrorCode } from '../errors.js';
 
@@ -36,8 +37,6 @@ interface ClientState {
   connected: () => boolean;
 }
 
-const registries = new WeakMap<Metrics, Map<string, ClientState>>();
-
 function histogramSamples(client: string, command: string, tally: CommandTally): MetricSample[] {
   const labels = { client, command };
   const samples: MetricSample[] = [];
@@ -60,7 +59,7 @@ function histogramSamples(client: string, command: string, tally: CommandTally):
   return samples;
 }
 
-function declare(metrics: Metrics, clients: Map<string, ClientState>): void {
+function declare(metrics: Metrics, clients: ReadonlyMap<string, ClientState>): void {
   metrics.collected({
     name: DURATION,
     help: 'Time from sending a Redis command to its reply (or error), by handle and command (lower-case name).',
@@ -99,6 +98,12 @@ function declare(metrics: Metrics, clients: Map<string, ClientState>): void {
   });
 }
 
+/** Which handle reports under which name, per registry; a second live one is INVALID_OPTIONS. */
+const handles = new NamedHandles<Metrics, ClientState>({
+  declare,
+  refuse: (message) => new RedisError('INVALID_OPTIONS', message),
+});
+
 /** What the handle records; every method is cheap enough for the command path. */
 export interface RedisInstruments {
   /** The tally of `command` (a name from the fixed command lists, never user input). */
@@ -119,26 +124,14 @@ export function createRedisInstruments(
   client: string,
   connected: () => boolean,
 ): RedisInstruments {
-  let clients = registries.get(metrics);
-  if (!clients) {
-    clients = new Map();
-    registries.set(metrics, clients);
-    declare(metrics, clients);
-  }
-  let state = clients.get(client);
-  if (state?.live) {
-    throw new RedisError(
-      'INVALID_OPTIONS',
-      `a handle named ${JSON.stringify(client)} already reports to this metrics registry: give each handle its own \`name\``,
-    );
-  }
-  if (!state) {
-    state = { live: true, commands: new Map(), errors: new Map(), reconnects: 0, connected };
-    clients.set(client, state);
-  }
-  state.live = true;
-  state.connected = connected;
-  const own = state;
+  const own = handles.claim(metrics, client, () => ({
+    live: false,
+    commands: new Map(),
+    errors: new Map(),
+    reconnects: 0,
+    connected,
+  }));
+  own.connected = connected;
   return {
     tally(command) {
       let tally = own.commands.get(command);
@@ -155,7 +148,7 @@ export function createRedisInstruments(
       own.reconnects += 1;
     },
     release() {
-      own.live = false;
+      handles.release(own);
     },
   };
 }

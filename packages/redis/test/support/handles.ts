@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { RedisTopology } from '@flowforge/config';
 import { Redis as IORedis } from 'ioredis';
 import { createRedis, type Redis, type RedisOptions } from '../../src/index.js';
+import { redisClientOptions, resolveOptions } from '../../src/internal/client-options.js';
+import { Connection } from '../../src/internal/connection.js';
 
 /** The shared server of `scripts/services`: reads and harmless writes under a per-file prefix only. */
 export const SHARED_PORT = 6379;
@@ -23,6 +25,35 @@ export function uniquePrefix(file: string): string {
 
 export function standaloneTopology(port: number, db = 0): RedisTopology {
   return { mode: 'standalone', tls: false, node: { host: '127.0.0.1', port }, db };
+}
+
+/**
+ * The command connection `createRedis` builds, on the shared server, for tests
+ * of what lies below the handle; `commandTimeout` adds ioredis's own timeout
+ * (the handle never sets it). Not connected yet; close it when done.
+ */
+export function commandConnection(
+  name: string,
+  options: { readonly keyPrefix?: string; readonly commandTimeout?: number } = {},
+): Connection {
+  const topology = standaloneTopology(SHARED_PORT);
+  if (topology.mode === 'cluster') throw new Error('standalone only');
+  const keyPrefix = options.keyPrefix ?? '';
+  const resolved = resolveOptions({ name, keyPrefix });
+  const clientOptions = redisClientOptions(topology, { keyPrefix }, resolved);
+  const client = new IORedis(
+    options.commandTimeout === undefined
+      ? clientOptions
+      : { ...clientOptions, commandTimeout: options.commandTimeout },
+  );
+  return new Connection(client, {
+    role: 'commands',
+    handle: name,
+    owned: true,
+    connectTimeoutMs: resolved.connectTimeoutMs,
+    closeTimeoutMs: resolved.commandTimeoutMs,
+    logger: undefined,
+  });
 }
 
 /** A plain ioredis client that writes the data the tests read (never the package under test). */
