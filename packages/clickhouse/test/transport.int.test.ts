@@ -7,10 +7,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ClickHouseClient } from '@clickhouse/client';
-import { createLogger, runWithRequestContext } from '@flowforge/observability';
+import { runWithRequestContext } from '@flowforge/observability';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClickHouse, type ClickHouse, type ClickHouseOptions } from '../src/index.js';
 import { drain, expectCode } from './support/assert.js';
+import { logCapture } from './support/log-capture.js';
 import {
   createWriter,
   DATABASE,
@@ -38,20 +39,6 @@ function open(options: Partial<ClickHouseOptions> = {}): ClickHouse {
   });
   handles.push(handle);
   return handle;
-}
-
-function logCapture(): {
-  lines: Record<string, unknown>[];
-  logger: ReturnType<typeof createLogger>;
-} {
-  const lines: Record<string, unknown>[] = [];
-  const logger = createLogger({
-    level: 'debug',
-    destination: {
-      write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>),
-    },
-  });
-  return { lines, logger };
 }
 
 beforeAll(async () => {

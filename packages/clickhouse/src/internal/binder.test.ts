@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { ClickHouseError } from '../errors.js';
 import {
   bindParams,
   parseParamType,
@@ -9,20 +8,14 @@ import {
   type QueryParams,
 } from './binder.js';
 import { ADVERSARIAL_STRINGS } from '../../test/support/adversarial.js';
+import { expectThrownCode } from '../../test/support/assert.js';
 
 function bind(sql: string, params: QueryParams | undefined, mode: BindingMode = 'client') {
   return bindParams(sql, scanPlaceholders(sql), params, mode);
 }
 
 function invalidArgument(run: () => unknown): string {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ClickHouseError);
-    expect((error as ClickHouseError).code).toBe('INVALID_ARGUMENT');
-    return (error as ClickHouseError).message;
-  }
-  throw new Error('expected INVALID_ARGUMENT, nothing was thrown');
+  return expectThrownCode(run, 'INVALID_ARGUMENT').message;
 }
 
 /**
@@ -241,6 +234,8 @@ describe('bindParams: client mode literals', () => {
 
   it('types every literal as the placeholder says', () => {
     expect(literal('String', "it's")).toBe("'it\\'s'");
+    // A surrogate pair is well formed: only a lone half is refused.
+    expect(literal('String', 'a\uD83D\uDE00b')).toBe("'a\uD83D\uDE00b'");
     expect(literal('FixedString(4)', 'ab')).toBe("toFixedString('ab', 4)");
     expect(literal('UUID', '0F2C1A4E-8B7D-4C3E-9A1B-2D3E4F5A6B7C')).toBe(
       "toUUID('0f2c1a4e-8b7d-4c3e-9a1b-2d3e4f5a6b7c')",

@@ -1,5 +1,6 @@
 // Parameter binding: the only way a value reaches SQL in this package.
 // Decision record: docs/decisions/004-client-side-parameter-binding-for-old-servers.md
+import { isUuid } from '@flowforge/kernel';
 import { ClickHouseError } from '../errors.js';
 
 /** Values a query may bind, by placeholder name (`{name:Type}` in the SQL). */
@@ -248,7 +249,6 @@ const SIMPLE_TYPES: Record<string, ParamType> = {
 
 // ---------------------------------------------------------------- values
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
 const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$/;
 // 18.16's calendar ends with 2105: a later (or pre-1970) Date or DateTime string
@@ -261,13 +261,6 @@ const DATE_TIME_RANGE = '1970-01-01 00:00:00..2105-12-31 23:59:59';
 // A positive integer literal ≥ 2^32 is a UInt64 on 18.16, which has no common
 // type with a negative one (Int*): such an array needs typed elements.
 const UINT32_END = 2n ** 32n;
-// Would be sent as U+FFFD: the server would not see the caller's string.
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
-/** True when `value` is a UUID in the 8-4-4-4-12 hex form. */
-export function isUuid(value: unknown): value is string {
-  return typeof value === 'string' && UUID.test(value);
-}
 
 function describe(value: unknown): string {
   if (value === null) return 'null';
@@ -345,8 +338,8 @@ function checkInteger(
 
 function checkString(name: string, type: string, value: unknown): string {
   if (typeof value !== 'string') throw misfit(name, type, value);
-  if (LONE_SURROGATE.test(value))
-    throw misfit(name, type, value, 'contains a lone UTF-16 surrogate');
+  // A lone surrogate would be sent as U+FFFD: the server would not see the caller's string.
+  if (!value.isWellFormed()) throw misfit(name, type, value, 'contains a lone UTF-16 surrogate');
   return value;
 }
 

@@ -1,11 +1,15 @@
 import { describe, expect, it } from 'vitest';
+import { expectThrownCode } from '../../test/support/assert.js';
 import { ClickHouseError } from '../errors.js';
 import {
   checkSettings,
   querySettings,
-  resolveConnection,
+  resolveOptions,
   safeUrl,
+  type HandleOptionsInput,
+  type HandleSettings,
   type QuerySettings,
+  type ResolvedOptions,
   type ServerProfile,
 } from './options.js';
 
@@ -19,6 +23,11 @@ function codeOf(run: () => unknown): string {
   return 'none';
 }
 
+function connectionOf(settings: HandleSettings): ResolvedOptions {
+  if (settings.server.kind !== 'url') throw new Error('expected a connection');
+  return settings.server.connection;
+}
+
 const profile = (readonly: 0 | 1 | 2, extra: Partial<ServerProfile> = {}): ServerProfile => ({
   readonly,
   binding: 'client',
@@ -28,86 +37,128 @@ const profile = (readonly: 0 | 1 | 2, extra: Partial<ServerProfile> = {}): Serve
   ...extra,
 });
 
-describe('resolveConnection', () => {
+function invalidOptions(input: HandleOptionsInput): string {
+  return expectThrownCode(() => resolveOptions(input), 'INVALID_OPTIONS').reason;
+}
+
+describe('resolveOptions', () => {
   it('applies the defaults', () => {
-    const resolved = resolveConnection('http://127.0.0.1:8123', {});
+    const resolved = resolveOptions({ url: 'http://127.0.0.1:8123' });
     expect(resolved).toMatchObject({
-      username: 'default',
-      password: '',
-      database: 'default',
+      name: 'flowforge',
+      binding: 'auto',
+      allowIdentifiers: false,
+      detectionTtlMs: 300_000,
       requestTimeoutMs: 10_000,
-      idleSocketTtlMs: 2_000,
-      maxOpenConnections: 10,
-      compression: false,
+      server: {
+        kind: 'url',
+        connection: {
+          username: 'default',
+          password: '',
+          database: 'default',
+          idleSocketTtlMs: 2_000,
+          maxOpenConnections: 10,
+          compression: false,
+        },
+      },
     });
-    expect(resolved.url.href).toBe('http://127.0.0.1:8123/');
+    expect(connectionOf(resolved).url.href).toBe('http://127.0.0.1:8123/');
   });
 
   it('takes credentials from the URL and removes them from it', () => {
-    const resolved = resolveConnection('https://bob:p%40ss@ch.example:8443/path', {
-      user: 'other',
-      password: 'other',
-    });
+    const resolved = connectionOf(
+      resolveOptions({
+        url: 'https://bob:p%40ss@ch.example:8443/path',
+        user: 'other',
+        password: 'other',
+      }),
+    );
     expect(resolved).toMatchObject({ username: 'bob', password: 'p@ss' });
     expect(resolved.url.href).toBe('https://ch.example:8443/path');
     expect(safeUrl(resolved.url)).toBe('https://ch.example:8443/path');
   });
 
-  it('refuses a malformed percent-escape in URL credentials (INVALID_OPTIONS), without echoing them', () => {
-    for (const url of [
-      'http://u:%E0%A4%A-LEAKCHECK@h:8123',
-      'http://%E0%A4%A-LEAKCHECK:p@h:8123',
-    ]) {
-      let error: unknown;
-      try {
-        resolveConnection(url, {});
-      } catch (caught) {
-        error = caught;
-      }
-      expect(error).toBeInstanceOf(ClickHouseError);
-      expect((error as ClickHouseError).code).toBe('INVALID_OPTIONS');
-      expect((error as Error).message).toMatch(/malformed percent-escape/);
-      expect((error as Error).message).not.toContain('LEAKCHECK');
-    }
-  });
-
   it('takes user and password from the options otherwise', () => {
-    expect(resolveConnection('http://h:8123', { user: 'u', password: 'p' })).toMatchObject({
-      username: 'u',
-      password: 'p',
-    });
+    expect(
+      connectionOf(resolveOptions({ url: 'http://h:8123', user: 'u', password: 'p' })),
+    ).toMatchObject({ username: 'u', password: 'p' });
   });
 
-  it('refuses what it cannot use, without echoing the URL', () => {
-    const secret = 'http://u:s3cret-LEAKCHECK@h:8123 x';
-    let message = '';
-    try {
-      resolveConnection(secret, {});
-    } catch (error) {
-      message = (error as Error).message;
-      expect((error as ClickHouseError).code).toBe('INVALID_OPTIONS');
+  it('takes a given client instead of a URL, leaving the connection options unchecked', () => {
+    const client = { exec: () => Promise.resolve(), close: () => Promise.resolve() };
+    const resolved = resolveOptions({ client, url: 'ftp://unused', database: 'a-b' });
+    expect(resolved.server).toEqual({ kind: 'given', client });
+  });
+
+  it('throws NOT_CONFIGURED without url and client, once the options are valid', () => {
+    for (const url of [undefined, null, '']) {
+      expect(() => resolveOptions({ url })).toThrow(
+        expect.objectContaining({ code: 'NOT_CONFIGURED' }),
+      );
     }
-    expect(message).not.toContain('LEAKCHECK');
-    expect(codeOf(() => resolveConnection('ftp://h', {}))).toBe('INVALID_OPTIONS');
-    expect(codeOf(() => resolveConnection('http://h', { user: '' }))).toBe('INVALID_OPTIONS');
-    expect(codeOf(() => resolveConnection('http://h', { database: 'a-b' }))).toBe(
-      'INVALID_OPTIONS',
+    expect(invalidOptions({ name: 'a b' })).toBe(
+      'name: expected 1 to 64 letters, digits, _ . : or - (got "a b")',
     );
-    expect(codeOf(() => resolveConnection('http://h', { requestTimeoutMs: 0 }))).toBe(
-      'INVALID_OPTIONS',
-    );
-    expect(codeOf(() => resolveConnection('http://h', { requestTimeoutMs: 1.5 }))).toBe(
-      'INVALID_OPTIONS',
-    );
-    expect(codeOf(() => resolveConnection('http://h', { idleSocketTtlMs: 0 }))).toBe(
-      'INVALID_OPTIONS',
-    );
-    expect(codeOf(() => resolveConnection('http://h', { maxOpenConnections: 0 }))).toBe(
-      'INVALID_OPTIONS',
-    );
+  });
+
+  it('names every problem in one error, in the kernel’s words', () => {
     expect(
-      codeOf(() => resolveConnection('http://h', { compression: 'yes' as unknown as boolean })),
-    ).toBe('INVALID_OPTIONS');
+      invalidOptions({
+        url: 'http://h:8123',
+        name: 'a b',
+        parameterBinding: 'maybe' as 'auto',
+        allowIdentifierParams: 'yes' as unknown as boolean,
+        detectionTtlMs: -1,
+        requestTimeoutMs: 0,
+        user: '',
+        database: 'x;y',
+        compression: 'yes' as unknown as boolean,
+        idleSocketTtlMs: 1.5,
+        maxOpenConnections: 10_001,
+      }),
+    ).toBe(
+      [
+        'name: expected 1 to 64 letters, digits, _ . : or - (got "a b")',
+        'parameterBinding: expected one of auto, server, client (got "maybe")',
+        'allowIdentifierParams: expected true or false (got "yes")',
+        'detectionTtlMs: expected a whole number from 0 to 2147483647 (got -1)',
+        'requestTimeoutMs: expected a positive whole number from 1 to 2147483647 (got 0)',
+        'user: expected a user name (got "")',
+        'database: expected an identifier: letters, digits and _, not starting with a digit (got "x;y")',
+        'compression: expected true or false (got "yes")',
+        'idleSocketTtlMs: expected a positive whole number from 1 to 3600000 (got 1.5)',
+        'maxOpenConnections: expected a positive whole number from 1 to 10000 (got 10001)',
+      ].join('; '),
+    );
+  });
+
+  it('accepts a name with `:` (the kernel’s handle-name rule)', () => {
+    expect(resolveOptions({ url: 'http://h', name: 'reports:eu-1' }).name).toBe('reports:eu-1');
+    expect(invalidOptions({ url: 'http://h', name: 'x'.repeat(65) })).toMatch(/^name: /);
+  });
+
+  it('refuses a `client` that is not an @clickhouse/client client', () => {
+    expect(invalidOptions({ client: { close: () => Promise.resolve() } })).toBe(
+      'client: expected an @clickhouse/client client, with exec() and close()',
+    );
+  });
+
+  it('refuses a malformed percent-escape in URL credentials, without echoing them', () => {
+    for (const [url, part] of [
+      ['http://u:%E0%A4%A-LEAKCHECK@h:8123', 'password'],
+      ['http://%E0%A4%A-LEAKCHECK:p@h:8123', 'user'],
+    ] as const) {
+      expect(invalidOptions({ url })).toBe(`url: the ${part} in it has a malformed percent-escape`);
+    }
+  });
+
+  it('refuses a URL it cannot use, without echoing it', () => {
+    expect(invalidOptions({ url: 'http://u:s3cret-LEAKCHECK@h:8123 x' })).toBe(
+      'url: expected an http(s) URL such as http://host:8123',
+    );
+    expect(invalidOptions({ url: 'ftp://u:s3cret-LEAKCHECK@h' })).toBe(
+      'url: expected http: or https: (got ftp:)',
+    );
   });
 });
 

@@ -1,4 +1,5 @@
-import type { ClickHouseSettings } from '@clickhouse/client';
+import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
+import { OptionChecks } from '@flowforge/kernel';
 import { ClickHouseError } from '../errors.js';
 import type { BindingMode } from './binder.js';
 
@@ -12,41 +13,104 @@ export interface ResolvedOptions {
   readonly username: string;
   readonly password: string;
   readonly database: string;
-  readonly requestTimeoutMs: number;
   readonly idleSocketTtlMs: number;
   readonly maxOpenConnections: number;
   readonly compression: boolean;
 }
 
-/** The options `resolveConnection` reads (a subset of ClickHouseOptions). */
+/** The connection options (a subset of ClickHouseOptions). */
 export interface ConnectionInput {
   readonly url?: string | null | undefined;
   readonly user?: string | undefined;
   readonly password?: string | undefined;
   readonly database?: string | undefined;
-  readonly requestTimeoutMs?: number | undefined;
   readonly idleSocketTtlMs?: number | undefined;
   readonly maxOpenConnections?: number | undefined;
   readonly compression?: boolean | undefined;
 }
 
-function invalidOptions(message: string): ClickHouseError {
-  return new ClickHouseError('INVALID_OPTIONS', message);
+/** What {@link resolveOptions} reads: ClickHouseOptions without its logger and metrics. */
+export interface HandleOptionsInput extends ConnectionInput {
+  readonly name?: string | undefined;
+  readonly parameterBinding?: 'auto' | BindingMode | undefined;
+  readonly allowIdentifierParams?: boolean | undefined;
+  readonly detectionTtlMs?: number | undefined;
+  readonly requestTimeoutMs?: number | undefined;
+  /** Typed loosely on purpose: it is checked here, by shape. */
+  readonly client?: object | undefined;
 }
 
-/** An integer option within [min, max], or its default. @throws {ClickHouseError} INVALID_OPTIONS */
-export function integerOption(
-  name: string,
-  value: number | undefined,
-  fallback: number,
-  min: number,
-  max: number,
-): number {
-  if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw invalidOptions(`${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
+/** The handle's options, checked, with defaults applied and exactly one way to reach a server. */
+export interface HandleSettings {
+  readonly name: string;
+  readonly binding: 'auto' | BindingMode;
+  readonly allowIdentifiers: boolean;
+  readonly detectionTtlMs: number;
+  readonly requestTimeoutMs: number;
+  /** The caller's client (`client`), or the connection to build one for (`url`). */
+  readonly server:
+    | { readonly kind: 'given'; readonly client: ClickHouseClient }
+    | { readonly kind: 'url'; readonly connection: ResolvedOptions };
+}
+
+const BINDINGS: readonly ('auto' | BindingMode)[] = ['auto', 'server', 'client'];
+
+/** The structural check behind the `client` option: the one cast to the driver's type. */
+function isClickHouseClient(value: unknown): value is ClickHouseClient {
+  const candidate = value as { exec?: unknown; close?: unknown } | null;
+  return (
+    typeof candidate === 'object' &&
+    candidate !== null &&
+    typeof candidate.exec === 'function' &&
+    typeof candidate.close === 'function'
+  );
+}
+
+/**
+ * Checks every option of `createClickHouse` before anything is built.
+ * @throws {ClickHouseError} INVALID_OPTIONS naming every problem found (in
+ *   @flowforge/config's words: `requestTimeoutMs: expected a positive whole
+ *   number from 1 to 2147483647 (got 0)`); NOT_CONFIGURED when the options are
+ *   valid but there is neither `client` nor `url`.
+ */
+export function resolveOptions(input: HandleOptionsInput): HandleSettings {
+  const checks = new OptionChecks();
+  const name = checks.handleName('name', input.name, 'flowforge');
+  const binding = checks.oneOf('parameterBinding', input.parameterBinding, BINDINGS, 'auto');
+  const allowIdentifiers = checks.boolean(
+    'allowIdentifierParams',
+    input.allowIdentifierParams,
+    false,
+  );
+  const detectionTtlMs = checks.wholeNumber(
+    'detectionTtlMs',
+    input.detectionTtlMs,
+    { min: 0, max: MAX_TIMEOUT_MS },
+    300_000,
+  );
+  const requestTimeoutMs = checks.wholeNumber(
+    'requestTimeoutMs',
+    input.requestTimeoutMs,
+    { min: 1, max: MAX_TIMEOUT_MS },
+    10_000,
+  );
+  let client: ClickHouseClient | undefined;
+  let connection: ResolvedOptions | undefined;
+  // A given client wins: the connection options are then unused, and unchecked.
+  if (input.client) {
+    if (isClickHouseClient(input.client)) client = input.client;
+    else checks.problem('client: expected an @clickhouse/client client, with exec() and close()');
+  } else if (typeof input.url === 'string' && input.url.length > 0) {
+    connection = resolveConnection(input.url, input, checks);
   }
-  return value;
+  checks.throwIfAny((message) => new ClickHouseError('INVALID_OPTIONS', message));
+  const common = { name, binding, allowIdentifiers, detectionTtlMs, requestTimeoutMs };
+  if (client !== undefined) return { ...common, server: { kind: 'given', client } };
+  if (connection !== undefined) return { ...common, server: { kind: 'url', connection } };
+  throw new ClickHouseError(
+    'NOT_CONFIGURED',
+    'no ClickHouse configured: set CLICKHOUSE_URL (or pass `client`)',
+  );
 }
 
 /** The URL without user info, for messages and logs. */
@@ -55,67 +119,96 @@ export function safeUrl(url: URL): string {
 }
 
 /** A percent-encoded URL user or password; a bad escape names the part, never its text. */
-function decodeUserInfo(encoded: string, part: 'user' | 'password'): string {
+function decodeUserInfo(
+  encoded: string,
+  part: 'user' | 'password',
+  checks: OptionChecks,
+): string | undefined {
   try {
     return decodeURIComponent(encoded);
   } catch {
-    throw invalidOptions(`the ${part} in url has a malformed percent-escape`);
+    checks.problem(`url: the ${part} in it has a malformed percent-escape`);
+    return undefined;
   }
 }
 
+/** Where to connect and as whom: the URL without credentials, and the user and password. */
+interface Endpoint {
+  readonly url: URL;
+  readonly username: string;
+  readonly password: string;
+}
+
 /**
- * Checks the connection options. Credentials in the URL are taken as the user
- * and password (and removed from the URL) when present; otherwise `user` and
- * `password` apply. Nothing here is ever echoed with a password in it.
- * @throws {ClickHouseError} INVALID_OPTIONS
+ * The URL and the credentials, from the URL when it carries them (it wins),
+ * else from `user` and `password`; undefined (a problem recorded) when they
+ * cannot be used. The URL and the password are never echoed in a problem.
  */
-export function resolveConnection(url: string, input: ConnectionInput): ResolvedOptions {
+function endpointOf(
+  url: string,
+  input: ConnectionInput,
+  checks: OptionChecks,
+): Endpoint | undefined {
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    throw invalidOptions('url is not a URL (expected http://host:8123)');
+    checks.problem('url: expected an http(s) URL such as http://host:8123');
+    return undefined;
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw invalidOptions(`url must be http: or https:, got ${parsed.protocol}`);
+    checks.problem(`url: expected http: or https: (got ${parsed.protocol})`);
+    return undefined;
   }
   const username = parsed.username
-    ? decodeUserInfo(parsed.username, 'user')
+    ? decodeUserInfo(parsed.username, 'user', checks)
     : (input.user ?? 'default');
   const password = parsed.password
-    ? decodeUserInfo(parsed.password, 'password')
+    ? decodeUserInfo(parsed.password, 'password', checks)
     : (input.password ?? '');
   parsed.username = '';
   parsed.password = '';
-  if (username.length === 0) throw invalidOptions('user must not be empty');
-  const database = input.database ?? 'default';
-  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(database)) {
-    throw invalidOptions('database must be an identifier (letters, digits, underscore)');
-  }
-  const compression = input.compression ?? false;
-  if (typeof compression !== 'boolean') throw invalidOptions('compression must be a boolean');
-  return {
-    url: parsed,
-    username,
-    password,
-    database,
-    requestTimeoutMs: integerOption(
-      'requestTimeoutMs',
-      input.requestTimeoutMs,
-      10_000,
-      1,
-      MAX_TIMEOUT_MS,
-    ),
-    idleSocketTtlMs: integerOption('idleSocketTtlMs', input.idleSocketTtlMs, 2_000, 1, 3_600_000),
-    maxOpenConnections: integerOption(
-      'maxOpenConnections',
-      input.maxOpenConnections,
-      10,
-      1,
-      10_000,
-    ),
-    compression,
-  };
+  if (username === '') checks.problem('user: expected a user name (got "")');
+  if (username === undefined || username === '' || password === undefined) return undefined;
+  return { url: parsed, username, password };
+}
+
+/** The `database` option: an identifier, as every server accepts it unquoted. */
+function databaseOf(value: unknown, checks: OptionChecks): string | undefined {
+  if (typeof value === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(value)) return value;
+  const got = typeof value === 'string' ? JSON.stringify(value.slice(0, 64)) : `a ${typeof value}`;
+  checks.problem(
+    `database: expected an identifier: letters, digits and _, not starting with a digit (got ${got})`,
+  );
+  return undefined;
+}
+
+/**
+ * Checks the connection options into `checks`; undefined when one cannot be
+ * used (its problem recorded).
+ */
+function resolveConnection(
+  url: string,
+  input: ConnectionInput,
+  checks: OptionChecks,
+): ResolvedOptions | undefined {
+  const endpoint = endpointOf(url, input, checks);
+  const database = databaseOf(input.database ?? 'default', checks);
+  const compression = checks.boolean('compression', input.compression, false);
+  const idleSocketTtlMs = checks.wholeNumber(
+    'idleSocketTtlMs',
+    input.idleSocketTtlMs,
+    { min: 1, max: 3_600_000 },
+    2_000,
+  );
+  const maxOpenConnections = checks.wholeNumber(
+    'maxOpenConnections',
+    input.maxOpenConnections,
+    { min: 1, max: 10_000 },
+    10,
+  );
+  if (endpoint === undefined || database === undefined) return undefined;
+  return { ...endpoint, database, idleSocketTtlMs, maxOpenConnections, compression };
 }
 
 /** Per-query settings a caller may pass: a name, and a string, number or boolean. */

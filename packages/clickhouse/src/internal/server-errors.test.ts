@@ -202,6 +202,11 @@ describe('toClickHouseError', () => {
       new Error('socket hang up'),
       Object.assign(new Error('aborted'), { code: 'ECONNRESET' }),
       Object.assign(new Error('getaddrinfo ENOTFOUND nowhere'), { code: 'ENOTFOUND' }),
+      // The kernel's classification: every address refused, a cause, undici's codes.
+      new AggregateError([Object.assign(new Error('x'), { code: 'ECONNREFUSED' })], 'connect'),
+      new Error('fetch failed', { cause: Object.assign(new Error('x'), { code: 'EPIPE' }) }),
+      Object.assign(new Error('closed'), { code: 'UND_ERR_CLOSED' }),
+      Object.assign(new Error('getaddrinfo EAI_FAIL nowhere'), { code: 'EAI_FAIL' }),
       new Error('<html><head><title>502 Bad Gateway</title></head></html>'),
       new Error('503 Service Unavailable'),
       new Error(

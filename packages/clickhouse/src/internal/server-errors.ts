@@ -1,3 +1,4 @@
+import { networkFailureOf } from '@flowforge/kernel';
 import { ClickHouseError, type ClickHouseErrorCode } from '../errors.js';
 
 /** A server error as parsed from its text (either format) or from the driver's error object. */
@@ -92,23 +93,6 @@ export function codeForServerError(serverCode: number, message = ''): ClickHouse
   }
 }
 
-/** Node socket errors that mean "the server is not there (any more)". */
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'EHOSTDOWN',
-  'ENETUNREACH',
-  'ENETDOWN',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ECONNABORTED',
-  'ERR_STREAM_PREMATURE_CLOSE',
-  'UND_ERR_SOCKET',
-]);
-
 /** Messages of a connection lost mid-response (Node's http client), and of a proxy in between. */
 const UNAVAILABLE_MESSAGES =
   /socket hang up|^aborted$|other side closed|Premature close|502 Bad Gateway|503 Service Unavailable|504 Gateway Time-?out|^\s*<(?:!doctype|html)/i;
@@ -185,7 +169,8 @@ export function toClickHouseError(error: unknown, context: FailureContext = {}):
       ...queryId,
     });
   }
-  if ((code !== undefined && NETWORK_CODES.has(code)) || UNAVAILABLE_MESSAGES.test(message)) {
+  // Refused and broken connections alike: ClickHouse may answer the next query.
+  if (networkFailureOf(error) !== undefined || UNAVAILABLE_MESSAGES.test(message)) {
     return new ClickHouseError('UNAVAILABLE', `cannot reach ClickHouse: ${firstLine(message)}`, {
       cause: error,
       ...queryId,

@@ -22,6 +22,20 @@ export async function expectCode(
   return error as ClickHouseError;
 }
 
+/** Asserts that `run` throws a ClickHouseError with `code`, and returns it typed. */
+export function expectThrownCode(run: () => unknown, code: ClickHouseErrorCode): ClickHouseError {
+  let error: unknown;
+  try {
+    run();
+  } catch (caught) {
+    error = caught;
+  }
+  if (error === undefined) throw new Error(`expected ${code}, nothing was thrown`);
+  expect(error).toBeInstanceOf(ClickHouseError);
+  expect((error as ClickHouseError).code, (error as Error).message).toBe(code);
+  return error as ClickHouseError;
+}
+
 /** Consumes an async iterable to an array (or to its rejection). */
 export async function drain<T>(rows: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
