@@ -1,19 +1,20 @@
-import { Pool, type PoolClient } from 'pg';
 import { MaterializeError } from './errors.js';
+import { Availability, type MaterializeStatus } from './internal/availability.js';
 import { StatementTimeoutError, toMaterializeError } from './internal/error-map.js';
 import { Lease } from './internal/lease.js';
 import { createInstruments, NO_INSTRUMENTS } from './internal/metrics.js';
-import { backoffDelay, resolveOptions } from './internal/options.js';
+import { resolveOptions } from './internal/options.js';
+import { openPools, settlesWithin } from './internal/pools.js';
 import { checkTimestamp, subscribeQuery } from './internal/sql.js';
 import {
   Subscription,
   type LiveSubscription,
   type SubscriptionHost,
+  type SubscriptionSettings,
 } from './internal/subscription.js';
 import type { MaterializeOptions } from './options.js';
 
-/** Where the handle stands: see {@link Materialize.status}. */
-export type MaterializeStatus = 'idle' | 'ready' | 'unavailable' | 'closed';
+export type { MaterializeStatus } from './internal/availability.js';
 
 /** What {@link Materialize.health} reports when Materialize answers. */
 export interface MaterializeHealth {
@@ -169,21 +170,8 @@ function invalidArgument(message: string): MaterializeError {
   return new MaterializeError('INVALID_ARGUMENT', message);
 }
 
-/** Resolves true when `promise` settles within `ms`, false otherwise (never rejects). */
-function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  return new Promise<boolean>((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    promise.then(
-      () => {
-        clearTimeout(timer);
-        resolve(true);
-      },
-      () => {
-        clearTimeout(timer);
-        resolve(true);
-      },
-    );
-  });
+function closedError(action: string): MaterializeError {
+  return new MaterializeError('CLOSED', `${action}: the Materialize handle is closed`);
 }
 
 function checkBoolean(value: unknown, name: string): boolean | undefined {
@@ -191,6 +179,61 @@ function checkBoolean(value: unknown, name: string): boolean | undefined {
     throw invalidArgument(`${name} must be a boolean`);
   }
   return value;
+}
+
+/**
+ * What `subscribe(view, options)` asks for, checked before anything is sent.
+ * @throws {MaterializeError} INVALID_ARGUMENT
+ */
+function subscriptionSettings(view: string, options: SubscribeOptions): SubscriptionSettings {
+  if (typeof options !== 'object' || options === null) {
+    throw invalidArgument('options must be an object');
+  }
+  const query = subscribeQuery(view, options.columns, options.filter);
+  const snapshot = checkBoolean(options.snapshot, 'snapshot') ?? false;
+  const progress = checkBoolean(options.progress, 'progress') ?? false;
+  const resume = checkBoolean(options.resume, 'resume') ?? true;
+  const { signal } = options;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw invalidArgument('signal must be an AbortSignal');
+  }
+  const asOf = options.asOf === undefined ? undefined : checkTimestamp(options.asOf, 'asOf', 0n);
+  const resumeFrom =
+    options.resumeFrom === undefined
+      ? undefined
+      : checkTimestamp(options.resumeFrom, 'resumeFrom', 1n);
+  if (resumeFrom !== undefined && (snapshot || asOf !== undefined)) {
+    throw invalidArgument(
+      'resumeFrom excludes snapshot: true and asOf (it subscribes AS OF resumeFrom - 1 without snapshot)',
+    );
+  }
+  return {
+    view,
+    query,
+    start:
+      resumeFrom === undefined ? { snapshot, asOf } : { snapshot: false, asOf: resumeFrom - 1n },
+    frontier: resumeFrom,
+    progress,
+    resume,
+    signal,
+  };
+}
+
+/**
+ * Ends every live subscription (their iterators throw CLOSED), destroying the
+ * connections of those that have not let go after `timeoutMs`.
+ */
+async function endSubscriptions(
+  live: ReadonlySet<LiveSubscription>,
+  timeoutMs: number,
+): Promise<void> {
+  const subscriptions = [...live];
+  for (const subscription of subscriptions) subscription.close();
+  const ended = Promise.all(subscriptions.map((subscription) => subscription.ended));
+  if (!(await settlesWithin(ended, timeoutMs))) {
+    for (const subscription of subscriptions) subscription.destroy();
+    await settlesWithin(ended, timeoutMs);
+  }
 }
 
 /**
@@ -209,21 +252,15 @@ export function createMaterialize(options: MaterializeOptions): Materialize {
   const { logger } = options;
   const { name, connectTimeoutMs } = resolved;
   // Lazy: the pools open nothing, so a name conflict below leaks nothing.
-  const poolOf = (max: number): InstanceType<typeof Pool> =>
-    new Pool({
-      connectionString: resolved.url,
-      max,
-      connectionTimeoutMillis: connectTimeoutMs,
-      idleTimeoutMillis: 10_000,
-      // Idle connections do not keep the process alive.
-      allowExitOnIdle: true,
-      keepAlive: true,
-      application_name: `flowforge-${name}`,
-    });
-  const pool = poolOf(resolved.poolSize);
-  // start() and health() have a connection of their own: with every pooled one
-  // held by a subscription, a busy handle must not look like a server that is down.
-  const checkPool = poolOf(1);
+  const pools = openPools(resolved, (error) => {
+    if (logger?.isLevelEnabled('debug')) {
+      logger.debug(
+        { materialize: name, err: mapError(error, 'idle connection') },
+        'materialize: an idle pooled connection broke (dropped from the pool)',
+      );
+    }
+  });
+  const { pool, checkPool } = pools;
   const instruments = options.metrics
     ? createInstruments(options.metrics, name, () => ({
         total: pool.totalCount,
@@ -231,33 +268,12 @@ export function createMaterialize(options: MaterializeOptions): Materialize {
         waiting: pool.waitingCount,
       }))
     : NO_INSTRUMENTS;
-
-  const clients = new Set<PoolClient>();
-  for (const each of [pool, checkPool]) {
-    each.on('connect', (client) => clients.add(client));
-    each.on('remove', (client) => clients.delete(client));
-    // An idle pooled connection that breaks: the pool drops it; without this listener the process would exit.
-    each.on('error', (error) => {
-      if (logger?.isLevelEnabled('debug')) {
-        logger.debug(
-          { materialize: name, err: mapError(error, 'idle connection') },
-          'materialize: an idle pooled connection broke (dropped from the pool)',
-        );
-      }
-    });
-  }
-
-  let status: MaterializeStatus = 'idle';
-  let closing = false;
+  const availability = new Availability(resolved, logger, () => ping('background check'));
   let closed: Promise<void> | undefined;
-  let retryTimer: NodeJS.Timeout | undefined;
-  let unavailableSince: number | undefined;
   const live = new Set<LiveSubscription>();
 
   function mapError(error: unknown, action: string): MaterializeError {
-    if (closing && !(error instanceof MaterializeError)) {
-      return new MaterializeError('CLOSED', `${action}: the Materialize handle is closed`);
-    }
+    if (availability.closing && !(error instanceof MaterializeError)) return closedError(action);
     return toMaterializeError(error, {
       secret: resolved.password,
       action,
@@ -266,18 +282,14 @@ export function createMaterialize(options: MaterializeOptions): Materialize {
     });
   }
 
-  function closedError(action: string): MaterializeError {
-    return new MaterializeError('CLOSED', `${action}: the Materialize handle is closed`);
-  }
-
   async function acquire(): Promise<Lease> {
-    if (closing) throw closedError('checkout');
+    if (availability.closing) throw closedError('checkout');
     return new Lease(await pool.connect());
   }
 
   /** `SELECT 1` on a pooled connection, within connectTimeoutMs overall; resolves to the latency. */
   async function ping(action: string): Promise<number> {
-    if (closing) throw closedError(action);
+    if (availability.closing) throw closedError(action);
     const started = performance.now();
     let lease: Lease;
     try {
@@ -291,7 +303,7 @@ export function createMaterialize(options: MaterializeOptions): Materialize {
       lease.release(false);
     } catch (error) {
       lease.release(true);
-      if (error instanceof StatementTimeoutError && !closing) {
+      if (error instanceof StatementTimeoutError && !availability.closing) {
         throw new MaterializeError(
           'TIMEOUT',
           `${action}: no answer to SELECT 1 within connectTimeoutMs (${connectTimeoutMs} ms)`,
@@ -303,71 +315,12 @@ export function createMaterialize(options: MaterializeOptions): Materialize {
     return Math.round((performance.now() - started) * 100) / 100;
   }
 
-  function becameReady(): void {
-    clearTimeout(retryTimer);
-    retryTimer = undefined;
-    if (closing) return;
-    if (unavailableSince !== undefined) {
-      logger?.info(
-        {
-          materialize: name,
-          url: resolved.safeUrl,
-          downtime_ms: Math.round(performance.now() - unavailableSince),
-        },
-        'materialize: available again',
-      );
-      unavailableSince = undefined;
-    } else if (status !== 'ready') {
-      logger?.info({ materialize: name, url: resolved.safeUrl }, 'materialize: connected');
-    }
-    status = 'ready';
-  }
-
-  function becameUnavailable(error: MaterializeError, message: string): void {
-    if (closing) return;
-    status = 'unavailable';
-    if (unavailableSince === undefined) {
-      unavailableSince = performance.now();
-      logger?.warn(
-        { materialize: name, url: resolved.safeUrl, code: error.code, err: error },
-        message,
-      );
-    }
-  }
-
-  /** start()'s background retry of an optional handle. */
-  function scheduleRetry(attempt: number): void {
-    if (closing || retryTimer !== undefined) return;
-    if (attempt > resolved.reconnect.maxAttempts) {
-      logger?.error(
-        { materialize: name, attempts: attempt - 1 },
-        'materialize: still unavailable; background retries stopped (reconnect.maxAttempts)',
-      );
-      return;
-    }
-    const delay = backoffDelay(resolved.reconnect, attempt);
-    retryTimer = setTimeout(() => {
-      retryTimer = undefined;
-      ping('background check').then(becameReady, (error: unknown) => {
-        if (closing) return;
-        if (logger?.isLevelEnabled('debug')) {
-          logger.debug(
-            { materialize: name, attempt, err: error },
-            'materialize: background check failed; retrying',
-          );
-        }
-        scheduleRetry(attempt + 1);
-      });
-    }, delay);
-    retryTimer.unref();
-  }
-
   const host: SubscriptionHost = {
     options: resolved,
     logger,
     instruments,
     get closed() {
-      return closing;
+      return availability.closing;
     },
     acquire,
     track: (subscription) => live.add(subscription),
@@ -379,43 +332,8 @@ export function createMaterialize(options: MaterializeOptions): Materialize {
     subscribeOptions: SubscribeOptions = {},
   ): Subscription<Record<string, unknown>> {
     try {
-      if (closing) throw closedError(`subscription to ${String(view)}`);
-      if (typeof subscribeOptions !== 'object' || subscribeOptions === null) {
-        throw invalidArgument('options must be an object');
-      }
-      const query = subscribeQuery(view, subscribeOptions.columns, subscribeOptions.filter);
-      const snapshot = checkBoolean(subscribeOptions.snapshot, 'snapshot') ?? false;
-      const progress = checkBoolean(subscribeOptions.progress, 'progress') ?? false;
-      const resume = checkBoolean(subscribeOptions.resume, 'resume') ?? true;
-      const { signal } = subscribeOptions;
-      if (signal !== undefined && !(signal instanceof AbortSignal)) {
-        throw invalidArgument('signal must be an AbortSignal');
-      }
-      const asOf =
-        subscribeOptions.asOf === undefined
-          ? undefined
-          : checkTimestamp(subscribeOptions.asOf, 'asOf', 0n);
-      const resumeFrom =
-        subscribeOptions.resumeFrom === undefined
-          ? undefined
-          : checkTimestamp(subscribeOptions.resumeFrom, 'resumeFrom', 1n);
-      if (resumeFrom !== undefined && (snapshot || asOf !== undefined)) {
-        throw invalidArgument(
-          'resumeFrom excludes snapshot: true and asOf (it subscribes AS OF resumeFrom - 1 without snapshot)',
-        );
-      }
-      return new Subscription(host, {
-        view,
-        query,
-        start:
-          resumeFrom === undefined
-            ? { snapshot, asOf }
-            : { snapshot: false, asOf: resumeFrom - 1n },
-        frontier: resumeFrom,
-        progress,
-        resume,
-        signal,
-      });
+      if (availability.closing) throw closedError(`subscription to ${String(view)}`);
+      return new Subscription(host, subscriptionSettings(view, subscribeOptions));
     } catch (error) {
       if (error instanceof MaterializeError) instruments.error(error.code);
       throw error;
@@ -425,7 +343,7 @@ export function createMaterialize(options: MaterializeOptions): Materialize {
   return {
     name,
     get status() {
-      return status;
+      return availability.status;
     },
     async start() {
       try {
@@ -433,27 +351,21 @@ export function createMaterialize(options: MaterializeOptions): Materialize {
       } catch (error) {
         const mapped =
           error instanceof MaterializeError && error.code === 'TIMEOUT'
-            ? new MaterializeError(
-                'UNAVAILABLE',
-                error.message.replace(/^@flowforge\/materialize: /, ''),
-                {
-                  cause: error,
-                },
-              )
+            ? new MaterializeError('UNAVAILABLE', error.reason, { cause: error })
             : mapError(error, 'start');
         instruments.error(mapped.code);
         if (mapped.code === 'CLOSED') throw mapped;
-        becameUnavailable(
+        availability.unavailable(
           mapped,
           resolved.optional
             ? 'materialize: unavailable at start; retrying in the background'
             : 'materialize: unavailable at start',
         );
         if (!resolved.optional) throw mapped;
-        scheduleRetry(1);
+        availability.retry(1);
         return;
       }
-      becameReady();
+      availability.ready();
     },
     async health() {
       let latencyMs: number;
@@ -462,32 +374,20 @@ export function createMaterialize(options: MaterializeOptions): Materialize {
       } catch (error) {
         const mapped = mapError(error, 'health check');
         instruments.error(mapped.code);
-        if (mapped.code !== 'CLOSED') becameUnavailable(mapped, 'materialize: health check failed');
+        if (mapped.code !== 'CLOSED') {
+          availability.unavailable(mapped, 'materialize: health check failed');
+        }
         throw mapped;
       }
-      becameReady();
+      availability.ready();
       return { status: 'up', latencyMs };
     },
     subscribe: subscribe as Materialize['subscribe'],
     close() {
       closed ??= (async () => {
-        closing = true;
-        status = 'closed';
-        clearTimeout(retryTimer);
-        retryTimer = undefined;
-        const subscriptions = [...live];
-        for (const subscription of subscriptions) subscription.close();
-        const ended = Promise.all(subscriptions.map((subscription) => subscription.ended));
-        if (!(await settlesWithin(ended, connectTimeoutMs))) {
-          for (const subscription of subscriptions) subscription.destroy();
-          await settlesWithin(ended, connectTimeoutMs);
-        }
-        const poolEnded = Promise.all([pool.end(), checkPool.end()]);
-        if (!(await settlesWithin(poolEnded, connectTimeoutMs))) {
-          // A statement that does not end (a hung server): drop the sockets.
-          for (const client of clients) client.connection.stream.destroy();
-          await settlesWithin(poolEnded, connectTimeoutMs);
-        }
+        availability.close();
+        await endSubscriptions(live, connectTimeoutMs);
+        await pools.end(connectTimeoutMs);
         instruments.release();
       })();
       return closed;

@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics, type Metrics } from '@flowforge/observability';
 import { isMaterializeError, type Materialize } from '../src/index.js';
 import { Handles, uniqueName } from './support/handles.js';
-import { startMaterializeDouble, type MaterializeDouble } from './support/materialize-double.js';
+import { startMaterializeDouble, type MaterializeDouble } from '@flowforge/materialize-double';
 import { collect, eventually, iterationError, rejectionOf, updates } from './support/streams.js';
 
 let server: MaterializeDouble;

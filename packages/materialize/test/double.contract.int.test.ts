@@ -1,4 +1,4 @@
-import { startMaterializeDouble, type MaterializeDouble } from './support/materialize-double.js';
+import { startMaterializeDouble, type MaterializeDouble } from '@flowforge/materialize-double';
 import { contractSuite, type Backend } from './contract.js';
 
 contractSuite({

@@ -3,7 +3,7 @@
 import type { Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Handles, uniqueName } from './support/handles.js';
-import { startMaterializeDouble, type MaterializeDouble } from './support/materialize-double.js';
+import { startMaterializeDouble, type MaterializeDouble } from '@flowforge/materialize-double';
 import { eventually, rejectionOf } from './support/streams.js';
 
 let server: MaterializeDouble;

@@ -8,7 +8,7 @@ import { createMetrics } from '@flowforge/observability';
 import { createMaterialize, isMaterializeError } from '../src/index.js';
 import { capturingLogger, everythingIn, freePort } from './support/fixtures.js';
 import { Handles } from './support/handles.js';
-import { startMaterializeDouble, type MaterializeDouble } from './support/materialize-double.js';
+import { startMaterializeDouble, type MaterializeDouble } from '@flowforge/materialize-double';
 import { eventually, iterationError, rejectionOf } from './support/streams.js';
 
 const handles = new Handles();

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics } from '@flowforge/observability';
 import { Handles, uniqueName } from './support/handles.js';
-import { startMaterializeDouble, type MaterializeDouble } from './support/materialize-double.js';
+import { startMaterializeDouble, type MaterializeDouble } from '@flowforge/materialize-double';
 import { collect, iterationError, updates } from './support/streams.js';
 
 let server: MaterializeDouble;

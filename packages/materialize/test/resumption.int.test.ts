@@ -10,7 +10,7 @@ import { createMetrics } from '@flowforge/observability';
 import { isMaterializeError, type SubscribeProgress, type SubscribeUpdate } from '../src/index.js';
 import { capturingLogger } from './support/fixtures.js';
 import { Handles, uniqueName } from './support/handles.js';
-import { startMaterializeDouble, type MaterializeDouble } from './support/materialize-double.js';
+import { startMaterializeDouble, type MaterializeDouble } from '@flowforge/materialize-double';
 import { collect, eventually, rejectionOf, updates } from './support/streams.js';
 
 let server: MaterializeDouble;

@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isMaterializeError, type Materialize } from '../src/index.js';
 import { Handles, uniqueName } from './support/handles.js';
-import { startMaterializeDouble, type MaterializeDouble } from './support/materialize-double.js';
+import { startMaterializeDouble, type MaterializeDouble } from '@flowforge/materialize-double';
 import {
   collect,
   eventually,

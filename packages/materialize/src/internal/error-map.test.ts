@@ -3,7 +3,6 @@ import { MaterializeError } from '../errors.js';
 import {
   errorKind,
   scrubError,
-  scrubText,
   StatementTimeoutError,
   toMaterializeError,
   type MapContext,
@@ -59,6 +58,9 @@ describe('toMaterializeError', () => {
     [new Error('Connection terminated unexpectedly'), 'lost', 'CONNECTION_LOST'],
     [systemError('ECONNRESET'), 'lost', 'CONNECTION_LOST'],
     [systemError('EPIPE'), 'lost', 'CONNECTION_LOST'],
+    // The kernel's classification: undici's codes, and a code found on a cause.
+    [systemError('UND_ERR_SOCKET'), 'lost', 'CONNECTION_LOST'],
+    [new Error('wrapped', { cause: systemError('EHOSTUNREACH') }), 'connect', 'UNAVAILABLE'],
     [
       new Error('Client has encountered a connection error and is not queryable'),
       'lost',
@@ -96,7 +98,8 @@ describe('toMaterializeError', () => {
     Object.assign(cause, { detail: 'url postgres://u:hunter2@h' });
     const mapped = toMaterializeError(cause, context);
     expect(mapped.message).not.toContain('hunter2');
-    expect(mapped.message).toContain('[REDACTED]');
+    // The kernel's marker, the one every FlowForge package writes.
+    expect(mapped.message).toContain('[redacted]');
     expect(
       JSON.stringify({
         ...(mapped.cause as object),
@@ -107,10 +110,18 @@ describe('toMaterializeError', () => {
   });
 });
 
-describe('scrubText / scrubError', () => {
-  it('scrubs the plain and the percent-encoded secret', () => {
-    expect(scrubText('a p@ss b p%40ss c', 'p@ss')).toBe('a [REDACTED] b [REDACTED] c');
-    expect(scrubText('nothing', '')).toBe('nothing');
+describe('scrubError', () => {
+  it('scrubs the plain and the percent-encoded secret from every text field, in place', () => {
+    const error = Object.assign(new Error('a p@ss b'), { detail: 'url postgres://u:p%40ss@h' });
+    expect(scrubError(error, 'p@ss')).toBe(error);
+    expect(error.message).toBe('a [redacted] b');
+    expect(error.detail).toBe('url postgres://u:[redacted]@h');
+    expect(error.stack).not.toContain('p@ss');
+  });
+
+  it('scrubs nothing for an empty secret', () => {
+    const error = new Error('nothing');
+    expect(scrubError(error, '').message).toBe('nothing');
   });
 
   it('leaves non-errors alone', () => {

@@ -1,17 +1,6 @@
+import { networkFailureOf, redactSecrets } from '@flowforge/kernel';
 import { MaterializeError, type MaterializeErrorCode } from '../errors.js';
 
-/** Node's codes for a connection that could not be made. */
-const CONNECT_CODES = new Set([
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ETIMEDOUT',
-  'EADDRNOTAVAIL',
-]);
-/** Node's codes for a connection that broke. */
-const BROKEN_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_DESTROYED']);
 /**
  * SQLSTATEs that mean the session is gone or going: admin/crash shutdown,
  * cannot connect now, and class 08 (connection exception).
@@ -41,12 +30,6 @@ function isServerError(error: unknown): error is ServerError & Error {
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && typeof severity === 'string';
 }
 
-function systemCode(error: unknown): string | undefined {
-  if (!(error instanceof Error)) return undefined;
-  const code = (error as { code?: unknown }).code;
-  return typeof code === 'string' ? code : undefined;
-}
-
 /**
  * What an error means for a subscription or a statement:
  * - `lost`: the connection is gone (socket closed or reset, shutdown, our own
@@ -73,9 +56,9 @@ export function errorKind(error: unknown): ErrorKind {
     if (error.code === '53300') return 'connect';
     return 'server';
   }
-  const code = systemCode(error);
-  if (code !== undefined && CONNECT_CODES.has(code)) return 'connect';
-  if (code !== undefined && BROKEN_CODES.has(code)) return 'lost';
+  // Node's and undici's codes, on the error, its causes or an AggregateError's members.
+  const network = networkFailureOf(error);
+  if (network !== undefined) return network === 'connect' ? 'connect' : 'lost';
   const message = error instanceof Error ? error.message : '';
   if (message === 'timeout exceeded when trying to connect') return 'pool';
   if (message.startsWith('Connection terminated due to connection timeout')) return 'connect';
@@ -113,32 +96,23 @@ function serverCode(sqlstate: string, message: string): MaterializeErrorCode {
   }
 }
 
-/**
- * Replaces every occurrence of `secret` (and its percent-encoded form) in a
- * string. Empty secrets scrub nothing.
- */
-export function scrubText(text: string, secret: string): string {
-  if (secret === '') return text;
-  let out = text.split(secret).join('[REDACTED]');
-  const encoded = encodeURIComponent(secret);
-  if (encoded !== secret) out = out.split(encoded).join('[REDACTED]');
-  return out;
-}
-
 const SCRUBBED_FIELDS = ['message', 'stack', 'detail', 'hint', 'where', 'internalQuery'] as const;
 
 /**
- * Removes the password from a driver error's text fields, in place (it
- * becomes the `cause` of a MaterializeError, and causes get logged).
+ * Removes the password (as written and percent-encoded) from a driver error's
+ * text fields, in place (it becomes the `cause` of a MaterializeError, and
+ * causes get logged).
  */
 export function scrubError<T>(error: T, secret: string): T {
   if (secret === '' || !(error instanceof Error)) return error;
   const record = error as unknown as Record<string, unknown>;
   for (const field of SCRUBBED_FIELDS) {
     const value = record[field];
-    if (typeof value === 'string' && value.includes(secret)) {
+    if (typeof value !== 'string') continue;
+    const scrubbed = redactSecrets(value, [secret]);
+    if (scrubbed !== value) {
       try {
-        record[field] = scrubText(value, secret);
+        record[field] = scrubbed;
       } catch {
         // A read-only field: leave it; the message of our own error is scrubbed regardless.
       }
@@ -163,7 +137,9 @@ export interface MapContext {
 export function toMaterializeError(error: unknown, context: MapContext): MaterializeError {
   if (error instanceof MaterializeError) return error;
   const cause = scrubError(error, context.secret);
-  const text = scrubText(error instanceof Error ? error.message : String(error), context.secret);
+  const text = redactSecrets(error instanceof Error ? error.message : String(error), [
+    context.secret,
+  ]);
   if (isServerError(error)) {
     const code = errorKind(error) === 'lost' ? context.lost : serverCode(error.code, error.message);
     return new MaterializeError(code, `${context.action}: ${text} (SQLSTATE ${error.code})`, {

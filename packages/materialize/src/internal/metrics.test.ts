@@ -50,6 +50,9 @@ describe('createInstruments', () => {
       conflict = error;
     }
     expect(isMaterializeError(conflict, 'INVALID_OPTIONS')).toBe(true);
+    expect((conflict as Error).message).toBe(
+      '@flowforge/materialize: a handle named "m" already reports to this metrics registry: give each handle its own `name`',
+    );
     expect(() =>
       createInstruments(createMetrics({ defaultMetrics: false }), 'm', pool),
     ).not.toThrow();

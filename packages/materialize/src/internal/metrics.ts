@@ -1,3 +1,4 @@
+import { NamedHandles } from '@flowforge/kernel';
 import type { Metrics, MetricSample } from '@flowforge/observability';
 import { MaterializeError, type MaterializeErrorCode } from '../errors.js';
 
@@ -18,9 +19,7 @@ interface ClientState {
   pool: () => PoolCounts;
 }
 
-const registries = new WeakMap<Metrics, Map<string, ClientState>>();
-
-function declare(metrics: Metrics, clients: Map<string, ClientState>): void {
+function declare(metrics: Metrics, clients: ReadonlyMap<string, ClientState>): void {
   const live = (): [string, ClientState][] => [...clients].filter(([, state]) => state.live);
   const perClient = (
     name: string,
@@ -114,6 +113,12 @@ export const NO_INSTRUMENTS: MaterializeInstruments = {
   release() {},
 };
 
+/** Which handle reports under which name, per registry: one live handle per name. */
+const handles = new NamedHandles<Metrics, ClientState>({
+  declare,
+  refuse: (message) => new MaterializeError('INVALID_OPTIONS', message),
+});
+
 /**
  * Declares the metrics on `metrics` (once per registry) and returns the
  * instruments of the handle named `client`.
@@ -124,27 +129,17 @@ export function createInstruments(
   client: string,
   pool: () => PoolCounts,
 ): MaterializeInstruments {
-  let clients = registries.get(metrics);
-  if (!clients) {
-    clients = new Map();
-    registries.set(metrics, clients);
-    declare(metrics, clients);
-  }
-  let state = clients.get(client);
-  if (state?.live) {
-    throw new MaterializeError(
-      'INVALID_OPTIONS',
-      `a handle named ${JSON.stringify(client)} already reports to this metrics registry: give each handle its own \`name\``,
-    );
-  }
-  if (!state) {
-    state = { live: true, subscriptions: 0, rows: 0, reconnects: 0, errors: new Map(), pool };
-    clients.set(client, state);
-  }
-  state.live = true;
-  state.subscriptions = 0;
-  state.pool = pool;
-  const own = state;
+  const own = handles.claim(metrics, client, () => ({
+    live: false,
+    subscriptions: 0,
+    rows: 0,
+    reconnects: 0,
+    errors: new Map(),
+    pool,
+  }));
+  // A reused name continues its counters; its gauges are this handle's.
+  own.subscriptions = 0;
+  own.pool = pool;
   return {
     subscriptionStarted() {
       own.subscriptions += 1;
@@ -162,7 +157,7 @@ export function createInstruments(
       own.errors.set(code, (own.errors.get(code) ?? 0) + 1);
     },
     release() {
-      own.live = false;
+      handles.release(own);
     },
   };
 }

@@ -1,5 +1,6 @@
+import { OptionChecks } from '@flowforge/kernel';
 import { MaterializeError } from '../errors.js';
-import type { MaterializeOptions } from '../options.js';
+import type { MaterializeOptions, ReconnectOptions } from '../options.js';
 
 /** Longest timer Node accepts (a longer one fires after 1 ms). */
 const MAX_TIMEOUT_MS = 2_147_483_647;
@@ -21,127 +22,124 @@ export interface ResolvedOptions {
   readonly reconnect: ResolvedReconnect;
 }
 
-export interface ResolvedReconnect {
+/** The reconnect backoff, checked, with defaults applied. */
+interface ResolvedReconnect {
   readonly initialDelayMs: number;
   readonly maxDelayMs: number;
   readonly maxAttempts: number;
 }
 
-function invalid(message: string): MaterializeError {
-  return new MaterializeError('INVALID_OPTIONS', message);
-}
-
-/** An integer option within [min, max], or its default. @throws {MaterializeError} INVALID_OPTIONS */
-function integerOption(
-  name: string,
-  value: unknown,
-  fallback: number,
-  min: number,
-  max: number,
-): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw invalid(`${name} must be an integer from ${min} to ${max}`);
-  }
-  return value;
-}
-
 /**
- * Checks every option. The URL's password is kept only to be scrubbed from
- * messages; nothing here ever echoes the URL.
- * @throws {MaterializeError} NOT_CONFIGURED, INVALID_OPTIONS
+ * The connection URL, or a problem recorded on `checks`. Messages never echo
+ * the URL: it may carry the password.
  */
-export function resolveOptions(options: MaterializeOptions): ResolvedOptions {
-  const { url } = options;
-  if (url === null || url === undefined || url === '') {
-    throw new MaterializeError(
-      'NOT_CONFIGURED',
-      'no Materialize configured: set MATERIALIZE_URL (settings.materialize.url is null)',
-    );
+function checkUrl(
+  url: unknown,
+  checks: OptionChecks,
+): { url: string; parsed: URL; password: string } | undefined {
+  if (typeof url !== 'string') {
+    checks.problem(`url: expected a string (got a ${typeof url})`);
+    return undefined;
   }
-  if (typeof url !== 'string') throw invalid('url must be a string');
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw invalid('url is not a URL (expected postgres://user@host:6875/materialize)');
+  const parsed = URL.parse(url);
+  if (parsed === null) {
+    checks.problem('url: expected a URL such as postgres://user@host:6875/materialize');
+    return undefined;
   }
   if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
-    throw invalid(`url must be postgres: or postgresql:, got ${parsed.protocol}`);
+    checks.problem(`url: expected the scheme postgres: or postgresql: (got ${parsed.protocol})`);
+    return undefined;
   }
-  let password: string;
   try {
-    password = decodeURIComponent(parsed.password);
+    return { url, parsed, password: decodeURIComponent(parsed.password) };
   } catch {
-    throw invalid('the password in url has a malformed percent-escape');
+    checks.problem('url: the password has a malformed percent-escape');
+    return undefined;
   }
-  const name = options.name ?? 'materialize';
-  if (typeof name !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(name)) {
-    throw invalid('name must be 1–64 letters, digits, _ . : or -');
+}
+
+/** The reconnect backoff, every problem recorded on `checks`. */
+function checkReconnect(value: unknown, checks: OptionChecks): ResolvedReconnect {
+  const reconnect = (value ?? {}) as ReconnectOptions;
+  if (typeof reconnect !== 'object') {
+    checks.problem(`reconnect: expected an object (got a ${typeof reconnect})`);
   }
-  const optional = options.optional ?? false;
-  if (typeof optional !== 'boolean') throw invalid('optional must be a boolean');
-  const reconnect = options.reconnect ?? {};
-  if (typeof reconnect !== 'object') throw invalid('reconnect must be an object');
-  const initialDelayMs = integerOption(
+  const initialDelayMs = checks.wholeNumber(
     'reconnect.initialDelayMs',
     reconnect.initialDelayMs,
+    { min: 1, max: MAX_TIMEOUT_MS },
     100,
-    1,
-    MAX_TIMEOUT_MS,
   );
-  const maxDelayMs = integerOption(
+  const maxDelayMs = checks.wholeNumber(
     'reconnect.maxDelayMs',
     reconnect.maxDelayMs,
+    { min: initialDelayMs, max: MAX_TIMEOUT_MS },
     Math.max(10_000, initialDelayMs),
-    initialDelayMs,
-    MAX_TIMEOUT_MS,
   );
   const maxAttempts = reconnect.maxAttempts ?? Infinity;
   if (
     typeof maxAttempts !== 'number' ||
     !(maxAttempts === Infinity || (Number.isInteger(maxAttempts) && maxAttempts >= 1))
   ) {
-    throw invalid('reconnect.maxAttempts must be a positive integer or Infinity');
+    const got = typeof maxAttempts === 'number' ? String(maxAttempts) : `a ${typeof maxAttempts}`;
+    checks.problem(
+      `reconnect.maxAttempts: expected a positive whole number or Infinity (got ${got})`,
+    );
   }
-  const connectTimeoutMs = integerOption(
-    'connectTimeoutMs',
-    options.connectTimeoutMs,
-    5000,
-    1,
-    MAX_TIMEOUT_MS,
-  );
-  const fetchTimeoutMs = integerOption(
-    'fetchTimeoutMs',
-    options.fetchTimeoutMs,
-    1000,
-    1,
-    MAX_TIMEOUT_MS - connectTimeoutMs,
-  );
-  return {
-    url,
-    safeUrl: `${parsed.protocol}//${parsed.host}${parsed.pathname === '/' ? '' : parsed.pathname}`,
-    password,
-    name,
-    poolSize: integerOption('poolSize', options.poolSize, 5, 1, 1000),
-    connectTimeoutMs,
-    fetchBatchSize: integerOption('fetchBatchSize', options.fetchBatchSize, 1000, 1, 1_000_000),
-    fetchTimeoutMs,
-    optional,
-    reconnect: { initialDelayMs, maxDelayMs, maxAttempts },
-  };
+  return { initialDelayMs, maxDelayMs, maxAttempts };
 }
 
 /**
- * The delay before reconnect attempt `attempt` (1-based): `initialDelayMs`
- * doubling per attempt, capped at `maxDelayMs`, drawn from [delay/2, delay].
+ * Checks every option and names every problem in one INVALID_OPTIONS error.
+ * The URL's password is kept only to be scrubbed from messages; nothing here
+ * ever echoes the URL.
+ * @throws {MaterializeError} NOT_CONFIGURED, INVALID_OPTIONS
  */
-export function backoffDelay(
-  reconnect: ResolvedReconnect,
-  attempt: number,
-  random: () => number = Math.random,
-): number {
-  const exponent = Math.min(Math.max(attempt - 1, 0), 30);
-  const delay = Math.min(reconnect.maxDelayMs, reconnect.initialDelayMs * 2 ** exponent);
-  return Math.max(1, Math.round(delay / 2 + (random() * delay) / 2));
+export function resolveOptions(options: MaterializeOptions): ResolvedOptions {
+  if (options.url === null || options.url === undefined || options.url === '') {
+    throw new MaterializeError(
+      'NOT_CONFIGURED',
+      'no Materialize configured: set MATERIALIZE_URL (settings.materialize.url is null)',
+    );
+  }
+  const checks = new OptionChecks();
+  const url = checkUrl(options.url, checks);
+  const name = checks.handleName('name', options.name, 'materialize');
+  const optional = checks.boolean('optional', options.optional, false);
+  const reconnect = checkReconnect(options.reconnect, checks);
+  const connectTimeoutMs = checks.wholeNumber(
+    'connectTimeoutMs',
+    options.connectTimeoutMs,
+    { min: 1, max: MAX_TIMEOUT_MS },
+    5000,
+  );
+  const fetchTimeoutMs = checks.wholeNumber(
+    'fetchTimeoutMs',
+    options.fetchTimeoutMs,
+    // A FETCH is bounded by both together (a dead server): their sum must be a valid timer.
+    { min: 1, max: MAX_TIMEOUT_MS - connectTimeoutMs },
+    1000,
+  );
+  const poolSize = checks.wholeNumber('poolSize', options.poolSize, { min: 1, max: 1000 }, 5);
+  const fetchBatchSize = checks.wholeNumber(
+    'fetchBatchSize',
+    options.fetchBatchSize,
+    { min: 1, max: 1_000_000 },
+    1000,
+  );
+  checks.throwIfAny((message) => new MaterializeError('INVALID_OPTIONS', message));
+  // Every problem threw above, the url's included.
+  const { url: href, parsed, password } = url!;
+  return {
+    url: href,
+    safeUrl: `${parsed.protocol}//${parsed.host}${parsed.pathname === '/' ? '' : parsed.pathname}`,
+    password,
+    name,
+    poolSize,
+    connectTimeoutMs,
+    fetchBatchSize,
+    fetchTimeoutMs,
+    optional,
+    reconnect,
+  };
 }

@@ -2,8 +2,6 @@ import { MaterializeError } from '../errors.js';
 
 /** One part of a name: what an unquoted identifier could be, ASCII only. */
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
-/** A UTF-16 surrogate without its pair: it cannot be sent as UTF-8, so it would not round-trip. */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 /** Largest Materialize timestamp (an unsigned 64-bit integer). */
 const MAX_TIMESTAMP: bigint = 2n ** 64n - 1n;
 
@@ -61,7 +59,8 @@ export function quoteLiteral(value: unknown, column: string): string {
       if (value.includes('\u0000')) {
         throw invalid(`the filter value of ${column} contains a NUL character`);
       }
-      if (LONE_SURROGATE.test(value)) {
+      // A UTF-16 surrogate without its pair cannot be sent as UTF-8: it would not round-trip.
+      if (!value.isWellFormed()) {
         throw invalid(
           `the filter value of ${column} is not well-formed UTF-16 (an unpaired surrogate)`,
         );

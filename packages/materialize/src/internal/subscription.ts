@@ -1,3 +1,4 @@
+import { backoffDelay } from '@flowforge/kernel';
 import type { Logger } from '@flowforge/observability';
 import { MaterializeError } from '../errors.js';
 import { UpdateBuffer, type Progress, type StartPoint, type Update } from './buffer.js';
@@ -5,7 +6,7 @@ import { sendCancel } from './cancel.js';
 import { errorKind, toMaterializeError } from './error-map.js';
 import type { Lease } from './lease.js';
 import type { MaterializeInstruments } from './metrics.js';
-import { backoffDelay, type ResolvedOptions } from './options.js';
+import type { ResolvedOptions } from './options.js';
 import { RowDecoder } from './rows.js';
 import { declareStatement, fetchStatement, type SubscribeQuery } from './sql.js';
 
@@ -213,7 +214,7 @@ export class Subscription<Row> implements AsyncIterableIterator<Item<Row>>, Live
         return;
       }
       instruments.reconnect();
-      const delay = backoffDelay(options.reconnect, this.#attempts);
+      const delay = backoffDelay(this.#attempts, options.reconnect);
       this.#log('debug', { attempt: this.#attempts, delay_ms: delay }, 'reconnect scheduled');
       await this.#sleep(delay);
       if (this.#stop !== undefined) return;
@@ -343,7 +344,7 @@ export class Subscription<Row> implements AsyncIterableIterator<Item<Row>>, Live
           });
     return new MaterializeError(
       'CONNECTION_LOST',
-      `subscription to ${this.#settings.view}: ${reason}${mapped ? ` (${mapped.message.replace(/^@flowforge\/materialize: /, '')})` : ''}`,
+      `subscription to ${this.#settings.view}: ${reason}${mapped ? ` (${mapped.reason})` : ''}`,
       mapped === undefined ? {} : { cause: mapped },
     );
   }

@@ -1,5 +1,5 @@
 /**
- * Conformance of the Materialize wire double (test/support/materialize-double.ts),
+ * Conformance of the Materialize wire double (this package's src/),
  * driven by a real node-postgres client over loopback: what FlowForge's client
  * relies on (startup, transactions, DECLARE … SUBSCRIBE, FETCH, PROGRESS, AS OF,
  * cancellation) and the control API other tests use to misbehave on demand.
@@ -17,7 +17,7 @@ import {
   type DoubleRow,
   type MaterializeDouble,
   type MaterializeDoubleOptions,
-} from './support/materialize-double.js';
+} from '../src/index.js';
 
 type Row = Record<string, unknown>;
 
@@ -1003,7 +1003,8 @@ describe('control API', () => {
 
 describe('CLI', () => {
   it('prints its URL, serves the demo view, and stops on SIGTERM', async () => {
-    const script = fileURLToPath(new URL('./support/materialize-double.ts', import.meta.url));
+    // The built entry (the build runs before this package's tests): what scripts/demo runs.
+    const script = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
     const child = spawn(process.execPath, [script, '--port', '0', '--demo'], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
