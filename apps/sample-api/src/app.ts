@@ -1,11 +1,5 @@
 import fastifySwagger from '@fastify/swagger';
-import { STATUS_CODES } from 'node:http';
-import Fastify, {
-  LogController,
-  type FastifyBaseLogger,
-  type FastifyInstance,
-  type FastifyReply,
-} from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Settings } from '@flowforge/config';
 import {
   createHttpObservability,
@@ -16,13 +10,7 @@ import {
   type Metrics,
 } from '@flowforge/observability';
 import { fastifyObservability, genReqId } from '@flowforge/observability/fastify';
-import {
-  AuthError,
-  createApiKeyVerifier,
-  createAuth,
-  isAuthError,
-  type Auth,
-} from '@flowforge/auth';
+import { AuthError, createApiKeyVerifier, createAuth, type Auth } from '@flowforge/auth';
 import {
   apiKey,
   bearer,
@@ -30,25 +18,22 @@ import {
   requireRole,
   type ApiKeyVerifierLike,
 } from '@flowforge/auth/fastify';
-import { isDatabaseError, type Database, type DatabaseError } from '@flowforge/db';
-import { isClickHouseError, type ClickHouse, type ClickHouseError } from '@flowforge/clickhouse';
-import { isRedisError, type Redis } from '@flowforge/redis';
-import {
-  isMaterializeError,
-  type Materialize,
-  type MaterializeError,
-} from '@flowforge/materialize';
+import type { Database } from '@flowforge/db';
+import type { ClickHouse } from '@flowforge/clickhouse';
+import type { Redis } from '@flowforge/redis';
+import type { Materialize } from '@flowforge/materialize';
 import type { AppDB } from './db/schema.js';
 import { answerClientError, answerConnect, answerFrameworkError } from './framework-errors.js';
-import { sendProblem, type Problem } from './problem.js';
+import { answerError } from './error-answer.js';
+import { sendProblem } from './problem.js';
 import type { ReadinessCheck, UnconfiguredDependency } from './readiness.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
-import { dashboardRoutes, DatabaseNotConfigured } from './routes/dashboards.js';
+import { dashboardRoutes } from './routes/dashboards.js';
 import { embedRoutes } from './routes/embed.js';
 import { healthRoutes } from './routes/health.js';
 import { widgetDataRoutes } from './routes/widget-data.js';
 import { createLiveStreams, widgetStreamRoutes, type LiveStreams } from './routes/widget-stream.js';
-import { createWidgetDataReader, StoreNotConfigured } from './services/widget-data.js';
+import { createWidgetDataReader } from './services/widget-data.js';
 
 /** The WWW-Authenticate realm of every challenge. */
 const REALM = 'flowforge';
@@ -168,87 +153,15 @@ export async function buildApp(options: AppOptions): Promise<App> {
       detail: 'No route matches this request.',
     }),
   );
-  server.setErrorHandler((error: { statusCode?: number; message?: string }, request, reply) => {
-    if (isDatabaseError(error)) {
-      const problem = databaseProblem(error);
-      if (problem.status >= 500) {
-        logger[problem.status === 503 ? 'warn' : 'error'](
-          { err: error, code: error.code, sqlstate: error.sqlstate },
-          'database request failed',
-        );
-      }
-      if (problem.status === 503) void reply.header('retry-after', '1');
-      if (problem.status === 401) {
-        void reply.header('www-authenticate', 'Bearer realm="flowforge", error="invalid_token"');
-      }
-      return sendProblem(request, reply, problem);
+  server.setErrorHandler((error: unknown, request, reply) => {
+    // The embed routes take an API key, not a bearer token: challenge for what they accept.
+    const scheme = request.url.startsWith('/embed/') ? 'ApiKey' : 'Bearer';
+    const answer = answerError(error, REALM, scheme);
+    if (answer.log !== undefined) {
+      const { code } = (error ?? {}) as { code?: unknown };
+      logger[answer.log]({ err: error, code }, 'request failed');
     }
-    if (isAuthError(error)) {
-      // The embed routes take an API key, not a bearer token: challenge for what they accept.
-      const scheme = request.url.startsWith('/embed/') ? 'ApiKey' : 'Bearer';
-      const challenge = error.challenge(REALM, scheme);
-      if (challenge) void reply.header('www-authenticate', challenge);
-      if (error.status === 503) {
-        void reply.header('retry-after', '5');
-        logger.warn({ code: error.code }, 'authentication unavailable');
-      } else if (error.status >= 500) {
-        logger.error({ err: error, code: error.code }, 'authentication misused');
-      }
-      return sendProblem(request, reply, {
-        title: TITLES[error.status] ?? 'Error',
-        status: error.status,
-        // Written for clients: never the token, the key or a claim value.
-        ...(error.status < 500 || error.status === 503 ? { detail: error.message } : {}),
-      });
-    }
-    // An analytical store's error: logged with its code, answered by the store's mapping.
-    const storeFailure = (store: string, code: string, problem: Problem): FastifyReply => {
-      logger[problem.status === 500 ? 'error' : 'warn'](
-        { err: error, code },
-        `${store} request failed`,
-      );
-      if (problem.status === 503) void reply.header('retry-after', '1');
-      return sendProblem(request, reply, problem);
-    };
-    if (isClickHouseError(error)) {
-      return storeFailure('clickhouse', error.code, clickHouseProblem(error));
-    }
-    if (isMaterializeError(error)) {
-      return storeFailure('materialize', error.code, materializeProblem(error));
-    }
-    if (isRedisError(error)) {
-      // Redis is only the widget cache, whose failures are absorbed: one reaching here is a bug.
-      logger.error({ err: error, code: error.code }, 'redis request failed');
-      return sendProblem(request, reply, { title: 'Internal Server Error', status: 500 });
-    }
-    if (error instanceof StoreNotConfigured) {
-      void reply.header('retry-after', '60');
-      return sendProblem(request, reply, {
-        title: 'Service Unavailable',
-        status: 503,
-        detail: error.message,
-      });
-    }
-    if (error instanceof DatabaseNotConfigured) {
-      return sendProblem(request, reply, {
-        title: 'Service Unavailable',
-        status: 503,
-        detail: error.message,
-      });
-    }
-    const status =
-      typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 500;
-    if (status >= 500) logger.error({ err: error }, 'request failed');
-    return sendProblem(request, reply, {
-      // Fastify's own 4xx (413, 415, …) keep their reason phrase: a 415 is not a "Bad Request".
-      title:
-        TITLES[status] ??
-        STATUS_CODES[status] ??
-        (status >= 500 ? 'Internal Server Error' : 'Bad Request'),
-      status,
-      // A client's mistake is explained; a server fault is not described to the client.
-      ...(status < 500 && error.message ? { detail: error.message } : {}),
-    });
+    return sendProblem(request, reply.headers(answer.headers), answer.problem);
   });
 
   // Before any route: the plugin builds /openapi.json from the schemas of the routes registered after it.
@@ -402,110 +315,3 @@ export async function buildApp(options: AppOptions): Promise<App> {
 
 /** Redis keys the app owns: its widget data cache. */
 const WIDGET_CACHE_PREFIX = 'flowforge:cache:widget-data:';
-
-const TITLES: Record<number, string> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  409: 'Conflict',
-  500: 'Internal Server Error',
-  503: 'Service Unavailable',
-};
-
-/**
- * The HTTP face of a database error: the client's mistakes are 4xx with a fixed
- * explanation (the server's message may quote values), a store that is down or
- * overloaded is 503 (retry), anything else is a 500 that describes nothing.
- */
-function databaseProblem(error: DatabaseError): Problem {
-  switch (error.code) {
-    case 'UNAVAILABLE':
-    case 'TIMEOUT':
-    case 'CLOSED':
-    case 'NOT_CONFIGURED':
-    case 'SERIALIZATION_FAILURE':
-      return {
-        title: 'Service Unavailable',
-        status: 503,
-        detail: 'The database is not available right now; try again.',
-      };
-    case 'UNIQUE_VIOLATION':
-      return {
-        title: 'Conflict',
-        status: 409,
-        detail: 'A record with these values already exists.',
-      };
-    case 'CHECK_VIOLATION':
-    case 'NOT_NULL_VIOLATION':
-    case 'INVALID_INPUT':
-    case 'FOREIGN_KEY_VIOLATION':
-      return {
-        title: 'Bad Request',
-        status: 400,
-        detail: 'The request has values the data model refuses.',
-      };
-    case 'TENANT_INVALID':
-      return {
-        title: 'Unauthorized',
-        status: 401,
-        detail: 'The credentials carry no usable tenant.',
-      };
-    default:
-      return { title: 'Internal Server Error', status: 500 };
-  }
-}
-
-/**
- * The HTTP face of a ClickHouse error. Our queries are fixed and their values
- * validated, so nothing here is the client's mistake: a store that is down,
- * slow or refusing our credentials is 503 (retry), anything else a 500.
- */
-function clickHouseProblem(error: ClickHouseError): Problem {
-  switch (error.code) {
-    case 'UNAVAILABLE':
-    case 'TIMEOUT':
-    case 'CLOSED':
-    case 'NOT_CONFIGURED':
-    case 'AUTH_FAILED':
-    case 'CANCELLED':
-      return {
-        title: 'Service Unavailable',
-        status: 503,
-        detail: 'Widget data is not available right now; try again.',
-      };
-    default:
-      return { title: 'Internal Server Error', status: 500 };
-  }
-}
-
-/**
- * The HTTP face of a Materialize error. A widget whose view is missing or has no
- * tenant column is a 409 (its config is wrong, not the request); a store that is
- * down, slow or refusing our credentials is 503 (retry); anything else a 500.
- */
-function materializeProblem(error: MaterializeError): Problem {
-  switch (error.code) {
-    case 'UNAVAILABLE':
-    case 'TIMEOUT':
-    case 'CLOSED':
-    case 'NOT_CONFIGURED':
-    case 'AUTH_FAILED':
-    case 'CONNECTION_LOST':
-    case 'CANCELLED':
-      return {
-        title: 'Service Unavailable',
-        status: 503,
-        detail: 'Live data is not available right now; try again.',
-      };
-    case 'UNKNOWN_VIEW':
-    case 'INVALID_ARGUMENT':
-      return {
-        title: 'Conflict',
-        status: 409,
-        detail: "The widget's view cannot be streamed: it does not exist or has no tenant column.",
-      };
-    default:
-      return { title: 'Internal Server Error', status: 500 };
-  }
-}

@@ -1,4 +1,4 @@
-import { ConfigError, getSettings, type Settings } from '@flowforge/config';
+import { ConfigError, settings as environmentSettings, type Settings } from '@flowforge/config';
 import { createLogger, createMetrics, flushLogger } from '@flowforge/observability';
 import { buildApp } from './app.js';
 import { openDatabase } from './db/open.js';
@@ -10,7 +10,9 @@ const EXIT_CONFIG = 78; // EX_CONFIG from sysexits.h
 
 function loadOrExit(): Settings {
   try {
-    return getSettings();
+    // The first field read parses the environment, and throws while it is invalid.
+    void environmentSettings.app;
+    return environmentSettings;
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`${error.message}\n`);

@@ -1,14 +1,16 @@
 // Loads the demo data (src/services/demo-seed.ts) into the configured stores and
 // exits: `node apps/sample-api/dist/seed.js`. Against the embedded PGlite run it
 // while the app is stopped, or start the app with `--seed-demo` (scripts/start does).
-import { ConfigError, getSettings, type Settings } from '@flowforge/config';
+import { ConfigError, settings as environmentSettings, type Settings } from '@flowforge/config';
 import { createLogger, createMetrics, flushLogger } from '@flowforge/observability';
 import { openDatabase } from './db/open.js';
 import { seedDemo } from './services/demo-seed.js';
 
 function loadOrExit(): Settings {
   try {
-    return getSettings();
+    // The first field read parses the environment, and throws while it is invalid.
+    void environmentSettings.app;
+    return environmentSettings;
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`${error.message}\n`);

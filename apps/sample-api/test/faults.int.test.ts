@@ -24,10 +24,7 @@ import { buildApp, type App } from '../src/app.js';
 import type { AppDB } from '../src/db/schema.js';
 import { ClickHouseServer } from '../../../packages/clickhouse/test/support/clickhouse-server.js';
 import { RedisServers } from '../../../packages/redis/test/support/redis-servers.js';
-import {
-  startMaterializeDouble,
-  type MaterializeDouble,
-} from '../../../packages/materialize/test/support/materialize-double.js';
+import { startMaterializeDouble, type MaterializeDouble } from '@flowforge/materialize-double';
 import {
   startKeycloak,
   type KeycloakFixture,

@@ -16,10 +16,7 @@ import {
   startKeycloak,
   type KeycloakFixture,
 } from '../../../packages/auth/test/support/keycloak.js';
-import {
-  startMaterializeDouble,
-  type MaterializeDouble,
-} from '../../../packages/materialize/test/support/materialize-double.js';
+import { startMaterializeDouble, type MaterializeDouble } from '@flowforge/materialize-double';
 import {
   RedisServers,
   type RedisProcess,

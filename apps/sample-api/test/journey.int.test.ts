@@ -11,10 +11,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSettings } from '@flowforge/config';
 import { createLogger, createMetrics } from '@flowforge/observability';
-import {
-  startMaterializeDouble,
-  type MaterializeDouble,
-} from '../../../packages/materialize/test/support/materialize-double.js';
+import { startMaterializeDouble, type MaterializeDouble } from '@flowforge/materialize-double';
 import {
   startKeycloak,
   type KeycloakFixture,

@@ -22,10 +22,7 @@ import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  startMaterializeDouble,
-  type MaterializeDouble,
-} from '../../../packages/materialize/test/support/materialize-double.js';
+import { startMaterializeDouble, type MaterializeDouble } from '@flowforge/materialize-double';
 import { freePort } from '../../../packages/redis/test/support/redis-servers.js';
 import { createMigratedDatabase } from './support/postgres.js';
 import { openSse, type SseEvent } from './support/sse.js';

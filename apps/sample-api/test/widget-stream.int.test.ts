@@ -9,10 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadSettings } from '@flowforge/config';
 import { createDatabase } from '@flowforge/db';
 import { createMaterialize, type Materialize } from '@flowforge/materialize';
-import {
-  startMaterializeDouble,
-  type MaterializeDouble,
-} from '../../../packages/materialize/test/support/materialize-double.js';
+import { startMaterializeDouble, type MaterializeDouble } from '@flowforge/materialize-double';
 import { buildApp, type App } from '../src/app.js';
 import { closeGracefully } from '../src/lifecycle.js';
 import type { AppDB } from '../src/db/schema.js';

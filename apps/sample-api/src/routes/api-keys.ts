@@ -3,7 +3,7 @@ import { createApiKey, revokeApiKey } from '@flowforge/auth';
 import type { Database } from '@flowforge/db';
 import type { AppDB } from '../db/schema.js';
 import { sendProblem } from '../problem.js';
-import { DatabaseNotConfigured } from './dashboards.js';
+import { storeNotConfigured } from '../errors.js';
 import { idParams } from './schemas.js';
 
 export interface ApiKeyRoutesOptions {
@@ -31,7 +31,7 @@ const createBody = {
 export function apiKeyRoutes(app: FastifyInstance, options: ApiKeyRoutesOptions): void {
   const { database, canManage } = options;
   const store = (): Database<AppDB> => {
-    if (database === null) throw new DatabaseNotConfigured();
+    if (database === null) throw storeNotConfigured('The database', 'DATABASE_URL');
     return database;
   };
 

@@ -3,6 +3,7 @@ import { sql, type Selectable, type Transaction } from 'kysely';
 import { isDatabaseError, type Database } from '@flowforge/db';
 import type { AppDB, DashboardTable, WidgetKind, WidgetTable } from '../db/schema.js';
 import type { Principal } from '@flowforge/auth';
+import { storeNotConfigured } from '../errors.js';
 import { sendProblem } from '../problem.js';
 import { MAX_DAYS, METRIC_NAME_PATTERN } from '../services/widget-data.js';
 import { VIEW_NAME_PATTERN } from '../services/live-widgets.js';
@@ -137,7 +138,7 @@ export function dashboardRoutes(app: FastifyInstance, options: DashboardRoutesOp
     fn: (trx: Transaction<AppDB>, principal: Principal) => Promise<T>,
   ): Promise<T> {
     const principal = request.principal!;
-    if (database === null) throw new DatabaseNotConfigured();
+    if (database === null) throw storeNotConfigured('The database', 'DATABASE_URL');
     return database.withTenant(principal.tenantId, (trx) => fn(trx, principal));
   }
 
@@ -293,14 +294,5 @@ export function dashboardRoutes(app: FastifyInstance, options: DashboardRoutesOp
         }
       },
     );
-  }
-}
-
-/** Thrown when a route needs the database and none is configured: a 503 naming the variable. */
-export class DatabaseNotConfigured extends Error {
-  readonly statusCode = 503;
-  constructor() {
-    super('No database is configured: set DATABASE_URL.');
-    this.name = 'DatabaseNotConfigured';
   }
 }

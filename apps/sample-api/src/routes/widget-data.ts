@@ -4,7 +4,7 @@ import type { Selectable } from 'kysely';
 import type { AppDB, WidgetTable } from '../db/schema.js';
 import { sendProblem } from '../problem.js';
 import type { WidgetDataReader } from '../services/widget-data.js';
-import { DatabaseNotConfigured } from './dashboards.js';
+import { storeNotConfigured } from '../errors.js';
 import { idParams } from './schemas.js';
 
 export interface WidgetDataRoutesOptions {
@@ -20,7 +20,7 @@ export async function findWidget(
   tenantId: string,
   id: string,
 ): Promise<Pick<Selectable<WidgetTable>, 'id' | 'kind' | 'config'> | undefined> {
-  if (database === null) throw new DatabaseNotConfigured();
+  if (database === null) throw storeNotConfigured('The database', 'DATABASE_URL');
   return database.withTenant(tenantId, (trx) =>
     trx
       .selectFrom('widgets')

@@ -12,7 +12,7 @@ import type { Logger } from '@flowforge/observability';
 import type { AppDB } from '../db/schema.js';
 import { sendProblem } from '../problem.js';
 import { LAST_EVENT_ID_PATTERN, liveViewOf, TENANT_COLUMN } from '../services/live-widgets.js';
-import { StoreNotConfigured } from '../services/widget-data.js';
+import { storeNotConfigured } from '../errors.js';
 import { findWidget, sendWidgetNotFound } from './widget-data.js';
 import { idParams } from './schemas.js';
 
@@ -151,7 +151,7 @@ export function widgetStreamRoutes(app: FastifyInstance, options: WidgetStreamRo
       const widget = await findWidget(database, tenantId, request.params.id);
       if (!widget) return sendWidgetNotFound(request, reply);
       const view = liveViewOf(widget.kind, widget.config);
-      if (materialize === null) throw new StoreNotConfigured('Materialize', 'MATERIALIZE_URL');
+      if (materialize === null) throw storeNotConfigured('Materialize', 'MATERIALIZE_URL');
       const refuse = (status: 429 | 503, detail: string, retryAfter: string) => {
         void reply.header('retry-after', retryAfter);
         return sendProblem(request, reply, {

@@ -18,7 +18,7 @@ import { METRIC_POINTS_TABLE } from './widget-data.js';
 const DEV_TENANT = '00000000-0000-4000-8000-00000000000a';
 const OTHER_TENANT = '00000000-0000-4000-8000-00000000000b';
 const SEED_USER = '00000000-0000-4000-8000-000000000001';
-/** The view the wire double's `--demo` mode defines (test/support/materialize-double.ts). */
+/** The view the wire double's `--demo` mode defines (testing/materialize-double/src/cli.ts). */
 const DEMO_VIEW = 'demo_orders';
 const METRICS = ['orders', 'visits'] as const;
 const DAYS = 30;

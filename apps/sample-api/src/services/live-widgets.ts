@@ -1,5 +1,5 @@
 import type { WidgetKind } from '../db/schema.js';
-import { WidgetNotQueryable } from './widget-data.js';
+import { widgetNotQueryable } from '../errors.js';
 
 /**
  * A Materialize view name as live widgets may name it: `name` or `schema.name`,
@@ -16,14 +16,14 @@ export const TENANT_COLUMN = 'tenant_id';
  */
 export function liveViewOf(kind: WidgetKind, config: Readonly<Record<string, unknown>>): string {
   if (kind !== 'live') {
-    throw new WidgetNotQueryable('Only live widgets stream; read a metric widget at /data.');
+    throw widgetNotQueryable('Only live widgets stream; read a metric widget at /data.');
   }
   const view = config.view;
   if (typeof view !== 'string') {
-    throw new WidgetNotQueryable("The widget's `config.view` names no Materialize view.");
+    throw widgetNotQueryable("The widget's `config.view` names no Materialize view.");
   }
   if (!new RegExp(VIEW_NAME_PATTERN).test(view)) {
-    throw new WidgetNotQueryable("The widget's `config.view` is not a valid view name.");
+    throw widgetNotQueryable("The widget's `config.view` is not a valid view name.");
   }
   return view;
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { metricSelectionOf, WidgetNotQueryable } from './widget-data.js';
+import { isAppError } from '../errors.js';
+import { metricSelectionOf } from './widget-data.js';
 
 describe('metricSelectionOf', () => {
   it('reads the metric and the day count, 7 days by default', () => {
@@ -24,12 +25,13 @@ describe('metricSelectionOf', () => {
     ['fractional days', 'metric', { metric: 'orders', days: 1.5 }],
     ['days as a string', 'metric', { metric: 'orders', days: '7' }],
   ] as const)('refuses %s (409)', (_what, kind, config) => {
-    const attempt = () => metricSelectionOf(kind, config);
-    expect(attempt).toThrow(WidgetNotQueryable);
+    let thrown: unknown;
     try {
-      attempt();
+      metricSelectionOf(kind, config);
     } catch (error) {
-      expect((error as WidgetNotQueryable).statusCode).toBe(409);
+      thrown = error;
     }
+    expect(isAppError(thrown, 'WIDGET_NOT_QUERYABLE')).toBe(true);
+    expect((thrown as { status?: number }).status).toBe(409);
   });
 });

@@ -1,3 +1,4 @@
+import { storeNotConfigured, widgetNotQueryable } from '../errors.js';
 import type { ClickHouse } from '@flowforge/clickhouse';
 import type { Logger } from '@flowforge/observability';
 import type { OwnedKeyspace } from '@flowforge/redis';
@@ -35,27 +36,6 @@ interface WidgetData extends MetricSelection {
   readonly cached: boolean;
 }
 
-/** A widget whose data cannot be read this way (a live widget, no metric configured): 409. */
-export class WidgetNotQueryable extends Error {
-  readonly statusCode = 409;
-  constructor(message: string) {
-    super(message);
-    this.name = 'WidgetNotQueryable';
-  }
-}
-
-/** Thrown when a route needs a store that is not configured: a 503 naming the variable. */
-export class StoreNotConfigured extends Error {
-  readonly statusCode = 503;
-  constructor(
-    readonly store: string,
-    readonly variable: string,
-  ) {
-    super(`${store} is not configured: set ${variable}.`);
-    this.name = 'StoreNotConfigured';
-  }
-}
-
 /** A metric name as the schema of metric widgets allows it. */
 export const METRIC_NAME_PATTERN = '^[A-Za-z][A-Za-z0-9_.:-]{0,99}$';
 const METRIC_NAME = new RegExp(METRIC_NAME_PATTERN);
@@ -65,21 +45,21 @@ export const MAX_DAYS = 366;
 /**
  * The selection a widget's stored config describes. Configs are validated when
  * written; this re-checks what is read, since a row may predate the rule.
- * @throws {WidgetNotQueryable}
+ * @throws {AppError} WIDGET_NOT_QUERYABLE
  */
 export function metricSelectionOf(
   kind: WidgetKind,
   config: Readonly<Record<string, unknown>>,
 ): MetricSelection {
   if (kind !== 'metric') {
-    throw new WidgetNotQueryable(`A ${kind} widget has no data to read here; stream it instead.`);
+    throw widgetNotQueryable(`A ${kind} widget has no data to read here; stream it instead.`);
   }
   const { metric, days = DEFAULT_DAYS } = config;
   if (typeof metric !== 'string' || !METRIC_NAME.test(metric)) {
-    throw new WidgetNotQueryable('The widget has no valid `config.metric` to read.');
+    throw widgetNotQueryable('The widget has no valid `config.metric` to read.');
   }
   if (typeof days !== 'number' || !Number.isInteger(days) || days < 1 || days > MAX_DAYS) {
-    throw new WidgetNotQueryable(`The widget's \`config.days\` must be 1–${MAX_DAYS}.`);
+    throw widgetNotQueryable(`The widget's \`config.days\` must be 1–${MAX_DAYS}.`);
   }
   return { metric, days };
 }
@@ -143,7 +123,7 @@ export function createWidgetDataReader(options: WidgetDataOptions): WidgetDataRe
   return {
     async read(tenantId, widget) {
       const selection = metricSelectionOf(widget.kind, widget.config);
-      if (!clickhouse) throw new StoreNotConfigured('ClickHouse', 'CLICKHOUSE_URL');
+      if (!clickhouse) throw storeNotConfigured('ClickHouse', 'CLICKHOUSE_URL');
       // The tenant leads the key: one tenant can never be served another's entry.
       const key = `${cache?.prefix ?? ''}${tenantId}:${widget.id}:${selection.days}:${selection.metric}`;
       const cached = await fromCache(key);
