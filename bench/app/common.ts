@@ -1,40 +1,35 @@
-// What bench/app/run.mjs and bench/app/soak.mjs share: the built sample app as a
-// child process, a realm that serves a JWKS at Keycloak's path and signs access
-// tokens shaped like Keycloak's, and a migrated, seeded PostgreSQL database.
-import { spawn } from 'node:child_process';
+// What bench/app/run.ts and bench/app/soak.ts share: the built sample app as a
+// child process and a migrated, seeded PostgreSQL database. The Keycloak stand-in
+// is lib/realm.ts (RS256, Keycloak's default).
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { createServer as createHttpServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
+import process from 'node:process';
 import { fileURLToPath } from 'node:url';
-import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import pg from 'pg';
-import { createDatabase, migrateToLatest } from '@flowforge/db';
-import { dropDatabase } from '../lib/harness.mjs';
+import { createDatabase, migrateToLatest, type MigrateOptions } from '@flowforge/db';
+import { sleep } from '../lib/harness.ts';
+import {
+  APP_LOGIN,
+  OWNER,
+  SUPERUSER,
+  adminQuery,
+  dropDatabase,
+  pgUrl,
+  serverVersion,
+} from '../lib/postgres.ts';
+import { CLIENT_ID, REALM } from '../lib/realm.ts';
 
 /** The app as `pnpm start` runs it (built by `pnpm exec turbo run build --filter=@flowforge/sample-api...`). */
-export const APP_MAIN = fileURLToPath(
+export const APP_MAIN: string = fileURLToPath(
   new URL('../../apps/sample-api/dist/main.js', import.meta.url),
 );
 /** The app's migrations as a deploy applies them. */
 const APP_MIGRATIONS = new URL('../../apps/sample-api/dist/migrations.js', import.meta.url);
 
-const CLIENT_ID = 'flowforge-api';
-const REALM = 'bench';
-/** Keycloak's default `aud` of an access token; the client id is in `azp`. */
-const TOKEN_AUDIENCE = 'account';
-/** Keycloak's default signature algorithm. */
-const ALG = 'RS256';
-
-const PG_HOST = '127.0.0.1:5432';
-const SUPERUSER = 'postgres';
-const OWNER = 'flowforge_owner';
-const APP_LOGIN = 'flowforge';
-const pgUrl = (user, database) => `postgres://${user}:${user}@${PG_HOST}/${database}`;
-
 /** Fails early, with the command to run, when the app is not built. */
-export function requireBuiltApp() {
+export function requireBuiltApp(): void {
   if (!existsSync(APP_MAIN) || !existsSync(fileURLToPath(APP_MIGRATIONS))) {
     throw new Error(
       `${APP_MAIN} is missing: build it with \`pnpm exec turbo run build --filter=@flowforge/sample-api...\``,
@@ -42,69 +37,31 @@ export function requireBuiltApp() {
   }
 }
 
-// ------------------------------------------------------------------ realm
-
-/** The Keycloak stand-in of the benchmarks: an RS256 key, its JWKS served on loopback. */
-export async function startRealm() {
-  const { privateKey, publicKey } = await generateKeyPair(ALG, { extractable: true });
-  const kid = `bench-${ALG.toLowerCase()}`;
-  const body = JSON.stringify({
-    keys: [{ ...(await exportJWK(publicKey)), kid, alg: ALG, use: 'sig' }],
-  });
-  let fetches = 0;
-  const server = createHttpServer((request, response) => {
-    if (request.url === `/realms/${REALM}/protocol/openid-connect/certs`) {
-      fetches += 1;
-      response.writeHead(200, { 'content-type': 'application/json' }).end(body);
-    } else {
-      response.writeHead(404).end();
-    }
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const url = `http://127.0.0.1:${server.address().port}`;
-  const issuer = `${url}/realms/${REALM}`;
-  return {
-    /** KEYCLOAK_URL of the app. */
-    url,
-    fetches: () => fetches,
-    /** A Keycloak-shaped access token for `tenantId` with realm `roles`, valid for an hour. */
-    async token(tenantId, roles, userId = randomUUID()) {
-      return new SignJWT({
-        typ: 'Bearer',
-        azp: CLIENT_ID,
-        tenant_id: tenantId,
-        sid: randomUUID(),
-        scope: 'openid profile email',
-        email_verified: true,
-        preferred_username: 'bench-user',
-        realm_access: { roles },
-        resource_access: { account: { roles: ['manage-account', 'view-profile'] } },
-      })
-        .setProtectedHeader({ alg: ALG, kid, typ: 'JWT' })
-        .setIssuer(issuer)
-        .setAudience(TOKEN_AUDIENCE)
-        .setSubject(userId)
-        .setJti(randomUUID())
-        .setIssuedAt()
-        .setExpirationTime('1h')
-        .sign(privateKey);
-    },
-    close: () => new Promise((resolve) => server.close(resolve)),
-  };
-}
-
 // ------------------------------------------------------------------ PostgreSQL
 
-/** Runs one statement on `database` as the superuser (trust on loopback). */
-export async function adminQuery(text, values, database = 'postgres') {
-  const client = new pg.Client({ connectionString: pgUrl(SUPERUSER, database) });
-  await client.connect();
-  try {
-    return await client.query(text, values);
-  } finally {
-    await client.end();
-  }
+/**
+ * A module that exports `packages` and `migrations` is what migrateToLatest takes
+ * (and checks, source by source): only the shape of the module is checked here.
+ */
+function isMigrationModule(value: unknown): value is MigrateOptions {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    'packages' in value &&
+    Array.isArray(value.packages) &&
+    'migrations' in value &&
+    typeof value.migrations === 'object' &&
+    value.migrations !== null
+  );
+}
+
+/** A seeded bench database; `drop()` removes it. */
+export interface SeededDatabase {
+  name: string;
+  /** DATABASE_URL of the app (its login role). */
+  appUrl: string;
+  serverVersion: string;
+  drop: () => Promise<void>;
 }
 
 /**
@@ -120,15 +77,23 @@ export async function createSeededDatabase({
   fillerTenants = 50,
   dashboardsPerTenant = 20,
   widgetsPerDashboard = 0,
-}) {
+}: {
+  tenants: readonly string[];
+  fillerTenants?: number;
+  dashboardsPerTenant?: number;
+  widgetsPerDashboard?: number;
+}): Promise<SeededDatabase> {
   const name = `ff_bench_${randomBytes(4).toString('hex')}`;
-  await adminQuery(`create database ${name} owner ${OWNER}`);
-  const drop = () => dropDatabase((text) => adminQuery(text), name);
+  await adminQuery({ as: SUPERUSER }, `create database ${name} owner ${OWNER}`);
+  const drop = () => dropDatabase(SUPERUSER, name);
   try {
-    const { packages, migrations } = await import(APP_MIGRATIONS.href);
+    const appMigrations: unknown = await import(APP_MIGRATIONS.href);
+    if (!isMigrationModule(appMigrations)) {
+      throw new Error(`${APP_MIGRATIONS.href} exports no packages and migrations`);
+    }
     const owner = createDatabase({ url: pgUrl(OWNER, name), poolSize: 1 });
     try {
-      await migrateToLatest(owner.db, { packages, migrations });
+      await migrateToLatest(owner.db, appMigrations);
     } finally {
       await owner.close();
     }
@@ -155,7 +120,7 @@ export async function createSeededDatabase({
       }
       await client.query('vacuum (analyze)');
       await client.query('checkpoint');
-      const { server_version: version } = (await client.query('show server_version')).rows[0];
+      const version = await serverVersion(client);
       return { name, appUrl: pgUrl(APP_LOGIN, name), serverVersion: version, drop };
     } finally {
       await client.end();
@@ -168,11 +133,27 @@ export async function createSeededDatabase({
 
 // ------------------------------------------------------------------ the app
 
+/** The environment of the app: its variables by name, PORT among them. */
+export interface AppEnvironment {
+  PORT: string;
+  [name: string]: string;
+}
+
 /**
  * The environment of the app in production mode: exactly these variables,
  * nothing inherited. `extra` adds or overrides (store URLs, METRICS_TOKEN…).
  */
-export function appEnvironment({ port, databaseUrl, keycloakUrl, extra = {} }) {
+export function appEnvironment({
+  port,
+  databaseUrl,
+  keycloakUrl,
+  extra = {},
+}: {
+  port: number;
+  databaseUrl: string;
+  keycloakUrl: string;
+  extra?: Record<string, string>;
+}): AppEnvironment {
   return {
     APP_ENV: 'production',
     APP_NAME: 'flowforge-bench',
@@ -189,25 +170,35 @@ export function appEnvironment({ port, databaseUrl, keycloakUrl, extra = {} }) {
   };
 }
 
+/** A started app. */
+export interface RunningApp {
+  child: ChildProcess;
+  /** http://127.0.0.1:PORT */
+  base: string;
+  /** The last 4,000 characters of its stderr. */
+  stderr: () => string;
+}
+
 /**
  * Starts the built app (`node dist/main.js`) with `env`, its log lines (stdout) to
  * `stdout` (a file descriptor or 'ignore'), and resolves once GET /health/ready
  * answers 200 (30 s at most). Rejects with the app's stderr when it exits first.
  */
-export async function startApp(env, { stdout = 'ignore' } = {}) {
+export async function startApp(
+  env: AppEnvironment,
+  { stdout = 'ignore' }: { stdout?: number | 'ignore' } = {},
+): Promise<RunningApp> {
   const child = spawn(process.execPath, [APP_MAIN], { env, stdio: ['ignore', stdout, 'pipe'] });
   let stderr = '';
-  child.stderr.on('data', (chunk) => {
+  child.stderr?.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-4_000);
   });
-  let exit;
-  child.once('exit', (code, signal) => (exit = { code, signal }));
   const base = `http://127.0.0.1:${env.PORT}`;
   const deadline = performance.now() + 30_000;
   for (;;) {
-    if (exit) {
+    if (child.exitCode !== null || child.signalCode !== null) {
       throw new Error(
-        `the app exited before it was ready (code ${exit.code}, signal ${exit.signal}): ${stderr}`,
+        `the app exited before it was ready (code ${child.exitCode}, signal ${child.signalCode}): ${stderr}`,
       );
     }
     try {
@@ -221,15 +212,15 @@ export async function startApp(env, { stdout = 'ignore' } = {}) {
       child.kill('SIGKILL');
       throw new Error(`the app was not ready after 30 s: ${stderr}`);
     }
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(100);
   }
   return { child, base, stderr: () => stderr };
 }
 
 /** The RSS of a process in bytes (VmRSS of /proc/PID/status). */
-export async function processRss(pid) {
+export async function processRss(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const match = /^VmRSS:\s+(\d+) kB$/m.exec(status);
-  if (!match) throw new Error(`no VmRSS in /proc/${pid}/status`);
-  return Number(match[1]) * 1024;
+  const kilobytes = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1];
+  if (kilobytes === undefined) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(kilobytes) * 1024;
 }

@@ -1,27 +1,26 @@
 #!/usr/bin/env node
 // Each package's install size with its production dependencies: the package is packed,
 // published to a throwaway verdaccio and installed alone with npm into a fresh project
-// (the registry check's machinery, scripts/registry-check.mjs); the size is that project's
+// (the registry check's machinery, scripts/registry-check.ts); the size is that project's
 // node_modules. Needs the packages built (`pnpm build`) and the npm registry.
 //
-//   node scripts/install-size.mjs           print the sizes
-//   node scripts/install-size.mjs --write   also update the "Install size …" line of each
-//                                           package README that has one (never adds it)
+//   node scripts/install-size.ts           print the sizes
+//   node scripts/install-size.ts --write   also update the "Install size …" line of each
+//                                          package README that has one (never adds it)
 //
 // FLOWFORGE_REGISTRY_SKIP leaves packages out, as in the registry check.
 import console from 'node:console';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import process from 'node:process';
-import { formatMegabytes, listPackages, parseSkipList, startRun } from './registry-check.mjs';
+import { formatMegabytes, listPackages, parseSkipList, startRun } from './registry-check.ts';
 
 const README_LINE = /^Install size with production dependencies: .*$/m;
 
-/** @param {number} bytes */
-const line = (bytes) =>
-  `Install size with production dependencies: ${formatMegabytes(bytes)} (measured by scripts/install-size.mjs).`;
+const line = (bytes: number): string =>
+  `Install size with production dependencies: ${formatMegabytes(bytes)} (measured by scripts/install-size.ts).`;
 
-async function main() {
+async function main(): Promise<void> {
   const write = process.argv.includes('--write');
   const packages = listPackages({ skip: parseSkipList(process.env['FLOWFORGE_REGISTRY_SKIP']) });
   const session = await startRun(packages, { smoke: false, types: false });

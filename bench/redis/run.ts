@@ -2,27 +2,39 @@
 // ioredis client, in one run; each result is reported as a ratio to raw ioredis.
 // Needs the redis-server of scripts/services (127.0.0.1:6379). See README.md.
 //
-// Usage: node redis/run.mjs [--rounds 5] [--duration 3] [--warmup 0.25]
+// Usage: node redis/run.ts [--rounds 5] [--duration 3] [--warmup 0.25]
 //                           [--concurrency 50] [--keys 1000] [--port 6379] [--help]
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
+import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Redis as IORedis } from 'ioredis';
 import { createRedis } from '@flowforge/redis';
 import { createMetrics } from '@flowforge/observability';
 import {
+  allNumbers,
+  cpuMicros,
+  entryOf,
+  machineLoad,
   median,
+  perRound,
   percentile,
-  processCpu,
-  spread,
-  writeResults,
   positiveFlag,
-} from '../lib/harness.mjs';
+  printTable,
+  processCpu,
+  recordOf,
+  rotated,
+  spread,
+  tearDownOnSignals,
+  writeResults,
+} from '../lib/harness.ts';
 
 const BASELINE = 'raw';
-const MODES = ['raw', 'raw-options', 'flowforge', 'flowforge-no-metrics'];
-const WORKLOADS = ['get', 'hgetall'];
+const MODES = ['raw', 'raw-options', 'flowforge', 'flowforge-no-metrics'] as const;
+type Mode = (typeof MODES)[number];
+const WORKLOADS = ['get', 'hgetall'] as const;
+type Workload = (typeof WORKLOADS)[number];
 const TARGET = 0.95;
 /** Interleaved slices per mode and measurement (see the measuring loop). */
 const SLICES = 6;
@@ -32,7 +44,7 @@ const HASH_FIELDS = 5;
 
 const RESULTS = fileURLToPath(new URL('./results.json', import.meta.url));
 
-const USAGE = `Usage: node bench/redis/run.mjs [options]
+const USAGE = `Usage: node bench/redis/run.ts [options]
 
 Reads (GET of a ${VALUE_BYTES}-byte string, HGETALL of a ${HASH_FIELDS}-field hash) through
 redis.data of @flowforge/redis against the same reads on a raw ioredis client; each
@@ -66,21 +78,22 @@ if (flags.help) {
   process.exit(0);
 }
 
-const positive = (name, options) => positiveFlag(flags, name, options);
-const rounds = positive('rounds', { integer: true });
-const duration = positive('duration');
-const warmup = positive('warmup', { min: -1 });
-const concurrency = positive('concurrency', { integer: true });
-const keyCount = positive('keys', { integer: true });
-const port = positive('port', { integer: true });
+const rounds = positiveFlag(flags, 'rounds', { integer: true });
+const duration = positiveFlag(flags, 'duration');
+const warmup = positiveFlag(flags, 'warmup', { min: -1 });
+const concurrency = positiveFlag(flags, 'concurrency', { integer: true });
+const keyCount = positiveFlag(flags, 'keys', { integer: true });
+const port = positiveFlag(flags, 'port', { integer: true });
 const loads = [
   { name: 'concurrent', callers: concurrency },
   { name: 'sequential', callers: 1 },
 ];
 
 const prefix = `ff:bench:${randomBytes(4).toString('hex')}:`;
-const stringKeys = Array.from({ length: keyCount }, (_unused, index) => `${prefix}s:${index}`);
-const hashKeys = Array.from({ length: keyCount }, (_unused, index) => `${prefix}h:${index}`);
+const stringKey = (index: number) => `${prefix}s:${index}`;
+const hashKey = (index: number) => `${prefix}h:${index}`;
+const stringKeys = Array.from({ length: keyCount }, (_unused, index) => stringKey(index));
+const hashKeys = Array.from({ length: keyCount }, (_unused, index) => hashKey(index));
 const value = 'v'.repeat(VALUE_BYTES);
 const hash = Object.fromEntries(
   Array.from({ length: HASH_FIELDS }, (_unused, index) => [`field${index}`, `value-${index}`]),
@@ -88,18 +101,18 @@ const hash = Object.fromEntries(
 
 // ------------------------------------------------------------------ data
 
-async function seed(writer) {
+async function seed(writer: IORedis): Promise<void> {
   for (let start = 0; start < keyCount; start += 500) {
     const pipeline = writer.pipeline();
     for (let index = start; index < Math.min(keyCount, start + 500); index += 1) {
-      pipeline.set(stringKeys[index], value);
-      pipeline.hset(hashKeys[index], hash);
+      pipeline.set(stringKey(index), value);
+      pipeline.hset(hashKey(index), hash);
     }
     await pipeline.exec();
   }
 }
 
-async function deleteSeed(writer) {
+async function deleteSeed(writer: IORedis): Promise<number> {
   let deleted = 0;
   let cursor = '0';
   do {
@@ -112,6 +125,15 @@ async function deleteSeed(writer) {
 
 // ------------------------------------------------------------------ the modes
 
+/** The reads measured, as both ioredis and redis.data offer them. */
+interface ReadView {
+  get(key: string): Promise<string | null>;
+  hgetall(key: string): Promise<Record<string, string>>;
+}
+
+/** One read of a seeded key; resolves to the reply. */
+type Operation = (key: string) => Promise<unknown>;
+
 /**
  * - raw: `new Redis({ host, port })`, ioredis's defaults (the baseline);
  * - raw-options: raw ioredis with the connection options createRedis gives its
@@ -122,7 +144,12 @@ async function deleteSeed(writer) {
  * - flowforge-no-metrics: the same without a metrics registry.
  */
 async function openModes() {
-  const topology = { mode: 'standalone', tls: false, node: { host: HOST, port }, db: 0 };
+  const topology = {
+    mode: 'standalone' as const,
+    tls: false,
+    node: { host: HOST, port },
+    db: 0,
+  };
   const raw = new IORedis({ host: HOST, port });
   const rawOptions = new IORedis({
     host: HOST,
@@ -141,23 +168,16 @@ async function openModes() {
   for (const client of [raw, rawOptions]) client.on('error', () => undefined);
   await rawOptions.connect();
   await Promise.all([raw.ping(), rawOptions.ping(), withMetrics.health(), withoutMetrics.health()]);
-  const views = {
+  const views: Record<Mode, ReadView> = {
     raw,
     'raw-options': rawOptions,
     flowforge: withMetrics.data,
     'flowforge-no-metrics': withoutMetrics.data,
   };
-  const ops = {};
-  for (const workload of WORKLOADS) {
-    ops[workload] = {};
-    for (const mode of MODES) {
-      const view = views[mode];
-      ops[workload][mode] =
-        workload === 'get'
-          ? (index) => view.get(stringKeys[index])
-          : (index) => view.hgetall(hashKeys[index]);
-    }
-  }
+  const ops: Record<Workload, Record<Mode, Operation>> = {
+    get: recordOf(MODES, (mode) => (key: string) => views[mode].get(key)),
+    hgetall: recordOf(MODES, (mode) => (key: string) => views[mode].hgetall(key)),
+  };
   return {
     ops,
     metrics,
@@ -169,16 +189,39 @@ async function openModes() {
   };
 }
 
-const checks = {
-  get: (reply) => reply === value,
-  hgetall: (reply) => reply !== null && Object.keys(reply).length === HASH_FIELDS,
+/** The keys each read cycles through, and what its reply must be. */
+const reads: Record<Workload, { keys: readonly string[]; check: (reply: unknown) => boolean }> = {
+  get: { keys: stringKeys, check: (reply) => reply === value },
+  hgetall: {
+    keys: hashKeys,
+    check: (reply) =>
+      typeof reply === 'object' && reply !== null && Object.keys(reply).length === HASH_FIELDS,
+  },
 };
 
 // ------------------------------------------------------------------ measuring
 
+/** What one slice measured. */
+interface Slice {
+  /** µs */
+  latencies: number[];
+  seconds: number;
+  /** Node's CPU time, µs */
+  cpu: number;
+  /** redis-server's CPU time, µs; null when its pid is unknown */
+  serverCpu: number | null;
+}
+
 /** One slice: `callers` loops calling `op` back to back for `seconds`; latencies in µs. */
-async function drive(op, check, callers, seconds, serverPid) {
-  const latencies = [];
+async function drive(
+  op: Operation,
+  workload: Workload,
+  callers: number,
+  seconds: number,
+  serverPid: number | null,
+): Promise<Slice> {
+  const { keys, check } = reads[workload];
+  const latencies: number[] = [];
   let next = 0;
   const serverBefore = serverPid ? await processCpu(serverPid) : 0;
   const cpuBefore = process.cpuUsage();
@@ -186,10 +229,11 @@ async function drive(op, check, callers, seconds, serverPid) {
   const deadline = started + seconds * 1000;
   const caller = async () => {
     while (performance.now() < deadline) {
-      const index = next % keyCount;
+      const key = keys[next % keyCount];
+      if (key === undefined) throw new Error(`no key ${next % keyCount}`);
       next += 1;
       const t0 = performance.now();
-      const reply = await op(index);
+      const reply = await op(key);
       latencies.push((performance.now() - t0) * 1000);
       if (!check(reply)) throw new Error('a read returned the wrong value; the numbers are void');
     }
@@ -200,19 +244,31 @@ async function drive(op, check, callers, seconds, serverPid) {
   return {
     latencies,
     seconds: elapsed,
-    cpu: cpu.user + cpu.system,
+    cpu: cpuMicros(cpu),
     serverCpu: serverPid ? (await processCpu(serverPid)) - serverBefore : null,
   };
 }
 
+/** One measurement. */
+interface Run {
+  ops: number;
+  opsPerSecond: number;
+  /** µs */
+  p50: number;
+  p99: number;
+  cpuPerOp: number;
+  serverCpuPerOp: number | null;
+}
+
 /** One measurement out of its slices: ops/s, nearest-rank p50/p99 (µs), CPU per op (µs). */
-function summarize(slices) {
+function summarize(slices: readonly Slice[]): Run {
   const sorted = Float64Array.from(slices.flatMap((slice) => slice.latencies)).sort();
   const seconds = slices.reduce((sum, slice) => sum + slice.seconds, 0);
   const cpu = slices.reduce((sum, slice) => sum + slice.cpu, 0);
-  const serverCpu = slices.some((slice) => slice.serverCpu === null)
-    ? null
-    : slices.reduce((sum, slice) => sum + slice.serverCpu, 0);
+  let serverCpu: number | null = 0;
+  for (const slice of slices) {
+    serverCpu = serverCpu === null || slice.serverCpu === null ? null : serverCpu + slice.serverCpu;
+  }
   return {
     ops: sorted.length,
     opsPerSecond: sorted.length / seconds,
@@ -223,15 +279,12 @@ function summarize(slices) {
   };
 }
 
-/** `list` rotated by `by` places. */
-const rotated = (list, by) => list.map((_item, index) => list[(index + by) % list.length]);
-
 // ------------------------------------------------------------------ the run
 
-let writer;
-let cleaning;
+let writer: IORedis | undefined;
+let cleaning: Promise<void> | undefined;
 /** Deletes the seeded keys; once. */
-function cleanup() {
+function cleanup(): Promise<void> {
   cleaning ??= (async () => {
     if (!writer) return;
     const deleted = await deleteSeed(writer);
@@ -240,18 +293,7 @@ function cleanup() {
   })();
   return cleaning;
 }
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.once(signal, () => {
-    console.error(`\n${signal}: deleting the bench keys`);
-    cleanup().then(
-      () => process.exit(130),
-      (error) => {
-        console.error(error);
-        process.exit(1);
-      },
-    );
-  });
-}
+tearDownOnSignals('deleting the bench keys', cleanup);
 
 async function main() {
   const loadBefore = os.loadavg();
@@ -260,7 +302,7 @@ async function main() {
     `redis bench: ${MODES.length} modes × ${WORKLOADS.length} reads × ${loads.length} loads × ${rounds} rounds × ` +
       `(${warmup} s warm-up + ${duration} s); ${concurrency} concurrent callers; ` +
       `about ${((measurements * (duration + warmup)) / 60 + 0.1).toFixed(1)} min; ` +
-      `load average ${loadBefore[0].toFixed(2)} on ${os.cpus().length} CPUs`,
+      machineLoad(loadBefore),
   );
   writer = new IORedis({ host: HOST, port });
   writer.on('error', () => undefined);
@@ -279,33 +321,32 @@ async function main() {
     for (const load of loads) {
       for (const workload of WORKLOADS) {
         for (const mode of MODES) {
-          await drive(ops[workload][mode], checks[workload], load.callers, 0.3, null);
+          await drive(ops[workload][mode], workload, load.callers, 0.3, null);
         }
       }
     }
 
     const groups = loads.flatMap((load) => WORKLOADS.map((workload) => ({ load, workload })));
-    const runs = Object.fromEntries(
-      groups.map(({ load, workload }) => [
-        `${load.name}/${workload}`,
-        Object.fromEntries(MODES.map((mode) => [mode, []])),
-      ]),
+    const runs = recordOf(
+      groups.map(({ load, workload }) => `${load.name}/${workload}`),
+      () => recordOf(MODES, (): Run[] => []),
     );
+    const runsOf = (group: string) => entryOf(runs, group);
     for (let round = 0; round < rounds; round += 1) {
       for (const { load, workload } of groups) {
         // A mode's measurement is SLICES slices, interleaved with the other modes' and
         // rotated from slice to slice: the VM's speed drifts within seconds, and
         // back-to-back whole runs would mostly measure that drift.
         for (const mode of MODES) {
-          await drive(ops[workload][mode], checks[workload], load.callers, warmup, null);
+          await drive(ops[workload][mode], workload, load.callers, warmup, null);
         }
-        const slices = Object.fromEntries(MODES.map((mode) => [mode, []]));
+        const slices = recordOf(MODES, (): Slice[] => []);
         for (let slice = 0; slice < SLICES; slice += 1) {
           for (const mode of rotated(MODES, round + slice)) {
             slices[mode].push(
               await drive(
                 ops[workload][mode],
-                checks[workload],
+                workload,
                 load.callers,
                 duration / SLICES,
                 serverPid,
@@ -315,7 +356,7 @@ async function main() {
         }
         for (const mode of MODES) {
           const run = summarize(slices[mode]);
-          runs[`${load.name}/${workload}`][mode].push(run);
+          runsOf(`${load.name}/${workload}`)[mode].push(run);
           console.log(
             `round ${round + 1}/${rounds}  ${load.name.padEnd(10)} ${workload.padEnd(7)} ${mode.padEnd(20)} ` +
               `${Math.round(run.opsPerSecond).toString().padStart(6)} ops/s  p50 ${Math.round(run.p50)} µs  ` +
@@ -326,16 +367,16 @@ async function main() {
       }
     }
 
-    const summary = [];
-    for (const { load, workload } of groups) {
-      const group = runs[`${load.name}/${workload}`];
-      // Ratios within each round, then the median over the rounds (the VM's speed drifts).
-      const perRound = (mode, pick) =>
-        group[mode].map((run, index) => pick(group[BASELINE][index], run));
-      for (const mode of MODES) {
+    const summary = groups.flatMap(({ load, workload }) => {
+      const group = runsOf(`${load.name}/${workload}`);
+      return MODES.map((mode) => {
         const list = group[mode];
-        const ratios = perRound(mode, (base, run) => run.opsPerSecond / base.opsPerSecond);
-        summary.push({
+        // Ratios within each round, then the median over the rounds (the VM's speed drifts).
+        const byRound = (pick: (base: Run, run: Run) => number) =>
+          perRound(list, group[BASELINE], pick);
+        const ratios = byRound((base, run) => run.opsPerSecond / base.opsPerSecond);
+        const serverCpus = list.map((run) => run.serverCpuPerOp);
+        return {
           load: load.name,
           callers: load.callers,
           workload,
@@ -348,65 +389,54 @@ async function main() {
           p50: median(list.map((run) => run.p50)),
           p99: median(list.map((run) => run.p99)),
           cpuPerOp: median(list.map((run) => run.cpuPerOp)),
-          cpuRatio: median(perRound(mode, (base, run) => base.cpuPerOp / run.cpuPerOp)),
-          cpuExtra: median(perRound(mode, (base, run) => run.cpuPerOp - base.cpuPerOp)),
-          serverCpuPerOp: list.some((run) => run.serverCpuPerOp === null)
-            ? null
-            : median(list.map((run) => run.serverCpuPerOp)),
-        });
-      }
-    }
+          cpuRatio: median(byRound((base, run) => base.cpuPerOp / run.cpuPerOp)),
+          cpuExtra: median(byRound((base, run) => run.cpuPerOp - base.cpuPerOp)),
+          serverCpuPerOp: allNumbers(serverCpus) ? median(serverCpus) : null,
+        };
+      });
+    });
 
     console.log(
       '\nmedian of each column over the rounds; spread = (max − min) ÷ median ops/s; ratio = median over\n' +
         'the rounds of (ops/s ÷ raw ops/s in the same round), range = min–max of those; CPU = Node\n' +
         "process CPU (user + system) per read, CPU ratio = raw's ÷ this mode's, +CPU = this − raw\n",
     );
-    const header = [
-      'load',
-      'read',
-      'mode',
-      'ops/s',
-      'spread',
-      'ratio',
-      'ratio range',
-      'p50 µs',
-      'p99 µs',
-      'CPU µs/op',
-      'CPU ratio',
-      '+CPU µs',
-      'server µs/op',
-    ];
-    const rows = summary.map((row) => [
-      `${row.load} (${row.callers})`,
-      row.workload,
-      row.mode,
-      Math.round(row.opsPerSecond).toString(),
-      `${Math.round(row.spread * 100)} %`,
-      `${row.ratio.toFixed(2)}×`,
-      `${row.ratioMin.toFixed(2)}–${row.ratioMax.toFixed(2)}×`,
-      Math.round(row.p50).toString(),
-      Math.round(row.p99).toString(),
-      row.cpuPerOp.toFixed(1),
-      `${row.cpuRatio.toFixed(2)}×`,
-      row.cpuExtra.toFixed(1),
-      row.serverCpuPerOp === null ? '–' : row.serverCpuPerOp.toFixed(1),
-    ]);
-    const widths = header.map((title, column) =>
-      Math.max(title.length, ...rows.map((row) => row[column].length)),
+    printTable(
+      [
+        'load',
+        'read',
+        'mode',
+        'ops/s',
+        'spread',
+        'ratio',
+        'ratio range',
+        'p50 µs',
+        'p99 µs',
+        'CPU µs/op',
+        'CPU ratio',
+        '+CPU µs',
+        'server µs/op',
+      ],
+      summary.flatMap((row, index) => [
+        ...(index > 0 && row.mode === BASELINE ? [null] : []),
+        [
+          `${row.load} (${row.callers})`,
+          row.workload,
+          row.mode,
+          Math.round(row.opsPerSecond).toString(),
+          `${Math.round(row.spread * 100)} %`,
+          `${row.ratio.toFixed(2)}×`,
+          `${row.ratioMin.toFixed(2)}–${row.ratioMax.toFixed(2)}×`,
+          Math.round(row.p50).toString(),
+          Math.round(row.p99).toString(),
+          row.cpuPerOp.toFixed(1),
+          `${row.cpuRatio.toFixed(2)}×`,
+          row.cpuExtra.toFixed(1),
+          row.serverCpuPerOp === null ? '–' : row.serverCpuPerOp.toFixed(1),
+        ],
+      ]),
+      3,
     );
-    const format = (cells) =>
-      cells
-        .map((cell, column) =>
-          (column <= 2 ? cell.padEnd : cell.padStart).call(cell, widths[column]),
-        )
-        .join('  ');
-    console.log(format(header));
-    console.log(widths.map((width) => '-'.repeat(width)).join('  '));
-    summary.forEach((row, index) => {
-      if (index > 0 && row.mode === BASELINE) console.log('');
-      console.log(format(rows[index]));
-    });
 
     const judged = summary.filter((row) => row.load === 'concurrent' && row.mode === 'flowforge');
     const verdicts = judged.map((row) => ({

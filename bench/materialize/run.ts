@@ -3,20 +3,33 @@
 // fixture, in a child process), in one run; then peak RSS while subscribe()
 // streams a million rows to a slow consumer. See README.md.
 //
-// Usage: node materialize/run.mjs [--rounds 5] [--rows 1000000] [--rows-per-timestamp 1000]
+// Usage: node materialize/run.ts [--rounds 5] [--rows 1000000] [--rows-per-timestamp 1000]
 //                                 [--batch 1000] [--slow-rows 1000000] [--help]
-import { fork } from 'node:child_process';
 import os from 'node:os';
+import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { createMaterialize } from '@flowforge/materialize';
-import { median, positiveFlag, spread, writeResults } from '../lib/harness.mjs';
+import { createMaterialize, type Materialize } from '@flowforge/materialize';
+import {
+  cpuMicros,
+  machineLoad,
+  median,
+  perRound,
+  positiveFlag,
+  recordOf,
+  rotated,
+  sleep,
+  spread,
+  writeResults,
+} from '../lib/harness.ts';
+import { forkWithIpc } from '../lib/ipc.ts';
+import type { DoubleCommand, DoubleReply } from './double-process.ts';
 
 const TARGET = 0.9;
 const RESULTS = fileURLToPath(new URL('./results.json', import.meta.url));
 
-const USAGE = `Usage: node bench/materialize/run.mjs [options]
+const USAGE = `Usage: node bench/materialize/run.ts [options]
 
 Streams the same committed updates (AS OF before them, SNAPSHOT = false,
 PROGRESS) from the Materialize wire double through @flowforge/materialize's
@@ -55,30 +68,45 @@ const batch = positiveFlag(flags, 'batch', { integer: true });
 const slowRows = positiveFlag(flags, 'slow-rows', { integer: true });
 
 /** Starts the double in a child process and fills it; resolves to its URL and the AS OF. */
-async function startDouble(rows) {
-  const child = fork(fileURLToPath(new URL('./double-process.mjs', import.meta.url)), [], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const reply = (op) =>
-    new Promise((resolve, reject) => {
-      const onMessage = (message) => {
-        if (message.op !== op) return;
-        child.off('message', onMessage);
-        child.off('exit', onExit);
-        resolve(message);
-      };
-      const onExit = (code) => reject(new Error(`the double exited (${code}) before "${op}"`));
-      child.on('message', onMessage);
-      child.once('exit', onExit);
-    });
+async function startDouble(rows: number) {
+  const { child, reply, send } = forkWithIpc<DoubleReply, DoubleCommand>(
+    'double',
+    fileURLToPath(new URL('./double-process.ts', import.meta.url)),
+  );
   const { url, view } = await reply('ready');
-  child.send({ op: 'fill', rows, rowsPerTimestamp });
+  send({ op: 'fill', rows, rowsPerTimestamp });
   const filled = await reply('filled');
-  return { child, url, view, asOf: BigInt(filled.asOf) };
+  return { child, send, url, view, asOf: BigInt(filled.asOf) };
+}
+
+/** A row of the view as node-postgres parses it (int8 as a string). */
+interface BenchRow {
+  id: string;
+  tenant_id: string;
+  value: number;
+  label: string;
+}
+
+/** What a FETCH of a SUBSCRIBE cursor with PROGRESS returns per row (a progress row's columns are null). */
+interface FetchedRow {
+  mz_timestamp: string;
+  mz_progressed: boolean;
+  mz_diff: string | null;
+  id: string | null;
+  tenant_id: string | null;
+  value: number | null;
+  label: string | null;
+}
+
+/** What a run read: rows, characters of `label`, and the sum of the diffs. */
+interface Read {
+  count: number;
+  chars: number;
+  diffs: number;
 }
 
 /** The raw loop: what an application would write by hand with node-postgres. */
-async function rawRun(url, view, asOf, n) {
+async function rawRun(url: string, view: string, asOf: bigint, n: number): Promise<Read> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   let count = 0;
@@ -90,11 +118,11 @@ async function rawRun(url, view, asOf, n) {
         `WITH (SNAPSHOT = false, PROGRESS) AS OF ${asOf}`,
     );
     while (count < n) {
-      const { rows } = await client.query(`FETCH ${batch} c WITH (timeout = '1s')`);
+      const { rows } = await client.query<FetchedRow>(`FETCH ${batch} c WITH (timeout = '1s')`);
       for (const row of rows) {
         if (row.mz_progressed) continue;
         diffs += Number(row.mz_diff);
-        chars += row.label.length;
+        chars += row.label?.length ?? 0;
         count += 1;
         if (count === n) break;
       }
@@ -106,11 +134,11 @@ async function rawRun(url, view, asOf, n) {
   return { count, chars, diffs };
 }
 
-async function flowforgeRun(mz, view, asOf, n) {
+async function flowforgeRun(mz: Materialize, view: string, asOf: bigint, n: number): Promise<Read> {
   let count = 0;
   let chars = 0;
   let diffs = 0;
-  for await (const change of mz.subscribe(view, { asOf })) {
+  for await (const change of mz.subscribe<BenchRow>(view, { asOf })) {
     diffs += change.mzDiff;
     chars += change.row.label.length;
     count += 1;
@@ -119,7 +147,15 @@ async function flowforgeRun(mz, view, asOf, n) {
   return { count, chars, diffs };
 }
 
-async function measure(mode, run, n) {
+/** One measurement. */
+interface Run {
+  rowsPerSecond: number;
+  seconds: number;
+  chars: number;
+  nodeCpuNsPerRow: number;
+}
+
+async function measure(mode: string, run: (n: number) => Promise<Read>, n: number): Promise<Run> {
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
   const { count, chars, diffs } = await run(n);
@@ -131,16 +167,16 @@ async function measure(mode, run, n) {
     rowsPerSecond: n / seconds,
     seconds,
     chars,
-    nodeCpuNsPerRow: ((cpu.user + cpu.system) * 1000) / n,
+    nodeCpuNsPerRow: (cpuMicros(cpu) * 1000) / n,
   };
 }
 
 /** subscribe() to a consumer that yields to timers every 100 rows; RSS sampled every 50 ms. */
-async function slowConsumer(mz, view, asOf, n) {
-  global.gc?.();
+async function slowConsumer(mz: Materialize, view: string, asOf: bigint, n: number) {
+  globalThis.gc?.();
   const baseline = process.memoryUsage().rss;
   let peak = baseline;
-  const samples = [];
+  const samples: number[] = [];
   const sampler = setInterval(() => {
     const rss = process.memoryUsage().rss;
     peak = Math.max(peak, rss);
@@ -148,10 +184,10 @@ async function slowConsumer(mz, view, asOf, n) {
   }, 50);
   const started = performance.now();
   let count = 0;
-  const checkpoints = {};
+  const checkpoints: Record<string, number> = {};
   for await (const change of mz.subscribe(view, { asOf })) {
     count += change.mzDiff;
-    if (count % 100 === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+    if (count % 100 === 0) await sleep(1);
     if (count % (n / 10) === 0) checkpoints[`${(count * 100) / n}%`] = process.memoryUsage().rss;
     if (count === n) break;
   }
@@ -165,7 +201,7 @@ async function slowConsumer(mz, view, asOf, n) {
   };
 }
 
-const mb = (bytes) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 
 async function main() {
   const loadBefore = os.loadavg();
@@ -176,18 +212,17 @@ async function main() {
   await mz.start();
   console.log(
     `materialize bench: the wire double at ${double.url}; ${rounds} rounds of ${rowCount} rows; ` +
-      `FETCH ${batch}; load average ${loadBefore[0].toFixed(2)} on ${os.cpus().length} CPUs\n`,
+      `FETCH ${batch}; ${machineLoad(loadBefore)}\n`,
   );
+  const names = ['raw', 'flowforge'] as const;
   const modes = {
-    raw: (n) => rawRun(double.url, double.view, double.asOf, n),
-    flowforge: (n) => flowforgeRun(mz, double.view, double.asOf, n),
+    raw: (n: number) => rawRun(double.url, double.view, double.asOf, n),
+    flowforge: (n: number) => flowforgeRun(mz, double.view, double.asOf, n),
   };
-  const runs = { raw: [], flowforge: [] };
+  const runs = recordOf(names, (): Run[] => []);
   try {
     for (let round = 0; round < rounds; round += 1) {
-      const names = Object.keys(modes);
-      const order = names.map((_mode, index) => names[(index + round) % names.length]);
-      for (const mode of order) {
+      for (const mode of rotated(names, round)) {
         await measure(mode, modes[mode], Math.min(rowCount, 100_000)); // warm-up, discarded
         const run = await measure(mode, modes[mode], rowCount);
         runs[mode].push(run);
@@ -198,11 +233,15 @@ async function main() {
         );
       }
     }
-    const ratios = runs.flowforge.map(
-      (run, index) => run.rowsPerSecond / runs.raw[index].rowsPerSecond,
+    const ratios = perRound(
+      runs.flowforge,
+      runs.raw,
+      (base, run) => run.rowsPerSecond / base.rowsPerSecond,
     );
-    const cpuRatios = runs.flowforge.map(
-      (run, index) => runs.raw[index].nodeCpuNsPerRow / run.nodeCpuNsPerRow,
+    const cpuRatios = perRound(
+      runs.flowforge,
+      runs.raw,
+      (base, run) => base.nodeCpuNsPerRow / run.nodeCpuNsPerRow,
     );
     const summary = Object.fromEntries(
       Object.entries(runs).map(([mode, list]) => [
@@ -260,7 +299,7 @@ async function main() {
     console.log(`\nresults: ${RESULTS}`);
   } finally {
     await mz.close();
-    double.child.send({ op: 'stop' });
+    double.send({ op: 'stop' });
   }
 }
 

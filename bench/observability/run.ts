@@ -1,21 +1,29 @@
 // req/s of a Fastify hello-world, bare and with observability stacks, in one run;
 // each result is reported as a ratio to bare. See ../README.md.
 //
-// Usage: node observability/run.mjs [--rounds 3] [--duration 10] [--warmup 2] [--modes a,b,c]
+// Usage: node observability/run.ts [--rounds 3] [--duration 10] [--warmup 2] [--modes a,b,c] [--help]
 import os from 'node:os';
+import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
   checkedLoad,
+  entryOf,
   freePort,
+  machineLoad,
   median,
+  perRound,
+  pidOf,
+  positiveFlag,
+  printTable,
   processCpu,
+  recordOf,
+  rotated,
   spread,
   startServer as startChild,
   stopServer,
   writeResults,
-  positiveFlag,
-} from '../lib/harness.mjs';
+} from '../lib/harness.ts';
 
 const TARGET = 0.8;
 const BASELINE = 'bare';
@@ -24,8 +32,22 @@ const DEFAULT_MODES = ['bare', 'flowforge', 'flowforge-no-fastify-log', 'fastify
 const CONNECTIONS = 50;
 const PIPELINING = 1;
 
-const SERVER = fileURLToPath(new URL('./server.mjs', import.meta.url));
+const SERVER = fileURLToPath(new URL('./server.ts', import.meta.url));
 const RESULTS = fileURLToPath(new URL('./results.json', import.meta.url));
+
+const USAGE = `Usage: node bench/observability/run.ts [options]
+
+req/s of a Fastify hello-world (GET /hello, ${CONNECTIONS} autocannon connections) served
+from a child process, bare and with observability stacks; each mode's req/s as a ratio
+to bare in the same round, median over the rounds.
+
+Options:
+  --rounds N        measurements per mode; the median is reported        (3)
+  --duration S      seconds of each measured run                         (10)
+  --warmup S        seconds of the discarded warm-up run before each one (2)
+  --modes a,b,...   ${DEFAULT_MODES.join(', ')} (bare is always added)   (all)
+  --help            this text
+`;
 
 const { values: flags } = parseArgs({
   options: {
@@ -33,21 +55,36 @@ const { values: flags } = parseArgs({
     duration: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '2' },
     modes: { type: 'string', default: DEFAULT_MODES.join(',') },
+    help: { type: 'boolean', default: false },
   },
 });
+if (flags.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
 
-const positive = (name) => positiveFlag(flags, name);
-const rounds = Math.trunc(positive('rounds'));
-const duration = positive('duration');
-const warmup = positive('warmup');
+const rounds = Math.trunc(positiveFlag(flags, 'rounds'));
+const duration = positiveFlag(flags, 'duration');
+const warmup = positiveFlag(flags, 'warmup');
 const modes = flags.modes.split(',').filter(Boolean);
 if (!modes.includes(BASELINE)) modes.unshift(BASELINE);
 
-/** Starts `server.mjs mode port` and resolves once it prints "ready". */
-const startServer = (mode, port) => startChild(mode, [SERVER, mode, String(port)]);
+interface Run {
+  requestsPerSecond: number;
+  p50: number;
+  p99: number;
+  requests: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  cpuPerRequest: number;
+}
+
+/** Starts `server.ts mode port` and resolves once it prints "ready". */
+const startServer = (mode: string, port: number) => startChild(mode, [SERVER, mode, String(port)]);
 
 /** One autocannon run; throws when any response was not 2xx or any request failed. */
-async function load(mode, port, seconds) {
+async function load(mode: string, port: number, seconds: number) {
   const { summary } = await checkedLoad(mode, {
     url: `http://127.0.0.1:${port}/hello`,
     connections: CONNECTIONS,
@@ -58,14 +95,15 @@ async function load(mode, port, seconds) {
   return { ...summary, non2xx: 0, errors: 0, timeouts: 0 };
 }
 
-async function measure(mode) {
+async function measure(mode: string): Promise<Run> {
   const port = await freePort();
   const child = await startServer(mode, port);
   try {
     await load(mode, port, warmup); // JIT warm-up, discarded
-    const cpuBefore = await processCpu(child.pid);
+    const pid = pidOf(child);
+    const cpuBefore = await processCpu(pid);
     const run = await load(mode, port, duration);
-    const cpuPerRequest = ((await processCpu(child.pid)) - cpuBefore) / run.requests;
+    const cpuPerRequest = ((await processCpu(pid)) - cpuBefore) / run.requests;
     return { ...run, cpuPerRequest };
   } finally {
     await stopServer(child);
@@ -78,16 +116,15 @@ const minutes = (rounds * modes.length * (duration + warmup + 1)) / 60;
 console.log(
   `observability bench: ${modes.length} modes × ${rounds} rounds × (${warmup} s warm-up + ${duration} s), ` +
     `${CONNECTIONS} connections, pipelining ${PIPELINING}; about ${minutes.toFixed(1)} min; ` +
-    `load average ${loadBefore[0].toFixed(2)} on ${os.cpus().length} CPUs\n`,
+    `${machineLoad(loadBefore)}\n`,
 );
 
-const runs = Object.fromEntries(modes.map((mode) => [mode, []]));
+const runs = recordOf(modes, (): Run[] => []);
+const runsOf = (mode: string): Run[] => entryOf(runs, mode);
 for (let round = 0; round < rounds; round += 1) {
-  // Interleaved, and rotated every round, so that drift over time hits every mode alike.
-  const order = modes.map((_mode, index) => modes[(index + round) % modes.length]);
-  for (const mode of order) {
+  for (const mode of rotated(modes, round)) {
     const run = await measure(mode);
-    runs[mode].push(run);
+    runsOf(mode).push(run);
     console.log(
       `round ${round + 1}/${rounds}  ${mode.padEnd(26)} ${Math.round(run.requestsPerSecond)
         .toString()
@@ -98,52 +135,41 @@ for (let round = 0; round < rounds; round += 1) {
   }
 }
 
-const summary = modes.map((mode) => ({
-  mode,
-  requestsPerSecond: median(runs[mode].map((run) => run.requestsPerSecond)),
-  // How far apart the rounds were: above ~15 % something else was using the CPU.
-  spread: spread(runs[mode].map((run) => run.requestsPerSecond)),
-  p50: median(runs[mode].map((run) => run.p50)),
-  p99: median(runs[mode].map((run) => run.p99)),
-  cpuPerRequest: median(runs[mode].map((run) => run.cpuPerRequest)),
-}));
-// Ratios are taken within each round, then the median over rounds: this VM's CPU
-// speed drifts by tens of percent over minutes, so a ratio of medians taken
-// minutes apart would mostly measure the drift.
-const perRound = (mode, pick) => runs[mode].map((run, round) => pick(runs[BASELINE][round], run));
-for (const row of summary) {
-  row.ratio = median(
-    perRound(row.mode, (base, run) => run.requestsPerSecond / base.requestsPerSecond),
-  );
-  // The throughput a server-bound process would keep: bare CPU per request ÷ this mode's.
-  row.cpuRatio = median(perRound(row.mode, (base, run) => base.cpuPerRequest / run.cpuPerRequest));
-}
+const summary = modes.map((mode) => {
+  const list = runsOf(mode);
+  const ratios = (pick: (base: Run, run: Run) => number) =>
+    median(perRound(list, runsOf(BASELINE), pick));
+  return {
+    mode,
+    requestsPerSecond: median(list.map((run) => run.requestsPerSecond)),
+    // How far apart the rounds were: above ~15 % something else was using the CPU.
+    spread: spread(list.map((run) => run.requestsPerSecond)),
+    p50: median(list.map((run) => run.p50)),
+    p99: median(list.map((run) => run.p99)),
+    cpuPerRequest: median(list.map((run) => run.cpuPerRequest)),
+    ratio: ratios((base, run) => run.requestsPerSecond / base.requestsPerSecond),
+    // The throughput a server-bound process would keep: bare CPU per request ÷ this mode's.
+    cpuRatio: ratios((base, run) => base.cpuPerRequest / run.cpuPerRequest),
+  };
+});
 
 console.log(
   '\nmedian of each column over the rounds; spread = (max − min) ÷ median req/s over the rounds;\n' +
     'ratio = median over the rounds of (req/s ÷ bare req/s in the same round)\n',
 );
-const header = ['mode', 'req/s', 'spread', 'ratio', 'p50 ms', 'p99 ms', 'CPU µs/req', 'CPU ratio'];
-const rows = summary.map((row) => [
-  row.mode,
-  Math.round(row.requestsPerSecond).toString(),
-  `${Math.round(row.spread * 100)} %`,
-  `${row.ratio.toFixed(2)}×`,
-  String(row.p50),
-  String(row.p99),
-  row.cpuPerRequest.toFixed(1),
-  `${row.cpuRatio.toFixed(2)}×`,
-]);
-const widths = header.map((title, column) =>
-  Math.max(title.length, ...rows.map((row) => row[column].length)),
+printTable(
+  ['mode', 'req/s', 'spread', 'ratio', 'p50 ms', 'p99 ms', 'CPU µs/req', 'CPU ratio'],
+  summary.map((row) => [
+    row.mode,
+    Math.round(row.requestsPerSecond).toString(),
+    `${Math.round(row.spread * 100)} %`,
+    `${row.ratio.toFixed(2)}×`,
+    String(row.p50),
+    String(row.p99),
+    row.cpuPerRequest.toFixed(1),
+    `${row.cpuRatio.toFixed(2)}×`,
+  ]),
 );
-const format = (cells) =>
-  cells
-    .map((cell, column) => (column === 0 ? cell.padEnd : cell.padStart).call(cell, widths[column]))
-    .join('  ');
-console.log(format(header));
-console.log(widths.map((width) => '-'.repeat(width)).join('  '));
-for (const row of rows) console.log(format(row));
 
 const flowforge = summary.find((row) => row.mode === 'flowforge');
 let verdict;

@@ -32,9 +32,9 @@
 // dependency without its own types needs. So an example may import what a consumer has
 // after installing the packages and their peers, and nothing from the workspace's dev tools.
 //
-//   node --test scripts/check-examples.test.mjs   what CI runs (`pnpm check:examples`)
-//   node scripts/check-examples.mjs [--keep]      the same check, printed per block
-//                                                 (--keep leaves the consumer project)
+//   node --test scripts/check-examples.test.ts   what CI runs (`pnpm check:examples`)
+//   node scripts/check-examples.ts [--keep]      the same check, printed per block
+//                                                (--keep leaves the consumer project)
 import console from 'node:console';
 import {
   cpSync,
@@ -53,38 +53,91 @@ import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
-import { ROOT, STRICT_CONSUMER_OPTIONS, listPackages, spawnCollect } from './lib/workspace.mjs';
+import {
+  ROOT,
+  SCOPE,
+  STRICT_CONSUMER_OPTIONS,
+  listPackages,
+  messageOf,
+  readJson,
+  spawnCollect,
+  type Collected,
+  type Manifest as WorkspaceManifest,
+} from './lib/workspace.ts';
 
-/**
- * @typedef {import('./lib/workspace.mjs').Manifest & { types?: string, typings?: string }} Manifest
- * @typedef {import('./lib/workspace.mjs').WorkspacePackage} WorkspacePackage
- * @typedef {{ name: string, path: string, shown: string, packageDir: string, text?: string }} Readme
- *   name: the package the README belongs to; path: absolute; shown: as printed (repo-relative);
- *   packageDir: absolute, the boundary for relative links; text: instead of reading `path`
- * @typedef {'compile' | 'run' | 'skip'} BlockMode
- * @typedef {{ line: number, code: string, mode: BlockMode, reason?: string }} Block
- *   line: the README line of the opening fence; the code's first line is line + 1
- * @typedef {{ line: number, message: string }} Problem  a README line and what is wrong there
- * @typedef {{ readme: Readme, blocks: Block[], problems: Problem[] }} ParsedReadme
- * @typedef {'nodenext' | 'bundler'} ModeName
- * @typedef {{ file?: string, line: number, column: number, code: string, message: string }} Diagnostic
- *   file: relative to the consumer project; line and column: 1-based
- * @typedef {{ ok: boolean, output: string }} RunResult
- * @typedef {{
- *   readme: Readme,
- *   block: Block,
- *   file: string,
- *   diagnostics: Record<ModeName, string[]>,
- *   run?: RunResult,
- * }} BlockResult  diagnostics: formatted as `README:line:column: TSxxxx message`
- * @typedef {{
- *   parsed: ParsedReadme[],
- *   blocks: BlockResult[],
- *   library: string[],
- *   seconds: number,
- *   dir: string,
- * }} CheckResult  library: diagnostics outside the examples (the packages' .d.ts, the setup)
- */
+/** A package.json, with the fields that say a package ships its own types. */
+type Manifest = WorkspaceManifest & { types?: string; typings?: string };
+
+/** A README to check. */
+export interface Readme {
+  /** The package the README belongs to. */
+  name: string;
+  /** Absolute. */
+  path: string;
+  /** As printed (repo-relative). */
+  shown: string;
+  /** Absolute: the boundary for relative links. */
+  packageDir: string;
+  /** The text, instead of reading `path`. */
+  text?: string;
+}
+/** How a block is checked: compiled, compiled and run, or neither. */
+type BlockMode = 'compile' | 'run' | 'skip';
+/** A TypeScript block of a README. */
+export interface Block {
+  /** The README line of the opening fence; the code's first line is line + 1. */
+  line: number;
+  code: string;
+  mode: BlockMode;
+  reason?: string;
+}
+/** A README line and what is wrong there. */
+export interface Problem {
+  line: number;
+  message: string;
+}
+/** A README's blocks and the problems of its markers and links. */
+interface ParsedReadme {
+  readme: Readme;
+  blocks: Block[];
+  problems: Problem[];
+}
+/** The module options a block is compiled under. */
+type ModeName = 'nodenext' | 'bundler';
+/** A tsc diagnostic. */
+export interface Diagnostic {
+  /** Relative to the consumer project. */
+  file?: string;
+  /** 1-based. */
+  line: number;
+  /** 1-based. */
+  column: number;
+  code: string;
+  message: string;
+}
+/** How a runnable block's run ended. */
+interface RunResult {
+  ok: boolean;
+  output: string;
+}
+/** One block, checked. */
+export interface BlockResult {
+  readme: Readme;
+  block: Block;
+  file: string;
+  /** Formatted as `README:line:column: TSxxxx message`. */
+  diagnostics: Record<ModeName, string[]>;
+  run?: RunResult;
+}
+/** The whole check. */
+export interface CheckResult {
+  parsed: ParsedReadme[];
+  blocks: BlockResult[];
+  /** Diagnostics outside the examples (the packages' .d.ts, the setup). */
+  library: string[];
+  seconds: number;
+  dir: string;
+}
 
 export { ROOT, listPackages };
 
@@ -92,15 +145,13 @@ export { ROOT, listPackages };
 export const REPO_BLOB = 'https://github.com/flowforge/flowforge-core/blob/main/';
 const REPO_TREE = REPO_BLOB.replace('/blob/', '/tree/');
 
-const SCOPE = '@flowforge/';
 const EXAMPLES_DIR = 'examples';
 const BUILD_DIR = 'build';
 
 /** Time limits; the whole check takes about half a minute on 2 cores. */
 const LIMITS = { tscMs: 240_000, runMs: 30_000 };
 
-/** @type {Readonly<Record<ModeName, Record<string, unknown>>>} */
-const MODES = Object.freeze({
+const MODES: Readonly<Record<ModeName, Record<string, unknown>>> = Object.freeze({
   nodenext: {
     ...STRICT_CONSUMER_OPTIONS,
     module: 'NodeNext',
@@ -116,17 +167,13 @@ const MODES = Object.freeze({
     noEmit: true,
   },
 });
-const MODE_NAMES = /** @type {ModeName[]} */ (Object.keys(MODES));
+const MODE_NAMES: readonly ModeName[] = ['nodenext', 'bundler'];
 
 // ---------------------------------------------------------------------------
 // The workspace
 
-/**
- * The README of every published package that has one.
- * @param {string} [root]
- * @returns {Readme[]}
- */
-export function listReadmes(root = ROOT) {
+/** The README of every published package that has one. */
+export function listReadmes(root: string = ROOT): Readme[] {
   return listPackages({ root })
     .filter((pkg) => existsSync(join(pkg.dir, 'README.md')))
     .map((pkg) => ({
@@ -137,13 +184,11 @@ export function listReadmes(root = ROOT) {
     }));
 }
 
-/** @param {string} path */
-function toPosix(path) {
+function toPosix(path: string): string {
   return path.split(sep).join('/');
 }
 
-/** @param {Readme} readme */
-function readmeText(readme) {
+function readmeText(readme: Readme): string {
   return readme.text ?? readFileSync(readme.path, 'utf8');
 }
 
@@ -154,13 +199,17 @@ const FENCE_OPEN = /^( {0,3})(`{3,}|~{3,})[ \t]*([^\s`]*)[^`]*$/;
 const MARKER = /^ {0,3}<!--\s*example:\s*([\s\S]*?)\s*-->\s*$/;
 const TYPESCRIPT = new Set(['ts', 'typescript']);
 
-/**
- * The fenced code blocks of a Markdown text, with the lines they occupy.
- * @param {string[]} lines
- * @returns {{ open: number, close: number, lang: string, code: string }[]} 0-based line indexes
- */
-function fencedBlocks(lines) {
-  const blocks = [];
+/** A fenced code block of a Markdown text, with the lines it occupies (0-based indexes). */
+interface Fence {
+  open: number;
+  close: number;
+  lang: string;
+  code: string;
+}
+
+/** The fenced code blocks of a Markdown text. */
+function fencedBlocks(lines: string[]): Fence[] {
+  const blocks: Fence[] = [];
   for (let i = 0; i < lines.length; i += 1) {
     const open = FENCE_OPEN.exec(lines[i] ?? '');
     if (!open) continue;
@@ -181,17 +230,14 @@ function fencedBlocks(lines) {
 /**
  * The TypeScript blocks of a README with their markers, and what is wrong with the markers:
  * an unknown one, a skip without a reason, or one that no TypeScript block follows.
- * @param {string} text
- * @returns {{ blocks: Block[], problems: Problem[] }}
  */
-export function parseExamples(text) {
+export function parseExamples(text: string): { blocks: Block[]; problems: Problem[] } {
   const lines = text.split(/\r?\n/);
   const fences = fencedBlocks(lines);
   const insideFence = new Set(fences.flatMap(({ open, close }) => range(open, close + 1)));
-  /** @type {Map<number, { mode: BlockMode, reason?: string }>} marker line → marker */
-  const markers = new Map();
-  /** @type {Problem[]} */
-  const problems = [];
+  // marker line → marker
+  const markers = new Map<number, { mode: BlockMode; reason?: string }>();
+  const problems: Problem[] = [];
   lines.forEach((line, index) => {
     if (insideFence.has(index)) return;
     const match = MARKER.exec(line);
@@ -215,9 +261,8 @@ export function parseExamples(text) {
     }
   });
 
-  /** @type {Block[]} */
-  const blocks = [];
-  const used = new Set();
+  const blocks: Block[] = [];
+  const used = new Set<number>();
   for (const fence of fences) {
     let before = fence.open - 1;
     while (before >= 0 && (lines[before] ?? '').trim() === '') before -= 1;
@@ -248,11 +293,8 @@ export function parseExamples(text) {
   return { blocks, problems };
 }
 
-/**
- * @param {number} from
- * @param {number} to exclusive
- */
-function range(from, to) {
+/** The numbers from `from` to `to`, exclusive. */
+function range(from: number, to: number): number[] {
   return Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
 }
 
@@ -265,18 +307,21 @@ const REFERENCE_LINK = /^ {0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s+["'(].*)?$/;
  * package (npm has only the package, not the repository), a relative link to a file that does
  * not exist, a link into this repository on GitHub that names no file or folder of it, and an
  * anchor that names no heading.
- * @param {string} text
- * @param {{ readmePath: string, packageDir: string, root?: string }} where
- * @returns {Problem[]}
  */
-export function checkLinks(text, { readmePath, packageDir, root = ROOT }) {
+export function checkLinks(
+  text: string,
+  {
+    readmePath,
+    packageDir,
+    root = ROOT,
+  }: { readmePath: string; packageDir: string; root?: string },
+): Problem[] {
   const lines = text.split(/\r?\n/);
   const insideFence = new Set(
     fencedBlocks(lines).flatMap(({ open, close }) => range(open, close + 1)),
   );
   const anchors = headingAnchors(lines, insideFence);
-  /** @type {Problem[]} */
-  const problems = [];
+  const problems: Problem[] = [];
   lines.forEach((line, index) => {
     if (insideFence.has(index)) return;
     const withoutCode = line.replace(/(`+)[^`]*?\1/g, (span) => ' '.repeat(span.length));
@@ -291,20 +336,23 @@ export function checkLinks(text, { readmePath, packageDir, root = ROOT }) {
   return problems;
 }
 
-/**
- * @param {string} target
- * @param {{ readmePath: string, packageDir: string, root: string, anchors: Set<string> }} context
- * @returns {string | undefined}
- */
-function linkProblem(target, { readmePath, packageDir, root, anchors }) {
+function linkProblem(
+  target: string,
+  {
+    readmePath,
+    packageDir,
+    root,
+    anchors,
+  }: { readmePath: string; packageDir: string; root: string; anchors: Set<string> },
+): string | undefined {
   if (target.startsWith('#')) {
     const anchor = decodeURIComponent(target.slice(1));
     return anchors.has(anchor) ? undefined : `link to #${anchor}: no heading has that anchor`;
   }
-  for (const [base, kind] of /** @type {const} */ ([
+  for (const [base, kind] of [
     [REPO_BLOB, 'file'],
     [REPO_TREE, 'folder'],
-  ])) {
+  ] as const) {
     if (!target.startsWith(base)) continue;
     const path = decodeURIComponent(target.slice(base.length).replace(/[#?].*$/, ''));
     const full = resolve(root, path);
@@ -325,15 +373,10 @@ function linkProblem(target, { readmePath, packageDir, root, anchors }) {
   return existsSync(full) ? undefined : `relative link ${target}: no such file`;
 }
 
-/**
- * The anchors GitHub and npm give the headings of a README.
- * @param {string[]} lines
- * @param {Set<number>} insideFence
- */
-function headingAnchors(lines, insideFence) {
-  const anchors = new Set();
-  /** @type {Map<string, number>} */
-  const seen = new Map();
+/** The anchors GitHub and npm give the headings of a README. */
+function headingAnchors(lines: string[], insideFence: Set<number>): Set<string> {
+  const anchors = new Set<string>();
+  const seen = new Map<string, number>();
   lines.forEach((line, index) => {
     const heading = insideFence.has(index) ? null : /^ {0,3}#{1,6}\s+(.*?)\s*#*\s*$/.exec(line);
     if (!heading) return;
@@ -355,10 +398,8 @@ function headingAnchors(lines, insideFence) {
 /**
  * The directory of `name` as resolved from `fromDir` (node_modules lookup, the way Node and
  * pnpm's symlinks do it), with symlinks resolved; undefined when not installed there.
- * @param {string} name
- * @param {string} fromDir
  */
-function installedDir(name, fromDir) {
+function installedDir(name: string, fromDir: string): string | undefined {
   for (let dir = fromDir; ; dir = dirname(dir)) {
     const candidate = join(dir, 'node_modules', name);
     if (existsSync(join(candidate, 'package.json'))) return realpathSync(candidate);
@@ -366,14 +407,9 @@ function installedDir(name, fromDir) {
   }
 }
 
-/**
- * Whether a package ships its own types (else a consumer installs @types/<name>).
- * @param {string} dir
- */
-function hasOwnTypes(dir) {
-  const manifest = /** @type {Manifest} */ (
-    JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'))
-  );
+/** Whether a package ships its own types (else a consumer installs @types/<name>). */
+function hasOwnTypes(dir: string): boolean {
+  const manifest = readJson<Manifest>(join(dir, 'package.json'));
   return (
     manifest.types !== undefined ||
     manifest.typings !== undefined ||
@@ -382,16 +418,11 @@ function hasOwnTypes(dir) {
   );
 }
 
-/** @param {string} name */
-function typesPackageOf(name) {
+function typesPackageOf(name: string): string {
   return `@types/${name.startsWith('@') ? name.slice(1).replace('/', '__') : name}`;
 }
 
-/**
- * @param {string} target
- * @param {string} path
- */
-function link(target, path) {
+function link(target: string, path: string): void {
   mkdirSync(dirname(path), { recursive: true });
   symlinkSync(target, path, 'dir');
 }
@@ -400,27 +431,19 @@ function link(target, path) {
  * Lays out `dir/node_modules` as a consumer who installed every published package has it
  * (see the header). Returns what could not be resolved (a required dependency missing from
  * the workspace: run `pnpm install`).
- * @param {string} dir
- * @param {{ root?: string }} [options]
- * @returns {string[]} problems
  */
-function prepareConsumer(dir, { root = ROOT } = {}) {
-  /** @type {string[]} */
-  const problems = [];
+function prepareConsumer(dir: string, { root = ROOT }: { root?: string } = {}): string[] {
+  const problems: string[] = [];
   const modules = join(dir, 'node_modules');
   mkdirSync(modules, { recursive: true });
   writeFileSync(
     join(dir, 'package.json'),
     `${JSON.stringify({ name: 'flowforge-readme-examples', private: true, type: 'module' }, null, 2)}\n`,
   );
-  /** @type {Map<string, string>} hoisted name → real dir */
-  const hoisted = new Map();
-  /**
-   * @param {string} name
-   * @param {string} real
-   * @param {string} nestUnder the package copy to nest it in when another version is hoisted
-   */
-  const place = (name, real, nestUnder) => {
+  // hoisted name → real dir
+  const hoisted = new Map<string, string>();
+  // nestUnder: the package copy to nest it in when another version is hoisted
+  const place = (name: string, real: string, nestUnder: string): void => {
     const top = hoisted.get(name);
     if (top === real) return;
     if (top === undefined) {
@@ -476,12 +499,8 @@ function prepareConsumer(dir, { root = ROOT } = {}) {
 // ---------------------------------------------------------------------------
 // Examples as files, compiled and run
 
-/**
- * The file (relative to the consumer project) that holds a block.
- * @param {Readme} readme
- * @param {Block} block
- */
-function exampleFile(readme, block) {
+/** The file (relative to the consumer project) that holds a block. */
+function exampleFile(readme: Readme, block: Block): string {
   const short = readme.name.startsWith(SCOPE)
     ? readme.name.slice(SCOPE.length)
     : readme.name.replace(/[^\w.-]+/g, '-');
@@ -490,12 +509,10 @@ function exampleFile(readme, block) {
 
 /**
  * Writes the blocks to compile and a tsconfig per mode. Every block becomes a module of its own:
- * `export {}` goes after its last line, so its lines keep their numbers.
- * @param {string} dir
- * @param {{ readme: Readme, block: Block }[]} examples
- * @returns {string[]} the files written
+ * `export {}` goes after its last line, so its lines keep their numbers. Returns the files
+ * written, one per example, in order.
  */
-function writeExamples(dir, examples) {
+function writeExamples(dir: string, examples: { readme: Readme; block: Block }[]): string[] {
   const files = examples.map(({ readme, block }) => {
     const file = exampleFile(readme, block);
     mkdirSync(join(dir, dirname(file)), { recursive: true });
@@ -511,26 +528,20 @@ function writeExamples(dir, examples) {
   return files;
 }
 
-/**
- * @param {string} command
- * @param {string[]} args
- * @param {{ cwd: string, env?: NodeJS.ProcessEnv, timeoutMs: number }} options
- */
-function run(command, args, options) {
+function run(
+  command: string,
+  args: string[],
+  options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs: number },
+): Promise<Collected> {
   return spawnCollect(command, args, { ...options, maxOutput: 200_000 });
 }
 
 const TSC_DIAGNOSTIC =
   /^(?:(?<file>.+?)\((?<line>\d+),(?<column>\d+)\): )?error (?<code>TS\d+): (?<message>.*)$/;
 
-/**
- * Parses `tsc --pretty false` output: one diagnostic a line, continued by indented lines.
- * @param {string} output
- * @returns {Diagnostic[]}
- */
-export function parseTscOutput(output) {
-  /** @type {Diagnostic[]} */
-  const diagnostics = [];
+/** Parses `tsc --pretty false` output: one diagnostic a line, continued by indented lines. */
+export function parseTscOutput(output: string): Diagnostic[] {
+  const diagnostics: Diagnostic[] = [];
   for (const line of output.split(/\r?\n/)) {
     const match = TSC_DIAGNOSTIC.exec(line);
     const last = diagnostics.at(-1);
@@ -550,13 +561,8 @@ export function parseTscOutput(output) {
   return diagnostics;
 }
 
-/**
- * One tsc run of the workspace's TypeScript over the consumer project in `mode`.
- * @param {string} dir
- * @param {ModeName} mode
- * @param {string} root
- */
-async function compile(dir, mode, root) {
+/** One tsc run of the workspace's TypeScript over the consumer project in `mode`. */
+async function compile(dir: string, mode: ModeName, root: string): Promise<Diagnostic[]> {
   const tsc = createRequire(join(root, 'package.json')).resolve('typescript/bin/tsc');
   const { code, output } = await run(
     process.execPath,
@@ -565,26 +571,28 @@ async function compile(dir, mode, root) {
   );
   const diagnostics = parseTscOutput(output);
   if (code !== 0 && diagnostics.length === 0) {
-    diagnostics.push({ line: 0, column: 0, code: 'tsc', message: `exited ${code}: ${output}` });
+    diagnostics.push({
+      line: 0,
+      column: 0,
+      code: 'tsc',
+      message: `exited ${String(code)}: ${output}`,
+    });
   }
   return diagnostics;
 }
 
 /** A runnable example's environment: PATH, HOME (the temp project) and APP_ENV=test, nothing else. */
-function runEnv(/** @type {string} */ dir) {
-  /** @type {NodeJS.ProcessEnv} */
-  const env = { HOME: dir, APP_ENV: 'test' };
+function runEnv(dir: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { HOME: dir, APP_ENV: 'test' };
   if (process.env['PATH'] !== undefined) env['PATH'] = process.env['PATH'];
   return env;
 }
 
 /**
  * Runs the NodeNext build of an example.
- * @param {string} dir
- * @param {string} file the example's .ts file, relative to `dir`
- * @returns {Promise<RunResult>}
+ * @param file - the example's .ts file, relative to `dir`
  */
-async function runExample(dir, file) {
+async function runExample(dir: string, file: string): Promise<RunResult> {
   const built = join(BUILD_DIR, relative(EXAMPLES_DIR, file)).replace(/\.ts$/, '.js');
   try {
     const { code, output } = await run(process.execPath, [built], {
@@ -592,17 +600,13 @@ async function runExample(dir, file) {
       env: runEnv(dir),
       timeoutMs: LIMITS.runMs,
     });
-    return { ok: code === 0, output: code === 0 ? output : `exited ${code}\n${output}` };
+    return { ok: code === 0, output: code === 0 ? output : `exited ${String(code)}\n${output}` };
   } catch (error) {
-    return { ok: false, output: /** @type {Error} */ (error).message };
+    return { ok: false, output: messageOf(error) };
   }
 }
 
-/**
- * @param {Diagnostic} diagnostic
- * @param {string} where
- */
-function formatDiagnostic(diagnostic, where) {
+function formatDiagnostic(diagnostic: Diagnostic, where: string): string {
   return `${where}: ${diagnostic.code} ${diagnostic.message}`;
 }
 
@@ -610,14 +614,12 @@ function formatDiagnostic(diagnostic, where) {
  * The whole check: parses the READMEs, lays out a consumer project in a temp dir, compiles
  * every block that is not skipped once per mode, and runs the blocks marked `run` that
  * compiled. Throws only when the check itself cannot run.
- * @param {{ root?: string, readmes?: Readme[], keep?: boolean }} [options]
- * @returns {Promise<CheckResult>}
  */
 export async function checkExamples({
   root = ROOT,
   readmes = listReadmes(root),
   keep = false,
-} = {}) {
+}: { root?: string; readmes?: Readme[]; keep?: boolean } = {}): Promise<CheckResult> {
   const started = Date.now();
   const parsed = readmes.map((readme) => {
     const text = readmeText(readme);
@@ -630,7 +632,7 @@ export async function checkExamples({
     return { readme, blocks, problems: [...problems, ...links].sort((a, b) => a.line - b.line) };
   });
   const dir = mkdtempSync(join(tmpdir(), 'flowforge-examples-'));
-  const remove = () => rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+  const remove = (): void => rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
   if (!keep) process.once('exit', remove);
   try {
     const library = prepareConsumer(dir, { root });
@@ -638,11 +640,10 @@ export async function checkExamples({
       blocks.filter((block) => block.mode !== 'skip').map((block) => ({ readme, block })),
     );
     const files = writeExamples(dir, examples);
-    const byFile = new Map(files.map((file, i) => [file, examples[i]]));
-    /** @type {Map<string, BlockResult>} */
-    const results = new Map(
-      files.map((file, i) => {
-        const { readme, block } = /** @type {{ readme: Readme, block: Block }} */ (examples[i]);
+    const byFile = new Map(examples.map((example, i) => [files[i] ?? '', example]));
+    const results = new Map<string, BlockResult>(
+      examples.map(({ readme, block }, i) => {
+        const file = files[i] ?? '';
         return [file, { readme, block, file, diagnostics: { nodenext: [], bundler: [] } }];
       }),
     );
@@ -666,7 +667,7 @@ export async function checkExamples({
     const runnable = [...results.values()].filter((result) => result.block.mode === 'run');
     // Two at a time: CI has two cores, and each run is a node process of its own.
     const next = runnable.values();
-    const worker = async () => {
+    const worker = async (): Promise<void> => {
       for (const result of next) {
         const failed = MODE_NAMES.some((mode) => result.diagnostics[mode].length > 0);
         result.run = failed
@@ -690,11 +691,8 @@ export async function checkExamples({
   }
 }
 
-/**
- * Everything wrong with one block, as lines; empty when it passes.
- * @param {BlockResult} result
- */
-export function blockFailures(result) {
+/** Everything wrong with one block, as lines; empty when it passes. */
+export function blockFailures(result: BlockResult): string[] {
   const failures = MODE_NAMES.flatMap((mode) =>
     result.diagnostics[mode].map((line) => `[${mode}] ${line}`),
   );
@@ -704,16 +702,12 @@ export function blockFailures(result) {
   return failures;
 }
 
-/**
- * A block's name in reports: package, README line and mode.
- * @param {Readme} readme
- * @param {Block} block
- */
-export function blockName(readme, block) {
+/** A block's name in reports: package, README line and mode. */
+export function blockName(readme: Readme, block: Block): string {
   return `${readme.name} ${readme.shown}:${block.line} (${block.mode})`;
 }
 
-async function main() {
+async function main(): Promise<void> {
   const keep = process.argv.includes('--keep');
   const result = await checkExamples({ keep });
   let failures = 0;

@@ -4,15 +4,28 @@
 // rows as an array) against the raw client's query(...).json() for a medium
 // result. Each result is a ratio to the raw client in the same round. See README.md.
 //
-// Usage: node clickhouse/run.mjs [--rounds 5] [--rows 2000000] [--medium-rows 100000]
+// Usage: node clickhouse/run.ts [--rounds 5] [--rows 2000000] [--medium-rows 100000]
 //                                [--medium-repeat 5] [--warmup-rows 200000] [--help]
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
+import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import { createClickHouse } from '@flowforge/clickhouse';
-import { median, processCpu, spread, writeResults } from '../lib/harness.mjs';
+import {
+  allNumbers,
+  cpuMicros,
+  machineLoad,
+  median,
+  perRound,
+  printTable,
+  processCpu,
+  recordOf,
+  rotated,
+  spread,
+  writeResults,
+} from '../lib/harness.ts';
 
 const SERVER_URL = 'http://127.0.0.1:8123';
 // readonly=1: the handle sends no settings at all, so both clients send the
@@ -22,7 +35,7 @@ const SERVER_PID_FILE = '/run/clickhouse-server/clickhouse-server.pid';
 const TARGET = 0.95;
 const RESULTS = fileURLToPath(new URL('./results.json', import.meta.url));
 
-const USAGE = `Usage: node bench/clickhouse/run.mjs [options]
+const USAGE = `Usage: node bench/clickhouse/run.ts [options]
 
 Streams a large SELECT from system.numbers (three columns, JSONEachRow) through
 @flowforge/clickhouse's stream() and through raw @clickhouse/client
@@ -54,7 +67,7 @@ if (flags.help) {
   console.log(USAGE);
   process.exit(0);
 }
-const positive = (name) => {
+const positive = (name: keyof typeof flags) => {
   const value = Number(flags[name]);
   if (!Number.isInteger(value) || value < 1) {
     console.error(`--${name} must be a positive integer\n\n${USAGE}`);
@@ -69,7 +82,7 @@ const mediumRepeat = positive('medium-repeat');
 const warmupRows = positive('warmup-rows');
 
 const SQL = 'SELECT number, toString(number) AS s, number * 2 AS d FROM system.numbers';
-const rawSql = (n) => `${SQL} LIMIT ${n}`;
+const rawSql = (n: number) => `${SQL} LIMIT ${n}`;
 const boundSql = `${SQL} LIMIT {n:UInt32}`;
 
 const raw = createClient({
@@ -81,13 +94,23 @@ const raw = createClient({
 });
 const handle = createClickHouse({ url: SERVER_URL, ...USER, requestTimeoutMs: 600_000 });
 
+/** A row of SQL as JSONEachRow gives it (UInt64 as a string). */
+interface NumberRow {
+  number: string;
+  s: string;
+  d: string;
+}
+
+/** Reads `n` rows one way; resolves to how many, and how many characters of `s`. */
+type Mode = (n: number) => Promise<{ count: number; chars: number }>;
+
 /** Every row is parsed and one field read, in every mode. */
-const STREAM_MODES = {
+const STREAM_MODES: Record<'raw' | 'flowforge', Mode> = {
   raw: async (n) => {
     const result = await raw.query({ query: rawSql(n), format: 'JSONEachRow' });
     let count = 0;
     let chars = 0;
-    for await (const rows of result.stream()) {
+    for await (const rows of result.stream<NumberRow>()) {
       for (const row of rows) {
         chars += row.json().s.length;
         count += 1;
@@ -98,7 +121,7 @@ const STREAM_MODES = {
   flowforge: async (n) => {
     let count = 0;
     let chars = 0;
-    for await (const row of handle.stream(boundSql, { n })) {
+    for await (const row of handle.stream<NumberRow>(boundSql, { n })) {
       chars += row.s.length;
       count += 1;
     }
@@ -106,20 +129,20 @@ const STREAM_MODES = {
   },
 };
 
-const QUERY_MODES = {
+const QUERY_MODES: Record<'raw' | 'flowforge', Mode> = {
   raw: async (n) => {
     const result = await raw.query({ query: rawSql(n), format: 'JSONEachRow' });
-    const rows = await result.json();
+    const rows = await result.json<NumberRow>();
     return { count: rows.length, chars: rows.reduce((sum, row) => sum + row.s.length, 0) };
   },
   flowforge: async (n) => {
-    const rows = await handle.query(boundSql, { n });
+    const rows = await handle.query<NumberRow>(boundSql, { n });
     return { count: rows.length, chars: rows.reduce((sum, row) => sum + row.s.length, 0) };
   },
 };
 
 /** Characters of toString(number) for 0..n-1: checks that every row was read. */
-function expectedChars(n) {
+function expectedChars(n: number): number {
   let chars = 0;
   for (let digits = 1, low = 0, high = 10; low < n; digits += 1, low = high, high *= 10) {
     chars += (Math.min(n, high) - low) * digits;
@@ -127,7 +150,7 @@ function expectedChars(n) {
   return chars;
 }
 
-async function serverPid() {
+async function serverPid(): Promise<number | null> {
   try {
     return Number((await readFile(SERVER_PID_FILE, 'utf8')).trim()) || null;
   } catch {
@@ -135,7 +158,15 @@ async function serverPid() {
   }
 }
 
-async function measure(mode, run, n, repeat) {
+/** One measurement. */
+interface Run {
+  rowsPerSecond: number;
+  seconds: number;
+  nodeCpuNsPerRow: number;
+  serverCpuNsPerRow: number | null;
+}
+
+async function measure(mode: string, run: Mode, n: number, repeat: number): Promise<Run> {
   const pid = await serverPid();
   const serverBefore = pid ? await processCpu(pid).catch(() => null) : null;
   const cpuBefore = process.cpuUsage();
@@ -156,7 +187,7 @@ async function measure(mode, run, n, repeat) {
   return {
     rowsPerSecond: total / seconds,
     seconds,
-    nodeCpuNsPerRow: ((cpu.user + cpu.system) * 1000) / total,
+    nodeCpuNsPerRow: (cpuMicros(cpu) * 1000) / total,
     serverCpuNsPerRow:
       serverBefore !== null && serverAfter !== null
         ? ((serverAfter - serverBefore) * 1000) / total
@@ -164,13 +195,17 @@ async function measure(mode, run, n, repeat) {
   };
 }
 
-async function part(name, modes, n, repeat) {
-  const names = Object.keys(modes);
-  const runs = Object.fromEntries(names.map((mode) => [mode, []]));
+async function part(
+  name: string,
+  modes: Record<'raw' | 'flowforge', Mode>,
+  n: number,
+  repeat: number,
+) {
+  const names = ['raw', 'flowforge'] as const;
+  const runs = recordOf(names, (): Run[] => []);
   for (let round = 0; round < rounds; round += 1) {
     // Alternating, and rotated every round, so that drift over time hits both alike.
-    const order = names.map((_mode, index) => names[(index + round) % names.length]);
-    for (const mode of order) {
+    for (const mode of rotated(names, round)) {
       await measure(mode, modes[mode], Math.min(n, warmupRows), 1);
       const run = await measure(mode, modes[mode], n, repeat);
       runs[mode].push(run);
@@ -184,32 +219,34 @@ async function part(name, modes, n, repeat) {
       );
     }
   }
-  const ratioOf = (mode, pick) =>
-    median(runs[mode].map((run, index) => pick(run) / pick(runs.raw[index])));
-  return names.map((mode) => ({
-    part: name,
-    mode,
-    rows: n * repeat,
-    rowsPerSecond: median(runs[mode].map((run) => run.rowsPerSecond)),
-    spread: spread(runs[mode].map((run) => run.rowsPerSecond)),
-    ratio: ratioOf(mode, (run) => run.rowsPerSecond),
-    nodeCpuNsPerRow: median(runs[mode].map((run) => run.nodeCpuNsPerRow)),
-    // raw's CPU per row ÷ this mode's: the throughput ratio of a client with a core to itself.
-    cpuRatio: ratioOf(mode, (run) => 1 / run.nodeCpuNsPerRow),
-    serverCpuNsPerRow: runs[mode].every((run) => run.serverCpuNsPerRow !== null)
-      ? median(runs[mode].map((run) => run.serverCpuNsPerRow))
-      : null,
-    runs: runs[mode],
-  }));
+  const ratioOf = (mode: 'raw' | 'flowforge', pick: (run: Run) => number) =>
+    median(perRound(runs[mode], runs.raw, (base, run) => pick(run) / pick(base)));
+  return names.map((mode) => {
+    const serverCpus = runs[mode].map((run) => run.serverCpuNsPerRow);
+    return {
+      part: name,
+      mode,
+      rows: n * repeat,
+      rowsPerSecond: median(runs[mode].map((run) => run.rowsPerSecond)),
+      spread: spread(runs[mode].map((run) => run.rowsPerSecond)),
+      ratio: ratioOf(mode, (run) => run.rowsPerSecond),
+      nodeCpuNsPerRow: median(runs[mode].map((run) => run.nodeCpuNsPerRow)),
+      // raw's CPU per row ÷ this mode's: the throughput ratio of a client with a core to itself.
+      cpuRatio: ratioOf(mode, (run) => 1 / run.nodeCpuNsPerRow),
+      serverCpuNsPerRow: allNumbers(serverCpus) ? median(serverCpus) : null,
+      runs: runs[mode],
+    };
+  });
 }
 
 async function main() {
   const loadBefore = os.loadavg();
-  const [{ version }] = await handle.query('SELECT version() AS version');
+  const [versionRow] = await handle.query<{ version: string }>('SELECT version() AS version');
+  const version = versionRow?.version;
   console.log(
     `clickhouse bench: server ${version} at ${SERVER_URL} as ${USER.user}; ${rounds} rounds; ` +
       `stream ${rowCount} rows, array ${mediumRepeat} × ${mediumRows} rows; ` +
-      `load average ${loadBefore[0].toFixed(2)} on ${os.cpus().length} CPUs\n`,
+      `${machineLoad(loadBefore)}\n`,
   );
   const summary = [
     ...(await part('stream', STREAM_MODES, rowCount, 1)),
@@ -221,38 +258,32 @@ async function main() {
       'rounds of (rows/s ÷ raw rows/s in the same round); CPU ratio = raw Node CPU per row ÷\n' +
       "this mode's, in the same round; server CPU per row = clickhouse-server's (from /proc)\n",
   );
-  const header = [
-    'part',
-    'mode',
-    'rows/s',
-    'spread',
-    'ratio',
-    'Node CPU ns/row',
-    'CPU ratio',
-    'server CPU ns/row',
-  ];
-  const rows = summary.map((row) => [
-    row.part,
-    row.mode,
-    Math.round(row.rowsPerSecond).toString(),
-    `${Math.round(row.spread * 100)} %`,
-    `${row.ratio.toFixed(3)}×`,
-    row.nodeCpuNsPerRow.toFixed(0),
-    `${row.cpuRatio.toFixed(3)}×`,
-    row.serverCpuNsPerRow === null ? '–' : row.serverCpuNsPerRow.toFixed(0),
-  ]);
-  const widths = header.map((title, column) =>
-    Math.max(title.length, ...rows.map((row) => row[column].length)),
+  printTable(
+    [
+      'part',
+      'mode',
+      'rows/s',
+      'spread',
+      'ratio',
+      'Node CPU ns/row',
+      'CPU ratio',
+      'server CPU ns/row',
+    ],
+    summary.map((row) => [
+      row.part,
+      row.mode,
+      Math.round(row.rowsPerSecond).toString(),
+      `${Math.round(row.spread * 100)} %`,
+      `${row.ratio.toFixed(3)}×`,
+      row.nodeCpuNsPerRow.toFixed(0),
+      `${row.cpuRatio.toFixed(3)}×`,
+      row.serverCpuNsPerRow === null ? '–' : row.serverCpuNsPerRow.toFixed(0),
+    ]),
+    2,
   );
-  const format = (cells) =>
-    cells
-      .map((cell, column) => (column <= 1 ? cell.padEnd : cell.padStart).call(cell, widths[column]))
-      .join('  ');
-  console.log(format(header));
-  console.log(widths.map((width) => '-'.repeat(width)).join('  '));
-  for (const row of rows) console.log(format(row));
 
   const stream = summary.find((row) => row.part === 'stream' && row.mode === 'flowforge');
+  if (!stream) throw new Error('no stream() measurement');
   const verdict = { target: TARGET, ratio: stream.ratio, met: stream.ratio >= TARGET };
   console.log(
     `\nstream(): ${stream.ratio.toFixed(3)}× raw rows/s (target ≥ ${TARGET}×): ` +

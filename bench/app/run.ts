@@ -3,37 +3,53 @@
 // bare Fastify hello-world, in one run; the app's cheaper routes in between show
 // where the time goes. Each result is a ratio to bare in the same round. See ../README.md.
 //
-// Usage: node app/run.mjs [--rounds 3] [--duration 10] [--warmup 2] [--connections 50]
+// Usage: node app/run.ts [--rounds 3] [--duration 10] [--warmup 2] [--connections 50]
 //                         [--modes bare,live,me,dashboards]
+import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
+import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
   checkedLoad,
+  entryOf,
+  firstRequest,
   freePort,
+  isRecord,
+  machineLoad,
   median,
+  oneMinuteLoad,
+  perRound,
+  pidOf,
   positiveFlag,
+  printTable,
   processCpu,
+  range,
+  recordOf,
+  rotated,
   spread,
   startServer,
   stopServer,
+  tearDownOnSignals,
   writeResults,
-} from '../lib/harness.mjs';
+  type LoadSummary,
+} from '../lib/harness.ts';
+import { SUPERUSER, adminQuery } from '../lib/postgres.ts';
+import { startRealm, type Realm } from '../lib/realm.ts';
 import {
   APP_MAIN,
-  adminQuery,
   appEnvironment,
   createSeededDatabase,
   requireBuiltApp,
   startApp,
-  startRealm,
-} from './common.mjs';
+  type SeededDatabase,
+} from './common.ts';
 
 const BASELINE = 'bare';
 /** What each mode serves; `app: true` is the built sample app (dist/main.js). */
-const MODES = {
+const MODES: Record<string, { path: string; app: boolean; what: string }> = {
   bare: { path: '/hello', app: false, what: 'Fastify() hello-world (the baseline)' },
   live: { path: '/health/live', app: true, what: 'the app, no auth, no I/O' },
   me: { path: '/api/v1/me', app: true, what: 'the app, bearer JWT (cache hit), no I/O' },
@@ -47,10 +63,10 @@ const TARGET_MODE = 'dashboards';
 const TENANT = '7d3f5a2e-4b1c-4e8d-9a6f-00000000b0b0';
 const APP_NAME = 'flowforge-bench';
 
-const SERVER = fileURLToPath(new URL('./bare-server.mjs', import.meta.url));
+const SERVER = fileURLToPath(new URL('./bare-server.ts', import.meta.url));
 const RESULTS = fileURLToPath(new URL('./results.json', import.meta.url));
 
-const USAGE = `Usage: node app/run.mjs [options]
+const USAGE = `Usage: node app/run.ts [options]
 
 GET /api/v1/dashboards of the built sample app (apps/sample-api/dist/main.js,
 APP_ENV=production, a Keycloak-shaped RS256 token, PostgreSQL of scripts/services)
@@ -93,39 +109,34 @@ for (const mode of modes) {
     throw new Error(`unknown mode "${mode}" (${Object.keys(MODES).join(', ')})`);
 }
 if (!modes.includes(BASELINE)) modes.unshift(BASELINE);
+/** The route of a mode (every mode of `modes` is one of MODES). */
+const pathOf = (mode: string): string => entryOf(MODES, mode).path;
 requireBuiltApp();
 
 // ------------------------------------------------------------------ clean-up
 
-const children = new Set();
-const cleanups = [];
-let tearingDown;
-function teardown() {
+const children = new Set<ChildProcess>();
+const cleanups: (() => Promise<unknown>)[] = [];
+let tearingDown: Promise<void> | undefined;
+function teardown(): Promise<void> {
   tearingDown ??= (async () => {
     for (const child of children) child.kill('SIGKILL');
     for (const cleanup of cleanups.reverse()) await cleanup().catch(console.error);
   })();
   return tearingDown;
 }
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.once(signal, () => {
-    console.error(`\n${signal}: stopping servers, dropping the bench database`);
-    teardown().then(
-      () => process.exit(130),
-      () => process.exit(1),
-    );
-  });
-}
+tearDownOnSignals('stopping servers, dropping the bench database', teardown);
 
 // ------------------------------------------------------------------ measuring
 
 /** CPU time of the app's PostgreSQL backends (by pid, from /proc), in µs. */
-async function backendCpu(database) {
-  const { rows } = await adminQuery(
+async function backendCpu(database: string): Promise<Map<number, number>> {
+  const { rows } = await adminQuery<{ pid: number }>(
+    { as: SUPERUSER },
     'select pid from pg_stat_activity where datname = $1 and application_name = $2',
     [database, APP_NAME],
   );
-  const cpu = new Map();
+  const cpu = new Map<number, number>();
   for (const { pid } of rows) {
     try {
       cpu.set(pid, await processCpu(pid));
@@ -137,16 +148,37 @@ async function backendCpu(database) {
 }
 
 /** CPU used between two backendCpu() readings by the backends present in both. */
-function backendCpuUsed(before, after) {
+function backendCpuUsed(before: Map<number, number>, after: Map<number, number>): number {
   let used = 0;
-  for (const [pid, cpu] of after) if (before.has(pid)) used += cpu - before.get(pid);
+  for (const [pid, cpu] of after) {
+    const start = before.get(pid);
+    if (start !== undefined) used += cpu - start;
+  }
   return used;
 }
 
+/** One measurement of one mode. */
+interface Run extends LoadSummary {
+  bytesPerResponse: number;
+  /** the server process's CPU, µs */
+  cpuPerRequest: number;
+  /** its PostgreSQL backends' CPU, µs */
+  pgCpuPerRequest: number;
+  pgBackends: number;
+}
+
+/** What every measurement needs. */
+interface Context {
+  realm: Realm;
+  database: SeededDatabase;
+  dashboards: number;
+  authorization: string;
+}
+
 /** One autocannon run; throws when any response was not 2xx or any request failed. */
-async function load(mode, base, seconds, authorization) {
+async function load(mode: string, base: string, seconds: number, authorization: string) {
   const { summary, result } = await checkedLoad(mode, {
-    url: `${base}${MODES[mode].path}`,
+    url: `${base}${pathOf(mode)}`,
     connections: settings.connections,
     pipelining: settings.pipelining,
     duration: seconds,
@@ -155,9 +187,12 @@ async function load(mode, base, seconds, authorization) {
   return { ...summary, bytesPerResponse: result.throughput.total / result.requests.total };
 }
 
-async function start(mode, context) {
+async function start(
+  mode: string,
+  context: Context,
+): Promise<{ child: ChildProcess; base: string }> {
   const port = await freePort();
-  if (!MODES[mode].app) {
+  if (!entryOf(MODES, mode).app) {
     const child = await startServer(mode, [SERVER, String(port)]);
     return { child, base: `http://127.0.0.1:${port}` };
   }
@@ -171,30 +206,34 @@ async function start(mode, context) {
   return app;
 }
 
-async function measure(mode, context) {
+/** How many dashboards a list answer holds (undefined when it is not one). */
+function itemCount(body: string): number | undefined {
+  const parsed: unknown = JSON.parse(body);
+  return isRecord(parsed) && Array.isArray(parsed.items) ? parsed.items.length : undefined;
+}
+
+async function measure(mode: string, context: Context): Promise<Run> {
   const { child, base } = await start(mode, context);
   children.add(child);
   try {
     // One request alone first: the app fetches the JWKS here, not under load.
-    const first = await fetch(`${base}${MODES[mode].path}`, {
-      headers: { authorization: context.authorization },
-    });
-    const firstBody = await first.text();
-    if (first.status !== 200) {
-      throw new Error(`"${mode}": the first request got ${first.status} ${firstBody}`);
-    }
-    if (mode === TARGET_MODE && JSON.parse(firstBody).items.length !== context.dashboards) {
+    const firstBody = await firstRequest(mode, `${base}${pathOf(mode)}`, context.authorization);
+    if (mode === TARGET_MODE && itemCount(firstBody) !== context.dashboards) {
       throw new Error(`"${mode}": expected ${context.dashboards} dashboards: ${firstBody}`);
     }
     await load(mode, base, settings.warmup, context.authorization); // JIT, pool: discarded
+    const pid = pidOf(child);
     const pgBefore = await backendCpu(context.database.name);
-    const cpuBefore = await processCpu(child.pid);
+    const cpuBefore = await processCpu(pid);
     const run = await load(mode, base, settings.duration, context.authorization);
-    run.cpuPerRequest = ((await processCpu(child.pid)) - cpuBefore) / run.requests;
+    const cpuPerRequest = ((await processCpu(pid)) - cpuBefore) / run.requests;
     const pgAfter = await backendCpu(context.database.name);
-    run.pgCpuPerRequest = backendCpuUsed(pgBefore, pgAfter) / run.requests;
-    run.pgBackends = pgAfter.size;
-    return run;
+    return {
+      ...run,
+      cpuPerRequest,
+      pgCpuPerRequest: backendCpuUsed(pgBefore, pgAfter) / run.requests,
+      pgBackends: pgAfter.size,
+    };
   } finally {
     await stopServer(child);
     children.delete(child);
@@ -213,12 +252,12 @@ const minutes = (settings.rounds * modes.length * (settings.duration + settings.
 console.log(
   `app bench: ${modes.length} modes × ${settings.rounds} rounds × (${settings.warmup} s warm-up + ` +
     `${settings.duration} s), ${settings.connections} connections; about ${minutes.toFixed(1)} min; ` +
-    `load average ${loadBefore[0].toFixed(2)} on ${os.cpus().length} CPUs; Node ${process.version}; ` +
+    `${machineLoad(loadBefore)}; Node ${process.version}; ` +
     `sample-api dist ${dist.sha256} built ${dist.built}\n`,
 );
 
 try {
-  const realm = await startRealm();
+  const realm = await startRealm(['RS256']);
   cleanups.push(() => realm.close());
   const dashboards = 20;
   const database = await createSeededDatabase({
@@ -231,20 +270,18 @@ try {
     `database ${database.name}: PostgreSQL ${database.serverVersion}; ${dashboards} dashboards ` +
       `per tenant in 51 tenants, 2 widgets each`,
   );
-  const context = {
+  const context: Context = {
     realm,
     database,
     dashboards,
-    authorization: `Bearer ${await realm.token(TENANT, ['viewer'])}`,
+    authorization: `Bearer ${await realm.token({ tenantId: TENANT, roles: ['viewer'] })}`,
   };
 
-  const runs = Object.fromEntries(modes.map((mode) => [mode, []]));
+  const runs = recordOf(modes, (): Run[] => []);
   for (let round = 0; round < settings.rounds; round += 1) {
-    // Interleaved, and rotated every round, so that drift over time hits every mode alike.
-    const order = modes.map((_mode, index) => modes[(index + round) % modes.length]);
-    for (const mode of order) {
+    for (const mode of rotated(modes, round)) {
       const run = await measure(mode, context);
-      runs[mode].push(run);
+      entryOf(runs, mode).push(run);
       console.log(
         `round ${round + 1}/${settings.rounds}  ${mode.padEnd(10)} ` +
           `${Math.round(run.requestsPerSecond).toString().padStart(6)} req/s  p50 ${run.p50} ms  ` +
@@ -254,26 +291,27 @@ try {
     }
   }
 
-  const serverCpu = (run) => run.cpuPerRequest + run.pgCpuPerRequest;
-  const perRound = (mode, pick) => runs[mode].map((run, i) => pick(runs[BASELINE][i], run));
+  const serverCpu = (run: Run) => run.cpuPerRequest + run.pgCpuPerRequest;
   const summary = modes.map((mode) => {
-    const list = runs[mode];
-    const ratios = perRound(mode, (base, run) => run.requestsPerSecond / base.requestsPerSecond);
+    const list = entryOf(runs, mode);
+    const byRound = (pick: (base: Run, run: Run) => number) =>
+      perRound(list, entryOf(runs, BASELINE), pick);
+    const ratios = byRound((base, run) => run.requestsPerSecond / base.requestsPerSecond);
     return {
       mode,
-      path: MODES[mode].path,
+      path: pathOf(mode),
       requestsPerSecond: median(list.map((run) => run.requestsPerSecond)),
       spread: spread(list.map((run) => run.requestsPerSecond)),
       ratio: median(ratios),
-      ratioRange: [Math.min(...ratios), Math.max(...ratios)],
+      ratioRange: range(ratios),
       p50: median(list.map((run) => run.p50)),
       p99: median(list.map((run) => run.p99)),
-      p99Range: [Math.min(...list.map((run) => run.p99)), Math.max(...list.map((run) => run.p99))],
+      p99Range: range(list.map((run) => run.p99)),
       bytesPerResponse: median(list.map((run) => run.bytesPerResponse)),
       cpuPerRequest: median(list.map((run) => run.cpuPerRequest)),
       pgCpuPerRequest: median(list.map((run) => run.pgCpuPerRequest)),
       // Bare's server CPU per request ÷ this mode's (node + its PostgreSQL backends).
-      cpuRatio: median(perRound(mode, (base, run) => serverCpu(base) / serverCpu(run))),
+      cpuRatio: median(byRound((base, run) => serverCpu(base) / serverCpu(run))),
     };
   });
 
@@ -282,46 +320,39 @@ try {
       `over the rounds of (req/s ÷ bare req/s in the same round); CPU = the server process, PG = its\n` +
       `PostgreSQL backends; CPU ratio = bare's (CPU + PG) per request ÷ this mode's, same round\n`,
   );
-  const header = [
-    'mode',
-    'route',
-    'req/s',
-    'spread',
-    'ratio',
-    'ratio range',
-    'p50 ms',
-    'p99 ms',
-    'p99 range',
-    'bytes',
-    'CPU µs/req',
-    'PG µs/req',
-    'CPU ratio',
-  ];
-  const rows = summary.map((row) => [
-    row.mode,
-    `GET ${row.path}`,
-    Math.round(row.requestsPerSecond).toString(),
-    `${Math.round(row.spread * 100)} %`,
-    `${row.ratio.toFixed(2)}×`,
-    `${row.ratioRange[0].toFixed(2)}–${row.ratioRange[1].toFixed(2)}×`,
-    String(row.p50),
-    String(row.p99),
-    `${row.p99Range[0]}–${row.p99Range[1]}`,
-    Math.round(row.bytesPerResponse).toString(),
-    row.cpuPerRequest.toFixed(1),
-    row.pgCpuPerRequest.toFixed(1),
-    `${row.cpuRatio.toFixed(2)}×`,
-  ]);
-  const widths = header.map((title, column) =>
-    Math.max(title.length, ...rows.map((row) => row[column].length)),
+  printTable(
+    [
+      'mode',
+      'route',
+      'req/s',
+      'spread',
+      'ratio',
+      'ratio range',
+      'p50 ms',
+      'p99 ms',
+      'p99 range',
+      'bytes',
+      'CPU µs/req',
+      'PG µs/req',
+      'CPU ratio',
+    ],
+    summary.map((row) => [
+      row.mode,
+      `GET ${row.path}`,
+      Math.round(row.requestsPerSecond).toString(),
+      `${Math.round(row.spread * 100)} %`,
+      `${row.ratio.toFixed(2)}×`,
+      `${row.ratioRange[0].toFixed(2)}–${row.ratioRange[1].toFixed(2)}×`,
+      String(row.p50),
+      String(row.p99),
+      `${row.p99Range[0]}–${row.p99Range[1]}`,
+      Math.round(row.bytesPerResponse).toString(),
+      row.cpuPerRequest.toFixed(1),
+      row.pgCpuPerRequest.toFixed(1),
+      `${row.cpuRatio.toFixed(2)}×`,
+    ]),
+    2,
   );
-  const format = (cells) =>
-    cells
-      .map((cell, column) => (column < 2 ? cell.padEnd : cell.padStart).call(cell, widths[column]))
-      .join('  ');
-  console.log(format(header));
-  console.log(widths.map((width) => '-'.repeat(width)).join('  '));
-  for (const row of rows) console.log(format(row));
 
   const target = summary.find((row) => row.mode === TARGET_MODE);
   if (target) {
@@ -332,7 +363,7 @@ try {
   }
   const loadAfter = os.loadavg();
   console.log(
-    `load average ${loadBefore[0].toFixed(2)} before, ${loadAfter[0].toFixed(2)} after (1 min)`,
+    `load average ${oneMinuteLoad(loadBefore)} before, ${oneMinuteLoad(loadAfter)} after (1 min)`,
   );
   await writeResults(
     RESULTS,

@@ -1,4 +1,4 @@
-// Every README example is true (see check-examples.mjs): one test per TypeScript block of a
+// Every README example is true (see check-examples.ts): one test per TypeScript block of a
 // package README, named by package and README line, one per README for its markers and links,
 // and a fixture README with broken blocks that the same run must report where they break.
 // `pnpm check:examples` runs this with a TAP report in reports/check-examples.tap.
@@ -18,7 +18,11 @@ import {
   listReadmes,
   parseExamples,
   parseTscOutput,
-} from './check-examples.mjs';
+  type BlockResult,
+  type CheckResult,
+  type Readme,
+} from './check-examples.ts';
+import { readJson } from './lib/workspace.ts';
 
 /** The whole run's budget: about 30 s alone on 2 cores, more under a loaded `pnpm check`. */
 const RUN_LIMIT_MS = 300_000;
@@ -135,8 +139,8 @@ describe('links as npm shows them', () => {
     readmePath: join(ROOT, 'packages/config/README.md'),
     packageDir: join(ROOT, 'packages/config'),
   };
-  /** @param {string} text */
-  const problems = (text) => checkLinks(text, where).map((p) => `${p.line}: ${p.message}`);
+  const problems = (text: string): string[] =>
+    checkLinks(text, where).map((p) => `${p.line}: ${p.message}`);
 
   test('a relative link out of the package is refused, with the absolute link to use', () => {
     assert.deepEqual(
@@ -224,8 +228,7 @@ const FIXTURE_LINES = [
   '', //                                                                   42
 ];
 
-/** @type {import('./check-examples.mjs').Readme} */
-const FIXTURE = {
+const FIXTURE: Readme = {
   name: '@flowforge/fixture',
   path: join(ROOT, 'packages', 'fixture', 'README.md'),
   shown: 'packages/fixture/README.md',
@@ -260,8 +263,7 @@ describe(
   'README examples compile against the built packages and run',
   { timeout: RUN_LIMIT_MS },
   () => {
-    /** @type {import('./check-examples.mjs').CheckResult | undefined} */
-    let result;
+    let result: CheckResult | undefined;
     const watchdog = setTimeout(() => {
       console.error(`check-examples: over ${RUN_LIMIT_MS} ms, giving up`);
       process.exit(1);
@@ -273,11 +275,7 @@ describe(
     });
     after(() => clearTimeout(watchdog));
 
-    /**
-     * @param {string} shown
-     * @param {number} line
-     */
-    const resultOf = (shown, line) => {
+    const resultOf = (shown: string, line: number): BlockResult => {
       assert.ok(result, 'the check did not run');
       const found = result.blocks.find((b) => b.readme.shown === shown && b.block.line === line);
       assert.ok(found, `${shown}:${line} was not checked`);
@@ -374,13 +372,15 @@ describe(
 // Wiring: CI runs this after every package is built, and counts it
 
 test('turbo builds every package before this check, and `pnpm check` runs it', () => {
-  const turbo = JSON.parse(readFileSync(join(ROOT, 'turbo.json'), 'utf8'));
+  const turbo = readJson<{ tasks: Record<string, { dependsOn?: string[] }> }>(
+    join(ROOT, 'turbo.json'),
+  );
   const task = turbo.tasks['//#check:examples'];
   assert.ok(task, 'turbo.json has no //#check:examples task');
   for (const pkg of listPackages())
     assert.ok(task.dependsOn?.includes(`${pkg.name}#build`), pkg.name);
-  const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
-  assert.match(manifest.scripts.check, /(?:^|\s)\/\/#check:examples(?:\s|$)/);
-  assert.match(manifest.scripts['check:examples'], /reports\/check-examples\.tap/);
-  assert.match(readFileSync(join(ROOT, 'scripts/test-summary.mjs'), 'utf8'), /'check-examples'/);
+  const { scripts } = readJson<{ scripts: Record<string, string> }>(join(ROOT, 'package.json'));
+  assert.match(scripts['check'] ?? '', /(?:^|\s)\/\/#check:examples(?:\s|$)/);
+  assert.match(scripts['check:examples'] ?? '', /reports\/check-examples\.tap/);
+  assert.match(readFileSync(join(ROOT, 'scripts/test-summary.ts'), 'utf8'), /'check-examples'/);
 });

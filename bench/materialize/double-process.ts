@@ -1,9 +1,20 @@
-// The Materialize wire double (a test fixture of @flowforge/materialize) in a
-// process of its own, so that it does not share an event loop (or the RSS the
-// benchmark reports) with the client under test. Controlled over the IPC channel:
+// The Materialize wire double (@flowforge/materialize-double, a private test-double
+// package) in a process of its own, so that it does not share an event loop (or the
+// RSS the benchmark reports) with the client under test. Controlled over the IPC channel:
+//   → { op: 'ready', url, view }                                     once listening
 //   { op: 'fill', rows, rowsPerTimestamp } → { op: 'filled', asOf, upper, rows }
-// Node 24 runs the double's TypeScript directly (type stripping).
-import { startMaterializeDouble } from '../../packages/materialize/test/support/materialize-double.ts';
+//   { op: 'stop' }                                                   exits
+// The double is the private workspace package @flowforge/materialize-double (built by tsup).
+import process from 'node:process';
+import { startMaterializeDouble, type DoubleDiff } from '@flowforge/materialize-double';
+import { onParentMessage, sendToParent } from '../lib/ipc.ts';
+
+/** What run.ts sends. */
+export type DoubleCommand = { op: 'fill'; rows: number; rowsPerTimestamp: number } | { op: 'stop' };
+/** What this process answers; bigints travel as strings. */
+export type DoubleReply =
+  | { op: 'ready'; url: string; view: string }
+  | { op: 'filled'; asOf: string; upper: string; rows: number };
 
 const VIEW = 'bench_rows';
 const TENANT = '00000000-0000-4000-8000-000000000001';
@@ -17,12 +28,12 @@ double.defineView(VIEW, [
 ]);
 let nextId = 0;
 
-process.on('message', (message) => {
+onParentMessage<DoubleCommand>((message) => {
   if (message.op === 'fill') {
     const asOf = double.upper - 1n; // every row below is written after it
     for (let written = 0; written < message.rows;) {
       const count = Math.min(message.rowsPerTimestamp, message.rows - written);
-      const diffs = [];
+      const diffs: DoubleDiff[] = [];
       for (let i = 0; i < count; i += 1) {
         const id = nextId++;
         diffs.push({
@@ -33,7 +44,7 @@ process.on('message', (message) => {
       double.commit(VIEW, diffs);
       written += count;
     }
-    process.send({
+    sendToParent<DoubleReply>({
       op: 'filled',
       asOf: asOf.toString(),
       upper: double.upper.toString(),
@@ -44,4 +55,4 @@ process.on('message', (message) => {
   }
 });
 process.on('disconnect', () => void double.stop().then(() => process.exit(0)));
-process.send({ op: 'ready', url: double.url, view: VIEW });
+sendToParent<DoubleReply>({ op: 'ready', url: double.url, view: VIEW });

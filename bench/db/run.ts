@@ -2,42 +2,66 @@
 // without a transaction, in one run; each result is reported as a ratio to bare.
 // Needs the PostgreSQL of scripts/services (trust auth on loopback). See ../README.md.
 //
-// Usage: node db/run.mjs [--rounds 5] [--duration 1.5] [--warmup 0.25] [--concurrency 8]
+// Usage: node db/run.ts [--rounds 5] [--duration 1.5] [--warmup 0.25] [--concurrency 8]
 //                        [--pool 4] [--modes a,b,c] [--tenants 10] [--rows 1000] [--help]
 import { randomBytes, randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import os from 'node:os';
+import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createDatabase, createTenantTable, migrateToLatest } from '@flowforge/db';
-import { sql } from 'kysely';
+import {
+  createDatabase,
+  createTenantTable,
+  migrateToLatest,
+  type Database,
+  type Migrations,
+} from '@flowforge/db';
+import { sql, type CompiledQuery, type Kysely } from 'kysely';
 import pg from 'pg';
 import {
-  dropDatabase,
+  allNumbers,
+  entryOf,
+  machineLoad,
   median,
+  perRound,
   percentile,
-  spread,
-  writeResults,
   positiveFlag,
-} from '../lib/harness.mjs';
+  printTable,
+  processCpu,
+  recordOf,
+  rotated,
+  spread,
+  tearDownOnSignals,
+  writeResults,
+} from '../lib/harness.ts';
+import {
+  APP_LOGIN,
+  APP_ROLE,
+  OWNER,
+  PG_HOST,
+  SUPERUSER,
+  adminQuery,
+  appPool,
+  dropDatabase,
+  pgUrl,
+  quiet,
+  serverVersion,
+} from '../lib/postgres.ts';
 
 const BASELINE = 'bare';
-const MODES = ['bare', 'withTenant', 'manual', 'manual-kysely'];
-const WORKLOADS = ['point', 'list'];
+const MODES = ['bare', 'withTenant', 'manual', 'manual-kysely'] as const;
+type Mode = (typeof MODES)[number];
+const WORKLOADS = ['point', 'list'] as const;
+type WorkloadName = (typeof WORKLOADS)[number];
 const LIST_LIMIT = 20;
 const TARGET_EXTRA_ROUND_TRIPS = 2;
-const PG_HOST = '127.0.0.1:5432';
-const OWNER = 'flowforge_owner';
-const APP_LOGIN = 'flowforge';
-const APP_ROLE = 'flowforge_app';
-const SUPERUSER = 'postgres';
 // Pools are idle for most of a round (the other modes run): keep their
 // connections, so that a measurement does not start by reconnecting.
 const IDLE_TIMEOUT_MS = 120_000;
 
 const RESULTS = fileURLToPath(new URL('./results.json', import.meta.url));
 
-const USAGE = `Usage: node bench/db/run.mjs [options]
+const USAGE = `Usage: node bench/db/run.ts [options]
 
 A tenant-scoped read through withTenant of @flowforge/db against the same query on
 the pool without a transaction (bare), and against hand-written transactions; each
@@ -74,31 +98,41 @@ if (flags.help) {
   process.exit(0);
 }
 
-const positive = (name, options) => positiveFlag(flags, name, options);
-const rounds = positive('rounds', { integer: true });
-const duration = positive('duration');
-const warmup = positive('warmup', { min: -1 });
-const concurrency = positive('concurrency', { integer: true });
-const poolSize = positive('pool', { integer: true });
-const tenantCount = positive('tenants', { integer: true });
-const rowsPerTenant = positive('rows', { integer: true, min: LIST_LIMIT - 1 });
-const modes = flags.modes.split(',').filter(Boolean);
-for (const mode of modes) {
-  if (!MODES.includes(mode)) throw new Error(`unknown mode "${mode}" (${MODES.join(', ')})`);
-}
+const rounds = positiveFlag(flags, 'rounds', { integer: true });
+const duration = positiveFlag(flags, 'duration');
+const warmup = positiveFlag(flags, 'warmup', { min: -1 });
+const concurrency = positiveFlag(flags, 'concurrency', { integer: true });
+const poolSize = positiveFlag(flags, 'pool', { integer: true });
+const tenantCount = positiveFlag(flags, 'tenants', { integer: true });
+const rowsPerTenant = positiveFlag(flags, 'rows', { integer: true, min: LIST_LIMIT - 1 });
+const isMode = (name: string): name is Mode => MODES.some((mode) => mode === name);
+const modes = flags.modes
+  .split(',')
+  .filter(Boolean)
+  .map((mode): Mode => {
+    if (!isMode(mode)) throw new Error(`unknown mode "${mode}" (${MODES.join(', ')})`);
+    return mode;
+  });
 if (!modes.includes(BASELINE)) modes.unshift(BASELINE);
 const loads = [
   { name: 'sequential', callers: 1 },
   { name: 'concurrent', callers: concurrency },
 ];
 
-const urlFor = (user, database, options) =>
-  `postgres://${user}:${user}@${PG_HOST}/${database}` +
-  (options ? `?options=${encodeURIComponent(options)}` : '');
-
 // ------------------------------------------------------------------ the database
 
-const migrations = {
+/** The bench's table, as Kysely sees it. */
+interface Item {
+  id: string;
+  tenant_id: string;
+  name: string;
+  created_at: Date;
+}
+interface BenchDatabase {
+  items: Item;
+}
+
+const migrations: Migrations = {
   '2026-11-28-0001-items': {
     async up(db) {
       await createTenantTable(db, 'items', (table) =>
@@ -118,20 +152,10 @@ const migrations = {
   },
 };
 
-async function adminQuery(text) {
-  const client = new pg.Client({ connectionString: urlFor(OWNER, 'postgres') });
-  await client.connect();
-  try {
-    return await client.query(text);
-  } finally {
-    await client.end();
-  }
-}
-
 /** Seeds as the superuser (it bypasses the forced row-level security); returns the tenant ids. */
-async function seed(name) {
+async function seed(name: string) {
   const tenants = Array.from({ length: tenantCount }, () => randomUUID());
-  const client = new pg.Client({ connectionString: urlFor(SUPERUSER, name) });
+  const client = new pg.Client({ connectionString: pgUrl(SUPERUSER, name) });
   await client.connect();
   try {
     await client.query(
@@ -141,12 +165,16 @@ async function seed(name) {
       [tenants, rowsPerTenant],
     );
     await client.query('vacuum (analyze) items');
-    const { rows } = await client.query(
+    const { rows } = await client.query<{ id: string }>(
       'select id from items where tenant_id = $1 order by random()',
       [tenants[0]],
     );
-    const { rows: version } = await client.query('show server_version');
-    return { tenants, ids: rows.map((row) => row.id), serverVersion: version[0].server_version };
+    const ids = rows.map((row) => row.id);
+    const [tenant] = tenants;
+    const [firstId] = ids;
+    if (tenant === undefined || firstId === undefined) throw new Error('nothing was seeded');
+    // The reads are the first tenant's.
+    return { tenant, ids, firstId, serverVersion: await serverVersion(client) };
   } finally {
     await client.end();
   }
@@ -154,7 +182,16 @@ async function seed(name) {
 
 // ------------------------------------------------------------------ the modes
 
-const workloads = {
+/** A read: its query (on the pool or in a transaction) and how many rows it returns. */
+interface Workload {
+  build: (
+    q: Kysely<BenchDatabase>,
+    id: string,
+  ) => { compile(): CompiledQuery; execute(): Promise<Item[]> };
+  expected: number;
+}
+
+const workloads: Record<WorkloadName, Workload> = {
   point: {
     build: (q, id) => q.selectFrom('items').selectAll().where('id', '=', id),
     expected: 1,
@@ -165,6 +202,10 @@ const workloads = {
   },
 };
 
+/** One read of one mode, by item id; resolves to its rows. */
+type Operation = (id: string) => Promise<readonly object[]>;
+type Operations = Record<WorkloadName, Record<Mode, Operation>>;
+
 /**
  * The operations of every mode over the given handles:
  * - bare: the query on the pool, no transaction (its connections have the tenant
@@ -173,27 +214,38 @@ const workloads = {
  * - manual: BEGIN / set_config / the query / COMMIT by hand on a pg client;
  * - manual-kysely: the same four round trips through database.withTransaction.
  */
-function operations({ bareDb, appDb, manualPool, tenant }) {
+function operations({
+  bareDb,
+  appDb,
+  manualPool,
+  tenant,
+}: {
+  bareDb: Database<BenchDatabase>;
+  appDb: Database<BenchDatabase>;
+  manualPool: pg.Pool;
+  tenant: string;
+}): Operations {
   const setTenant = `select set_config('app.tenant_id', $1, true), set_config('role', '${APP_ROLE}', true)`;
-  const ops = {};
-  for (const [name, workload] of Object.entries(workloads)) {
+  const opsOf = (name: WorkloadName): Record<Mode, Operation> => {
+    const workload = workloads[name];
     // The very SQL text Kysely sends, for the hand-written transaction.
     const { sql: text } = workload.build(appDb.db, randomUUID()).compile();
-    const params = name === 'point' ? (id) => [id] : () => [LIST_LIMIT];
-    ops[name] = {
+    const params: (id: string) => unknown[] = name === 'point' ? (id) => [id] : () => [LIST_LIMIT];
+    return {
       bare: (id) => workload.build(bareDb.db, id).execute(),
       withTenant: (id) => appDb.withTenant(tenant, (trx) => workload.build(trx, id).execute()),
       async manual(id) {
         const client = await manualPool.connect();
-        let failed;
+        let failed: Error | undefined;
         try {
           await client.query('begin');
           await client.query(setTenant, [tenant]);
-          const { rows } = await client.query(text, params(id));
+          const { rows } = await client.query<Item>(text, params(id));
           await client.query('commit');
           return rows;
         } catch (error) {
-          failed = error;
+          // A client that failed mid-transaction is discarded rather than reused.
+          failed = error instanceof Error ? error : new Error(String(error));
           await client.query('rollback').catch(() => undefined);
           throw error;
         } finally {
@@ -208,54 +260,62 @@ function operations({ bareDb, appDb, manualPool, tenant }) {
           return workload.build(trx, id).execute();
         }),
     };
-  }
-  return ops;
+  };
+  return { point: opsOf('point'), list: opsOf('list') };
 }
 
-/** node-postgres crashes the process on a client error nobody listens to. */
-function quiet(pool) {
-  pool.on('error', () => undefined);
-  pool.on('connect', (client) => client.on('error', () => undefined));
-  return pool;
+/** The SQL text of a client.query() call's first argument. */
+function statementText(first: unknown): string {
+  if (typeof first === 'string') return first;
+  if (typeof first === 'object' && first !== null && 'text' in first) {
+    if (typeof first.text === 'string') return first.text;
+  }
+  return 'object';
 }
 
 /** A one-connection pool whose client counts what it sends: one client.query is one round trip. */
-function countingPool(url) {
-  const sent = [];
+function countingPool(url: string): { pool: pg.Pool; sent: string[] } {
+  const sent: string[] = [];
   const pool = quiet(new pg.Pool({ connectionString: url, max: 1 }));
   pool.on('connect', (client) => {
-    const query = client.query.bind(client);
-    client.query = (...args) => {
-      sent.push(typeof args[0] === 'string' ? args[0] : (args[0]?.text ?? 'object'));
-      return query(...args);
-    };
+    const query: (...args: unknown[]) => unknown = client.query.bind(client);
+    // An own property in place of the prototype's method, as an assignment would make it.
+    Object.defineProperty(client, 'query', {
+      value: (...args: unknown[]) => {
+        sent.push(statementText(args[0]));
+        return query(...args);
+      },
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
   });
   return { pool, sent };
 }
 
 /** Round trips per operation, counted once per mode and workload; also checks that all modes return the same rows. */
-async function countRoundTrips(name, tenant, id) {
-  const bare = countingPool(urlFor(APP_LOGIN, name, sessionTenant(tenant)));
-  const app = countingPool(urlFor(APP_LOGIN, name));
-  const manual = countingPool(urlFor(APP_LOGIN, name));
-  const bareDb = createDatabase({ pool: bare.pool });
-  const appDb = createDatabase({ pool: app.pool });
+async function countRoundTrips(name: string, tenant: string, id: string) {
+  const bare = countingPool(pgUrl(APP_LOGIN, name, sessionTenant(tenant)));
+  const app = countingPool(pgUrl(APP_LOGIN, name));
+  const manual = countingPool(pgUrl(APP_LOGIN, name));
+  const bareDb = createDatabase<BenchDatabase>({ pool: bare.pool });
+  const appDb = createDatabase<BenchDatabase>({ pool: app.pool });
   const counters = { bare, withTenant: app, 'manual-kysely': app, manual };
   const ops = operations({ bareDb, appDb, manualPool: manual.pool, tenant });
-  const counted = {};
-  const statements = {};
+  const counted = recordOf(WORKLOADS, () => recordOf(MODES, () => 0));
+  const statements = recordOf(WORKLOADS, () => recordOf(MODES, (): string[] => []));
   try {
     for (const workload of WORKLOADS) {
-      counted[workload] = {};
-      statements[workload] = {};
-      let reference;
+      const countedHere = counted[workload];
+      const statementsHere = statements[workload];
+      let reference: string | undefined;
       for (const mode of MODES) {
         const { sent } = counters[mode];
         await ops[workload][mode](id); // connects first
         sent.length = 0;
         const rows = await ops[workload][mode](id);
-        counted[workload][mode] = sent.length;
-        statements[workload][mode] = [...sent];
+        countedHere[mode] = sent.length;
+        statementsHere[mode] = [...sent];
         const same = JSON.stringify(rows.map((row) => ({ ...row })));
         reference ??= same;
         if (rows.length !== workloads[workload].expected || same !== reference) {
@@ -272,13 +332,32 @@ async function countRoundTrips(name, tenant, id) {
 }
 
 /** Session-level tenant and role for bare's connections (startup parameters, no extra round trip). */
-const sessionTenant = (tenant) => `-c app.tenant_id=${tenant} -c role=${APP_ROLE}`;
+const sessionTenant = (tenant: string) => `-c app.tenant_id=${tenant} -c role=${APP_ROLE}`;
 
 // ------------------------------------------------------------------ measuring
 
+/** One measurement of one mode. */
+interface Run {
+  ops: number;
+  opsPerSecond: number;
+  /** µs */
+  p50: number;
+  p99: number;
+  /** Node's CPU time (user + system) per operation, µs: the client side's cost. */
+  cpuPerOp: number;
+  /** PostgreSQL's, µs; null when /proc could not be read. */
+  serverCpuPerOp: number | null;
+}
+
 /** `callers` loops calling `op` back to back for `seconds`; latencies in µs. */
-async function drive(op, expected, ids, callers, seconds) {
-  const latencies = [];
+async function drive(
+  op: Operation,
+  expected: number,
+  ids: readonly string[],
+  callers: number,
+  seconds: number,
+): Promise<Omit<Run, 'serverCpuPerOp'>> {
+  const latencies: number[] = [];
   let next = 0;
   const started = performance.now();
   const deadline = started + seconds * 1000;
@@ -286,6 +365,7 @@ async function drive(op, expected, ids, callers, seconds) {
   const caller = async () => {
     while (performance.now() < deadline) {
       const id = ids[next % ids.length];
+      if (id === undefined) throw new Error('no item ids to read');
       next += 1;
       const t0 = performance.now();
       const rows = await op(id);
@@ -314,17 +394,14 @@ async function drive(op, expected, ids, callers, seconds) {
  * /proc: the server's share of the work (PostgreSQL runs on this machine). The
  * monitor's own backend is left out; null when /proc cannot be read.
  */
-async function serverCpu(monitor) {
-  const { rows } = await monitor.query(
+async function serverCpu(monitor: pg.Client): Promise<Map<number, number> | null> {
+  const { rows } = await monitor.query<{ pid: number }>(
     'select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()',
   );
-  const byPid = new Map();
+  const byPid = new Map<number, number>();
   for (const { pid } of rows) {
     try {
-      const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      // utime and stime: fields 14 and 15 of stat (11 and 12 after the command), in ticks of 10 ms.
-      byPid.set(pid, (Number(fields[11]) + Number(fields[12])) * 10_000);
+      byPid.set(pid, await processCpu(pid));
     } catch {
       return null;
     }
@@ -333,7 +410,10 @@ async function serverCpu(monitor) {
 }
 
 /** Server CPU between two serverCpu() readings; a backend born in between counts from 0. */
-function serverCpuDelta(before, after) {
+function serverCpuDelta(
+  before: Map<number, number> | null,
+  after: Map<number, number> | null,
+): number | null {
   if (!before || !after) return null;
   let total = 0;
   for (const [pid, micros] of after) total += micros - (before.get(pid) ?? 0);
@@ -342,32 +422,22 @@ function serverCpuDelta(before, after) {
 
 // ------------------------------------------------------------------ the run
 
-const handles = [];
-let databaseName;
-let dropping;
+const handles: (() => Promise<unknown>)[] = [];
+let databaseName: string | undefined;
+let dropping: Promise<void> | undefined;
 
 /** Closes every handle (bounded) and drops the bench database; once. */
-function teardown() {
+function teardown(): Promise<void> {
   dropping ??= (async () => {
     const closing = Promise.allSettled(handles.map((close) => close()));
     await Promise.race([closing, new Promise((resolve) => setTimeout(resolve, 3_000).unref())]);
-    if (databaseName) await dropDatabase(adminQuery, databaseName);
+    // As the owner, who created it.
+    if (databaseName) await dropDatabase(OWNER, databaseName);
   })();
   return dropping;
 }
 
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.once(signal, () => {
-    console.error(`\n${signal}: dropping the bench database`);
-    teardown().then(
-      () => process.exit(130),
-      (error) => {
-        console.error(error);
-        process.exit(1);
-      },
-    );
-  });
-}
+tearDownOnSignals('dropping the bench database', teardown);
 
 async function main() {
   const loadBefore = os.loadavg();
@@ -376,26 +446,26 @@ async function main() {
     `db bench: ${modes.length} modes × ${WORKLOADS.length} reads × ${loads.length} loads × ${rounds} rounds × ` +
       `(${warmup} s warm-up + ${duration} s); pools of ${poolSize}, ${concurrency} concurrent callers; ` +
       `about ${((measurements * (duration + warmup)) / 60 + 0.2).toFixed(1)} min; ` +
-      `load average ${loadBefore[0].toFixed(2)} on ${os.cpus().length} CPUs`,
+      machineLoad(loadBefore),
   );
 
   const name = `ff_bench_${randomBytes(4).toString('hex')}`;
-  await adminQuery(`create database ${name}`);
+  await adminQuery({ as: OWNER }, `create database ${name}`);
   databaseName = name;
-  const ownerDb = createDatabase({ url: urlFor(OWNER, name), poolSize: 1 });
+  const ownerDb = createDatabase({ url: pgUrl(OWNER, name), poolSize: 1 });
   try {
     await migrateToLatest(ownerDb.db, { migrations });
   } finally {
     await ownerDb.close();
   }
-  const { tenants, ids, serverVersion } = await seed(name);
-  const tenant = tenants[0];
+  const seeded = await seed(name);
+  const { tenant, ids } = seeded;
   console.log(
-    `database ${name}: PostgreSQL ${serverVersion}, ${tenantCount} tenants × ${rowsPerTenant} rows; ` +
+    `database ${name}: PostgreSQL ${seeded.serverVersion}, ${tenantCount} tenants × ${rowsPerTenant} rows; ` +
       `reads as tenant ${tenant}\n`,
   );
 
-  const { counted, statements } = await countRoundTrips(name, tenant, ids[0]);
+  const { counted, statements } = await countRoundTrips(name, tenant, seeded.firstId);
   console.log('round trips per operation (client.query calls, counted once):');
   for (const workload of WORKLOADS) {
     console.log(
@@ -407,26 +477,16 @@ async function main() {
   );
 
   const options = { poolSize, idleTimeoutMs: IDLE_TIMEOUT_MS };
-  const bareDb = createDatabase({
-    url: urlFor(APP_LOGIN, name, sessionTenant(tenant)),
+  const bareDb = createDatabase<BenchDatabase>({
+    url: pgUrl(APP_LOGIN, name, sessionTenant(tenant)),
     ...options,
   });
-  const appDb = createDatabase({ url: urlFor(APP_LOGIN, name), ...options });
+  const appDb = createDatabase<BenchDatabase>({ url: pgUrl(APP_LOGIN, name), ...options });
   // The same settings createDatabase gives its own pool.
-  const manualPool = quiet(
-    new pg.Pool({
-      connectionString: urlFor(APP_LOGIN, name),
-      max: poolSize,
-      idleTimeoutMillis: IDLE_TIMEOUT_MS,
-      connectionTimeoutMillis: 5_000,
-      application_name: 'flowforge',
-      statement_timeout: 30_000,
-      keepAlive: true,
-    }),
-  );
+  const manualPool = appPool(pgUrl(APP_LOGIN, name), poolSize, IDLE_TIMEOUT_MS);
   // Reads the server processes' pids between measurements. As the owner, not the
   // superuser: the owner's drop … with (force) could not end a superuser's backend.
-  const monitor = new pg.Client({ connectionString: urlFor(OWNER, name) });
+  const monitor = new pg.Client({ connectionString: pgUrl(OWNER, name) });
   monitor.on('error', () => undefined);
   await monitor.connect();
   handles.push(
@@ -447,25 +507,25 @@ async function main() {
   }
 
   const groups = loads.flatMap((load) => WORKLOADS.map((workload) => ({ load, workload })));
-  const runs = Object.fromEntries(
-    groups.map(({ load, workload }) => [
-      `${load.name}/${workload}`,
-      Object.fromEntries(modes.map((mode) => [mode, []])),
-    ]),
+  const runs = recordOf(
+    groups.map(({ load, workload }) => `${load.name}/${workload}`),
+    () => recordOf<string, Run[]>(modes, () => []),
   );
   for (let round = 0; round < rounds; round += 1) {
     for (const { load, workload } of groups) {
-      // Interleaved, and rotated every round, so that drift over time hits every mode alike.
-      const order = modes.map((_mode, index) => modes[(index + round) % modes.length]);
-      for (const mode of order) {
+      const group = entryOf(runs, `${load.name}/${workload}`);
+      for (const mode of rotated(modes, round)) {
         const op = ops[workload][mode];
         const { expected } = workloads[workload];
         await drive(op, expected, ids, load.callers, warmup);
         const before = await serverCpu(monitor);
-        const run = await drive(op, expected, ids, load.callers, duration);
+        const measured = await drive(op, expected, ids, load.callers, duration);
         const serverMicros = serverCpuDelta(before, await serverCpu(monitor));
-        run.serverCpuPerOp = serverMicros === null ? null : serverMicros / run.ops;
-        runs[`${load.name}/${workload}`][mode].push(run);
+        const run: Run = {
+          ...measured,
+          serverCpuPerOp: serverMicros === null ? null : serverMicros / measured.ops,
+        };
+        entryOf(group, mode).push(run);
         console.log(
           `round ${round + 1}/${rounds}  ${load.name.padEnd(10)} ${workload.padEnd(5)} ${mode.padEnd(13)} ` +
             `${Math.round(run.opsPerSecond).toString().padStart(6)} ops/s  p50 ${Math.round(run.p50)} µs  ` +
@@ -476,16 +536,15 @@ async function main() {
     }
   }
 
-  const summary = [];
-  for (const { load, workload } of groups) {
-    const group = runs[`${load.name}/${workload}`];
-    // Ratios are taken within each round, then the median over rounds: the VM's
-    // speed drifts over minutes, and a ratio of medians would mostly measure that.
-    const perRound = (mode, pick) =>
-      group[mode].map((run, index) => pick(group[BASELINE][index], run));
-    for (const mode of modes) {
-      const list = group[mode];
-      summary.push({
+  const summary = groups.flatMap(({ load, workload }) => {
+    const group = entryOf(runs, `${load.name}/${workload}`);
+    const baseline = entryOf(group, BASELINE);
+    return modes.map((mode) => {
+      const list = entryOf(group, mode);
+      const ratio = (pick: (base: Run, run: Run) => number) =>
+        median(perRound(list, baseline, pick));
+      const serverCpus = list.map((run) => run.serverCpuPerOp);
+      return {
         load: load.name,
         callers: load.callers,
         workload,
@@ -493,68 +552,59 @@ async function main() {
         roundTrips: counted[workload][mode],
         opsPerSecond: median(list.map((run) => run.opsPerSecond)),
         spread: spread(list.map((run) => run.opsPerSecond)),
-        ratio: median(perRound(mode, (base, run) => run.opsPerSecond / base.opsPerSecond)),
+        ratio: ratio((base, run) => run.opsPerSecond / base.opsPerSecond),
         p50: median(list.map((run) => run.p50)),
         p99: median(list.map((run) => run.p99)),
-        p50Ratio: median(perRound(mode, (base, run) => run.p50 / base.p50)),
-        p99Ratio: median(perRound(mode, (base, run) => run.p99 / base.p99)),
-        p50Extra: median(perRound(mode, (base, run) => run.p50 - base.p50)),
+        p50Ratio: ratio((base, run) => run.p50 / base.p50),
+        p99Ratio: ratio((base, run) => run.p99 / base.p99),
+        p50Extra: ratio((base, run) => run.p50 - base.p50),
         cpuPerOp: median(list.map((run) => run.cpuPerOp)),
-        serverCpuPerOp: list.some((run) => run.serverCpuPerOp === null)
-          ? null
-          : median(list.map((run) => run.serverCpuPerOp)),
-      });
-    }
-  }
+        serverCpuPerOp: allNumbers(serverCpus) ? median(serverCpus) : null,
+      };
+    });
+  });
 
   console.log(
     '\nmedian of each column over the rounds; spread = (max − min) ÷ median ops/s over the rounds;\n' +
       'ratio = median over the rounds of (ops/s ÷ bare ops/s in the same round); p50 ratio and\n' +
       '+p50 likewise against bare p50 in the same round; RT = round trips per operation\n',
   );
-  const header = [
-    'load',
-    'read',
-    'mode',
-    'RT',
-    'ops/s',
-    'spread',
-    'ratio',
-    'p50 µs',
-    'p99 µs',
-    'p50 ratio',
-    '+p50 µs',
-    'Node CPU µs/op',
-    'server CPU µs/op',
-  ];
-  const rows = summary.map((row) => [
-    `${row.load} (${row.callers})`,
-    row.workload,
-    row.mode,
-    String(row.roundTrips),
-    Math.round(row.opsPerSecond).toString(),
-    `${Math.round(row.spread * 100)} %`,
-    `${row.ratio.toFixed(2)}×`,
-    Math.round(row.p50).toString(),
-    Math.round(row.p99).toString(),
-    `${row.p50Ratio.toFixed(2)}×`,
-    Math.round(row.p50Extra).toString(),
-    row.cpuPerOp.toFixed(0),
-    row.serverCpuPerOp === null ? '–' : row.serverCpuPerOp.toFixed(0),
-  ]);
-  const widths = header.map((title, column) =>
-    Math.max(title.length, ...rows.map((row) => row[column].length)),
+  printTable(
+    [
+      'load',
+      'read',
+      'mode',
+      'RT',
+      'ops/s',
+      'spread',
+      'ratio',
+      'p50 µs',
+      'p99 µs',
+      'p50 ratio',
+      '+p50 µs',
+      'Node CPU µs/op',
+      'server CPU µs/op',
+    ],
+    summary.flatMap((row, index) => [
+      ...(index > 0 && row.mode === BASELINE ? [null] : []),
+      [
+        `${row.load} (${row.callers})`,
+        row.workload,
+        row.mode,
+        String(row.roundTrips),
+        Math.round(row.opsPerSecond).toString(),
+        `${Math.round(row.spread * 100)} %`,
+        `${row.ratio.toFixed(2)}×`,
+        Math.round(row.p50).toString(),
+        Math.round(row.p99).toString(),
+        `${row.p50Ratio.toFixed(2)}×`,
+        Math.round(row.p50Extra).toString(),
+        row.cpuPerOp.toFixed(0),
+        row.serverCpuPerOp === null ? '–' : row.serverCpuPerOp.toFixed(0),
+      ],
+    ]),
+    3,
   );
-  const format = (cells) =>
-    cells
-      .map((cell, column) => (column <= 2 ? cell.padEnd : cell.padStart).call(cell, widths[column]))
-      .join('  ');
-  console.log(format(header));
-  console.log(widths.map((width) => '-'.repeat(width)).join('  '));
-  summary.forEach((row, index) => {
-    if (index > 0 && row.mode === BASELINE) console.log('');
-    console.log(format(rows[index]));
-  });
 
   const extra = Math.max(
     ...WORKLOADS.map((workload) => counted[workload].withTenant - counted[workload].bare),
@@ -578,7 +628,7 @@ async function main() {
 
   await writeResults(
     RESULTS,
-    { loadBefore, servers: { postgres: serverVersion } },
+    { loadBefore, servers: { postgres: seeded.serverVersion } },
     {
       settings: {
         rounds,

@@ -6,21 +6,17 @@ import { dirname, join } from 'node:path';
 import process from 'node:process';
 import { after, test } from 'node:test';
 import { URL, fileURLToPath } from 'node:url';
-import { checkGraph } from './check-graph.mjs';
+import { checkGraph } from './check-graph.ts';
 
-const CLI = fileURLToPath(new URL('check-graph.mjs', import.meta.url));
+const CLI = fileURLToPath(new URL('check-graph.ts', import.meta.url));
 
-/** @type {string[]} */
-const tempRoots = [];
+const tempRoots: string[] = [];
 after(() => {
   for (const root of tempRoots) rmSync(root, { recursive: true, force: true });
 });
 
-/**
- * Writes a fake monorepo to a fresh temp dir; object values are written as JSON.
- * @param {Record<string, string | object>} files relative path → contents
- */
-function makeRepo(files) {
+/** Writes a fake monorepo to a fresh temp dir (relative path → contents); objects are written as JSON. */
+function makeRepo(files: Record<string, string | object>): string {
   const root = mkdtempSync(join(tmpdir(), 'check-graph-'));
   tempRoots.push(root);
   for (const [path, contents] of Object.entries(files)) {
@@ -31,19 +27,19 @@ function makeRepo(files) {
   return root;
 }
 
-/**
- * @param {string} name
- * @param {Record<string, Record<string, string>>} [fields] e.g. { dependencies: { pino: '^9' } }
- */
-function manifest(name, fields = {}) {
+/** `fields`: e.g. { dependencies: { pino: '^9' } } */
+function manifest(name: string, fields: Record<string, Record<string, string>> = {}): object {
   return { name, version: '0.0.0', type: 'module', ...fields };
 }
 
-/** @param {string[]} names */
-const workspace = (...names) => Object.fromEntries(names.map((name) => [name, 'workspace:*']));
+const workspace = (...names: string[]): Record<string, string> =>
+  Object.fromEntries(names.map((name) => [name, 'workspace:*']));
+
+/** The test double of the fake repo (testing/double). */
+const DOUBLE = '@flowforge/test-double';
 
 /** A small repo that obeys the leaf rule; tests add or override files. */
-function cleanRepo() {
+function cleanRepo(): Record<string, string | object> {
   return {
     'package.json': { name: 'fake-root', private: true },
     'packages/config/package.json': manifest('@flowforge/config'),
@@ -59,27 +55,36 @@ function cleanRepo() {
     ].join('\n'),
     'packages/db/package.json': manifest('@flowforge/db', {
       dependencies: workspace('@flowforge/config', '@flowforge/observability'),
-      devDependencies: { vitest: '^3.0.0' },
+      devDependencies: { vitest: '^3.0.0', ...workspace(DOUBLE) },
     }),
     'packages/db/src/index.ts': "export { logger } from '@flowforge/observability';\n",
-    'packages/db/src/index.test.ts': "import { test } from 'vitest';\ntest('db', () => {});\n",
+    'packages/db/src/index.test.ts': [
+      "import { test } from 'vitest';",
+      `import { startDouble } from '${DOUBLE}';`,
+      "test('db', () => startDouble());",
+      '',
+    ].join('\n'),
     'apps/sample-api/package.json': manifest('@flowforge/sample-api', {
       dependencies: workspace('@flowforge/config', '@flowforge/db'),
+      devDependencies: workspace(DOUBLE),
     }),
     'apps/sample-api/src/main.ts':
       "import { settings } from '@flowforge/config';\nimport '@flowforge/db';\n",
+    'testing/double/package.json': { ...manifest(DOUBLE), private: true },
+    'testing/double/src/index.ts': "export const startDouble = (): string => 'double';\n",
     'bench/package.json': manifest('flowforge-bench', {
       dependencies: workspace('@flowforge/sample-api'),
+      devDependencies: workspace(DOUBLE),
     }),
   };
 }
 
-/** @param {Record<string, string | object>} overrides */
-const problemsWith = (overrides) => checkGraph(makeRepo({ ...cleanRepo(), ...overrides })).problems;
+const problemsWith = (overrides: Record<string, string | object>): string[] =>
+  checkGraph(makeRepo({ ...cleanRepo(), ...overrides })).problems;
 
 test('a repo that obeys the leaf rule has no problems', () => {
   const result = checkGraph(makeRepo(cleanRepo()));
-  assert.deepEqual(result, { problems: [], packages: 4, files: 5 });
+  assert.deepEqual(result, { problems: [], packages: 5, files: 6 });
 });
 
 test('reports a forbidden declared edge, and the cycles it makes', () => {
@@ -89,9 +94,20 @@ test('reports a forbidden declared edge, and the cycles it makes', () => {
     }),
   });
   assert.deepEqual(problems, [
-    'packages/config/package.json: @flowforge/config may not depend on @flowforge/db (dependencies; allowed: none)',
+    'packages/config/package.json: @flowforge/config may not depend on @flowforge/db (dependencies; allowed: @flowforge/kernel)',
     'dependency cycle: @flowforge/config → @flowforge/db → @flowforge/config',
     'dependency cycle: @flowforge/config → @flowforge/db → @flowforge/observability → @flowforge/config',
+  ]);
+});
+
+test('the kernel is a leaf: it may depend on no workspace package', () => {
+  const problems = problemsWith({
+    'packages/kernel/package.json': manifest('@flowforge/kernel', {
+      dependencies: workspace('@flowforge/config'),
+    }),
+  });
+  assert.deepEqual(problems, [
+    'packages/kernel/package.json: @flowforge/kernel may not depend on @flowforge/config (dependencies; allowed: none)',
   ]);
 });
 
@@ -103,8 +119,8 @@ test('checks peerDependencies and optionalDependencies like dependencies', () =>
     }),
   });
   assert.deepEqual(problems, [
-    'packages/redis/package.json: @flowforge/redis may not depend on @flowforge/db (peerDependencies; allowed: @flowforge/config, @flowforge/observability)',
-    'packages/redis/package.json: @flowforge/redis may not depend on @flowforge/auth (optionalDependencies; allowed: @flowforge/config, @flowforge/observability)',
+    'packages/redis/package.json: @flowforge/redis may not depend on @flowforge/db (peerDependencies; allowed: @flowforge/config, @flowforge/observability, @flowforge/kernel)',
+    'packages/redis/package.json: @flowforge/redis may not depend on @flowforge/auth (optionalDependencies; allowed: @flowforge/config, @flowforge/observability, @flowforge/kernel)',
   ]);
 });
 
@@ -116,8 +132,8 @@ test('reports a forbidden import even when it is declared', () => {
     'packages/observability/src/auth.ts': "\nimport { login } from '@flowforge/auth';\n",
   });
   assert.deepEqual(problems, [
-    'packages/observability/package.json: @flowforge/observability may not depend on @flowforge/auth (dependencies; allowed: @flowforge/config)',
-    'packages/observability/src/auth.ts:2: @flowforge/observability may not import @flowforge/auth (allowed: @flowforge/config)',
+    'packages/observability/package.json: @flowforge/observability may not depend on @flowforge/auth (dependencies; allowed: @flowforge/config, @flowforge/kernel)',
+    'packages/observability/src/auth.ts:2: @flowforge/observability may not import @flowforge/auth (allowed: @flowforge/config, @flowforge/kernel)',
   ]);
 });
 
@@ -178,7 +194,7 @@ test('code after URLs, regexes and templates on the same line is still checked',
     ].join('\n'),
   });
   const forbidden =
-    '@flowforge/db may not import @flowforge/auth (allowed: @flowforge/config, @flowforge/observability)';
+    '@flowforge/db may not import @flowforge/auth (allowed: @flowforge/config, @flowforge/observability, @flowforge/kernel)';
   assert.deepEqual(problems, [
     `packages/db/src/loud.ts:1: ${forbidden}`,
     `packages/db/src/loud.ts:2: ${forbidden}`,
@@ -248,8 +264,8 @@ test('reports dynamic imports and requires of forbidden packages', () => {
     ].join('\n'),
   });
   assert.deepEqual(problems, [
-    'packages/config/src/lazy.ts:1: @flowforge/config may not import @flowforge/db (allowed: none)',
-    'packages/config/src/lazy.ts:2: @flowforge/config may not import @flowforge/observability (allowed: none)',
+    'packages/config/src/lazy.ts:1: @flowforge/config may not import @flowforge/db (allowed: @flowforge/kernel)',
+    'packages/config/src/lazy.ts:2: @flowforge/config may not import @flowforge/observability (allowed: @flowforge/kernel)',
   ]);
 });
 
@@ -275,6 +291,73 @@ test('reports a cycle in the declared runtime graph', () => {
   );
 });
 
+test('a test double under testing/ must be private', () => {
+  const problems = problemsWith({ 'testing/double/package.json': manifest(DOUBLE) });
+  assert.deepEqual(problems, [
+    `testing/double/package.json: ${DOUBLE} is a test double (testing/): it must be "private": true`,
+  ]);
+});
+
+test('a test double is only ever a devDependency, of any workspace package', () => {
+  const problems = problemsWith({
+    'package.json': { name: 'fake-root', private: true, peerDependencies: workspace(DOUBLE) },
+    'packages/redis/package.json': manifest('@flowforge/redis', {
+      dependencies: workspace('@flowforge/config', DOUBLE),
+    }),
+    'apps/sample-api/package.json': manifest('@flowforge/sample-api', {
+      dependencies: workspace('@flowforge/config', '@flowforge/db', DOUBLE),
+    }),
+    'testing/other/package.json': {
+      ...manifest('@flowforge/other-double', { dependencies: workspace(DOUBLE) }),
+      private: true,
+    },
+    'bench/package.json': manifest('flowforge-bench', {
+      optionalDependencies: workspace(DOUBLE),
+    }),
+  });
+  assert.deepEqual(problems, [
+    `packages/redis/package.json: @flowforge/redis may not depend on ${DOUBLE} (dependencies; a test double is only ever a devDependency)`,
+    `apps/sample-api/package.json: @flowforge/sample-api may not depend on ${DOUBLE} (dependencies; a test double is only ever a devDependency)`,
+    `testing/other/package.json: @flowforge/other-double may not depend on ${DOUBLE} (dependencies; a test double is only ever a devDependency)`,
+    `package.json: fake-root may not depend on ${DOUBLE} (peerDependencies; a test double is only ever a devDependency)`,
+    `bench/package.json: flowforge-bench may not depend on ${DOUBLE} (optionalDependencies; a test double is only ever a devDependency)`,
+  ]);
+});
+
+test("no package's or app's code imports a test double outside its tests", () => {
+  const problems = problemsWith({
+    // A devDependency and a type-only import pass the other checks: only this rule stops them.
+    'apps/sample-api/src/double.ts': `import type { Double } from '${DOUBLE}';\n`,
+    'apps/sample-api/src/double.test.ts': `import { startDouble } from '${DOUBLE}';\n`,
+    'packages/db/src/fixture.ts': `\nimport { startDouble } from '${DOUBLE}';\n`,
+    'packages/db/src/__tests__/fixture.ts': `import { startDouble } from '${DOUBLE}';\n`,
+  });
+  assert.deepEqual(problems, [
+    `packages/db/src/fixture.ts:2: @flowforge/db may not import ${DOUBLE} outside its tests (a test double)`,
+    `apps/sample-api/src/double.ts:1: @flowforge/sample-api may not import ${DOUBLE} outside its tests (a test double)`,
+  ]);
+});
+
+test('a test double may use any package but an app, and its code is checked like a package', () => {
+  const problems = problemsWith({
+    'testing/double/package.json': {
+      ...manifest(DOUBLE, { dependencies: workspace('@flowforge/db', '@flowforge/sample-api') }),
+      private: true,
+    },
+    'testing/double/src/index.ts': [
+      "import '@flowforge/db';",
+      "import pino from 'pino';",
+      'export const level = process.env.LOG_LEVEL;',
+      '',
+    ].join('\n'),
+  });
+  assert.deepEqual(problems, [
+    `testing/double/package.json: ${DOUBLE} may not depend on @flowforge/sample-api (dependencies; nothing may depend on an app)`,
+    `testing/double/src/index.ts:2: ${DOUBLE} imports pino, which is not in its dependencies, peerDependencies or optionalDependencies`,
+    'testing/double/src/index.ts:3: process.env is read outside @flowforge/config: take typed options, or use settings from @flowforge/config',
+  ]);
+});
+
 test('the CLI exits 1 and prints the problems for a bad repo', () => {
   const root = makeRepo({ ...cleanRepo(), 'packages/db/src/env.ts': 'process.env.X;\n' });
   const run = spawnSync(process.execPath, [CLI, root], { encoding: 'utf8' });
@@ -287,7 +370,7 @@ test('the CLI exits 1 and prints the problems for a bad repo', () => {
 
 test('the CLI exits 0 and prints a summary for a clean repo', () => {
   const stdout = execFileSync(process.execPath, [CLI, makeRepo(cleanRepo())], { encoding: 'utf8' });
-  assert.equal(stdout, 'graph: 4 packages, 5 source files, leaf rule holds\n');
+  assert.equal(stdout, 'graph: 5 packages, 6 source files, leaf rule holds\n');
 });
 
 test('the real repo obeys the leaf rule', () => {

@@ -6,13 +6,20 @@
 // test failed or when no test ran at all.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { ROOT as root } from './lib/workspace.ts';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
+/** The counts of a vitest JSON report that the summary adds up. */
+interface VitestReport {
+  numPassedTests: number;
+  numFailedTests: number;
+  numPendingTests: number;
+  numTodoTests?: number;
+}
+
 let passed = 0;
 let failed = 0;
 let skipped = 0;
-const rows = [];
+const rows: string[] = [];
 
 for (const group of ['packages', 'apps']) {
   const dir = join(root, group);
@@ -21,10 +28,10 @@ for (const group of ['packages', 'apps']) {
     for (const [file, label] of [
       ['vitest.json', ''],
       ['vitest-oldest-node.json', ' (unit tests, oldest Node claimed)'],
-    ]) {
+    ] as const) {
       const report = join(dir, name, 'reports', file);
       if (!existsSync(report)) continue;
-      const json = JSON.parse(readFileSync(report, 'utf8'));
+      const json = JSON.parse(readFileSync(report, 'utf8')) as VitestReport;
       passed += json.numPassedTests;
       failed += json.numFailedTests;
       skipped += json.numPendingTests + (json.numTodoTests ?? 0);
@@ -40,7 +47,8 @@ for (const name of ['check-graph', 'check-examples', 'registry-check']) {
   const tap = join(root, 'reports', `${name}.tap`);
   if (!existsSync(tap)) continue;
   const text = readFileSync(tap, 'utf8');
-  const count = (label) => Number(text.match(new RegExp(`^# ${label} (\\d+)$`, 'm'))?.[1] ?? 0);
+  const count = (label: string): number =>
+    Number(text.match(new RegExp(`^# ${label} (\\d+)$`, 'm'))?.[1] ?? 0);
   passed += count('pass');
   failed += count('fail') + count('cancelled');
   skipped += count('skipped') + count('todo');

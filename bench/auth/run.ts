@@ -3,44 +3,32 @@
 // route against a bare hello-world, (3) API-key verification latency against the
 // same lookup by hand, on the PostgreSQL of scripts/services. See ../README.md.
 //
-// Usage: node auth/run.mjs [--rounds 3] [--jwt-duration 2] [--duration 5] [--warmup 2]
-//                          [--alg ES256] [--ops 2000] [--concurrency 8] [--parts jwt,http,apikey]
+// Usage: node auth/run.ts [--rounds 3] [--jwt-duration 2] [--duration 5] [--warmup 2]
+//                         [--alg ES256] [--ops 2000] [--concurrency 8] [--parts jwt,http,apikey]
 //
-// The same file is the HTTP server of part 2: run.mjs starts itself as
-// `node auth/run.mjs serve MODE PORT ISSUER JWKS_URL CLIENT_ID` (prints "ready").
+// The same file is the HTTP server of part 2: run.ts starts itself as
+// `node auth/run.ts serve MODE PORT ISSUER JWKS_URL CLIENT_ID` (prints "ready").
+import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { once } from 'node:events';
 import { openSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
-import { createServer as createHttpServer } from 'node:http';
 import os from 'node:os';
+import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import Fastify, { LogController } from 'fastify';
-import { SignJWT, createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify } from 'jose';
+import { jwtVerify } from 'jose';
 import pg from 'pg';
-import {
-  checkedLoad,
-  dropDatabase,
-  freePort,
-  median,
-  percentile,
-  processCpu,
-  spread,
-  startServer as startChild,
-  stopServer,
-  writeResults,
-  positiveFlag,
-} from '../lib/harness.mjs';
 import {
   authMigrations,
   createApiKey,
   createApiKeyVerifier,
   createAuth,
   createJwtVerifier,
+  type AuthDB,
 } from '@flowforge/auth';
 import { bearer, fastifyAuth, requireRole } from '@flowforge/auth/fastify';
-import { createDatabase, migrateToLatest } from '@flowforge/db';
+import { createDatabase, migrateToLatest, type Database } from '@flowforge/db';
 import {
   createHttpObservability,
   createLogDestination,
@@ -48,25 +36,61 @@ import {
   createMetrics,
 } from '@flowforge/observability';
 import { fastifyObservability, genReqId } from '@flowforge/observability/fastify';
+import {
+  checkedLoad,
+  cpuMicros,
+  firstRequest,
+  freePort,
+  machineLoad,
+  median,
+  perRound,
+  percentile,
+  pidOf,
+  positiveFlag,
+  printTable,
+  processCpu,
+  range,
+  recordOf,
+  rotated,
+  sleep,
+  spread,
+  startServer as startChild,
+  stopServer,
+  tearDownOnSignals,
+  writeResults,
+  type LoadSummary,
+} from '../lib/harness.ts';
+import {
+  APP_LOGIN,
+  OWNER,
+  PG_HOST,
+  SUPERUSER,
+  adminQuery,
+  appPool,
+  dropDatabase,
+  pgUrl,
+  serverVersion,
+} from '../lib/postgres.ts';
+import { CLIENT_ID, TOKEN_AUDIENCE, startRealm, type Algorithm, type Realm } from '../lib/realm.ts';
+import { serve, type Listener } from '../lib/serve.ts';
 
 const SELF = fileURLToPath(import.meta.url);
 const RESULTS = fileURLToPath(new URL('./results.json', import.meta.url));
 
-const ALGORITHMS = ['RS256', 'ES256'];
-const CLIENT_ID = 'flowforge-api';
-const REALM = 'bench';
-/** Keycloak's default `aud` of an access token; our client id is in `azp`. */
-const TOKEN_AUDIENCE = 'account';
+const ALGORITHMS = ['RS256', 'ES256'] as const satisfies readonly Algorithm[];
 
 const TARGETS = { jwtMiss: 0.9, route: 0.7, apiKeyP99Micros: 2_000 };
 
 const JWT_BASELINE = 'jose';
-const JWT_MODES = ['jose', 'verifier-miss', 'auth-miss', 'verifier-hit'];
+const JWT_MODES = ['jose', 'verifier-miss', 'auth-miss', 'verifier-hit'] as const;
+type JwtMode = (typeof JWT_MODES)[number];
 const JWT_SLICES = 8;
 const HTTP_BASELINE = 'bare';
-const HTTP_MODES = ['bare', 'observability', 'auth', 'auth-verify-each'];
+const HTTP_MODES = ['bare', 'observability', 'auth', 'auth-verify-each'] as const;
+type HttpMode = (typeof HTTP_MODES)[number];
 const KEY_BASELINE = 'lookup';
-const KEY_MODES = ['lookup', 'verify', 'verify-write-each'];
+const KEY_MODES = ['lookup', 'verify', 'verify-write-each'] as const;
+type KeyMode = (typeof KEY_MODES)[number];
 const KEY_SLICES = 8;
 const PARTS = ['jwt', 'http', 'apikey'];
 
@@ -74,16 +98,38 @@ const PARTS = ['jwt', 'http', 'apikey'];
 const CONNECTIONS = 50;
 const PIPELINING = 1;
 
-const PG_HOST = '127.0.0.1:5432';
-const OWNER = 'flowforge_owner';
-const APP_LOGIN = 'flowforge';
-const SUPERUSER = 'postgres';
 const TENANTS = 10;
 const KEYS_PER_TENANT = 10;
 const FILLER_KEYS_PER_TENANT = 1_000;
 const IDLE_TIMEOUT_MS = 120_000;
 
+/** What the measuring parts read of the options. */
+interface Settings {
+  rounds: number;
+  jwtDuration: number;
+  jwtWarmup: number;
+  duration: number;
+  warmup: number;
+  alg: Algorithm;
+  ops: number;
+  concurrency: number;
+  connections: number;
+  pipelining: number;
+}
+
 // ================================================================== part 2's server (child)
+
+/** Where the servers of part 2 find the realm. */
+interface Keycloak {
+  issuer: string;
+  jwksUrl: string;
+  clientId: string;
+}
+
+/** A server of any mode, with its route. */
+interface HelloServer extends Listener {
+  get(path: string, handler: () => { hello: string }): unknown;
+}
 
 /**
  * The server of one HTTP mode. `GET /hello` → `{"hello":"world"}` in every mode;
@@ -95,7 +141,7 @@ const IDLE_TIMEOUT_MS = 120_000;
  *   apps/sample-api registers them;
  * - auth-verify-each: the same with `tokenCacheSize: 0`: a signature check per request.
  */
-async function buildServer(mode, keycloak) {
+async function buildServer(mode: HttpMode, keycloak: Keycloak): Promise<HelloServer> {
   if (mode === 'bare') {
     const app = Fastify();
     app.get('/hello', () => ({ hello: 'world' }));
@@ -132,7 +178,7 @@ async function buildServer(mode, keycloak) {
     { logger, metrics },
   );
   await app.register(fastifyAuth);
-  app.register((api, _options, done) => {
+  void app.register((api, _options, done) => {
     api.addHook('onRequest', bearer(auth));
     api.get('/hello', { onRequest: requireRole('viewer') }, () => ({ hello: 'world' }));
     done();
@@ -140,113 +186,50 @@ async function buildServer(mode, keycloak) {
   return app;
 }
 
-async function serve([mode, portArgument, issuer, jwksUrl, clientId]) {
+const isHttpMode = (name: string | undefined): name is HttpMode =>
+  HTTP_MODES.some((mode) => mode === name);
+
+async function serveMode([mode, portArgument, issuer, jwksUrl, clientId]: string[]): Promise<void> {
   const port = Number(portArgument);
-  if (!HTTP_MODES.includes(mode) || !Number.isInteger(port) || port <= 0 || !clientId) {
+  if (
+    !isHttpMode(mode) ||
+    !Number.isInteger(port) ||
+    port <= 0 ||
+    !issuer ||
+    !jwksUrl ||
+    !clientId
+  ) {
     process.stderr.write(
-      `usage: node auth/run.mjs serve <${HTTP_MODES.join('|')}> <port> <issuer> <jwks url> <client id>\n`,
+      `usage: node auth/run.ts serve <${HTTP_MODES.join('|')}> <port> <issuer> <jwks url> <client id>\n`,
     );
     process.exit(2);
   }
   const app = await buildServer(mode, { issuer, jwksUrl, clientId });
-  await app.listen({ host: '127.0.0.1', port });
-  const stop = () => {
-    app.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
-  process.stdout.write('ready\n');
+  await serve(app, port);
 }
 
 // ================================================================== shared helpers
 
-/** Interleaved, and rotated every round, so that drift over time hits every mode alike. */
-const rotated = (modes, round) =>
-  modes.map((_mode, index) => modes[(index + round) % modes.length]);
-const cpuMicros = (usage) => usage.user + usage.system;
-
-function printTable(header, rows, leftColumns = 1) {
-  const widths = header.map((title, column) =>
-    Math.max(title.length, ...rows.filter(Boolean).map((row) => row[column].length)),
-  );
-  const format = (cells) =>
-    cells
-      .map((cell, column) =>
-        (column < leftColumns ? cell.padEnd : cell.padStart).call(cell, widths[column]),
-      )
-      .join('  ');
-  console.log(format(header));
-  console.log(widths.map((width) => '-'.repeat(width)).join('  '));
-  for (const row of rows) console.log(row === null ? '' : format(row));
-}
+/** Per-mode lists, for the modes of a part. */
+const listsOf = <Mode extends string, T>(modes: readonly Mode[]) => recordOf(modes, (): T[] => []);
 
 // ================================================================== keys, tokens, JWKS
 
-/** A realm: an ES256 and an RS256 key, the JWKS served on loopback at Keycloak's path. */
-async function startRealm() {
-  const keys = {};
-  for (const alg of ALGORITHMS) {
-    const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
-    const kid = `bench-${alg.toLowerCase()}`;
-    keys[alg] = { privateKey, kid, jwk: { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' } };
-  }
-  const body = JSON.stringify({ keys: ALGORITHMS.map((alg) => keys[alg].jwk) });
-  let fetches = 0;
-  const server = createHttpServer((request, response) => {
-    if (request.url === `/realms/${REALM}/protocol/openid-connect/certs`) {
-      fetches += 1;
-      response.writeHead(200, { 'content-type': 'application/json' }).end(body);
-    } else {
-      response.writeHead(404).end();
-    }
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const issuer = `http://127.0.0.1:${server.address().port}/realms/${REALM}`;
-  return {
-    keys,
-    issuer,
-    jwksUrl: `${issuer}/protocol/openid-connect/certs`,
-    localJwks: createLocalJWKSet(JSON.parse(body)),
-    fetches: () => fetches,
-    close: () => new Promise((resolve) => server.close(resolve)),
-  };
-}
-
 /** An access token shaped like Keycloak's (header typ JWT, claim typ Bearer, aud account, azp). */
-async function signToken(realm, alg) {
-  const { privateKey, kid } = realm.keys[alg];
+async function signToken(realm: Realm, alg: Algorithm) {
   const sub = randomUUID();
   const tenantId = randomUUID();
-  const token = await new SignJWT({
-    typ: 'Bearer',
-    azp: CLIENT_ID,
-    tenant_id: tenantId,
-    sid: randomUUID(),
-    scope: 'openid profile email',
-    email_verified: true,
-    preferred_username: 'bench-user',
-    realm_access: { roles: ['viewer'] },
-    resource_access: { account: { roles: ['manage-account', 'view-profile'] } },
-  })
-    .setProtectedHeader({ alg, kid, typ: 'JWT' })
-    .setIssuer(realm.issuer)
-    .setAudience(TOKEN_AUDIENCE)
-    .setSubject(sub)
-    .setJti(randomUUID())
-    .setIssuedAt()
-    .setExpirationTime('1h')
-    .sign(privateKey);
+  const token = await realm.token({ alg, tenantId, roles: ['viewer'], userId: sub });
   return { token, sub, tenantId };
 }
 
 // ================================================================== part 1: JWT verification
 
+/** One verification; resolves to the token's subject. */
+type Verification = () => Promise<string | undefined>;
+
 /** The operations of every JWT mode for one algorithm's token; each resolves to its `sub`. */
-function jwtOperations(realm, token) {
+function jwtOperations(realm: Realm, token: string): Record<JwtMode, Verification> {
   const keycloak = { issuer: realm.issuer, jwksUrl: realm.jwksUrl, clientId: CLIENT_ID };
   const verifierOptions = {
     issuer: realm.issuer,
@@ -261,7 +244,11 @@ function jwtOperations(realm, token) {
     { metrics: createMetrics() },
   );
   const header = `Bearer ${token}`;
-  const joseOptions = { issuer: realm.issuer, audience: TOKEN_AUDIENCE, algorithms: ALGORITHMS };
+  const joseOptions = {
+    issuer: realm.issuer,
+    audience: TOKEN_AUDIENCE,
+    algorithms: [...ALGORITHMS],
+  };
   return {
     jose: async () => (await jwtVerify(token, realm.localJwks, joseOptions)).payload.sub,
     'verifier-miss': async () => (await miss.verify(token)).userId,
@@ -271,7 +258,7 @@ function jwtOperations(realm, token) {
 }
 
 /** `op` back to back, one at a time, for `seconds`. */
-async function loop(op, sub, seconds) {
+async function loop(op: Verification, sub: string, seconds: number) {
   let ops = 0;
   const started = performance.now();
   const deadline = started + seconds * 1000;
@@ -290,42 +277,43 @@ async function loop(op, sub, seconds) {
   };
 }
 
-async function runJwt(realm, settings) {
-  const runs = {};
-  const operations = {};
-  const tokens = {};
+/** One JWT measurement. */
+interface JwtRun {
+  ops: number;
+  opsPerSecond: number;
+  /** µs */
+  cpuPerOp: number;
+}
+
+async function runJwt(realm: Realm, settings: Settings) {
+  const algorithms = [];
   for (const alg of ALGORITHMS) {
-    tokens[alg] = await signToken(realm, alg);
-    operations[alg] = jwtOperations(realm, tokens[alg].token);
-    runs[alg] = Object.fromEntries(JWT_MODES.map((mode) => [mode, []]));
+    const signed = await signToken(realm, alg);
+    const operations = jwtOperations(realm, signed.token);
+    const runs = listsOf<JwtMode, JwtRun>(JWT_MODES);
     for (const mode of JWT_MODES) {
       // The first call fetches the JWKS; then JIT warm-up (discarded).
-      if ((await operations[alg][mode]()) !== tokens[alg].sub) {
+      if ((await operations[mode]()) !== signed.sub) {
         throw new Error(`${alg}/${mode}: wrong subject; the numbers are void`);
       }
-      await loop(operations[alg][mode], tokens[alg].sub, 0.3);
+      await loop(operations[mode], signed.sub, 0.3);
     }
+    algorithms.push({ alg, ...signed, operations, runs });
   }
   console.log(
-    `tokens: ${ALGORITHMS.map((alg) => `${alg} ${tokens[alg].token.length} characters`).join(', ')}`,
+    `tokens: ${algorithms.map(({ alg, token }) => `${alg} ${token.length} characters`).join(', ')}`,
   );
   for (let round = 0; round < settings.rounds; round += 1) {
-    for (const alg of ALGORITHMS) {
+    for (const { alg, sub, operations, runs } of algorithms) {
       for (const mode of rotated(JWT_MODES, round)) {
-        await loop(operations[alg][mode], tokens[alg].sub, settings.jwtWarmup);
+        await loop(operations[mode], sub, settings.jwtWarmup);
       }
       // A mode's measurement is JWT_SLICES slices, interleaved with the other modes'
       // (rotated each time): the modes of a round share the same seconds of the VM.
-      const totals = Object.fromEntries(
-        JWT_MODES.map((mode) => [mode, { ops: 0, seconds: 0, cpu: 0 }]),
-      );
+      const totals = recordOf(JWT_MODES, () => ({ ops: 0, seconds: 0, cpu: 0 }));
       for (let slice = 0; slice < JWT_SLICES; slice += 1) {
         for (const mode of rotated(JWT_MODES, round + slice)) {
-          const part = await loop(
-            operations[alg][mode],
-            tokens[alg].sub,
-            settings.jwtDuration / JWT_SLICES,
-          );
+          const part = await loop(operations[mode], sub, settings.jwtDuration / JWT_SLICES);
           totals[mode].ops += part.ops;
           totals[mode].seconds += part.seconds;
           totals[mode].cpu += part.cpu;
@@ -334,7 +322,7 @@ async function runJwt(realm, settings) {
       for (const mode of JWT_MODES) {
         const { ops, seconds, cpu } = totals[mode];
         const run = { ops, opsPerSecond: ops / seconds, cpuPerOp: cpu / ops };
-        runs[alg][mode].push(run);
+        runs[mode].push(run);
         console.log(
           `round ${round + 1}/${settings.rounds}  jwt ${alg} ${mode.padEnd(13)} ` +
             `${Math.round(run.opsPerSecond).toString().padStart(7)} verifications/s  ` +
@@ -343,64 +331,64 @@ async function runJwt(realm, settings) {
       }
     }
   }
-  const summary = [];
-  for (const alg of ALGORITHMS) {
-    const group = runs[alg];
-    for (const mode of JWT_MODES) {
-      const list = group[mode];
-      summary.push({
+  const summary = algorithms.flatMap(({ alg, runs }) =>
+    JWT_MODES.map((mode) => {
+      const list = runs[mode];
+      // Within each round, then the median over rounds (the VM's speed drifts).
+      const ratios = perRound(
+        list,
+        runs[JWT_BASELINE],
+        (base, run) => run.opsPerSecond / base.opsPerSecond,
+      );
+      return {
         alg,
         mode,
         opsPerSecond: median(list.map((run) => run.opsPerSecond)),
         spread: spread(list.map((run) => run.opsPerSecond)),
-        // Within each round, then the median over rounds (the VM's speed drifts).
-        ratio: median(
-          list.map((run, index) => run.opsPerSecond / group[JWT_BASELINE][index].opsPerSecond),
-        ),
-        ratioRange: [
-          Math.min(...list.map((run, i) => run.opsPerSecond / group[JWT_BASELINE][i].opsPerSecond)),
-          Math.max(...list.map((run, i) => run.opsPerSecond / group[JWT_BASELINE][i].opsPerSecond)),
-        ],
+        ratio: median(ratios),
+        ratioRange: range(ratios),
         microsPerOp: 1e6 / median(list.map((run) => run.opsPerSecond)),
         cpuPerOp: median(list.map((run) => run.cpuPerOp)),
-      });
-    }
-  }
-  return { summary, runs, tokenLength: tokens.ES256.token.length };
+      };
+    }),
+  );
+  return {
+    summary,
+    runs: Object.fromEntries(algorithms.map(({ alg, runs }) => [alg, runs])),
+    tokenLength: algorithms.find(({ alg }) => alg === 'ES256')?.token.length,
+  };
 }
 
-function printJwt({ summary }) {
+function printJwt({ summary }: Awaited<ReturnType<typeof runJwt>>): void {
   console.log(
     '\n1. JWT verification, one at a time: median over the rounds; ratio = median over the rounds\n' +
       '   of (verifications/s ÷ raw jose verifications/s in the same round, same algorithm)\n',
   );
-  const rows = [];
-  summary.forEach((row, index) => {
-    if (index > 0 && row.mode === JWT_BASELINE) rows.push(null);
-    rows.push([
-      row.alg,
-      row.mode,
-      Math.round(row.opsPerSecond).toString(),
-      `${Math.round(row.spread * 100)} %`,
-      `${row.ratio.toFixed(2)}×`,
-      `${row.ratioRange[0].toFixed(2)}–${row.ratioRange[1].toFixed(2)}×`,
-      row.microsPerOp.toFixed(1),
-      row.cpuPerOp.toFixed(1),
-    ]);
-  });
   printTable(
     ['alg', 'mode', 'verif/s', 'spread', 'ratio', 'ratio range', 'µs/op', 'CPU µs/op'],
-    rows,
+    summary.flatMap((row, index) => [
+      ...(index > 0 && row.mode === JWT_BASELINE ? [null] : []),
+      [
+        row.alg,
+        row.mode,
+        Math.round(row.opsPerSecond).toString(),
+        `${Math.round(row.spread * 100)} %`,
+        `${row.ratio.toFixed(2)}×`,
+        `${row.ratioRange[0].toFixed(2)}–${row.ratioRange[1].toFixed(2)}×`,
+        row.microsPerOp.toFixed(1),
+        row.cpuPerOp.toFixed(1),
+      ],
+    ]),
     2,
   );
 }
 
 // ================================================================== part 2: authenticated route
 
-const children = new Set();
+const children = new Set<ChildProcess>();
 
-/** Starts `run.mjs serve mode port …` and resolves once it prints "ready". */
-async function startServer(mode, port, realm) {
+/** Starts `run.ts serve mode port …` and resolves once it prints "ready". */
+async function startServer(mode: HttpMode, port: number, realm: Realm): Promise<ChildProcess> {
   const child = await startChild(mode, [
     SELF,
     'serve',
@@ -416,7 +404,12 @@ async function startServer(mode, port, realm) {
 }
 
 /** One autocannon run; throws when any response was not 2xx or any request failed. */
-async function load(mode, port, seconds, authorization) {
+async function load(
+  mode: HttpMode,
+  port: number,
+  seconds: number,
+  authorization: string,
+): Promise<LoadSummary> {
   const { summary } = await checkedLoad(mode, {
     url: `http://127.0.0.1:${port}/hello`,
     connections: CONNECTIONS,
@@ -427,32 +420,43 @@ async function load(mode, port, seconds, authorization) {
   return summary;
 }
 
-async function measureHttp(mode, realm, authorization, settings) {
+/** One measurement of one HTTP mode. */
+interface HttpRun extends LoadSummary {
+  /** µs */
+  cpuPerRequest: number;
+  jwksFetches: number;
+}
+
+async function measureHttp(
+  mode: HttpMode,
+  realm: Realm,
+  authorization: string,
+  settings: Settings,
+): Promise<HttpRun> {
   const port = await freePort();
   const child = await startServer(mode, port, realm);
   try {
     const fetchesBefore = realm.fetches();
     // One request alone first: the auth modes fetch the JWKS here, not under load.
-    const first = await fetch(`http://127.0.0.1:${port}/hello`, { headers: { authorization } });
-    const firstBody = await first.text();
-    if (first.status !== 200) {
-      throw new Error(`"${mode}": the first request got ${first.status} ${firstBody}`);
-    }
+    await firstRequest(mode, `http://127.0.0.1:${port}/hello`, authorization);
     await load(mode, port, settings.warmup, authorization); // JIT warm-up, discarded
-    const cpuBefore = await processCpu(child.pid);
+    const pid = pidOf(child);
+    const cpuBefore = await processCpu(pid);
     const run = await load(mode, port, settings.duration, authorization);
-    run.cpuPerRequest = ((await processCpu(child.pid)) - cpuBefore) / run.requests;
-    run.jwksFetches = realm.fetches() - fetchesBefore;
-    return run;
+    return {
+      ...run,
+      cpuPerRequest: ((await processCpu(pid)) - cpuBefore) / run.requests,
+      jwksFetches: realm.fetches() - fetchesBefore,
+    };
   } finally {
     await stopServer(child);
   }
 }
 
-async function runHttp(realm, settings) {
+async function runHttp(realm: Realm, settings: Settings) {
   const { token } = await signToken(realm, settings.alg);
   const authorization = `Bearer ${token}`;
-  const runs = Object.fromEntries(HTTP_MODES.map((mode) => [mode, []]));
+  const runs = listsOf<HttpMode, HttpRun>(HTTP_MODES);
   for (let round = 0; round < settings.rounds; round += 1) {
     for (const mode of rotated(HTTP_MODES, round)) {
       const run = await measureHttp(mode, realm, authorization, settings);
@@ -464,32 +468,40 @@ async function runHttp(realm, settings) {
       );
     }
   }
-  const perRound = (mode, pick) => runs[mode].map((run, i) => pick(runs[HTTP_BASELINE][i], run));
   const summary = HTTP_MODES.map((mode) => {
-    const ratios = perRound(mode, (base, run) => run.requestsPerSecond / base.requestsPerSecond);
+    const list = runs[mode];
+    const against = (baseline: readonly HttpRun[], pick: (base: HttpRun, run: HttpRun) => number) =>
+      median(perRound(list, baseline, pick));
+    const ratios = perRound(
+      list,
+      runs[HTTP_BASELINE],
+      (base, run) => run.requestsPerSecond / base.requestsPerSecond,
+    );
     return {
       mode,
-      requestsPerSecond: median(runs[mode].map((run) => run.requestsPerSecond)),
-      spread: spread(runs[mode].map((run) => run.requestsPerSecond)),
+      requestsPerSecond: median(list.map((run) => run.requestsPerSecond)),
+      spread: spread(list.map((run) => run.requestsPerSecond)),
       ratio: median(ratios),
-      ratioRange: [Math.min(...ratios), Math.max(...ratios)],
-      p50: median(runs[mode].map((run) => run.p50)),
-      p99: median(runs[mode].map((run) => run.p99)),
-      cpuPerRequest: median(runs[mode].map((run) => run.cpuPerRequest)),
-      cpuRatio: median(perRound(mode, (base, run) => base.cpuPerRequest / run.cpuPerRequest)),
+      ratioRange: range(ratios),
+      p50: median(list.map((run) => run.p50)),
+      p99: median(list.map((run) => run.p99)),
+      cpuPerRequest: median(list.map((run) => run.cpuPerRequest)),
+      cpuRatio: against(runs[HTTP_BASELINE], (base, run) => base.cpuPerRequest / run.cpuPerRequest),
       // What auth costs on top of the observability stack, in the same round.
-      vsObservability: median(
-        runs[mode].map((run, i) => run.requestsPerSecond / runs.observability[i].requestsPerSecond),
+      vsObservability: against(
+        runs.observability,
+        (base, run) => run.requestsPerSecond / base.requestsPerSecond,
       ),
-      extraCpuVsObservability: median(
-        runs[mode].map((run, i) => run.cpuPerRequest - runs.observability[i].cpuPerRequest),
+      extraCpuVsObservability: against(
+        runs.observability,
+        (base, run) => run.cpuPerRequest - base.cpuPerRequest,
       ),
     };
   });
   return { alg: settings.alg, summary, runs };
 }
 
-function printHttp({ alg, summary }) {
+function printHttp({ alg, summary }: Awaited<ReturnType<typeof runHttp>>): void {
   console.log(
     `\n2. GET /hello under autocannon (${CONNECTIONS} connections), ${alg} token on every request:\n` +
       '   median over the rounds; ratio = median over the rounds of (req/s ÷ bare req/s in the same\n' +
@@ -528,31 +540,27 @@ function printHttp({ alg, summary }) {
 
 // ================================================================== part 3: API keys
 
-const urlFor = (user, database) => `postgres://${user}:${user}@${PG_HOST}/${database}`;
-
-async function adminQuery(text) {
-  const client = new pg.Client({ connectionString: urlFor(OWNER, 'postgres') });
-  await client.connect();
-  try {
-    return await client.query(text);
-  } finally {
-    await client.end();
-  }
-}
-
-const handles = [];
-let databaseName;
-let dropping;
+const handles: (() => Promise<unknown>)[] = [];
+let databaseName: string | undefined;
+let dropping: Promise<void> | undefined;
 
 /** Closes every handle (bounded), stops child servers and drops the bench database; once. */
-function teardown() {
+function teardown(): Promise<void> {
   dropping ??= (async () => {
     for (const child of children) child.kill('SIGKILL');
     const closing = Promise.allSettled(handles.map((close) => close()));
     await Promise.race([closing, new Promise((resolve) => setTimeout(resolve, 3_000).unref())]);
-    if (databaseName) await dropDatabase(adminQuery, databaseName);
+    // As the owner, who created it.
+    if (databaseName) await dropDatabase(OWNER, databaseName);
   })();
   return dropping;
+}
+
+/** A key made by createApiKey, and its tenant. */
+interface BenchKey {
+  key: string;
+  tenantId: string;
+  id: string;
 }
 
 /**
@@ -562,17 +570,20 @@ function teardown() {
  */
 async function prepareDatabase() {
   const name = `ff_bench_${randomBytes(4).toString('hex')}`;
-  await adminQuery(`create database ${name}`);
+  await adminQuery({ as: OWNER }, `create database ${name}`);
   databaseName = name;
-  const ownerDb = createDatabase({ url: urlFor(OWNER, name), poolSize: 1 });
+  const ownerDb = createDatabase({ url: pgUrl(OWNER, name), poolSize: 1 });
   try {
     await migrateToLatest(ownerDb.db, { packages: [authMigrations] });
   } finally {
     await ownerDb.close();
   }
-  const database = createDatabase({ url: urlFor(APP_LOGIN, name), idleTimeoutMs: IDLE_TIMEOUT_MS });
+  const database = createDatabase<AuthDB>({
+    url: pgUrl(APP_LOGIN, name),
+    idleTimeoutMs: IDLE_TIMEOUT_MS,
+  });
   const tenants = Array.from({ length: TENANTS }, () => randomUUID());
-  const keys = [];
+  const keys: BenchKey[] = [];
   for (const tenantId of tenants) {
     for (let i = 0; i < KEYS_PER_TENANT; i += 1) {
       const created = await createApiKey(database, tenantId, {
@@ -585,9 +596,9 @@ async function prepareDatabase() {
   }
   await database.close();
   // As the superuser (it bypasses the forced row-level security).
-  const client = new pg.Client({ connectionString: urlFor(SUPERUSER, name) });
+  const client = new pg.Client({ connectionString: pgUrl(SUPERUSER, name) });
   await client.connect();
-  let serverVersion;
+  let version: string;
   try {
     await client.query(
       `insert into api_keys (tenant_id, name, key_hash, prefix, created_by)
@@ -599,22 +610,27 @@ async function prepareDatabase() {
     await client.query('vacuum (analyze) api_keys');
     // Written out now, not by a checkpoint during the first round.
     await client.query('checkpoint');
-    serverVersion = (await client.query('show server_version')).rows[0].server_version;
+    version = await serverVersion(client);
   } finally {
     await client.end();
   }
-  return { name, keys, serverVersion };
+  return { name, keys, serverVersion: version };
 }
 
+/** One verification of the key at an index of the keys; resolves to its tenant. */
+type KeyOperation = (index: number) => Promise<string | undefined>;
+
 /** The same lookup verify() makes, by hand: withTenant and the select, nothing else. */
-function lookupOperation(database, keys) {
+function lookupOperation(database: Database<AuthDB>, keys: readonly BenchKey[]): KeyOperation {
   const parsed = keys.map(({ key, tenantId }) => ({
     tenantId,
     // SHA-256 of the key string, computed once here, so that it is not part of the baseline.
     hash: createHash('sha256').update(key, 'utf8').digest(),
   }));
   return async (index) => {
-    const { tenantId, hash } = parsed[index];
+    const entry = parsed[index];
+    if (entry === undefined) throw new Error(`no key ${index}`);
+    const { tenantId, hash } = entry;
     const row = await database.withTenant(tenantId, (trx) =>
       trx
         .selectFrom('api_keys')
@@ -627,24 +643,19 @@ function lookupOperation(database, keys) {
   };
 }
 
+/** A mode's database handle, and how to wait for its pool to be idle. */
+interface ModeDatabase {
+  database: Database<AuthDB>;
+  settle: () => Promise<void>;
+}
+
 /**
  * A database handle on a pool of its own, with the settings createDatabase gives its
  * own (poolSize 10), so that one mode's connections and queue never serve another.
  */
-function modeDatabase(name) {
-  const pool = new pg.Pool({
-    connectionString: urlFor(APP_LOGIN, name),
-    max: 10,
-    idleTimeoutMillis: IDLE_TIMEOUT_MS,
-    connectionTimeoutMillis: 5_000,
-    application_name: 'flowforge',
-    statement_timeout: 30_000,
-    keepAlive: true,
-  });
-  // node-postgres crashes the process on a client error nobody listens to.
-  pool.on('error', () => undefined);
-  pool.on('connect', (client) => client.on('error', () => undefined));
-  const database = createDatabase({ pool });
+function modeDatabase(name: string): ModeDatabase {
+  const pool = appPool(pgUrl(APP_LOGIN, name), 10, IDLE_TIMEOUT_MS);
+  const database = createDatabase<AuthDB>({ pool });
   handles.push(async () => {
     await database.close();
     await pool.end();
@@ -657,17 +668,31 @@ function modeDatabase(name) {
     const deadline = performance.now() + 30_000;
     while (pool.waitingCount > 0 || pool.idleCount < pool.totalCount) {
       if (performance.now() > deadline) throw new Error('the pool did not settle in 30 s');
-      await new Promise((resolve) => setTimeout(resolve, 1));
+      await sleep(1);
     }
   };
   return { database, settle };
+}
+
+/** What one slice measured. */
+interface KeySlice {
+  /** µs, one per operation */
+  latencies: Float64Array;
+  seconds: number;
+  /** µs */
+  cpu: number;
 }
 
 /**
  * `callers` loops sharing `count` operations, cycling through the keys; latencies in
  * µs. The time counts until the mode's pool is idle again (its last_used_at writes done).
  */
-async function drive({ op, settle }, keys, callers, count) {
+async function drive(
+  { op, settle }: { op: KeyOperation; settle: () => Promise<void> },
+  keys: readonly BenchKey[],
+  callers: number,
+  count: number,
+): Promise<KeySlice> {
   const latencies = new Float64Array(count);
   let next = 0;
   const started = performance.now();
@@ -680,7 +705,7 @@ async function drive({ op, settle }, keys, callers, count) {
       const t0 = performance.now();
       const tenantId = await op(key);
       latencies[index] = (performance.now() - t0) * 1000;
-      if (tenantId !== keys[key].tenantId) {
+      if (tenantId !== keys[key]?.tenantId) {
         throw new Error(`key ${key}: wrong tenant ${tenantId}; the numbers are void`);
       }
     }
@@ -694,8 +719,19 @@ async function drive({ op, settle }, keys, callers, count) {
   };
 }
 
+/** One API-key measurement. */
+interface KeyRun {
+  ops: number;
+  opsPerSecond: number;
+  /** µs */
+  p50: number;
+  p99: number;
+  max: number;
+  cpuPerOp: number;
+}
+
 /** One measurement out of its slices: ops/s, nearest-rank p50/p99 and max (µs), CPU per op. */
-function summarize(slices) {
+function summarize(slices: readonly KeySlice[]): KeyRun {
   const latencies = new Float64Array(
     slices.reduce((sum, slice) => sum + slice.latencies.length, 0),
   );
@@ -712,37 +748,37 @@ function summarize(slices) {
     opsPerSecond: latencies.length / seconds,
     p50: percentile(latencies, 0.5),
     p99: percentile(latencies, 0.99),
-    max: latencies[latencies.length - 1],
+    max: latencies.at(-1) ?? Number.NaN,
     cpuPerOp: cpu / latencies.length,
   };
 }
 
-async function runApiKeys(settings) {
-  const { name, keys, serverVersion } = await prepareDatabase();
+async function runApiKeys(settings: Settings) {
+  const { name, keys, serverVersion: version } = await prepareDatabase();
   console.log(
-    `database ${name}: PostgreSQL ${serverVersion}; ${keys.length} keys in ${TENANTS} tenants ` +
+    `database ${name}: PostgreSQL ${version}; ${keys.length} keys in ${TENANTS} tenants ` +
       `(+ ${TENANTS * FILLER_KEYS_PER_TENANT} filler rows)`,
   );
-  const handle = Object.fromEntries(KEY_MODES.map((mode) => [mode, modeDatabase(name)]));
+  const handle = recordOf(KEY_MODES, () => modeDatabase(name));
   const verifier = createApiKeyVerifier(handle.verify.database);
   const writer = createApiKeyVerifier(handle['verify-write-each'].database, {
     lastUsedIntervalMs: 0,
   });
-  const operations = {
+  const operations: Record<KeyMode, { op: KeyOperation; settle: () => Promise<void> }> = {
     lookup: { op: lookupOperation(handle.lookup.database, keys), settle: handle.lookup.settle },
     verify: {
-      op: async (index) => (await verifier.verify(keys[index].key)).tenantId,
+      op: async (index) => (await verifier.verify(keys[index]?.key)).tenantId,
       settle: handle.verify.settle,
     },
     'verify-write-each': {
-      op: async (index) => (await writer.verify(keys[index].key)).tenantId,
+      op: async (index) => (await writer.verify(keys[index]?.key)).tenantId,
       settle: handle['verify-write-each'].settle,
     },
   };
   const loads = [
     { name: 'sequential', callers: 1 },
     { name: 'concurrent', callers: settings.concurrency },
-  ];
+  ] as const;
   // JIT and connections; verify's first use of each key writes its last_used_at
   // here, and not again for a minute (this part takes less: checked below).
   const firstUse = performance.now();
@@ -750,8 +786,9 @@ async function runApiKeys(settings) {
   for (const load of loads) {
     for (const mode of KEY_MODES) await drive(operations[mode], keys, load.callers, warmupOps);
   }
-  const runs = Object.fromEntries(
-    loads.map((load) => [load.name, Object.fromEntries(KEY_MODES.map((mode) => [mode, []]))]),
+  const runs = recordOf(
+    loads.map((load) => load.name),
+    () => listsOf<KeyMode, KeyRun>(KEY_MODES),
   );
   const started = performance.now();
   for (let round = 0; round < settings.rounds; round += 1) {
@@ -762,7 +799,7 @@ async function runApiKeys(settings) {
       }
       // A mode's measurement is KEY_SLICES slices, interleaved with the other modes'
       // (rotated each time): the modes of a round share the same seconds of the VM.
-      const slices = Object.fromEntries(KEY_MODES.map((mode) => [mode, []]));
+      const slices = listsOf<KeyMode, KeySlice>(KEY_MODES);
       for (let slice = 0; slice < KEY_SLICES; slice += 1) {
         for (const mode of rotated(KEY_MODES, round + slice)) {
           slices[mode].push(
@@ -794,13 +831,13 @@ async function runApiKeys(settings) {
         'wrote last_used_at again (once a minute per key)',
     );
   }
-  const summary = [];
-  for (const load of loads) {
+  const summary = loads.flatMap((load) => {
     const group = runs[load.name];
-    const perRound = (mode, pick) => group[mode].map((run, i) => pick(group[KEY_BASELINE][i], run));
-    for (const mode of KEY_MODES) {
+    return KEY_MODES.map((mode) => {
       const list = group[mode];
-      summary.push({
+      const byRound = (pick: (base: KeyRun, run: KeyRun) => number) =>
+        median(perRound(list, group[KEY_BASELINE], pick));
+      return {
         load: load.name,
         callers: load.callers,
         mode,
@@ -808,42 +845,30 @@ async function runApiKeys(settings) {
         spread: spread(list.map((run) => run.opsPerSecond)),
         p50: median(list.map((run) => run.p50)),
         p99: median(list.map((run) => run.p99)),
-        p99Range: [
-          Math.min(...list.map((run) => run.p99)),
-          Math.max(...list.map((run) => run.p99)),
-        ],
-        p50Ratio: median(perRound(mode, (base, run) => run.p50 / base.p50)),
-        p50Extra: median(perRound(mode, (base, run) => run.p50 - base.p50)),
+        p99Range: range(list.map((run) => run.p99)),
+        p50Ratio: byRound((base, run) => run.p50 / base.p50),
+        p50Extra: byRound((base, run) => run.p50 - base.p50),
         cpuPerOp: median(list.map((run) => run.cpuPerOp)),
-      });
-    }
-  }
-  return { serverVersion, keys: keys.length, measuredSeconds, sinceFirstUse, summary, runs };
+      };
+    });
+  });
+  return {
+    serverVersion: version,
+    keys: keys.length,
+    measuredSeconds,
+    sinceFirstUse,
+    summary,
+    runs,
+  };
 }
 
-function printApiKeys({ summary, sinceFirstUse }) {
+function printApiKeys({ summary, sinceFirstUse }: Awaited<ReturnType<typeof runApiKeys>>): void {
   console.log(
     `\n3. API-key verification against PostgreSQL: median over the rounds; p99 range = min–max of\n` +
       `   the rounds' p99; p50 ratio and +p50 = median over the rounds against lookup's p50 in the\n` +
       `   same round (lookup = the same withTenant select by hand). ${sinceFirstUse.toFixed(0)} s from\n` +
       `   verify's first use of the keys to the end (last_used_at is written once a minute per key)\n`,
   );
-  const rows = [];
-  summary.forEach((row, index) => {
-    if (index > 0 && row.mode === KEY_BASELINE) rows.push(null);
-    rows.push([
-      `${row.load} (${row.callers})`,
-      row.mode,
-      Math.round(row.opsPerSecond).toString(),
-      `${Math.round(row.spread * 100)} %`,
-      Math.round(row.p50).toString(),
-      Math.round(row.p99).toString(),
-      `${Math.round(row.p99Range[0])}–${Math.round(row.p99Range[1])}`,
-      `${row.p50Ratio.toFixed(2)}×`,
-      Math.round(row.p50Extra).toString(),
-      row.cpuPerOp.toFixed(0),
-    ]);
-  });
   printTable(
     [
       'load',
@@ -857,14 +882,28 @@ function printApiKeys({ summary, sinceFirstUse }) {
       '+p50 µs',
       'Node CPU µs/op',
     ],
-    rows,
+    summary.flatMap((row, index) => [
+      ...(index > 0 && row.mode === KEY_BASELINE ? [null] : []),
+      [
+        `${row.load} (${row.callers})`,
+        row.mode,
+        Math.round(row.opsPerSecond).toString(),
+        `${Math.round(row.spread * 100)} %`,
+        Math.round(row.p50).toString(),
+        Math.round(row.p99).toString(),
+        `${Math.round(row.p99Range[0])}–${Math.round(row.p99Range[1])}`,
+        `${row.p50Ratio.toFixed(2)}×`,
+        Math.round(row.p50Extra).toString(),
+        row.cpuPerOp.toFixed(0),
+      ],
+    ]),
     2,
   );
 }
 
 // ================================================================== the run
 
-const USAGE = `Usage: node auth/run.mjs [options]
+const USAGE = `Usage: node auth/run.ts [options]
 
 @flowforge/auth in one run: (1) JWT verifications/s, ours (cache miss, cache hit)
 against raw jose; (2) an authenticated Fastify route against a bare hello-world;
@@ -883,7 +922,9 @@ Options:
   --help             this text
 `;
 
-async function main() {
+const isAlgorithm = (name: string): name is Algorithm => ALGORITHMS.some((alg) => alg === name);
+
+async function main(): Promise<void> {
   const { values: flags } = parseArgs({
     options: {
       rounds: { type: 'string', default: '3' },
@@ -901,20 +942,26 @@ async function main() {
     process.stdout.write(USAGE);
     return;
   }
-  const positive = (name, integer = false) => positiveFlag(flags, name, { integer });
-  const settings = {
-    rounds: positive('rounds', true),
-    jwtDuration: positive('jwt-duration'),
+  const rounds = positiveFlag(flags, 'rounds', { integer: true });
+  const jwtDuration = positiveFlag(flags, 'jwt-duration');
+  const duration = positiveFlag(flags, 'duration');
+  const warmup = positiveFlag(flags, 'warmup');
+  const ops = positiveFlag(flags, 'ops', { integer: true });
+  const concurrency = positiveFlag(flags, 'concurrency', { integer: true });
+  const { alg } = flags;
+  if (!isAlgorithm(alg)) throw new Error(`--alg: ${ALGORITHMS.join(' or ')}`);
+  const settings: Settings = {
+    rounds,
+    jwtDuration,
     jwtWarmup: 0.2,
-    duration: positive('duration'),
-    warmup: positive('warmup'),
-    alg: flags.alg,
-    ops: positive('ops', true),
-    concurrency: positive('concurrency', true),
+    duration,
+    warmup,
+    alg,
+    ops,
+    concurrency,
     connections: CONNECTIONS,
     pipelining: PIPELINING,
   };
-  if (!ALGORITHMS.includes(settings.alg)) throw new Error(`--alg: ${ALGORITHMS.join(' or ')}`);
   const parts = flags.parts.split(',').filter(Boolean);
   for (const part of parts) {
     if (!PARTS.includes(part)) throw new Error(`unknown part "${part}" (${PARTS.join(', ')})`);
@@ -944,32 +991,31 @@ async function main() {
     (parts.includes('apikey') ? 25 : 0);
   console.log(
     `auth bench: ${parts.join(', ')}; ${settings.rounds} rounds; about ${(seconds / 60).toFixed(1)} min; ` +
-      `load average ${loadBefore[0].toFixed(2)} on ${os.cpus().length} CPUs; Node ${process.version}; ` +
+      `${machineLoad(loadBefore)}; Node ${process.version}; ` +
       `@flowforge/auth dist ${dist.sha256} built ${dist.built}\n`,
   );
 
-  const realm = await startRealm();
+  const realm = await startRealm(ALGORITHMS);
   handles.push(() => realm.close());
-  const results = {};
   // API keys first: run after the HTTP part (the process had just driven autocannon
   // for a minute and a half), their p99 came out several times higher.
-  if (parts.includes('apikey')) results.apiKeys = await runApiKeys(settings);
-  if (parts.includes('jwt')) results.jwt = await runJwt(realm, settings);
-  if (parts.includes('http')) results.http = await runHttp(realm, settings);
+  const apiKeys = parts.includes('apikey') ? await runApiKeys(settings) : undefined;
+  const jwt = parts.includes('jwt') ? await runJwt(realm, settings) : undefined;
+  const http = parts.includes('http') ? await runHttp(realm, settings) : undefined;
 
-  if (results.jwt) printJwt(results.jwt);
-  if (results.http) printHttp(results.http);
-  if (results.apiKeys) printApiKeys(results.apiKeys);
+  if (jwt) printJwt(jwt);
+  if (http) printHttp(http);
+  if (apiKeys) printApiKeys(apiKeys);
 
-  const verdict = {};
-  const lines = [];
-  const mark = (met) => (met ? 'met' : 'NOT MET');
-  if (results.jwt) {
-    const miss = Object.fromEntries(
-      ALGORITHMS.map((alg) => [
-        alg,
-        results.jwt.summary.find((row) => row.alg === alg && row.mode === 'verifier-miss').ratio,
-      ]),
+  const verdict: Record<string, unknown> = {};
+  const lines: string[] = [];
+  const mark = (met: boolean) => (met ? 'met' : 'NOT MET');
+  if (jwt) {
+    const miss = recordOf(
+      ALGORITHMS,
+      (alg) =>
+        jwt.summary.find((row) => row.alg === alg && row.mode === 'verifier-miss')?.ratio ??
+        Number.NaN,
     );
     const met = Object.values(miss).every((ratio) => ratio >= TARGETS.jwtMiss);
     verdict.jwtMiss = { ratios: miss, target: TARGETS.jwtMiss, met };
@@ -978,9 +1024,14 @@ async function main() {
         `(≥ ${TARGETS.jwtMiss.toFixed(2)}×) ${mark(met)}`,
     );
   }
-  if (results.http) {
-    const auth = results.http.summary.find((row) => row.mode === 'auth');
-    const observability = results.http.summary.find((row) => row.mode === 'observability');
+  if (http) {
+    const row = (mode: HttpMode) => {
+      const found = http.summary.find((entry) => entry.mode === mode);
+      if (!found) throw new Error(`no ${mode} row`);
+      return found;
+    };
+    const auth = row('auth');
+    const observability = row('observability');
     const met = auth.ratio >= TARGETS.route;
     verdict.route = { ratio: auth.ratio, cpuRatio: auth.cpuRatio, target: TARGETS.route, met };
     lines.push(
@@ -989,16 +1040,20 @@ async function main() {
         `${observability.ratio.toFixed(2)}×; auth on top of it ${auth.vsObservability.toFixed(2)}×]`,
     );
   }
-  if (results.apiKeys) {
-    const row = (load, mode) =>
-      results.apiKeys.summary.find((entry) => entry.load === load && entry.mode === mode);
-    verdict.apiKeyP99 = { target: TARGETS.apiKeyP99Micros };
+  if (apiKeys) {
+    const row = (load: string, mode: KeyMode) => {
+      const found = apiKeys.summary.find((entry) => entry.load === load && entry.mode === mode);
+      if (!found) throw new Error(`no ${load}/${mode} row`);
+      return found;
+    };
+    const apiKeyP99: Record<string, unknown> = { target: TARGETS.apiKeyP99Micros };
+    verdict.apiKeyP99 = apiKeyP99;
     const byLoad = [];
     for (const load of ['sequential', 'concurrent']) {
       const verify = row(load, 'verify');
       const lookup = row(load, KEY_BASELINE);
       const met = verify.p99 < TARGETS.apiKeyP99Micros;
-      verdict.apiKeyP99[load] = {
+      apiKeyP99[load] = {
         callers: verify.callers,
         p99: verify.p99,
         lookupP99: lookup.p99,
@@ -1015,32 +1070,23 @@ async function main() {
 
   await writeResults(
     RESULTS,
-    { loadBefore, servers: { postgres: results.apiKeys?.serverVersion } },
+    { loadBefore, servers: { postgres: apiKeys?.serverVersion } },
     {
       authDist: dist,
       settings: { ...settings, parts },
       verdict,
-      ...results,
+      ...(apiKeys ? { apiKeys } : {}),
+      ...(jwt ? { jwt } : {}),
+      ...(http ? { http } : {}),
     },
   );
   console.log(`results written to ${RESULTS}`);
 }
 
 if (process.argv[2] === 'serve') {
-  await serve(process.argv.slice(3));
+  await serveMode(process.argv.slice(3));
 } else {
-  for (const signal of ['SIGINT', 'SIGTERM']) {
-    process.once(signal, () => {
-      console.error(`\n${signal}: stopping servers, dropping the bench database`);
-      teardown().then(
-        () => process.exit(130),
-        (error) => {
-          console.error(error);
-          process.exit(1);
-        },
-      );
-    });
-  }
+  tearDownOnSignals('stopping servers, dropping the bench database', teardown);
   try {
     await main();
   } finally {

@@ -1,32 +1,61 @@
 #!/usr/bin/env node
 // The leaf rule: which workspace packages each package may depend on, checked
 // against package.json files and against the imports in every package's src/.
+// Test doubles (testing/*) are private, only ever a devDependency of a workspace
+// package (packages/*, apps/*, testing/*, bench, the root), and imported by no
+// package's or app's code outside its tests.
 //
-//   node scripts/check-graph.mjs [rootDir]
+//   node scripts/check-graph.ts [rootDir]
 import console from 'node:console';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { join, relative, resolve, sep } from 'node:path';
 import process from 'node:process';
 import { URL, fileURLToPath } from 'node:url';
+import { SCOPE, messageOf } from './lib/workspace.ts';
 
-/**
- * @typedef {{
- *   name?: unknown,
- *   dependencies?: Record<string, string>,
- *   peerDependencies?: Record<string, string>,
- *   optionalDependencies?: Record<string, string>,
- *   devDependencies?: Record<string, string>,
- * }} Manifest
- * @typedef {{ name: string, dir: string, isApp: boolean, manifest: Manifest }} WorkspacePackage
- * @typedef {{ specifier: string, index: number, typeOnly: boolean }} ImportSite
- * @typedef {{ code: string, bare: string }} MaskedSource
- */
-
-const SCOPE = '@flowforge/';
+/** The fields of a package.json the rule reads; `name` is checked before a manifest is used. */
+interface Manifest {
+  name?: unknown;
+  private?: unknown;
+  dependencies?: Record<string, string>;
+  peerDependencies?: Record<string, string>;
+  optionalDependencies?: Record<string, string>;
+  devDependencies?: Record<string, string>;
+}
+type DependencyField = Exclude<keyof Manifest, 'name' | 'private'>;
+/** Where a package lives: packages/ (the leaf-rule table), apps/, or testing/ (test doubles). */
+type PackageKind = 'package' | 'app' | 'testing';
+interface WorkspacePackage {
+  name: string;
+  dir: string;
+  kind: PackageKind;
+  manifest: Manifest;
+}
+/** A manifest read only for the test-double rule (the root's, bench's). */
+interface OtherManifest {
+  name: string;
+  shown: string;
+  manifest: Manifest;
+}
+interface ImportSite {
+  specifier: string;
+  index: number;
+  typeOnly: boolean;
+}
+interface MaskedSource {
+  code: string;
+  bare: string;
+}
+/** What checkGraph() found. */
+export interface GraphResult {
+  problems: string[];
+  packages: number;
+  files: number;
+}
 
 /** DESIGN.md's table: package → the workspace packages it may depend on at runtime. Apps may use any. */
-const LEAF_RULE = /** @type {Record<string, readonly string[]>} */ ({
+const LEAF_RULE: Readonly<Record<string, readonly string[]>> = {
   '@flowforge/kernel': [],
   '@flowforge/config': ['@flowforge/kernel'],
   '@flowforge/observability': ['@flowforge/config', '@flowforge/kernel'],
@@ -40,37 +69,51 @@ const LEAF_RULE = /** @type {Record<string, readonly string[]>} */ ({
     '@flowforge/db',
     '@flowforge/kernel',
   ],
-});
+};
 
 const ENV_OWNER = '@flowforge/config';
-const RUNTIME_FIELDS = /** @type {const} */ ([
+const RUNTIME_FIELDS: readonly DependencyField[] = [
   'dependencies',
   'peerDependencies',
   'optionalDependencies',
-]);
-const ALL_FIELDS = /** @type {const} */ ([...RUNTIME_FIELDS, 'devDependencies']);
+];
+const ALL_FIELDS: readonly DependencyField[] = [...RUNTIME_FIELDS, 'devDependencies'];
+/** Workspace folders whose every subfolder with a package.json is a package of that kind. */
+const GROUPS: readonly (readonly [folder: string, kind: PackageKind])[] = [
+  ['packages', 'package'],
+  ['apps', 'app'],
+  ['testing', 'testing'],
+];
+/** Workspace packages outside GROUPS: their dependencies are checked for test doubles only. */
+const OTHER_MANIFESTS = ['package.json', 'bench/package.json'];
 const SOURCE_EXTENSIONS = ['.ts', '.tsx', '.mts', '.cts', '.js', '.mjs'];
 const SKIPPED_DIRS = new Set(['node_modules', 'dist']);
 
-/**
- * Checks the leaf rule over the workspace at `rootDir`.
- * @param {string | URL} rootDir
- * @returns {{ problems: string[], packages: number, files: number }}
- */
-export function checkGraph(rootDir) {
+/** Checks the leaf rule over the workspace at `rootDir`. */
+export function checkGraph(rootDir: string | URL): GraphResult {
   const root = rootDir instanceof URL ? fileURLToPath(rootDir) : resolve(rootDir);
   if (!existsSync(root) || !statSync(root).isDirectory()) {
     throw new Error(`check-graph: ${root} is not a directory`);
   }
-  const { packages, problems } = readWorkspace(root);
-  const appNames = new Set(packages.filter((pkg) => pkg.isApp).map((pkg) => pkg.name));
+  const { packages, others, problems } = readWorkspace(root);
+  const names: Names = {
+    apps: new Set(packages.filter((pkg) => pkg.kind === 'app').map((pkg) => pkg.name)),
+    doubles: new Set(packages.filter((pkg) => pkg.kind === 'testing').map((pkg) => pkg.name)),
+  };
   let files = 0;
   for (const pkg of packages) {
-    problems.push(...checkDeclaredEdges(pkg, appNames));
+    problems.push(...checkDeclaredEdges(pkg, names));
     for (const file of listSourceFiles(join(root, pkg.dir, 'src'))) {
       files += 1;
-      problems.push(...checkSourceFile(root, pkg, file, appNames));
+      problems.push(...checkSourceFile(root, pkg, file, names));
     }
+  }
+  for (const other of others) {
+    problems.push(
+      ...runtimeDoubles(other.manifest, names).map(
+        ([field, dep]) => `${other.shown}: ${other.name} ${doubleAsRuntimeDependency(dep, field)}`,
+      ),
+    );
   }
   problems.push(...findCycles(packages).map((cycle) => `dependency cycle: ${cycle.join(' → ')}`));
   return { problems, packages: packages.length, files };
@@ -79,16 +122,22 @@ export function checkGraph(rootDir) {
 // ---------------------------------------------------------------------------
 // Workspace
 
-/**
- * @param {string} root
- * @returns {{ packages: WorkspacePackage[], problems: string[] }}
- */
-function readWorkspace(root) {
-  /** @type {WorkspacePackage[]} */
-  const packages = [];
-  /** @type {string[]} */
-  const problems = [];
-  for (const group of ['packages', 'apps']) {
+/** The names the rules single out. */
+interface Names {
+  apps: ReadonlySet<string>;
+  /** the test doubles (testing/*) */
+  doubles: ReadonlySet<string>;
+}
+
+function readWorkspace(root: string): {
+  packages: WorkspacePackage[];
+  others: OtherManifest[];
+  problems: string[];
+} {
+  const packages: WorkspacePackage[] = [];
+  const others: OtherManifest[] = [];
+  const problems: string[] = [];
+  for (const [group, kind] of GROUPS) {
     for (const dir of listSubdirs(join(root, group))) {
       const manifestPath = join(root, group, dir, 'package.json');
       if (!existsSync(manifestPath)) continue;
@@ -98,24 +147,29 @@ function readWorkspace(root) {
         problems.push(`${shown}: ${manifest}`);
         continue;
       }
-      const name = /** @type {string} */ (manifest.name);
-      const isApp = group === 'apps';
-      if (!isApp && !(name in LEAF_RULE)) {
+      const name = manifest.name;
+      if (kind === 'package' && !(name in LEAF_RULE)) {
         problems.push(
           `${shown}: ${name} is not in the leaf-rule table: add it to DESIGN.md's table first`,
         );
       }
-      packages.push({ name, dir: `${group}/${dir}`, isApp, manifest });
+      if (kind === 'testing' && manifest.private !== true) {
+        problems.push(`${shown}: ${name} is a test double (testing/): it must be "private": true`);
+      }
+      packages.push({ name, dir: `${group}/${dir}`, kind, manifest });
     }
   }
-  return { packages, problems };
+  for (const shown of OTHER_MANIFESTS) {
+    const manifestPath = join(root, shown);
+    if (!existsSync(manifestPath)) continue;
+    const manifest = readManifest(manifestPath);
+    if (typeof manifest === 'string') problems.push(`${shown}: ${manifest}`);
+    else others.push({ name: manifest.name, shown, manifest });
+  }
+  return { packages, others, problems };
 }
 
-/**
- * @param {string} dir
- * @returns {string[]}
- */
-function listSubdirs(dir) {
+function listSubdirs(dir: string): string[] {
   if (!existsSync(dir)) return [];
   return readdirSync(dir, { withFileTypes: true })
     .filter((entry) => entry.isDirectory())
@@ -123,47 +177,33 @@ function listSubdirs(dir) {
     .sort(byCodeUnits);
 }
 
-/**
- * @param {string} a
- * @param {string} b
- */
-function byCodeUnits(a, b) {
+function byCodeUnits(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/**
- * @param {string} path
- * @returns {Manifest | string} the manifest, or what is wrong with it
- */
-function readManifest(path) {
-  /** @type {Manifest} */
-  let manifest;
+/** The manifest (with its name), or what is wrong with it. */
+function readManifest(path: string): (Manifest & { name: string }) | string {
+  let manifest: Manifest;
   try {
-    manifest = JSON.parse(readFileSync(path, 'utf8'));
+    manifest = JSON.parse(readFileSync(path, 'utf8')) as Manifest;
   } catch (error) {
-    return `is not valid JSON (${/** @type {Error} */ (error).message})`;
+    return `is not valid JSON (${messageOf(error)})`;
   }
-  if (typeof manifest.name !== 'string' || manifest.name === '') return 'has no "name"';
-  return manifest;
+  const { name } = manifest;
+  if (typeof name !== 'string' || name === '') return 'has no "name"';
+  return { ...manifest, name };
 }
 
-/**
- * @param {Manifest} manifest
- * @param {readonly (keyof Manifest)[]} fields
- * @returns {[field: string, dep: string][]}
- */
-function declaredDeps(manifest, fields) {
+function declaredDeps(
+  manifest: Manifest,
+  fields: readonly DependencyField[],
+): [field: DependencyField, dep: string][] {
   return fields.flatMap((field) =>
-    Object.keys(manifest[field] ?? {}).map((dep) => /** @type {[string, string]} */ ([field, dep])),
+    Object.keys(manifest[field] ?? {}).map((dep): [DependencyField, string] => [field, dep]),
   );
 }
 
-/**
- * @param {Manifest} manifest
- * @param {readonly (keyof Manifest)[]} fields
- * @param {string} dep
- */
-function declares(manifest, fields, dep) {
+function declares(manifest: Manifest, fields: readonly DependencyField[], dep: string): boolean {
   return fields.some((field) => Object.hasOwn(manifest[field] ?? {}, dep));
 }
 
@@ -173,46 +213,50 @@ function declares(manifest, fields, dep) {
 /**
  * Why `pkg` may not use `dep`, or undefined if it may. Test-only use (devDependencies,
  * test files) is exempt from the table, but never from "nothing depends on an app".
- * @param {WorkspacePackage} pkg
- * @param {string} dep
- * @param {Set<string>} appNames
- * @param {{ testOnly: boolean }} use
- * @returns {string | undefined}
  */
-function leafRuleViolation(pkg, dep, appNames, { testOnly }) {
+function leafRuleViolation(
+  pkg: WorkspacePackage,
+  dep: string,
+  apps: ReadonlySet<string>,
+  { testOnly }: { testOnly: boolean },
+): string | undefined {
   if (dep === pkg.name) return undefined;
-  if (appNames.has(dep)) return 'nothing may depend on an app';
-  if (testOnly || pkg.isApp || !dep.startsWith(SCOPE)) return undefined;
+  if (apps.has(dep)) return 'nothing may depend on an app';
+  // Apps may use any package, test doubles anything but an app.
+  if (testOnly || pkg.kind !== 'package' || !dep.startsWith(SCOPE)) return undefined;
   const allowed = LEAF_RULE[pkg.name];
   // A package missing from the table is reported once, by readWorkspace.
   if (!allowed || allowed.includes(dep)) return undefined;
   return `allowed: ${allowed.join(', ') || 'none'}`;
 }
 
-/**
- * Check 1: the edges declared in package.json.
- * @param {WorkspacePackage} pkg
- * @param {Set<string>} appNames
- * @returns {string[]}
- */
-function checkDeclaredEdges(pkg, appNames) {
+/** The test doubles `manifest` declares outside devDependencies. */
+function runtimeDoubles(manifest: Manifest, names: Names): [DependencyField, string][] {
+  return declaredDeps(manifest, RUNTIME_FIELDS).filter(([, dep]) => names.doubles.has(dep));
+}
+
+function doubleAsRuntimeDependency(dep: string, field: DependencyField): string {
+  return `may not depend on ${dep} (${field}; a test double is only ever a devDependency)`;
+}
+
+/** Check 1: the edges declared in package.json. */
+function checkDeclaredEdges(pkg: WorkspacePackage, names: Names): string[] {
+  const shown = `${pkg.dir}/package.json: ${pkg.name}`;
   return declaredDeps(pkg.manifest, ALL_FIELDS).flatMap(([field, dep]) => {
     const testOnly = field === 'devDependencies';
-    const reason = leafRuleViolation(pkg, dep, appNames, { testOnly });
-    return reason
-      ? [`${pkg.dir}/package.json: ${pkg.name} may not depend on ${dep} (${field}; ${reason})`]
-      : [];
+    if (!testOnly && names.doubles.has(dep) && dep !== pkg.name) {
+      return [`${shown} ${doubleAsRuntimeDependency(dep, field)}`];
+    }
+    const reason = leafRuleViolation(pkg, dep, names.apps, { testOnly });
+    return reason ? [`${shown} may not depend on ${dep} (${field}; ${reason})`] : [];
   });
 }
 
 // ---------------------------------------------------------------------------
 // Source files
 
-/**
- * @param {string} dir
- * @returns {string[]} absolute paths, sorted
- */
-function listSourceFiles(dir) {
+/** Absolute paths, sorted. */
+function listSourceFiles(dir: string): string[] {
   if (!existsSync(dir)) return [];
   return readdirSync(dir, { withFileTypes: true })
     .sort((a, b) => byCodeUnits(a.name, b.name))
@@ -225,27 +269,30 @@ function listSourceFiles(dir) {
     });
 }
 
-/**
- * Checks 2 and 3: the imports and environment reads of one file.
- * @param {string} root
- * @param {WorkspacePackage} pkg
- * @param {string} file
- * @param {Set<string>} appNames
- * @returns {string[]}
- */
-function checkSourceFile(root, pkg, file, appNames) {
+/** Checks 2 and 3: the imports and environment reads of one file. */
+function checkSourceFile(
+  root: string,
+  pkg: WorkspacePackage,
+  file: string,
+  names: Names,
+): string[] {
   const shown = relative(root, file).split(sep).join('/');
   const source = maskSource(readFileSync(file, 'utf8'));
-  const where = (/** @type {number} */ index) => `${shown}:${lineAt(source.code, index)}`;
+  const where = (index: number): string => `${shown}:${lineAt(source.code, index)}`;
   const testFile = isTestFile(relative(join(root, pkg.dir, 'src'), file));
   const declarationFile = /\.d\.[mc]?ts$/.test(file);
 
-  /** @type {string[]} */
-  const problems = [];
+  const problems: string[] = [];
   for (const site of findImports(source)) {
     const dep = packageNameOf(site.specifier);
     if (dep === undefined || dep === pkg.name) continue;
-    const reason = leafRuleViolation(pkg, dep, appNames, { testOnly: testFile });
+    if (names.doubles.has(dep) && pkg.kind !== 'testing' && !testFile) {
+      problems.push(
+        `${where(site.index)}: ${pkg.name} may not import ${dep} outside its tests (a test double)`,
+      );
+      continue;
+    }
+    const reason = leafRuleViolation(pkg, dep, names.apps, { testOnly: testFile });
     if (reason) {
       problems.push(`${where(site.index)}: ${pkg.name} may not import ${dep} (${reason})`);
       continue;
@@ -264,21 +311,16 @@ function checkSourceFile(root, pkg, file, appNames) {
   return problems;
 }
 
-/**
- * @param {string} pathInSrc
- */
-function isTestFile(pathInSrc) {
+function isTestFile(pathInSrc: string): boolean {
   const parts = pathInSrc.split(sep);
   return /\.test\./.test(parts.at(-1) ?? '') || parts.slice(0, -1).includes('__tests__');
 }
 
-/**
- * @param {WorkspacePackage} pkg
- * @param {string} dep
- * @param {boolean} devAllowed
- * @returns {string | undefined}
- */
-function undeclaredImport(pkg, dep, devAllowed) {
+function undeclaredImport(
+  pkg: WorkspacePackage,
+  dep: string,
+  devAllowed: boolean,
+): string | undefined {
   if (declares(pkg.manifest, devAllowed ? ALL_FIELDS : RUNTIME_FIELDS, dep)) return undefined;
   if (devAllowed) return `${pkg.name} imports ${dep}, which its package.json does not declare`;
   const hint = declares(pkg.manifest, ['devDependencies'], dep)
@@ -287,12 +329,8 @@ function undeclaredImport(pkg, dep, devAllowed) {
   return `${pkg.name} imports ${dep}, which is not in its dependencies, peerDependencies or optionalDependencies${hint}`;
 }
 
-/**
- * The package a bare specifier names, or undefined for relative paths, URLs, `#imports` and builtins.
- * @param {string} specifier
- * @returns {string | undefined}
- */
-function packageNameOf(specifier) {
+/** The package a bare specifier names, or undefined for relative paths, URLs, `#imports` and builtins. */
+function packageNameOf(specifier: string): string | undefined {
   if (/^[./#]/.test(specifier) || /^[a-z][a-z\d+.-]*:/i.test(specifier)) return undefined;
   const parts = specifier.split('/');
   const name = specifier.startsWith('@') ? parts.slice(0, 2).join('/') : (parts[0] ?? specifier);
@@ -310,11 +348,7 @@ const REQUIRE = /(?<![\w$.])require\s*\(\s*(?<quote>['"`])(?<specifier>[^'"`$\n]
 const ENV_READ =
   /\bprocess\s*(?:\?\.|\.)\s*env\b|\bprocess\s*(?:\?\.)?\[\s*(?<quote>['"`])env\k<quote>\s*\]/g;
 
-/**
- * @param {MaskedSource} source
- * @returns {ImportSite[]}
- */
-function findImports(source) {
+function findImports(source: MaskedSource): ImportSite[] {
   return [STATIC_IMPORT, DYNAMIC_IMPORT, REQUIRE]
     .flatMap((pattern) => liveMatches(source, pattern))
     .map((match) => ({
@@ -325,11 +359,7 @@ function findImports(source) {
     .sort((a, b) => a.index - b.index);
 }
 
-/**
- * @param {MaskedSource} source
- * @returns {number[]}
- */
-function findEnvReads(source) {
+function findEnvReads(source: MaskedSource): number[] {
   return liveMatches(source, ENV_READ).map((match) => match.index);
 }
 
@@ -337,18 +367,12 @@ function findEnvReads(source) {
  * Matches in the comment-free code whose first character is code, not string contents.
  * The patterns run on `code` because they need the specifier strings; `bare` vetoes
  * matches such as "import x from 'y'" that sit inside a string.
- * @param {MaskedSource} source
- * @param {RegExp} pattern
  */
-function liveMatches({ code, bare }, pattern) {
+function liveMatches({ code, bare }: MaskedSource, pattern: RegExp): RegExpExecArray[] {
   return [...code.matchAll(pattern)].filter((match) => bare[match.index] === code[match.index]);
 }
 
-/**
- * @param {string} text
- * @param {number} index
- */
-function lineAt(text, index) {
+function lineAt(text: string, index: number): number {
   let line = 1;
   for (let i = text.indexOf('\n'); i !== -1 && i < index; i = text.indexOf('\n', i + 1)) line += 1;
   return line;
@@ -363,14 +387,12 @@ const REGEX_AFTER_WORDS = new Set(
  * A tokenizer-lite pass over JS/TS source. `code` is the source with comments blanked;
  * `bare` also blanks the contents of strings, templates and regex literals. Both keep
  * every offset and newline, so indexes and line numbers carry over from one to the other.
- * @param {string} source
- * @returns {MaskedSource}
  */
-function maskSource(source) {
+function maskSource(source: string): MaskedSource {
   const code = source.split('');
   const bare = source.split('');
-  /** @type {number[]} brace depth at each open `${`, innermost last */
-  const templates = [];
+  // brace depth at each open `${`, innermost last
+  const templates: number[] = [];
   let braces = 0;
   let previous = ''; // last token: a punctuator, a word, or 'literal'
   let i = 0;
@@ -410,40 +432,26 @@ function maskSource(source) {
   return { code: code.join(''), bare: bare.join('') };
 }
 
-/**
- * Whether a `/` after `previous` starts a regex literal rather than a division.
- * @param {string} previous
- */
-function startsRegex(previous) {
+/** Whether a `/` after `previous` starts a regex literal rather than a division. */
+function startsRegex(previous: string): boolean {
   if (previous === '' || REGEX_AFTER_WORDS.has(previous)) return true;
   return previous !== 'literal' && !/^[\w$]/.test(previous) && !')]}'.includes(previous);
 }
 
-/**
- * @param {string[]} chars
- * @param {number} from
- * @param {number} to
- */
-function blank(chars, from, to) {
+function blank(chars: string[], from: number, to: number): void {
   for (let i = from; i < to; i += 1) if (chars[i] !== '\n') chars[i] = ' ';
 }
 
-/**
- * @param {string} source
- * @param {string} token
- * @param {number} from
- */
-function endOf(source, token, from) {
+function endOf(source: string, token: string, from: number): number {
   const index = source.indexOf(token, from);
   return index === -1 ? source.length : index;
 }
 
 /**
- * @param {string} source
- * @param {number} start index of the opening quote
- * @returns {number} index just past the closing quote (or the end of the line, if unterminated)
+ * The index just past the closing quote (or the end of the line, if unterminated) of the
+ * string whose opening quote is at `start`.
  */
-function skipString(source, start) {
+function skipString(source: string, start: number): number {
   const quote = source[start];
   let i = start + 1;
   while (i < source.length && source[i] !== quote && source[i] !== '\n')
@@ -452,11 +460,10 @@ function skipString(source, start) {
 }
 
 /**
- * @param {string} source
- * @param {number} start index just inside the template's opening (a backtick or `}`)
- * @returns {{ end: number, opensExpression: boolean }} end is just past the closing backtick or `${`
+ * From `start`, just inside a template's opening (a backtick or `}`): `end` is just past the
+ * closing backtick or `${`.
  */
-function skipTemplate(source, start) {
+function skipTemplate(source: string, start: number): { end: number; opensExpression: boolean } {
   let i = start;
   while (i < source.length) {
     if (source[i] === '\\') i += 2;
@@ -468,11 +475,10 @@ function skipTemplate(source, start) {
 }
 
 /**
- * @param {string} source
- * @param {number} start index of the opening slash
- * @returns {number} index just past the flags, or -1 if no regex literal closes on this line
+ * From `start`, the opening slash: the index just past the flags, or -1 if no regex literal
+ * closes on this line.
  */
-function skipRegex(source, start) {
+function skipRegex(source: string, start: number): number {
   let inClass = false;
   for (let i = start + 1; i < source.length; i += 1) {
     const ch = source[i];
@@ -492,10 +498,8 @@ function skipRegex(source, start) {
 /**
  * Cycles among the runtime edges between workspace packages, each starting at its
  * alphabetically first package and ending where it started.
- * @param {WorkspacePackage[]} packages
- * @returns {string[][]}
  */
-function findCycles(packages) {
+function findCycles(packages: WorkspacePackage[]): string[][] {
   const names = new Set(packages.map((pkg) => pkg.name));
   const edges = new Map(
     packages.map((pkg) => [
@@ -505,14 +509,11 @@ function findCycles(packages) {
         .filter((dep) => names.has(dep)),
     ]),
   );
-  /** @type {Map<string, string[]>} */
-  const cycles = new Map();
-  const done = new Set();
-  /** @type {string[]} */
-  const path = [];
+  const cycles = new Map<string, string[]>();
+  const done = new Set<string>();
+  const path: string[] = [];
 
-  /** @param {string} name */
-  const visit = (name) => {
+  const visit = (name: string): void => {
     const onPath = path.indexOf(name);
     if (onPath !== -1) {
       const cycle = rotateToSmallest(path.slice(onPath));
@@ -529,10 +530,7 @@ function findCycles(packages) {
   return [...cycles.values()];
 }
 
-/**
- * @param {string[]} cycle
- */
-function rotateToSmallest(cycle) {
+function rotateToSmallest(cycle: string[]): string[] {
   const start = cycle.indexOf([...cycle].sort()[0] ?? '');
   return [...cycle.slice(start), ...cycle.slice(0, start)];
 }
@@ -540,14 +538,13 @@ function rotateToSmallest(cycle) {
 // ---------------------------------------------------------------------------
 // CLI
 
-function main() {
+function main(): void {
   const root = process.argv[2] ?? fileURLToPath(new URL('..', import.meta.url));
-  /** @type {ReturnType<typeof checkGraph>} */
-  let result;
+  let result: GraphResult;
   try {
     result = checkGraph(root);
   } catch (error) {
-    console.error(/** @type {Error} */ (error).message);
+    console.error(messageOf(error));
     process.exit(2);
   }
   const { problems, packages, files } = result;

@@ -6,38 +6,48 @@
 // event-loop delay and heap from GET /metrics. Reports first- vs last-minute RSS,
 // the largest event-loop delay p99 and the errors, which must be 0. See ../README.md.
 //
-// Usage: node app/soak.mjs [--duration 300] [--rate 100] [--sample 5] [--streams 2]
+// Usage: node app/soak.ts [--duration 300] [--rate 100] [--sample 5] [--streams 2]
 //                          [--reconnect 30] [--help]
-import { fork } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { once } from 'node:events';
 import { closeSync, openSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createClient } from '@clickhouse/client';
 import {
+  errorParts,
+  exitOf,
   freePort,
+  isRecord,
+  machineLoad,
   median,
+  oneMinuteLoad,
   percentile,
+  pidOf,
   positiveFlag,
   processCpu,
+  sleep,
+  tearDownOnSignals,
   writeResults,
-} from '../lib/harness.mjs';
+} from '../lib/harness.ts';
+import { forkWithIpc } from '../lib/ipc.ts';
+import { SUPERUSER, adminQuery } from '../lib/postgres.ts';
+import { startRealm } from '../lib/realm.ts';
 import {
-  adminQuery,
   appEnvironment,
   createSeededDatabase,
   processRss,
   requireBuiltApp,
   startApp,
-  startRealm,
-} from './common.mjs';
+  type RunningApp,
+} from './common.ts';
+import type { SoakDoubleCommand, SoakDoubleReply } from './soak-double.ts';
 
 const RESULTS = fileURLToPath(new URL('./soak-results.json', import.meta.url));
-const DOUBLE = fileURLToPath(new URL('./soak-double.mjs', import.meta.url));
+const DOUBLE = fileURLToPath(new URL('./soak-double.ts', import.meta.url));
 
 const CLICKHOUSE_URL = 'http://127.0.0.1:8123';
 const CLICKHOUSE_WRITER = { username: 'flowforge', password: 'flowforge' };
@@ -60,8 +70,18 @@ const WRITE_POOL = 10;
 const REQUEST_TIMEOUT_MS = 10_000;
 const MAX_IN_FLIGHT = 500;
 
+/** The operations of the mix. */
+type Op =
+  | 'list dashboards'
+  | 'get dashboard'
+  | 'list widgets'
+  | 'widget data'
+  | 'me'
+  | 'write dashboard'
+  | 'patch dashboard';
+
 /** The mix, by weight; each op knows the status it must get. */
-const MIX = [
+const MIX: readonly (readonly [Op, number])[] = [
   ['list dashboards', 40],
   ['get dashboard', 10],
   ['list widgets', 10],
@@ -71,7 +91,7 @@ const MIX = [
   ['patch dashboard', 5],
 ];
 
-const USAGE = `Usage: node app/soak.mjs [options]
+const USAGE = `Usage: node app/soak.ts [options]
 
 Runs apps/sample-api/dist/main.js (APP_ENV=production) against PostgreSQL,
 ClickHouse and Redis of scripts/services and the Materialize wire double, under
@@ -120,29 +140,28 @@ requireBuiltApp();
 
 // ------------------------------------------------------------------ clean-up
 
-const cleanups = [];
-let tearingDown;
-function teardown() {
+const cleanups: (() => Promise<unknown>)[] = [];
+let tearingDown: Promise<void> | undefined;
+function teardown(): Promise<void> {
   tearingDown ??= (async () => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(console.error);
   })();
   return tearingDown;
 }
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.once(signal, () => {
-    console.error(`\n${signal}: stopping the app and the double, dropping the bench databases`);
-    teardown().then(
-      () => process.exit(130),
-      () => process.exit(1),
-    );
-  });
-}
+tearDownOnSignals('stopping the app and the double, dropping the bench databases', teardown);
 
 // ------------------------------------------------------------------ errors
 
-const errors = [];
+/** A failure: when (s into the load), what, and (the first 50) the detail. */
+interface SoakError {
+  at: number;
+  kind: string;
+  detail?: string;
+}
+
+const errors: SoakError[] = [];
 /** Records a failure (the first 50 in full); the soak must end with none. */
-function fail(kind, detail) {
+function fail(kind: string, detail: string): void {
   errors.push({
     at: Number(elapsed().toFixed(1)),
     kind,
@@ -173,7 +192,7 @@ async function createMetricStore() {
         (tenant_id UUID, metric String, ts DateTime, value Float64)
         ENGINE = MergeTree ORDER BY (tenant_id, metric, ts)`,
     });
-    const values = [];
+    const values: { tenant_id: string; metric: string; ts: string; value: number }[] = [];
     const now = Date.now();
     for (const tenant of TENANTS) {
       for (const metric of METRICS) {
@@ -192,8 +211,8 @@ async function createMetricStore() {
     }
     await writer.insert({ table: `${database}.metric_points`, format: 'JSONEachRow', values });
     const version = await writer.query({ query: 'SELECT version() AS v', format: 'JSONEachRow' });
-    const [{ v }] = await version.json();
-    return { database, version: v, rows: values.length, drop };
+    const [row] = await version.json<{ v: string }>();
+    return { database, version: row?.v, rows: values.length, drop };
   } catch (error) {
     await drop().catch(() => undefined);
     throw error;
@@ -202,25 +221,11 @@ async function createMetricStore() {
 
 /** The Materialize double in its own process; resolves once it listens. */
 async function startDouble() {
-  const child = fork(
-    DOUBLE,
-    [String(DOUBLE_INTERVAL_MS), String(DOUBLE_INITIAL_ROWS), ...TENANTS],
-    {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    },
-  );
-  const reply = (op) =>
-    new Promise((resolve, reject) => {
-      const onMessage = (message) => {
-        if (message.op !== op) return;
-        child.off('message', onMessage);
-        child.off('exit', onExit);
-        resolve(message);
-      };
-      const onExit = (code) => reject(new Error(`the double exited (${code}) before "${op}"`));
-      child.on('message', onMessage);
-      child.once('exit', onExit);
-    });
+  const { child, reply, send } = forkWithIpc<SoakDoubleReply, SoakDoubleCommand>('double', DOUBLE, [
+    String(DOUBLE_INTERVAL_MS),
+    String(DOUBLE_INITIAL_ROWS),
+    ...TENANTS,
+  ]);
   const ready = await reply('ready');
   return {
     child,
@@ -229,13 +234,13 @@ async function startDouble() {
     /** Stops writing; resolves to the next id of each tenant (every id below was committed). */
     pause: async () => {
       const paused = reply('paused');
-      child.send({ op: 'pause' });
+      send({ op: 'pause' });
       return (await paused).next;
     },
     stop: async () => {
       if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = once(child, 'exit');
-      child.send({ op: 'stop' });
+      const exited = exitOf(child);
+      send({ op: 'stop' });
       const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
       await exited;
       clearTimeout(timer);
@@ -243,52 +248,115 @@ async function startDouble() {
   };
 }
 
+/** A tenant's ids, as the load uses them. */
+interface PreparedTenant {
+  id: string;
+  dashboards: string[];
+  /** metric widgets */
+  widgets: string[];
+  /** the live widget */
+  live: string;
+  /** dashboards the soak created and has not deleted yet, oldest first */
+  created: string[];
+}
+
+/** A tenant with its tokens (Authorization header values). */
+interface Tenant extends PreparedTenant {
+  viewer: string;
+  editor: string;
+}
+
 /** Ids the load needs, read as the superuser: dashboards and metric widgets per tenant; adds a live widget. */
-async function prepareTenants(databaseName, view) {
-  const tenants = [];
+async function prepareTenants(databaseName: string, view: string): Promise<PreparedTenant[]> {
+  const target = { as: SUPERUSER, database: databaseName };
+  const tenants: PreparedTenant[] = [];
   for (const tenant of TENANTS) {
     const dashboards = (
-      await adminQuery(
+      await adminQuery<{ id: string }>(
+        target,
         'select id from dashboards where tenant_id = $1 order by created_at',
         [tenant],
-        databaseName,
       )
     ).rows.map((row) => row.id);
     const widgets = (
-      await adminQuery(
+      await adminQuery<{ id: string }>(
+        target,
         "select id from widgets where tenant_id = $1 and kind = 'metric'",
         [tenant],
-        databaseName,
       )
     ).rows.map((row) => row.id);
-    const live = (
-      await adminQuery(
+    const [live] = (
+      await adminQuery<{ id: string }>(
+        target,
         `insert into widgets (tenant_id, dashboard_id, name, kind, config)
          values ($1, $2, 'Live events', 'live', $3) returning id`,
         [tenant, dashboards[0], JSON.stringify({ view })],
-        databaseName,
       )
-    ).rows[0].id;
-    tenants.push({ id: tenant, dashboards, widgets, live, created: [] });
+    ).rows;
+    if (live === undefined) throw new Error(`no live widget was created for ${tenant}`);
+    tenants.push({ id: tenant, dashboards, widgets, live: live.id, created: [] });
   }
   return tenants;
 }
 
 // ------------------------------------------------------------------ the load
 
-const pick = (list) => list[Math.floor(Math.random() * list.length)];
+const pick = <T>(list: readonly T[]): T | undefined =>
+  list[Math.floor(Math.random() * list.length)];
 const totalWeight = MIX.reduce((sum, [, weight]) => sum + weight, 0);
-function pickOp() {
+function pickOp(): Op {
   let roll = Math.random() * totalWeight;
   for (const [op, weight] of MIX) {
     roll -= weight;
     if (roll < 0) return op;
   }
-  return MIX[0][0];
+  return 'list dashboards'; // the first of MIX
+}
+
+/** One request of the load and the status it must get. */
+interface SoakRequest {
+  /** the name it is counted under when not the op's own */
+  op?: string;
+  /** the Authorization header */
+  auth: string;
+  method?: string;
+  path: string;
+  body?: unknown;
+  status: number;
+  /** what to do with a created dashboard's answer */
+  created?: (json: unknown) => void;
+}
+
+/** A write: create a dashboard, or delete the oldest created once the pool is full. */
+function writeRequest(tenant: Tenant): SoakRequest {
+  if (tenant.created.length >= WRITE_POOL) {
+    const id = tenant.created.shift();
+    return {
+      op: 'delete dashboard',
+      auth: tenant.editor,
+      method: 'DELETE',
+      path: `/api/v1/dashboards/${id}`,
+      status: 204,
+    };
+  }
+  return {
+    op: 'create dashboard',
+    auth: tenant.editor,
+    method: 'POST',
+    path: '/api/v1/dashboards',
+    body: {
+      name: `Soak ${randomUUID().slice(0, 8)}`,
+      description: 'written by bench/app/soak',
+    },
+    status: 201,
+    created: (json) => {
+      if (isRecord(json) && typeof json.id === 'string') tenant.created.push(json.id);
+    },
+  };
 }
 
 /** The request of `op` for `tenant`: method, path, body, the status it must get, and what to do with the answer. */
-function requestFor(op, tenant) {
+function requestFor(op: Op, tenant: Tenant): SoakRequest {
   const read = tenant.viewer;
   switch (op) {
     case 'list dashboards':
@@ -317,39 +385,24 @@ function requestFor(op, tenant) {
           status: 200,
         };
       }
+      return writeRequest(tenant); // nothing to patch yet
     }
-    // falls through: nothing to patch yet
-    case 'write dashboard': {
-      if (tenant.created.length >= WRITE_POOL) {
-        const id = tenant.created.shift();
-        return {
-          op: 'delete dashboard',
-          auth: tenant.editor,
-          method: 'DELETE',
-          path: `/api/v1/dashboards/${id}`,
-          status: 204,
-        };
-      }
-      return {
-        op: 'create dashboard',
-        auth: tenant.editor,
-        method: 'POST',
-        path: '/api/v1/dashboards',
-        body: {
-          name: `Soak ${randomUUID().slice(0, 8)}`,
-          description: 'written by bench/app/soak',
-        },
-        status: 201,
-        created: (json) => tenant.created.push(json.id),
-      };
-    }
-    default:
-      throw new Error(`unknown op ${op}`);
+    case 'write dashboard':
+      return writeRequest(tenant);
   }
 }
 
 /** Latencies (ms) and counts, per sampling window and in total. */
-const stats = {
+interface Stats {
+  window: number[];
+  all: number[];
+  byOp: Record<string, { requests: number; failed: number }>;
+  inFlight: number;
+  maxInFlight: number;
+  backlogSkipped: number;
+}
+
+const stats: Stats = {
   window: [],
   all: [],
   byOp: {},
@@ -358,7 +411,7 @@ const stats = {
   backlogSkipped: 0,
 };
 
-async function send(base, tenant) {
+async function send(base: string, tenant: Tenant): Promise<void> {
   const op = pickOp();
   const request = requestFor(op, tenant);
   const name = request.op ?? op;
@@ -389,17 +442,18 @@ async function send(base, tenant) {
     }
   } catch (error) {
     counts.failed += 1;
-    fail(`${name} → ${error.name}`, `${request.path}: ${error.message}`);
+    const { name: errorName, message } = errorParts(error);
+    fail(`${name} → ${errorName}`, `${request.path}: ${message}`);
   } finally {
     stats.inFlight -= 1;
   }
 }
 
 /** Fires requests at a fixed rate (open loop: a slow answer does not slow the sending). */
-function startLoad(base, tenants, rate) {
+function startLoad(base: string, tenants: readonly Tenant[], rate: number): () => Promise<number> {
   const began = performance.now();
   let sent = 0;
-  const pending = new Set();
+  const pending = new Set<Promise<void>>();
   const timer = setInterval(() => {
     const due = Math.floor(((performance.now() - began) / 1000) * rate) - sent;
     for (let i = 0; i < due; i += 1) {
@@ -408,7 +462,9 @@ function startLoad(base, tenants, rate) {
         stats.backlogSkipped += 1;
         continue;
       }
-      const promise = send(base, tenants[sent % tenants.length]);
+      const tenant = tenants[sent % tenants.length];
+      if (tenant === undefined) continue;
+      const promise = send(base, tenant);
       pending.add(promise);
       void promise.finally(() => pending.delete(promise));
     }
@@ -422,13 +478,34 @@ function startLoad(base, tenants, rate) {
 
 // ------------------------------------------------------------------ SSE streams
 
+/** What a stream saw. */
+interface StreamState {
+  /** the last 4 characters of the tenant id */
+  tenant: string;
+  connections: number;
+  updates: number;
+  progress: number;
+  heartbeats: number;
+  seen: Set<number>;
+  max: number;
+  lastEventId: string | undefined;
+  stopping: boolean;
+}
+
+/** The fields of one server-sent event being read. */
+interface EventFields {
+  event?: string;
+  id?: string;
+  data: string[];
+}
+
 /**
  * A live widget stream of one tenant, as a browser keeps it: reconnects now and
  * then with Last-Event-ID and checks that it gets every id of its tenant exactly
  * once, in the order written, and nothing of another tenant.
  */
-function startStream(base, tenant) {
-  const state = {
+function startStream(base: string, tenant: Tenant) {
+  const state: StreamState = {
     tenant: tenant.id.slice(-4),
     connections: 0,
     updates: 0,
@@ -439,24 +516,28 @@ function startStream(base, tenant) {
     lastEventId: undefined,
     stopping: false,
   };
-  let controller;
-  let reconnectTimer;
-  let wake = () => undefined;
-  let running;
+  let controller: AbortController | undefined;
+  let reconnectTimer: NodeJS.Timeout | undefined;
+  let wake = (): void => undefined;
+  let running: Promise<void> | undefined;
 
-  async function connect() {
-    controller = new AbortController();
+  async function connect(): Promise<void> {
+    const connection = new AbortController();
+    controller = connection;
     state.connections += 1;
-    const headers = { accept: 'text/event-stream', authorization: tenant.viewer };
+    const headers: Record<string, string> = {
+      accept: 'text/event-stream',
+      authorization: tenant.viewer,
+    };
     if (state.lastEventId !== undefined) headers['last-event-id'] = state.lastEventId;
     let response;
     try {
       response = await fetch(`${base}/api/v1/widgets/${tenant.live}/stream`, {
         headers,
-        signal: controller.signal,
+        signal: connection.signal,
       });
     } catch (error) {
-      if (!controller.signal.aborted) fail('stream connect', error.message);
+      if (!connection.signal.aborted) fail('stream connect', errorParts(error).message);
       return;
     }
     if (
@@ -468,13 +549,17 @@ function startStream(base, tenant) {
     }
     // Updates after the last progress are sent again after a reconnection: kept
     // aside until their progress arrives.
-    let pending = [];
+    let pending: number[] = [];
     const decoder = new TextDecoder();
     let buffer = '';
-    let fields = { data: [] };
-    const dispatch = (event, id, data) => {
+    let fields: EventFields = { data: [] };
+    const dispatch = (event: string, id: string | undefined, data: string) => {
       if (event === 'update') {
-        const change = JSON.parse(data);
+        const change: unknown = JSON.parse(data);
+        if (!isRecord(change) || !isRecord(change.row)) {
+          fail('stream: update without a row', data);
+          return;
+        }
         const row = change.row;
         if (row.tenant_id !== tenant.id) fail('stream: another tenant', JSON.stringify(row));
         if (change.mz_diff !== 1) fail('stream: unexpected diff', data);
@@ -499,8 +584,11 @@ function startStream(base, tenant) {
       }
     };
     try {
-      for await (const chunk of response.body) {
-        buffer += decoder.decode(chunk, { stream: true });
+      for await (const chunk of response.body ?? []) {
+        const bytes: unknown = chunk;
+        if (!(bytes instanceof Uint8Array))
+          throw new Error('the stream gave something other than bytes');
+        buffer += decoder.decode(bytes, { stream: true });
         let newline;
         while ((newline = buffer.indexOf('\n')) >= 0) {
           const line = buffer.slice(0, newline).replace(/\r$/, '');
@@ -524,28 +612,28 @@ function startStream(base, tenant) {
       }
       if (!state.stopping) fail('stream ended', `the server ended the stream of ${state.tenant}`);
     } catch (error) {
-      if (!controller.signal.aborted) fail('stream broke', error.message);
+      if (!connection.signal.aborted) fail('stream broke', errorParts(error).message);
     }
   }
 
-  function loop() {
+  function loop(): void {
     running = (async () => {
       while (!state.stopping) {
         const connection = connect();
         // The next reconnection, at a random time around the mean.
         const wait = settings.reconnect * 1000 * (0.5 + Math.random());
-        await new Promise((resolve) => {
+        await new Promise<void>((resolve) => {
           wake = resolve;
           reconnectTimer = setTimeout(resolve, wait);
           void connection.then(() => {
             // Ended on its own (an error was recorded): reconnect after a second.
-            if (!controller.signal.aborted) {
+            if (controller && !controller.signal.aborted) {
               clearTimeout(reconnectTimer);
               setTimeout(resolve, 1_000);
             }
           });
         });
-        controller.abort();
+        controller?.abort();
         await connection;
       }
     })();
@@ -554,16 +642,17 @@ function startStream(base, tenant) {
 
   return {
     state,
+    tenantId: tenant.id,
     /** Resolves once every id below `next` has arrived (false after `timeoutMs`). */
-    async caughtUp(next, timeoutMs) {
+    async caughtUp(next: number, timeoutMs: number): Promise<boolean> {
       const deadline = performance.now() + timeoutMs;
       while (state.seen.size < next) {
         if (performance.now() > deadline) return false;
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        await sleep(50);
       }
       return state.seen.size === next && state.max === next - 1;
     },
-    async stop() {
+    async stop(): Promise<void> {
       state.stopping = true;
       clearTimeout(reconnectTimer);
       wake();
@@ -576,18 +665,46 @@ function startStream(base, tenant) {
 // ------------------------------------------------------------------ sampling
 
 /** `name value` lines of the Prometheus text format, unlabelled series only. */
-function parseMetrics(text) {
-  const values = {};
+function parseMetrics(text: string): Record<string, number> {
+  const values: Record<string, number> = {};
   for (const line of text.split('\n')) {
-    const match = /^([a-z_:][a-z0-9_:]*) ([-+.eE0-9]+|NaN)$/i.exec(line);
-    if (match) values[match[1]] = Number(match[2]);
+    const [, name, value] = /^([a-z_:][a-z0-9_:]*) ([-+.eE0-9]+|NaN)$/i.exec(line) ?? [];
+    if (name !== undefined) values[name] = Number(value);
   }
   return values;
 }
 
-async function sample(app, metricsToken, previous) {
+/** One sample of the app and of the load. */
+interface Sample {
+  /** s into the load */
+  at: number;
+  rss: number;
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  cpuPercent: number;
+  /** the app's CPU time so far, µs */
+  cpu: number;
+  /** seconds */
+  eventLoop: { p50: number; p99: number; max: number };
+  handles: number;
+  requests: number;
+  requestsPerSecond: number;
+  /** ms; null when no request was answered in the window */
+  p50: number | null;
+  p99: number | null;
+  inFlight: number;
+  errors: number;
+}
+
+async function sample(
+  app: RunningApp,
+  metricsToken: string,
+  previous: { at: number; cpu: number },
+): Promise<Sample> {
   const at = elapsed();
-  const [rss, cpu] = await Promise.all([processRss(app.child.pid), processCpu(app.child.pid)]);
+  const pid = pidOf(app.child);
+  const [rss, cpu] = await Promise.all([processRss(pid), processCpu(pid)]);
   const scrape = await fetch(`${app.base}/metrics`, {
     headers: { authorization: `Bearer ${metricsToken}` },
   });
@@ -599,7 +716,8 @@ async function sample(app, metricsToken, previous) {
   if (ready.status !== 200) fail(`ready → ${ready.status}`, readyBody.slice(0, 500));
   const latencies = stats.window.splice(0).sort((a, b) => a - b);
   const seconds = at - previous.at;
-  const m = (name) => metrics[`flowforge_${name}`];
+  // NaN for a series the scrape did not have.
+  const m = (name: string): number => metrics[`flowforge_${name}`] ?? Number.NaN;
   return {
     at: Number(at.toFixed(1)),
     rss,
@@ -625,21 +743,80 @@ async function sample(app, metricsToken, previous) {
   };
 }
 
-const mb = (bytes) => (bytes / 2 ** 20).toFixed(1);
-const ms = (seconds) => (seconds * 1000).toFixed(1);
+const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+const ms = (seconds: number) => (seconds * 1000).toFixed(1);
+
+/** The app's log: lines, count per level, the warnings and errors that are failures. */
+function readAppLog(text: string) {
+  const lines = text.split('\n').filter(Boolean);
+  const levels: Record<string, number> = {};
+  const problems: string[] = [];
+  let streamsClosedByClient = 0;
+  for (const line of lines) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(line);
+    } catch {
+      levels.unparsed = (levels.unparsed ?? 0) + 1;
+      continue;
+    }
+    const entry = isRecord(parsed) ? parsed : {};
+    const level = String(entry.level);
+    levels[level] = (levels[level] ?? 0) + 1;
+    if (!['warn', 'error', 'fatal'].includes(level)) continue;
+    // A stream the client closed is logged as a 499 warning: that is how every SSE
+    // stream ends (a browser tab closes, the soak reconnects). Counted, not an error.
+    if (entry.status_code === 499 && entry.route === '/api/v1/widgets/:id/stream') {
+      streamsClosedByClient += 1;
+    } else {
+      problems.push(line.slice(0, 400));
+    }
+  }
+  return { lines, levels, problems, streamsClosedByClient };
+}
+
+/** What a stretch of samples saw. */
+function windowOf(points: readonly Sample[]) {
+  const spanOf = (values: readonly number[]) => ({
+    min: Math.min(...values),
+    median: median(values),
+    max: Math.max(...values),
+  });
+  return {
+    from: (points[0]?.at ?? Number.NaN) - settings.sample,
+    to: points.at(-1)?.at ?? Number.NaN,
+    samples: points.length,
+    rss: spanOf(points.map((p) => p.rss)),
+    // The minimum is the nearest sample to "after a major GC": what a leak would raise.
+    heapUsed: spanOf(points.map((p) => p.heapUsed)),
+    eventLoopP99Max: Math.max(...points.map((p) => p.eventLoop.p99)),
+    requestsPerSecond: median(points.map((p) => p.requestsPerSecond)),
+    p99: Math.max(...points.map((p) => p.p99 ?? 0)),
+    cpuPercent: median(points.map((p) => p.cpuPercent)),
+  };
+}
 
 // ------------------------------------------------------------------ the run
+
+/** The readiness answer's checks, by name, each with its status. */
+function readinessChecks(body: unknown): [name: string, status: unknown][] {
+  if (!isRecord(body) || !isRecord(body.checks)) return [];
+  return Object.entries(body.checks).map(([name, check]) => [
+    name,
+    isRecord(check) ? check.status : undefined,
+  ]);
+}
 
 const loadBefore = os.loadavg();
 console.log(
   `app soak: ${settings.duration} s at ${settings.rate} req/s, ${settings.streams} SSE streams ` +
     `(reconnecting every ~${settings.reconnect} s), samples every ${settings.sample} s; ` +
-    `load average ${loadBefore[0].toFixed(2)} on ${os.cpus().length} CPUs; Node ${process.version}`,
+    `${machineLoad(loadBefore)}; Node ${process.version}`,
 );
 
 let exitCode = 0;
 try {
-  const realm = await startRealm();
+  const realm = await startRealm(['RS256']);
   cleanups.push(() => realm.close());
   const database = await createSeededDatabase({
     tenants: TENANTS,
@@ -651,11 +828,13 @@ try {
   cleanups.push(() => clickhouse.drop());
   const double = await startDouble();
   cleanups.push(() => double.stop());
-  const tenants = await prepareTenants(database.name, double.view);
-  for (const tenant of tenants) {
-    const user = randomUUID();
-    tenant.viewer = `Bearer ${await realm.token(tenant.id, ['viewer'], user)}`;
-    tenant.editor = `Bearer ${await realm.token(tenant.id, ['editor'], user)}`;
+  const tenants: Tenant[] = [];
+  for (const prepared of await prepareTenants(database.name, double.view)) {
+    const userId = randomUUID();
+    const token = (role: string) => realm.token({ tenantId: prepared.id, roles: [role], userId });
+    const viewer = `Bearer ${await token('viewer')}`;
+    const editor = `Bearer ${await token('editor')}`;
+    tenants.push({ ...prepared, viewer, editor });
   }
   console.log(
     `PostgreSQL ${database.serverVersion} (${database.name}), ClickHouse ${clickhouse.version} ` +
@@ -687,23 +866,24 @@ try {
     { stdout: logFd },
   );
   closeSync(logFd);
-  cleanups.push(async () => {
+  cleanups.push(() => {
     if (app.child.exitCode === null && app.child.signalCode === null) app.child.kill('SIGKILL');
+    return Promise.resolve();
   });
-  const ready = await (await fetch(`${app.base}/health/ready`)).json();
+  const checks = readinessChecks(await (await fetch(`${app.base}/health/ready`)).json());
   console.log(
-    `app pid ${app.child.pid} on ${app.base}: ${Object.entries(ready.checks)
-      .map(([name, check]) => `${name} ${check.status}`)
+    `app pid ${app.child.pid} on ${app.base}: ${checks
+      .map(([name, status]) => `${name} ${String(status)}`)
       .join(', ')}\n`,
   );
-  for (const [name, check] of Object.entries(ready.checks)) {
-    if (check.status !== 'up') throw new Error(`${name} is ${check.status}: the soak is void`);
+  for (const [name, status] of checks) {
+    if (status !== 'up') throw new Error(`${name} is ${String(status)}: the soak is void`);
   }
 
   // ---- load
   startedAt = performance.now();
-  let previous = { at: 0, cpu: await processCpu(app.child.pid) };
-  const samples = [];
+  let previous = { at: 0, cpu: await processCpu(pidOf(app.child)) };
+  const samples: Sample[] = [];
   const streams = tenants.slice(0, settings.streams).map((tenant) => startStream(app.base, tenant));
   const stopLoad = startLoad(app.base, tenants, settings.rate);
   console.log(
@@ -711,7 +891,7 @@ try {
   );
   while (elapsed() < settings.duration) {
     const wait = Math.min(settings.sample, settings.duration - elapsed());
-    await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+    await sleep(wait * 1000);
     const point = await sample(app, metricsToken, previous);
     previous = point;
     samples.push(point);
@@ -730,77 +910,42 @@ try {
   const next = await double.pause();
   const streamResults = [];
   for (const stream of streams) {
-    const tenantId = TENANTS.find((id) => id.endsWith(stream.state.tenant));
-    const complete = await stream.caughtUp(next[tenantId], 15_000);
+    const committed = next[stream.tenantId] ?? 0;
+    const complete = await stream.caughtUp(committed, 15_000);
     if (!complete) {
       fail(
         'stream incomplete',
-        `${stream.state.tenant}: ${stream.state.seen.size} of ${next[tenantId]} ids`,
+        `${stream.state.tenant}: ${stream.state.seen.size} of ${committed} ids`,
       );
     }
     await stream.stop();
     const { seen, ...rest } = stream.state;
-    streamResults.push({ ...rest, ids: seen.size, committed: next[tenantId], complete });
+    streamResults.push({ ...rest, ids: seen.size, committed, complete });
   }
   const signalled = performance.now();
+  const exited = exitOf(app.child);
   app.child.kill('SIGTERM');
   const exitTimer = setTimeout(() => app.child.kill('SIGKILL'), 20_000);
-  const [code, signal] = await once(app.child, 'exit');
+  const { code, signal } = await exited;
   clearTimeout(exitTimer);
   const shutdown = { code, signal, ms: Math.round(performance.now() - signalled) };
   if (code !== 0) fail('shutdown', `the app exited with code ${code}, signal ${signal}`);
 
   // ---- the app's own log: warnings and errors
-  const logLines = (await readFile(logPath, 'utf8')).split('\n').filter(Boolean);
-  const levels = {};
-  const problems = [];
-  let streamsClosedByClient = 0;
-  for (const line of logLines) {
-    let entry;
-    try {
-      entry = JSON.parse(line);
-    } catch {
-      levels.unparsed = (levels.unparsed ?? 0) + 1;
-      continue;
-    }
-    levels[entry.level] = (levels[entry.level] ?? 0) + 1;
-    if (!['warn', 'error', 'fatal'].includes(entry.level)) continue;
-    // A stream the client closed is logged as a 499 warning: that is how every SSE
-    // stream ends (a browser tab closes, the soak reconnects). Counted, not an error.
-    if (entry.status_code === 499 && entry.route === '/api/v1/widgets/:id/stream') {
-      streamsClosedByClient += 1;
-    } else {
-      problems.push(line.slice(0, 400));
-    }
-  }
-  for (const line of problems) fail('app log', line);
+  const appLog = readAppLog(await readFile(logPath, 'utf8'));
+  const { levels, streamsClosedByClient } = appLog;
+  const logLines = appLog.lines;
+  for (const line of appLog.problems) fail('app log', line);
 
   // ---- summary
   const windowSeconds = Math.max(settings.sample, Math.min(60, settings.duration / 5));
   const first = samples.filter((point) => point.at <= windowSeconds + 0.5);
   const last = samples.filter((point) => point.at > loadSeconds - windowSeconds + 0.5);
-  const spanOf = (values) => ({
-    min: Math.min(...values),
-    median: median(values),
-    max: Math.max(...values),
-  });
-  const window = (points) => ({
-    from: points[0].at - settings.sample,
-    to: points.at(-1).at,
-    samples: points.length,
-    rss: spanOf(points.map((p) => p.rss)),
-    // The minimum is the nearest sample to "after a major GC": what a leak would raise.
-    heapUsed: spanOf(points.map((p) => p.heapUsed)),
-    eventLoopP99Max: Math.max(...points.map((p) => p.eventLoop.p99)),
-    requestsPerSecond: median(points.map((p) => p.requestsPerSecond)),
-    p99: Math.max(...points.map((p) => p.p99 ?? 0)),
-    cpuPercent: median(points.map((p) => p.cpuPercent)),
-  });
   // Consecutive windows of windowSeconds (a minute at full length).
   const windows = [];
   for (let start = 0; start < loadSeconds - 0.5; start += windowSeconds) {
     const points = samples.filter((p) => p.at > start + 0.5 && p.at <= start + windowSeconds + 0.5);
-    if (points.length > 0) windows.push(window(points));
+    if (points.length > 0) windows.push(windowOf(points));
   }
   const all = stats.all.sort((a, b) => a - b);
   const summary = {
@@ -813,12 +958,12 @@ try {
       p50: percentile(all, 0.5),
       p99: percentile(all, 0.99),
       p999: percentile(all, 0.999),
-      max: all.at(-1),
+      max: all.at(-1) ?? Number.NaN,
     },
     byOp: stats.byOp,
     windowSeconds,
-    firstWindow: window(first),
-    lastWindow: window(last),
+    firstWindow: windowOf(first),
+    lastWindow: windowOf(last),
     windows,
     rssGrowth: median(last.map((p) => p.rss)) / median(first.map((p) => p.rss)),
     rssMax: Math.max(...samples.map((p) => p.rss)),
@@ -888,7 +1033,7 @@ try {
   );
   const loadAfter = os.loadavg();
   console.log(
-    `load average ${loadBefore[0].toFixed(2)} before, ${loadAfter[0].toFixed(2)} after (1 min)`,
+    `load average ${oneMinuteLoad(loadBefore)} before, ${oneMinuteLoad(loadAfter)} after (1 min)`,
   );
   console.log(errors.length === 0 ? 'errors: 0' : `ERRORS: ${errors.length}`);
   if (errors.length > 0) exitCode = 1;
