@@ -19,7 +19,7 @@ export interface ResolvedOptions {
 }
 
 /** The connection options (a subset of ClickHouseOptions). */
-export interface ConnectionInput {
+interface ConnectionInput {
   readonly url?: string | null | undefined;
   readonly user?: string | undefined;
   readonly password?: string | undefined;
