@@ -84,7 +84,8 @@ describe('answerError', () => {
       status: 409,
       detail: 'Only live widgets stream.',
     });
-    expect(answer(new MaterializeError('UNKNOWN_VIEW', 'no view x')).problem.status).toBe(409);
+    // Without the route's translation, a view that does not exist is the server's problem.
+    expect(answer(new MaterializeError('UNKNOWN_VIEW', 'no view x')).problem.status).toBe(500);
   });
 
   it('answers auth errors with their status, client-safe message and the scheme of the route', () => {
@@ -100,6 +101,19 @@ describe('answerError', () => {
     const idp = answer(new AuthError('IDP_UNAVAILABLE', 'The identity provider is unreachable.'));
     expect(idp.problem.status).toBe(503);
     expect(idp.headers['retry-after']).toBe('5');
+  });
+
+  it('answers a closed handle (this instance shutting down) 503 with Retry-After 1', () => {
+    expect(answer(new DatabaseError('CLOSED', 'closed')).headers).toEqual({ 'retry-after': '1' });
+    expect(answer(new DatabaseError('NOT_CONFIGURED', 'no URL')).headers).toEqual({
+      'retry-after': '60',
+    });
+  });
+
+  it('challenges a tenant-less API key with the scheme of the route', () => {
+    expect(
+      answer(new DatabaseError('TENANT_INVALID', 'x'), 'ApiKey').headers['www-authenticate'],
+    ).toBe('ApiKey realm="flowforge", error="invalid_token"');
   });
 
   it('describes nothing of a bug: a 500 without detail, logged as an error', () => {

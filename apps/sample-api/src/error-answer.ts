@@ -26,18 +26,19 @@ const UNAVAILABLE: Readonly<Record<string, string>> = {
 const CLIENT_DETAIL: Readonly<Record<string, string>> = {
   UNIQUE_VIOLATION: 'A record with these values already exists.',
   TENANT_INVALID: 'The credentials carry no usable tenant.',
-  UNKNOWN_VIEW: "The widget's view cannot be streamed: it does not exist or has no tenant column.",
-  INVALID_ARGUMENT:
-    "The widget's view cannot be streamed: it does not exist or has no tenant column.",
 };
 const CLIENT_DETAIL_BY_STATUS: Readonly<Record<number, string>> = {
   400: 'The request has values the data model refuses.',
   409: 'The request conflicts with the data as it is.',
 };
 
-/** Seconds a client should wait: a dependency that can come back soon, or one the IdP serves. */
+/**
+ * Seconds a client should wait: long for a store that is not configured (an
+ * operator must act), a few for the identity provider, one for the rest (a
+ * store that is down, or this instance closing: another one may answer).
+ */
 function retryAfterOf(error: FlowForgeError): string {
-  if (!error.retryable) return '60'; // not configured, closed: an operator must act first
+  if (error.code.endsWith('NOT_CONFIGURED')) return '60';
   return error.source === '@flowforge/auth' ? '5' : '1';
 }
 
@@ -59,7 +60,7 @@ export function answerError(error: unknown, realm: string, scheme: string): Erro
     const challenge = error.challenge(realm, scheme);
     if (challenge !== undefined) headers['www-authenticate'] = challenge;
   } else if (status === 401) {
-    headers['www-authenticate'] = `Bearer realm="${realm}", error="invalid_token"`;
+    headers['www-authenticate'] = `${scheme} realm="${realm}", error="invalid_token"`;
   }
   const detail =
     status === 500

@@ -57,6 +57,6 @@ export function storeNotConfigured(store: string, variable: string): AppError {
 }
 
 /** The widget's kind or config does not allow what was asked: 409. */
-export function widgetNotQueryable(message: string): AppError {
-  return new AppError('WIDGET_NOT_QUERYABLE', message);
+export function widgetNotQueryable(message: string, options?: ErrorOptions): AppError {
+  return new AppError('WIDGET_NOT_QUERYABLE', message, options);
 }

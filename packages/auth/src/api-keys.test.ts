@@ -227,7 +227,7 @@ describe('createApiKeyVerifier (store stubbed)', () => {
       [-1, '-1'],
       [Number.NaN, 'NaN'],
       [Number.POSITIVE_INFINITY, 'Infinity'],
-      ['60000', 'a string'],
+      ['60000', '"60000"'],
     ] as const) {
       expect(() =>
         createApiKeyVerifier(database, { lastUsedIntervalMs: value as number }),
@@ -235,7 +235,7 @@ describe('createApiKeyVerifier (store stubbed)', () => {
         expect.objectContaining({
           code: 'INVALID_OPTIONS',
           status: 500,
-          message: `@flowforge/auth: lastUsedIntervalMs: expected a finite number of milliseconds, 0 or more (got ${got})`,
+          message: `@flowforge/auth: lastUsedIntervalMs: expected a finite number of at least 0 (got ${got})`,
         }),
       );
     }

@@ -1,3 +1,4 @@
+import { OptionChecks } from '@flowforge/kernel';
 /**
  * Tenant-scoped API keys.
  *
@@ -368,15 +369,15 @@ export function createApiKeyVerifier(
   database: Database<AuthDB>,
   options: ApiKeyVerifierOptions = {},
 ): ApiKeyVerifier {
-  const interval = options.lastUsedIntervalMs ?? DEFAULT_LAST_USED_INTERVAL_MS;
-  // Not OptionChecks.wholeNumber: any finite number from 0 up (fractions too) was always accepted.
-  if (typeof interval !== 'number' || !Number.isFinite(interval) || interval < 0) {
-    const got = typeof interval === 'number' ? String(interval) : `a ${typeof interval}`;
-    throw new AuthError(
-      'INVALID_OPTIONS',
-      `lastUsedIntervalMs: expected a finite number of milliseconds, 0 or more (got ${got})`,
-    );
-  }
+  const checks = new OptionChecks();
+  // Milliseconds, fractions allowed (as always): a finite number from 0 up.
+  const interval = checks.number(
+    'lastUsedIntervalMs',
+    options.lastUsedIntervalMs,
+    { min: 0, max: Infinity },
+    DEFAULT_LAST_USED_INTERVAL_MS,
+  );
+  checks.throwIfAny((message) => new AuthError('INVALID_OPTIONS', message));
   const failures = options.metrics ? failureCounter(options.metrics) : undefined;
   const now = options.now ?? Date.now;
   const { logger } = options;

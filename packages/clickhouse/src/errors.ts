@@ -21,7 +21,7 @@ import {
  * | `UNKNOWN_TABLE` | 500 | 60 unknown table, 81 unknown database | no |
  * | `QUERY_INVALID` | 500 | the query names or types something wrongly: 47 unknown identifier, 46 unknown function, 16, 42, 43, 44, 53, 115, 184, 215, 352, 456, 457 | no |
  * | `READONLY` | 500 | 164: a write, DDL or setting change refused by the server's readonly mode (or, for a readonly=1 user, settings refused before sending) | no |
- * | `TIMEOUT` | 503 | the query's deadline (`timeoutMs`) passed, or the server's 159 TIMEOUT_EXCEEDED, 160, 209 | maybe |
+ * | `TIMEOUT` | 503 | the query's deadline (`timeoutMs`) passed, or the server's 159 TIMEOUT_EXCEEDED, 160, 209 | yes |
  * | `AUTH_FAILED` | 503 | 516, 192 unknown user, 193 wrong password, 194, 195 | no |
  * | `UNAVAILABLE` | 503 | connection refused/reset, socket hang up, the server died mid-query, a proxy's 502/503/504 page, 202 too many simultaneous queries, 203, 210, 216 a query with the caller's own `queryId` still runs | yes, later |
  * | `CANCELLED` | 503 | the caller's `signal` aborted | no |

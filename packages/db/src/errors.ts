@@ -17,7 +17,7 @@ import {
  * | `NOT_CONFIGURED` | 503 | no URL, pool or embedded database was given | no |
  * | `INVALID_OPTIONS` | 500 | an option is out of range (`poolSize: expected a positive whole number from 1 to 1000`, a role name that is not an identifier, …); thrown by `createDatabase` before anything connects | no |
  * | `UNAVAILABLE` | 503 | the server cannot be reached, refused us, went away, or gave no connection within `connectTimeoutMs` (also when the pool stayed exhausted that long) | yes, later |
- * | `TIMEOUT` | 503 | statement_timeout, lock_timeout or idle_in_transaction_session_timeout fired | maybe |
+ * | `TIMEOUT` | 503 | statement_timeout, lock_timeout or idle_in_transaction_session_timeout fired | yes |
  * | `UNIQUE_VIOLATION` | 409 | SQLSTATE 23505 | no |
  * | `FOREIGN_KEY_VIOLATION` | 400 | 23503 | no |
  * | `NOT_NULL_VIOLATION` | 400 | 23502 | no |

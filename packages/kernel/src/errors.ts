@@ -182,7 +182,12 @@ export class FlowForgeError<Code extends string = string> extends Error {
   readonly code: Code;
   /** The package that threw it, e.g. `@flowforge/redis`. */
   readonly source: string;
-  /** The HTTP status a server answers with when nothing closer handles the error. */
+  /**
+   * The HTTP status a server answers with when nothing closer handles the
+   * error. Fastify reads `status` too, and its default error handler sends the
+   * `message` whatever the status: give it an error handler that shows a
+   * client only `reason` of `clientSafe` errors (see this package's README).
+   */
   readonly status: number;
   /** True when trying the same call again later can succeed. */
   readonly retryable: boolean;

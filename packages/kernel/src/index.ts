@@ -17,7 +17,12 @@ export {
   type ErrorKind,
   type SharedErrorCode,
 } from './errors.js';
-export { OptionChecks, wholeNumberExpectation, type WholeNumberRange } from './options.js';
+export {
+  OptionChecks,
+  describeValue,
+  wholeNumberExpectation,
+  type WholeNumberRange,
+} from './options.js';
 export { networkFailureOf, type NetworkFailure } from './network.js';
 export { backoffDelay, type Backoff } from './backoff.js';
 export { NamedHandles, type HandleState, type NamedHandlesOptions } from './handles.js';

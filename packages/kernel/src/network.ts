@@ -52,7 +52,11 @@ const MAX_DEPTH = 5;
  * console.log(networkFailureOf(refused)); // 'connect'
  * ```
  */
-export function networkFailureOf(error: unknown, depth = 0): NetworkFailure | undefined {
+export function networkFailureOf(error: unknown): NetworkFailure | undefined {
+  return failureAt(error, 0);
+}
+
+function failureAt(error: unknown, depth: number): NetworkFailure | undefined {
   if (typeof error !== 'object' || error === null || depth > MAX_DEPTH) return undefined;
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'string') {
@@ -61,9 +65,9 @@ export function networkFailureOf(error: unknown, depth = 0): NetworkFailure | un
   }
   if (error instanceof AggregateError) {
     for (const member of error.errors as unknown[]) {
-      const failure = networkFailureOf(member, depth + 1);
+      const failure = failureAt(member, depth + 1);
       if (failure !== undefined) return failure;
     }
   }
-  return networkFailureOf((error as { cause?: unknown }).cause, depth + 1);
+  return failureAt((error as { cause?: unknown }).cause, depth + 1);
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { OptionChecks, wholeNumberExpectation } from './options.js';
+import { OptionChecks, describeValue, wholeNumberExpectation } from './options.js';
 
 const toError = (message: string): Error => new RangeError(message);
 
@@ -39,13 +39,46 @@ describe('OptionChecks', () => {
       'mode: expected one of a, b (got "c")',
       'name: expected 1 to 64 letters, digits, _ . : or - (got "a b")',
       `name: expected 1 to 64 letters, digits, _ . : or - (got "${'x'.repeat(64)}")`,
-      'name: expected 1 to 64 letters, digits, _ . : or - (got a object)',
+      'name: expected 1 to 64 letters, digits, _ . : or - (got an object)',
       'url: expected redis: or rediss:',
     ]);
     expect(() => checks.throwIfAny(toError)).toThrow(RangeError);
     expect(() => checks.throwIfAny(toError)).toThrow(
       /^poolSize: .*; url: expected redis: or rediss:$/,
     );
+  });
+
+  it('takes Infinity as a whole number only when the range is unlimited', () => {
+    const checks = new OptionChecks();
+    expect(checks.wholeNumber('maxAttempts', Infinity, { min: 1, max: Infinity }, 3)).toBe(
+      Infinity,
+    );
+    expect(checks.wholeNumber('maxAttempts', 7, { min: 1, max: Infinity }, 3)).toBe(7);
+    expect(checks.problems).toEqual([]);
+    checks.wholeNumber('maxAttempts', 0.5, { min: 1, max: Infinity }, 3);
+    checks.wholeNumber('poolSize', Infinity, { min: 1, max: 10 }, 3);
+    expect(checks.problems).toEqual([
+      'maxAttempts: expected a positive whole number of at least 1, or Infinity (got 0.5)',
+      'poolSize: expected a positive whole number from 1 to 10 (got Infinity)',
+    ]);
+  });
+
+  it('checks finite numbers, fractions included', () => {
+    const checks = new OptionChecks();
+    expect(checks.number('jitter', 0.25, { min: 0, max: 1 }, 0.5)).toBe(0.25);
+    expect(checks.number('factor', 1.5, { min: 1, max: Infinity }, 2)).toBe(1.5);
+    expect(checks.number('factor', undefined, { min: 1, max: Infinity }, 2)).toBe(2);
+    expect(checks.problems).toEqual([]);
+    expect(checks.number('jitter', 1.5, { min: 0, max: 1 }, 0.5)).toBe(0.5);
+    checks.number('factor', Infinity, { min: 1, max: Infinity }, 2);
+    checks.number('factor', Number.NaN, { min: 1, max: Infinity }, 2);
+    checks.number('factor', '2', { min: 1, max: Infinity }, 2);
+    expect(checks.problems).toEqual([
+      'jitter: expected a number from 0 to 1 (got 1.5)',
+      'factor: expected a finite number of at least 1 (got Infinity)',
+      'factor: expected a finite number of at least 1 (got NaN)',
+      'factor: expected a finite number of at least 1 (got "2")',
+    ]);
   });
 
   it('returns the fallback for a refused value', () => {
@@ -68,5 +101,17 @@ describe('wholeNumberExpectation', () => {
       'expected a positive whole number from 1 to 5',
     );
     expect(wholeNumberExpectation({ min: 0, max: 5 })).toBe('expected a whole number from 0 to 5');
+  });
+});
+
+describe('describeValue', () => {
+  it('shows numbers and booleans as written, strings quoted and cut, the rest by type', () => {
+    expect(describeValue(-1)).toBe('-1');
+    expect(describeValue(false)).toBe('false');
+    expect(describeValue(null)).toBe('null');
+    expect(describeValue('x'.repeat(70))).toBe(JSON.stringify('x'.repeat(64)));
+    expect(describeValue({ secret: 'no' })).toBe('an object');
+    expect(describeValue(undefined)).toBe('an undefined');
+    expect(describeValue(() => 1)).toBe('a function');
   });
 });

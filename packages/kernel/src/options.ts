@@ -1,4 +1,4 @@
-/** The accepted range of a whole-number option, both ends included. */
+/** The accepted range of a numeric option, both ends included; `max` may be `Infinity`. */
 export interface WholeNumberRange {
   /** The smallest accepted value. */
   readonly min: number;
@@ -12,19 +12,36 @@ export interface WholeNumberRange {
  * so an option and its environment variable fail alike.
  */
 export function wholeNumberExpectation({ min, max }: WholeNumberRange): string {
-  return `expected a ${min >= 1 ? 'positive ' : ''}whole number from ${min} to ${max}`;
+  const kind = `${min >= 1 ? 'positive ' : ''}whole number`;
+  return max === Infinity
+    ? `expected a ${kind} of at least ${min}, or Infinity`
+    : `expected a ${kind} from ${min} to ${max}`;
+}
+
+/** What a number option accepts: a finite number within the range (fractions too). */
+function numberExpectation({ min, max }: WholeNumberRange): string {
+  return max === Infinity
+    ? `expected a finite number of at least ${min}`
+    : `expected a number from ${min} to ${max}`;
 }
 
 /** What a handle `name` may be: it labels metrics and logs. */
 const HANDLE_NAME = /^[A-Za-z0-9_.:-]{1,64}$/;
 
-/** The value as a reader needs it: numbers and booleans as written, strings quoted and cut, others by type. */
-function described(value: unknown): string {
+/**
+ * A refused option value as a message shows it: numbers and booleans as
+ * written, strings quoted and cut to 64 characters, anything else by its type
+ * only (`an object`). For a package's own checks, in the same words as
+ * {@link OptionChecks}'; never pass it a secret.
+ */
+export function describeValue(value: unknown): string {
   if (typeof value === 'number' || typeof value === 'boolean' || value === null) {
     return String(value);
   }
   if (typeof value === 'string') return JSON.stringify(value.slice(0, 64));
-  return `a ${typeof value}`;
+  return typeof value === 'object' || typeof value === 'undefined'
+    ? `an ${typeof value}`
+    : `a ${typeof value}`;
 }
 
 /**
@@ -60,16 +77,40 @@ export class OptionChecks {
     this.#problems.push(message);
   }
 
-  /** A whole number within `range`, or `fallback` when unset (`undefined`). */
+  /**
+   * A whole number within `range`, or `fallback` when unset (`undefined`).
+   * With `max: Infinity`, `Infinity` itself is accepted ("no limit").
+   */
   wholeNumber(name: string, value: unknown, range: WholeNumberRange, fallback: number): number {
     if (value === undefined) return fallback;
+    const unlimited = range.max === Infinity && value === Infinity;
     if (
       typeof value !== 'number' ||
-      !Number.isInteger(value) ||
+      !(unlimited || Number.isInteger(value)) ||
       value < range.min ||
       value > range.max
     ) {
-      this.#problems.push(`${name}: ${wholeNumberExpectation(range)} (got ${described(value)})`);
+      this.#problems.push(
+        `${name}: ${wholeNumberExpectation(range)} (got ${describeValue(value)})`,
+      );
+      return fallback;
+    }
+    return value;
+  }
+
+  /**
+   * A finite number within `range` (fractions accepted), or `fallback` when
+   * unset. With `max: Infinity` any finite number from `min` up.
+   */
+  number(name: string, value: unknown, range: WholeNumberRange, fallback: number): number {
+    if (value === undefined) return fallback;
+    if (
+      typeof value !== 'number' ||
+      !Number.isFinite(value) ||
+      value < range.min ||
+      value > range.max
+    ) {
+      this.#problems.push(`${name}: ${numberExpectation(range)} (got ${describeValue(value)})`);
       return fallback;
     }
     return value;
@@ -79,7 +120,7 @@ export class OptionChecks {
   boolean(name: string, value: unknown, fallback: boolean): boolean {
     if (value === undefined) return fallback;
     if (typeof value !== 'boolean') {
-      this.#problems.push(`${name}: expected true or false (got ${described(value)})`);
+      this.#problems.push(`${name}: expected true or false (got ${describeValue(value)})`);
       return fallback;
     }
     return value;
@@ -90,7 +131,7 @@ export class OptionChecks {
     if (value === undefined) return fallback;
     if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
       this.#problems.push(
-        `${name}: expected one of ${allowed.join(', ')} (got ${described(value)})`,
+        `${name}: expected one of ${allowed.join(', ')} (got ${describeValue(value)})`,
       );
       return fallback;
     }
@@ -105,7 +146,7 @@ export class OptionChecks {
     if (value === undefined) return fallback;
     if (typeof value !== 'string' || !HANDLE_NAME.test(value)) {
       this.#problems.push(
-        `${name}: expected 1 to 64 letters, digits, _ . : or - (got ${described(value)})`,
+        `${name}: expected 1 to 64 letters, digits, _ . : or - (got ${describeValue(value)})`,
       );
       return fallback;
     }

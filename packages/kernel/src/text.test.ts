@@ -20,4 +20,14 @@ describe('redactSecrets', () => {
     );
     expect(redactSecrets('nothing here', ['secret'])).toBe('nothing here');
   });
+
+  it('finds a password as a URL holds it, where + and , stay as they are', () => {
+    const url = new URL('postgres://app@db.example.com/app');
+    url.password = 'a+b@c,d';
+    expect(url.href).toContain('a+b%40c,d');
+    expect(redactSecrets(`connect ${url.href} failed`, ['a+b@c,d'])).toBe(
+      'connect postgres://app:[redacted]@db.example.com/app failed',
+    );
+    expect(redactSecrets('a%2Bb%40c%2Cd', ['a+b@c,d'])).toBe('[redacted]');
+  });
 });

@@ -11,9 +11,17 @@ export function isUuid(value: unknown): value is string {
   return typeof value === 'string' && UUID.test(value);
 }
 
+/** `secret` as a URL's userinfo holds it (WHATWG encoding: `@` escaped, `+` kept). */
+function asUserinfo(secret: string): string {
+  const url = new URL('http://host');
+  url.password = secret;
+  return url.password;
+}
+
 /**
- * `text` with every occurrence of each non-empty secret, and of its
- * percent-encoded form (as it appears in a URL), replaced by {@link REDACTED}.
+ * `text` with every occurrence of each non-empty secret replaced by
+ * {@link REDACTED}, and of its percent-encoded forms: as a URL's userinfo
+ * holds it (`url.href`) and as `encodeURIComponent` writes it.
  *
  * @example
  * ```ts
@@ -26,9 +34,9 @@ export function redactSecrets(text: string, secrets: readonly string[]): string 
   let out = text;
   for (const secret of secrets) {
     if (secret.length === 0) continue;
-    out = out.split(secret).join(REDACTED);
-    const encoded = encodeURIComponent(secret);
-    if (encoded !== secret) out = out.split(encoded).join(REDACTED);
+    for (const form of new Set([secret, asUserinfo(secret), encodeURIComponent(secret)])) {
+      out = out.split(form).join(REDACTED);
+    }
   }
   return out;
 }

@@ -6,11 +6,11 @@ describe('MaterializeError', () => {
   it.each<[MaterializeErrorCode, number, boolean]>([
     ['NOT_CONFIGURED', 503, false],
     ['INVALID_OPTIONS', 500, false],
-    ['INVALID_ARGUMENT', 409, false],
+    ['INVALID_ARGUMENT', 500, false],
     ['UNAVAILABLE', 503, true],
     ['TIMEOUT', 503, true],
     ['AUTH_FAILED', 503, false],
-    ['UNKNOWN_VIEW', 409, false],
+    ['UNKNOWN_VIEW', 500, false],
     ['HISTORY_UNAVAILABLE', 500, false],
     ['CANCELLED', 503, false],
     ['CONNECTION_LOST', 503, true],

@@ -10,18 +10,19 @@ import {
 /**
  * Stable codes of {@link MaterializeError}; switch on these, never on messages.
  * `status` is what an HTTP server answers when the error reaches its error
- * handler unhandled: 503 when live data cannot be had right now, 409 when the
- * view asked for cannot be streamed, 500 for a bug.
+ * handler unhandled: 503 when live data cannot be had right now, 500 for a
+ * bug or a view that cannot be streamed (the app knows whether the view came
+ * from a client, and answers 4xx for it itself).
  *
  * | code | status | when | retry? |
  * |---|---|---|---|
  * | `NOT_CONFIGURED` | 503 | no `url` (MATERIALIZE_URL unset); thrown by `createMaterialize` | no |
  * | `INVALID_OPTIONS` | 500 | an option is out of range, or a handle `name` is already reporting to the same metrics registry | no |
- * | `INVALID_ARGUMENT` | 409 | refused before anything is sent: a view, column or filter name that is not a plain identifier, a filter value of another type, a NUL in a string, conflicting subscribe options; or the server's 42703 (unknown column) | no |
+ * | `INVALID_ARGUMENT` | 500 | refused before anything is sent: a view, column or filter name that is not a plain identifier, a filter value of another type, a NUL in a string, conflicting subscribe options; or the server's 42703 (unknown column) | no |
  * | `UNAVAILABLE` | 503 | no connection: refused, reset, DNS, no answer to the handshake within `connectTimeoutMs` | yes, later |
  * | `TIMEOUT` | 503 | `health()` got no answer within `connectTimeoutMs`, or no pooled connection became free within it | yes, later |
  * | `AUTH_FAILED` | 503 | the server refused the credentials (28P01, 28000) | no |
- * | `UNKNOWN_VIEW` | 409 | the view does not exist (42P01) | no |
+ * | `UNKNOWN_VIEW` | 500 | the view does not exist (42P01) | no |
  * | `HISTORY_UNAVAILABLE` | 500 | the `AS OF` time is before what the view still keeps (XX000 "not valid for all inputs"): a resumption would skip updates, so it stops instead | no |
  * | `CANCELLED` | 503 | the caller's `signal` aborted (`cause` is its reason), or the server cancelled the statement (57014) without us asking | no |
  * | `CONNECTION_LOST` | 503 | the connection of a subscription was lost and `resume` is off or `reconnect.maxAttempts` ran out | yes, resubscribe |
@@ -56,8 +57,8 @@ const MATERIALIZE_ERRORS: ErrorCatalog<MaterializeErrorCode> = defineErrors({
       'CANCELLED',
       'CLOSED',
     ),
-    INVALID_ARGUMENT: { status: 409, retryable: false },
-    UNKNOWN_VIEW: { status: 409, retryable: false },
+    INVALID_ARGUMENT: { status: 500, retryable: false },
+    UNKNOWN_VIEW: { status: 500, retryable: false },
     HISTORY_UNAVAILABLE: { status: 500, retryable: false },
     CONNECTION_LOST: { status: 503, retryable: true },
     QUERY_FAILED: { status: 500, retryable: false },

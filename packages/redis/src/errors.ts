@@ -18,7 +18,7 @@ import {
  * | `INVALID_OPTIONS` | 500 | an option is out of range, or a handle `name` is already reporting to the same metrics registry | no |
  * | `INVALID_ARGUMENT` | 500 | a call's arguments are refused before anything is sent (an owned key outside its prefix, a bad range, keys of one call in several Cluster slots: `CROSSSLOT`): our code's call, not the client's | no |
  * | `UNAVAILABLE` | 503 | no connection: refused, reset, between reconnect attempts, none made within `connectTimeoutMs`, or the server is loading / has no primary (`LOADING`, `MASTERDOWN`, `TRYAGAIN`) | yes, later |
- * | `TIMEOUT` | 503 | no reply within `commandTimeoutMs` (the connection is kept) | maybe |
+ * | `TIMEOUT` | 503 | no reply within `commandTimeoutMs` (the connection is kept) | yes |
  * | `AUTH_FAILED` | 503 | the server refused the credentials (`WRONGPASS`, `NOAUTH`): ours, so the dependency is down for us | no |
  * | `PERMISSION_DENIED` | 500 | an ACL forbids the command or key (`NOPERM`): a grant our user lacks, a deployment bug | no |
  * | `READ_ONLY` | 500 | a write through the read-only view (refused before sending), or the server's `READONLY` reply (a write reached a replica) | no |

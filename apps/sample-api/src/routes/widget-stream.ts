@@ -12,7 +12,7 @@ import type { Logger } from '@flowforge/observability';
 import type { AppDB } from '../db/schema.js';
 import { sendProblem } from '../problem.js';
 import { LAST_EVENT_ID_PATTERN, liveViewOf, TENANT_COLUMN } from '../services/live-widgets.js';
-import { storeNotConfigured } from '../errors.js';
+import { storeNotConfigured, widgetNotQueryable } from '../errors.js';
 import { findWidget, sendWidgetNotFound } from './widget-data.js';
 import { idParams } from './schemas.js';
 
@@ -218,7 +218,7 @@ export function widgetStreamRoutes(app: FastifyInstance, options: WidgetStreamRo
       if (controller.signal.aborted) return reply;
       if (lastEventId === undefined || !isMaterializeError(error, 'HISTORY_UNAVAILABLE')) {
         controller.abort();
-        throw error;
+        throw streamRefusal(error);
       }
       // Too old to resume exactly: tell the browser to drop its state, then snapshot.
       logger.info({ view }, 'stream resume point no longer retained; sending a fresh snapshot');
@@ -229,7 +229,7 @@ export function widgetStreamRoutes(app: FastifyInstance, options: WidgetStreamRo
         await settledWithin(first, FIRST_ITEM_WAIT_MS);
       } catch (retryError) {
         controller.abort();
-        throw retryError;
+        throw streamRefusal(retryError);
       }
     }
 
@@ -305,4 +305,17 @@ function formatChange(change: Change): string {
     mz_diff: change.mzDiff,
     row: change.row,
   })}\n\n`;
+}
+
+/**
+ * The view comes from the widget's config: one Materialize does not have, or
+ * without a tenant column, is the widget's fault (409), not a server bug.
+ */
+function streamRefusal(error: unknown): unknown {
+  return isMaterializeError(error, 'UNKNOWN_VIEW', 'INVALID_ARGUMENT')
+    ? widgetNotQueryable(
+        "The widget's view cannot be streamed: it does not exist or has no tenant column.",
+        { cause: error },
+      )
+    : error;
 }

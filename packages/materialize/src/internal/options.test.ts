@@ -85,7 +85,7 @@ describe('resolveOptions', () => {
           'url: expected the scheme postgres: or postgresql: (got mysql:)',
           'name: expected 1 to 64 letters, digits, _ . : or - (got "a b")',
           'reconnect.maxDelayMs: expected a positive whole number from 500 to 2147483647 (got 100)',
-          'reconnect.maxAttempts: expected a positive whole number or Infinity (got 0)',
+          'reconnect.maxAttempts: expected a positive whole number of at least 1, or Infinity (got 0)',
           'poolSize: expected a positive whole number from 1 to 1000 (got 0)',
           'fetchBatchSize: expected a positive whole number from 1 to 1000000 (got 1.5)',
         ].join('; '),

@@ -1,4 +1,4 @@
-import { OptionChecks } from '@flowforge/kernel';
+import { OptionChecks, describeValue } from '@flowforge/kernel';
 import { MaterializeError } from '../errors.js';
 import type { MaterializeOptions, ReconnectOptions } from '../options.js';
 
@@ -38,7 +38,7 @@ function checkUrl(
   checks: OptionChecks,
 ): { url: string; parsed: URL; password: string } | undefined {
   if (typeof url !== 'string') {
-    checks.problem(`url: expected a string (got a ${typeof url})`);
+    checks.problem(`url: expected a string (got ${describeValue(url)})`);
     return undefined;
   }
   const parsed = URL.parse(url);
@@ -62,7 +62,7 @@ function checkUrl(
 function checkReconnect(value: unknown, checks: OptionChecks): ResolvedReconnect {
   const reconnect = (value ?? {}) as ReconnectOptions;
   if (typeof reconnect !== 'object') {
-    checks.problem(`reconnect: expected an object (got a ${typeof reconnect})`);
+    checks.problem(`reconnect: expected an object (got ${describeValue(reconnect)})`);
   }
   const initialDelayMs = checks.wholeNumber(
     'reconnect.initialDelayMs',
@@ -76,16 +76,12 @@ function checkReconnect(value: unknown, checks: OptionChecks): ResolvedReconnect
     { min: initialDelayMs, max: MAX_TIMEOUT_MS },
     Math.max(10_000, initialDelayMs),
   );
-  const maxAttempts = reconnect.maxAttempts ?? Infinity;
-  if (
-    typeof maxAttempts !== 'number' ||
-    !(maxAttempts === Infinity || (Number.isInteger(maxAttempts) && maxAttempts >= 1))
-  ) {
-    const got = typeof maxAttempts === 'number' ? String(maxAttempts) : `a ${typeof maxAttempts}`;
-    checks.problem(
-      `reconnect.maxAttempts: expected a positive whole number or Infinity (got ${got})`,
-    );
-  }
+  const maxAttempts = checks.wholeNumber(
+    'reconnect.maxAttempts',
+    reconnect.maxAttempts,
+    { min: 1, max: Infinity },
+    Infinity,
+  );
   return { initialDelayMs, maxDelayMs, maxAttempts };
 }
 

@@ -1,5 +1,10 @@
 import type { RedisTopology } from '@flowforge/config';
-import { backoffDelay, OptionChecks, type WholeNumberRange } from '@flowforge/kernel';
+import {
+  backoffDelay,
+  OptionChecks,
+  type WholeNumberRange,
+  describeValue,
+} from '@flowforge/kernel';
 import type { ClusterOptions, RedisOptions as IORedisOptions } from 'ioredis';
 import { RedisError } from '../errors.js';
 import type { RedisOptions, RetryOptions } from '../options.js';
@@ -37,11 +42,6 @@ const DELAY: WholeNumberRange = { min: 1, max: 2_147_483_647 };
 /** Redis's default `maxclients`: more blocking connections could never all connect. */
 const BLOCKING_CONNECTIONS: WholeNumberRange = { min: 1, max: 10_000 };
 
-/** A number as the message shows it; anything else by its type only. */
-function shown(value: unknown): string {
-  return typeof value === 'number' ? String(value) : `a ${typeof value}`;
-}
-
 /** The reconnect backoff; records its problems on `checks`. */
 function resolveRetry(checks: OptionChecks, retry: RetryOptions | undefined): ResolvedRetry {
   const resolved: ResolvedRetry = {
@@ -57,17 +57,14 @@ function resolveRetry(checks: OptionChecks, retry: RetryOptions | undefined): Re
       DELAY,
       DEFAULT_RETRY.maxDelayMs,
     ),
-    factor: retry?.factor ?? DEFAULT_RETRY.factor,
-    jitter: retry?.jitter ?? DEFAULT_RETRY.jitter,
+    factor: checks.number(
+      'retry.factor',
+      retry?.factor,
+      { min: 1, max: Infinity },
+      DEFAULT_RETRY.factor,
+    ),
+    jitter: checks.number('retry.jitter', retry?.jitter, { min: 0, max: 1 }, DEFAULT_RETRY.jitter),
   };
-  if (!(resolved.factor >= 1) || !Number.isFinite(resolved.factor)) {
-    checks.problem(
-      `retry.factor: expected a finite number of at least 1 (got ${shown(resolved.factor)})`,
-    );
-  }
-  if (!(resolved.jitter >= 0 && resolved.jitter <= 1)) {
-    checks.problem(`retry.jitter: expected a number from 0 to 1 (got ${shown(resolved.jitter)})`);
-  }
   if (resolved.maxDelayMs < resolved.initialDelayMs) {
     checks.problem(
       `retry.maxDelayMs: expected at least retry.initialDelayMs, ${resolved.initialDelayMs} (got ${resolved.maxDelayMs})`,
@@ -101,7 +98,7 @@ export function resolveOptions(options: RedisOptions): ResolvedOptions {
   const keyPrefix: unknown = options.keyPrefix ?? '';
   if (typeof keyPrefix !== 'string' || /[*?[\]]/.test(keyPrefix)) {
     checks.problem(
-      `keyPrefix: expected a string without * ? [ ] (got ${typeof keyPrefix === 'string' ? JSON.stringify(keyPrefix.slice(0, 64)) : shown(keyPrefix)})`,
+      `keyPrefix: expected a string without * ? [ ] (got ${describeValue(keyPrefix)})`,
     );
   }
   const maxBlockingConnections = checks.wholeNumber(
