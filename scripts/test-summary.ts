@@ -1,5 +1,5 @@
 // Prints one closing line, `N passed, N failed`, summed over every package's
-// vitest JSON reports (packages/*/reports/vitest.json, apps/*/reports/vitest.json, and the
+// vitest JSON reports (packages/*, testing/* and apps/*/reports/vitest.json, and the
 // unit tests on the oldest Node we claim, packages/*/reports/vitest-oldest-node.json)
 // and the TAP reports of the graph check, the README examples check and the registry check
 // (reports/check-graph.tap, reports/check-examples.tap, reports/registry-check.tap). Exits 1 when any
@@ -21,7 +21,7 @@ let failed = 0;
 let skipped = 0;
 const rows: string[] = [];
 
-for (const group of ['packages', 'apps']) {
+for (const group of ['packages', 'testing', 'apps']) {
   const dir = join(root, group);
   if (!existsSync(dir)) continue;
   for (const name of readdirSync(dir)) {
