@@ -44,8 +44,8 @@ function retryAfterOf(error: FlowForgeError): string {
 
 /**
  * The one mapping from an error that reached the error handler to its answer:
- * any `@flowforge/*` or app error by its `status`, `retryable` and
- * `clientSafe`; anything else by the framework's `statusCode` (Fastify's own
+ * any `@flowforge/*` or app error by its `status` and `clientSafe` (and its
+ * `code` and `source` for the words and the Retry-After); anything else by the framework's `statusCode` (Fastify's own
  * 4xx keep their reason phrase), or a 500 that describes nothing.
  *
  * `scheme` is the credential the route takes (`Bearer`, or `ApiKey` for the
