@@ -1,5 +1,5 @@
 import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
-import { OptionChecks } from '@flowforge/kernel';
+import { OptionChecks, describeValue } from '@flowforge/kernel';
 import { ClickHouseError } from '../errors.js';
 import type { BindingMode } from './binder.js';
 
@@ -176,9 +176,8 @@ function endpointOf(
 /** The `database` option: an identifier, as every server accepts it unquoted. */
 function databaseOf(value: unknown, checks: OptionChecks): string | undefined {
   if (typeof value === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(value)) return value;
-  const got = typeof value === 'string' ? JSON.stringify(value.slice(0, 64)) : `a ${typeof value}`;
   checks.problem(
-    `database: expected an identifier: letters, digits and _, not starting with a digit (got ${got})`,
+    `database: expected an identifier: letters, digits and _, not starting with a digit (got ${describeValue(value)})`,
   );
   return undefined;
 }
