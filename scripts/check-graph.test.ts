@@ -111,6 +111,25 @@ test('the kernel is a leaf: it may depend on no workspace package', () => {
   ]);
 });
 
+test('widgets builds on the stores and auth, but not on Materialize or the server kit', () => {
+  const problems = problemsWith({
+    'packages/widgets/package.json': manifest('@flowforge/widgets', {
+      dependencies: workspace(
+        '@flowforge/config',
+        '@flowforge/db',
+        '@flowforge/materialize',
+        '@flowforge/server',
+      ),
+    }),
+  });
+  const allowed =
+    '@flowforge/kernel, @flowforge/config, @flowforge/observability, @flowforge/db, @flowforge/redis, @flowforge/clickhouse, @flowforge/auth';
+  assert.deepEqual(problems, [
+    `packages/widgets/package.json: @flowforge/widgets may not depend on @flowforge/materialize (dependencies; allowed: ${allowed})`,
+    `packages/widgets/package.json: @flowforge/widgets may not depend on @flowforge/server (dependencies; allowed: ${allowed})`,
+  ]);
+});
+
 test('checks peerDependencies and optionalDependencies like dependencies', () => {
   const problems = problemsWith({
     'packages/redis/package.json': manifest('@flowforge/redis', {

@@ -69,6 +69,28 @@ const LEAF_RULE: Readonly<Record<string, readonly string[]>> = {
     '@flowforge/db',
     '@flowforge/kernel',
   ],
+  // The data model every FlowForge app shares (docs/decisions/011-widgets-package.md):
+  // tables and reads over the stores, beside the server kit, never on it.
+  '@flowforge/widgets': [
+    '@flowforge/kernel',
+    '@flowforge/config',
+    '@flowforge/observability',
+    '@flowforge/db',
+    '@flowforge/redis',
+    '@flowforge/clickhouse',
+    '@flowforge/auth',
+  ],
+  // The server kit: any package above, none beside it (widgets) and no app.
+  '@flowforge/server': [
+    '@flowforge/kernel',
+    '@flowforge/config',
+    '@flowforge/observability',
+    '@flowforge/db',
+    '@flowforge/redis',
+    '@flowforge/clickhouse',
+    '@flowforge/materialize',
+    '@flowforge/auth',
+  ],
 };
 
 const ENV_OWNER = '@flowforge/config';

@@ -59,7 +59,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await app?.server.close();
+  await app?.close();
   await keycloak?.close();
   await testDb?.drop();
 });

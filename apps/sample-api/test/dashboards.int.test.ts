@@ -54,8 +54,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await a?.app.server.close();
-  await b?.app.server.close();
+  await a?.app.close();
+  await b?.app.close();
   await testDb?.drop();
 });
 
@@ -216,7 +216,7 @@ describe('when PostgreSQL is not there', () => {
       expect(ready.status).toBe(503);
       expect(ready.body.checks.postgres.status).toBe('down');
     } finally {
-      await down.app.server.close();
+      await down.app.close();
     }
   });
 
@@ -235,7 +235,7 @@ describe('when PostgreSQL is not there', () => {
       });
       expect(invalid.statusCode).toBe(401);
     } finally {
-      await app.server.close();
+      await app.close();
     }
     const unconfigured = await appFor(TENANT_A, null);
     try {
@@ -243,7 +243,7 @@ describe('when PostgreSQL is not there', () => {
       expect(response.status).toBe(503);
       expect(response.body.detail).toContain('DATABASE_URL');
     } finally {
-      await unconfigured.app.server.close();
+      await unconfigured.app.close();
     }
   });
 

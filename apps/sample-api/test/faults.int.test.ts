@@ -62,7 +62,7 @@ const devSettings = (env: Record<string, string> = {}) =>
   });
 
 async function listen(app: App): Promise<string> {
-  cleanups.push(() => app.server.close());
+  cleanups.push(() => app.close());
   return app.server.listen({ host: '127.0.0.1', port: 0 });
 }
 
@@ -145,7 +145,10 @@ describe('faults under load', () => {
         () => count(load.since(upAt), isOk) >= 40,
         30_000,
       );
-      expect((await timed('ready', `${base}/health/ready`)).status).toBe(200);
+      // Readiness reports are reused for a second (the kit's cacheMs): it catches up within it.
+      await expect
+        .poll(async () => (await timed('ready', `${base}/health/ready`)).status, { timeout: 5_000 })
+        .toBe(200);
     } finally {
       await load.stop();
     }
@@ -279,10 +282,12 @@ describe('faults under load', () => {
         (tenant_id UUID, metric String, ts DateTime, value Float64)
         ENGINE = MergeTree ORDER BY (tenant_id, metric, ts)`,
     });
-    // Enough rows that each read takes a while: the kill lands while queries run.
+    // Enough rows that each read takes a while: the kill lands while queries run. They span
+    // just under 6 days back from now, so always 7 calendar days whatever the time of day
+    // (500000 s spanned 6 or 7 days depending on the hour the test ran).
     await writer.command({
       query: `INSERT INTO faults.metric_points
-        SELECT toUUID('${TENANT_A}'), 'orders', now() - number % 500000, 1 FROM numbers(1500000)`,
+        SELECT toUUID('${TENANT_A}'), 'orders', now() - number % 518399, 1 FROM numbers(1500000)`,
     });
     const app = await buildApp({
       settings: devSettings(),

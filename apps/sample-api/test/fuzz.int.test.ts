@@ -23,7 +23,7 @@ import {
 } from '../../../packages/redis/test/support/redis-servers.js';
 import { buildApp, type App } from '../src/app.js';
 import { openDatabase } from '../src/db/open.js';
-import { openClickHouse, openMaterialize, openRedis } from '../src/stores.js';
+import { openOptionalStores } from '@flowforge/server';
 import { CLICKHOUSE_URL, createMetricStore, READER } from './support/clickhouse.js';
 import { requestJson } from './support/http.js';
 import pg from 'pg';
@@ -597,9 +597,7 @@ beforeAll(async () => {
     logger,
     metrics,
     database: await openDatabase(settings, logger, metrics),
-    clickhouse: openClickHouse(settings, logger, metrics),
-    redis: openRedis(settings, logger, metrics),
-    materialize: await openMaterialize(settings, logger, metrics),
+    ...(await openOptionalStores(settings, { logger, metrics })),
   });
   const base = await app.server.listen({ host: '127.0.0.1', port: 0 });
   port = Number(new URL(base).port);
@@ -686,7 +684,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await app?.server.close();
+  await app?.close();
   await Promise.allSettled([keycloak?.close(), double?.stop(), redisServers.stopAll()]);
   await Promise.allSettled([testDb?.drop(), metricStore?.drop()]);
 });

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadSettings } from '@flowforge/config';
 import { buildApp, type App } from '../src/app.js';
-import type { ReadinessCheck } from '../src/readiness.js';
+import type { ReadinessCheck } from '@flowforge/server';
 
 const settings = loadSettings({ APP_ENV: 'test', HOST: '127.0.0.1', PORT: '0' });
 let app: App | undefined;
@@ -12,7 +12,7 @@ async function listen(checks: readonly ReadinessCheck[] = []): Promise<string> {
 }
 
 afterEach(async () => {
-  await app?.server.close();
+  await app?.close();
   app = undefined;
 });
 

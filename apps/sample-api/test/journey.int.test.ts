@@ -18,7 +18,7 @@ import {
 } from '../../../packages/auth/test/support/keycloak.js';
 import { buildApp, type App } from '../src/app.js';
 import { openDatabase } from '../src/db/open.js';
-import { openClickHouse, openMaterialize, openRedis } from '../src/stores.js';
+import { openOptionalStores } from '@flowforge/server';
 import { CLICKHOUSE_URL, createMetricStore, dayBefore, READER } from './support/clickhouse.js';
 import { requestJson, type JsonAnswer } from './support/http.js';
 import { createMigratedDatabase, url } from './support/postgres.js';
@@ -134,16 +134,14 @@ beforeAll(async () => {
     logger,
     metrics,
     database: await openDatabase(settings, logger, metrics),
-    clickhouse: openClickHouse(settings, logger, metrics),
-    redis: openRedis(settings, logger, metrics),
-    materialize: await openMaterialize(settings, logger, metrics),
+    ...(await openOptionalStores(settings, { logger, metrics })),
   });
   base = await app.server.listen({ host: '127.0.0.1', port: 0 });
 }, 60_000);
 
 afterAll(async () => {
   for (const sse of openStreams) sse.close();
-  await app?.server.close();
+  await app?.close();
   await Promise.allSettled([keycloak?.close(), double?.stop()]);
   await Promise.allSettled([testDb?.drop(), metricStore?.drop()]);
 });

@@ -62,7 +62,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await app?.server.close();
+  await app?.close();
   await testDb?.drop();
 });
 

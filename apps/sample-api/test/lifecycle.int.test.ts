@@ -2,9 +2,6 @@ import { Agent, request } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { loadSettings } from '@flowforge/config';
 import { buildApp } from '../src/app.js';
-import { closeGracefully } from '../src/lifecycle.js';
-
-const settings = loadSettings({ APP_ENV: 'test' });
 
 interface Answer {
   status: number;
@@ -26,9 +23,9 @@ function get(port: number, path: string, agent: Agent): Promise<Answer> {
   });
 }
 
-async function slowApp(delayMs: number) {
+async function slowApp(delayMs: number, shutdownTimeoutMs = 5_000) {
   const app = await buildApp({
-    settings,
+    settings: loadSettings({ APP_ENV: 'test', SHUTDOWN_TIMEOUT_MS: String(shutdownTimeoutMs) }),
     routes: (server) => {
       server.get('/slow', async () => {
         await new Promise((resolve) => setTimeout(resolve, delayMs));
@@ -41,7 +38,7 @@ async function slowApp(delayMs: number) {
   return { app, port };
 }
 
-describe('closeGracefully', () => {
+describe('app.close(): the lifecycle of the server kit over the real app', () => {
   it('drains an in-flight request on a keep-alive connection, which then closes', async () => {
     const { app, port } = await slowApp(300);
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
@@ -49,7 +46,7 @@ describe('closeGracefully', () => {
 
     const inFlight = get(port, '/slow', agent);
     await new Promise((resolve) => setTimeout(resolve, 50));
-    const closing = closeGracefully(app, 5_000);
+    const closing = app.close();
 
     const answer = await inFlight;
     expect(answer.status).toBe(200);
@@ -61,13 +58,13 @@ describe('closeGracefully', () => {
   });
 
   it('cuts what is still open at the deadline, so shutdown always ends', async () => {
-    const { app, port } = await slowApp(10_000);
+    const { app, port } = await slowApp(10_000, 300);
     const agent = new Agent({ keepAlive: true });
     const inFlight = get(port, '/slow', agent).catch((error: NodeJS.ErrnoException) => error.code);
     await new Promise((resolve) => setTimeout(resolve, 50));
 
     const started = performance.now();
-    expect(await closeGracefully(app, 300)).toBe('deadline');
+    expect(await app.close()).toBe('deadline');
     expect(performance.now() - started).toBeLessThan(5_000);
     expect(await inFlight).toBe('ECONNRESET');
     agent.destroy();
@@ -78,7 +75,7 @@ describe('closeGracefully', () => {
     const agent = new Agent({ keepAlive: false });
     const inFlight = get(port, '/slow', agent);
     await new Promise((resolve) => setTimeout(resolve, 50));
-    const closing = closeGracefully(app, 5_000);
+    const closing = app.close();
     const late = await get(port, '/health/live', agent).catch(
       (error: NodeJS.ErrnoException) => error.code,
     );

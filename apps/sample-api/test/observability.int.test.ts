@@ -5,7 +5,7 @@ import { buildApp, type App } from '../src/app.js';
 
 let app: App | undefined;
 afterEach(async () => {
-  await app?.server.close();
+  await app?.close();
   app = undefined;
 });
 

@@ -104,7 +104,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.allSettled(running.map((app) => app.server.close()));
+  await Promise.allSettled(running.map((app) => app.close()));
   await Promise.allSettled([testDb?.drop(), store?.drop()]);
 });
 

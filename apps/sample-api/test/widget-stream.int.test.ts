@@ -11,7 +11,6 @@ import { createDatabase } from '@flowforge/db';
 import { createMaterialize, type Materialize } from '@flowforge/materialize';
 import { startMaterializeDouble, type MaterializeDouble } from '@flowforge/materialize-double';
 import { buildApp, type App } from '../src/app.js';
-import { closeGracefully } from '../src/lifecycle.js';
 import type { AppDB } from '../src/db/schema.js';
 import { requestJson } from './support/http.js';
 import { createMigratedDatabase } from './support/postgres.js';
@@ -120,7 +119,7 @@ afterEach(() => {
 });
 
 afterAll(async () => {
-  await Promise.allSettled(running.map((app) => app.server.close()));
+  await Promise.allSettled(running.map((app) => app.close()));
   await double?.stop();
   await testDb?.drop();
 });
@@ -259,7 +258,7 @@ describe('GET /api/v1/widgets/:id/stream', () => {
     const id = await a.widget('live', { view: VIEW });
     const stream = await a.stream(id);
     await untilProgress(stream, double.upper);
-    const outcome = await closeGracefully(a.app, 5_000);
+    const outcome = await a.app.close();
     expect(outcome).toBe('drained');
     const rest = await stream.collect((event) => event.event === 'shutdown');
     expect(rest.at(-1)!.event).toBe('shutdown');

@@ -5,8 +5,17 @@ import type {
   HookHandlerDoneFunction,
 } from 'fastify';
 import type { Auth } from './auth.js';
-import { AuthError } from './errors.js';
-import { bindPrincipal, type Principal } from './principal.js';
+import type { AuthError } from './errors.js';
+import {
+  apiKeyCredentials,
+  bearerCredentials,
+  roleRefusal,
+  type ApiKeyVerifierLike,
+  type CredentialSource,
+} from './internal/http-credentials.js';
+import type { Principal } from './principal.js';
+
+export type { ApiKeyVerifierLike };
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -30,12 +39,6 @@ export type AuthCallbackHook = (
   done: HookHandlerDoneFunction,
 ) => void;
 
-/** Verifies API keys: `createApiKeyVerifier(database)`. */
-export interface ApiKeyVerifierLike {
-  /** The principal of a valid key. @throws {AuthError} API_KEY_INVALID, STORE_UNAVAILABLE */
-  verify(key: unknown): Promise<Principal>;
-}
-
 /**
  * Registers `request.principal` (null until a hook below sets it). The hooks
  * throw {@link AuthError}s; the app's error handler answers them with
@@ -56,48 +59,22 @@ Object.assign(fastifyAuth, {
 });
 
 /**
- * Node keeps only the first of repeated Authorization headers (and joins repeated
- * custom ones with ", "): the raw header list is the only place a repeat shows.
- */
-function assertSingleHeader(request: FastifyRequest, name: string): void {
-  const raw = request.raw.rawHeaders;
-  let seen = 0;
-  for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.toLowerCase() === name && ++seen > 1) {
-      throw new AuthError('REQUEST_INVALID', `send one ${name} header, not several`);
-    }
-  }
-}
-
-function accept(request: FastifyRequest, principal: Principal): void {
-  request.principal = principal;
-  bindPrincipal(principal);
-}
-
-/**
  * An onRequest hook: dev bypass (development only) or a Keycloak bearer token.
  * onRequest runs before the body is parsed and validated, so an anonymous
  * caller learns nothing about the route's schema.
  */
 export function bearer(auth: Auth): AuthHook {
+  const authenticate = bearerCredentials(auth);
   return async function authenticateBearer(request) {
-    assertSingleHeader(request, 'authorization');
-    accept(request, await auth.authenticateBearer(request.headers.authorization));
+    request.principal = await authenticate(sourceOf(request));
   };
 }
 
 /** An onRequest hook: an API key in `header` (lower case). @default 'x-api-key' */
 export function apiKey(verifier: ApiKeyVerifierLike, header = 'x-api-key'): AuthHook {
+  const authenticate = apiKeyCredentials(verifier, header);
   return async function authenticateApiKey(request) {
-    assertSingleHeader(request, header);
-    const value = request.headers[header];
-    if (value === undefined) {
-      throw new AuthError('CREDENTIALS_MISSING', `an API key is required in ${header}`);
-    }
-    if (typeof value !== 'string') {
-      throw new AuthError('REQUEST_INVALID', `send one ${header} header, not several`);
-    }
-    accept(request, await verifier.verify(value));
+    request.principal = await authenticate(sourceOf(request));
   };
 }
 
@@ -108,13 +85,13 @@ export function apiKey(verifier: ApiKeyVerifierLike, header = 'x-api-key'): Auth
  */
 export function requireRole(...roles: readonly string[]): AuthCallbackHook {
   return function checkRole(request, _reply, done) {
-    const principal = request.principal;
-    if (!principal) {
-      done(new AuthError('NO_PRINCIPAL', 'requireRole runs after an authentication hook'));
-    } else if (!roles.some((role) => principal.roles.includes(role))) {
-      done(new AuthError('INSUFFICIENT_SCOPE', `this needs one of the roles: ${roles.join(', ')}`));
-    } else {
-      done();
-    }
+    const refusal: AuthError | undefined = roleRefusal(request.principal, roles);
+    done(refusal);
   };
 }
+
+// Fastify's `request.headers` (which a hook may have replaced), the raw list from node:http.
+const sourceOf = (request: FastifyRequest): CredentialSource => ({
+  headers: request.headers,
+  rawHeaders: request.raw.rawHeaders,
+});

@@ -19,7 +19,12 @@ import {
 } from '../src/api-keys.js';
 import { AuthError } from '../src/errors.js';
 import { authMigrations } from '../src/migrations.js';
-import { APP_LOGIN, OWNER, asOwner, urlFor } from './support/postgres.js';
+import {
+  APP_LOGIN,
+  createAuthTestDatabase,
+  urlFor,
+  type AuthTestDatabase,
+} from './support/postgres.js';
 
 const TENANT_A = randomUUID();
 const TENANT_B = randomUUID();
@@ -27,6 +32,7 @@ const USER = randomUUID();
 const WIDGET_1 = randomUUID();
 const WIDGET_2 = randomUUID();
 
+let store: AuthTestDatabase | undefined;
 let dbName: string | undefined;
 /** The schema owner: migrations and the catalog check. */
 let owner: Database<unknown>;
@@ -36,19 +42,14 @@ let database: Database<AuthDB>;
 let admin: Database<AuthDB>;
 
 beforeAll(async () => {
-  dbName = `ff_auth_${randomBytes(4).toString('hex')}`;
-  await asOwner(`create database ${dbName}`);
-  owner = createDatabase<unknown>({ url: urlFor(OWNER, dbName), poolSize: 1, appRole: null });
-  await migrateToLatest(owner.db, { packages: [authMigrations] });
-  database = createDatabase<AuthDB>({ url: urlFor(APP_LOGIN, dbName), poolSize: 4 });
+  store = await createAuthTestDatabase();
+  ({ name: dbName, owner, database } = store);
   admin = createDatabase<AuthDB>({ url: urlFor('postgres', dbName), poolSize: 1, appRole: null });
 });
 
 afterAll(async () => {
-  await database?.close();
-  await owner?.close();
   await admin?.close();
-  if (dbName) await asOwner(`drop database if exists ${dbName} with (force)`);
+  await store?.close();
 });
 
 async function rejectionOf(promise: Promise<unknown>): Promise<AuthError> {

@@ -1,9 +1,9 @@
 import type { FastifyInstance, onRequestHookHandler } from 'fastify';
 import { createApiKey, revokeApiKey } from '@flowforge/auth';
 import type { Database } from '@flowforge/db';
+import { storeNotConfigured } from '@flowforge/server';
+import { sendProblem } from '@flowforge/server/fastify';
 import type { AppDB } from '../db/schema.js';
-import { sendProblem } from '../problem.js';
-import { storeNotConfigured } from '../errors.js';
 import { idParams } from './schemas.js';
 
 export interface ApiKeyRoutesOptions {

@@ -1,12 +1,17 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
 import { sql, type Selectable, type Transaction } from 'kysely';
 import { isDatabaseError, type Database } from '@flowforge/db';
-import type { AppDB, DashboardTable, WidgetKind, WidgetTable } from '../db/schema.js';
 import type { Principal } from '@flowforge/auth';
-import { storeNotConfigured } from '../errors.js';
-import { sendProblem } from '../problem.js';
-import { MAX_DAYS, METRIC_NAME_PATTERN } from '../services/widget-data.js';
-import { VIEW_NAME_PATTERN } from '../services/live-widgets.js';
+import { storeNotConfigured } from '@flowforge/server';
+import { sendProblem } from '@flowforge/server/fastify';
+import {
+  WIDGET_KINDS,
+  widgetConfigSchemas,
+  type DashboardTable,
+  type WidgetKind,
+  type WidgetTable,
+} from '@flowforge/widgets';
+import type { AppDB } from '../db/schema.js';
 import { idParams } from './schemas.js';
 
 export interface DashboardRoutesOptions {
@@ -34,38 +39,21 @@ const dashboardPatch = {
   properties: { name, description },
   additionalProperties: false,
 } as const;
-// A metric widget's config names what its data route reads (other fields are the UI's).
-const metricConfig = {
-  type: 'object',
-  properties: {
-    metric: { type: 'string', pattern: METRIC_NAME_PATTERN },
-    days: { type: 'integer', minimum: 1, maximum: MAX_DAYS },
-  },
-} as const;
-// A live widget's config names the Materialize view its stream subscribes to.
-const liveConfig = {
-  type: 'object',
-  properties: { view: { type: 'string', pattern: VIEW_NAME_PATTERN } },
-} as const;
+// A widget's config follows the data model's rules for its kind (the metric its
+// data route reads, the view its stream subscribes to); other fields are the UI's.
 const widgetBody = {
   type: 'object',
   required: ['name', 'kind'],
   properties: {
     name,
-    kind: { type: 'string', enum: ['metric', 'live'] },
+    kind: { type: 'string', enum: WIDGET_KINDS },
     config: { type: 'object' },
   },
   additionalProperties: false,
-  allOf: [
-    {
-      if: { properties: { kind: { const: 'metric' } } },
-      then: { properties: { config: metricConfig } },
-    },
-    {
-      if: { properties: { kind: { const: 'live' } } },
-      then: { properties: { config: liveConfig } },
-    },
-  ],
+  allOf: WIDGET_KINDS.map((kind) => ({
+    if: { properties: { kind: { const: kind } } },
+    then: { properties: { config: widgetConfigSchemas[kind] } },
+  })),
 } as const;
 const listQuery = {
   type: 'object',

@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { assertWidgetScope } from '@flowforge/auth';
 import type { Database } from '@flowforge/db';
+import type { WidgetDataReader } from '@flowforge/widgets';
 import type { AppDB } from '../db/schema.js';
-import type { WidgetDataReader } from '../services/widget-data.js';
 import { idParams } from './schemas.js';
 import { sendWidgetData } from './widget-data.js';
 

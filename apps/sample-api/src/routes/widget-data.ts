@@ -1,10 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
 import type { Database } from '@flowforge/db';
-import type { Selectable } from 'kysely';
-import type { AppDB, WidgetTable } from '../db/schema.js';
-import { sendProblem } from '../problem.js';
-import type { WidgetDataReader } from '../services/widget-data.js';
-import { storeNotConfigured } from '../errors.js';
+import { storeNotConfigured } from '@flowforge/server';
+import { sendProblem } from '@flowforge/server/fastify';
+import { readWidgetData, type WidgetDataReader } from '@flowforge/widgets';
+import type { AppDB } from '../db/schema.js';
 import { idParams } from './schemas.js';
 
 export interface WidgetDataRoutesOptions {
@@ -12,22 +11,6 @@ export interface WidgetDataRoutesOptions {
   readonly widgetData: WidgetDataReader;
   /** Lets readers through (403 otherwise); authentication already ran. */
   readonly canRead: onRequestHookHandler;
-}
-
-/** A widget of `tenantId` (another tenant's is not found: RLS), or undefined. */
-export async function findWidget(
-  database: Database<AppDB> | null,
-  tenantId: string,
-  id: string,
-): Promise<Pick<Selectable<WidgetTable>, 'id' | 'kind' | 'config'> | undefined> {
-  if (database === null) throw storeNotConfigured('The database', 'DATABASE_URL');
-  return database.withTenant(tenantId, (trx) =>
-    trx
-      .selectFrom('widgets')
-      .select(['id', 'kind', 'config'])
-      .where('id', '=', id)
-      .executeTakeFirst(),
-  );
 }
 
 /** The 404 of a widget that does not exist or belongs to another tenant (one body for both). */
@@ -50,16 +33,9 @@ export async function sendWidgetData(
   widgetData: WidgetDataReader,
 ): Promise<FastifyReply> {
   const { tenantId } = request.principal!;
-  const widget = await findWidget(database, tenantId, request.params.id);
-  if (!widget) return sendWidgetNotFound(request, reply);
-  const data = await widgetData.read(tenantId, widget);
-  return reply.send({
-    widget_id: widget.id,
-    metric: data.metric,
-    days: data.days,
-    points: data.points,
-    cached: data.cached,
-  });
+  if (database === null) throw storeNotConfigured('The database', 'DATABASE_URL');
+  const body = await readWidgetData(database, widgetData, tenantId, request.params.id);
+  return body === undefined ? sendWidgetNotFound(request, reply) : reply.send(body);
 }
 
 /** GET /api/v1/widgets/:id/data: a metric widget's points from ClickHouse, for the principal's tenant. */

@@ -11,8 +11,8 @@
 import type { Settings } from '@flowforge/config';
 import type { Database } from '@flowforge/db';
 import type { Logger } from '@flowforge/observability';
+import { METRIC_POINTS_TABLE } from '@flowforge/widgets';
 import type { AppDB } from '../db/schema.js';
-import { METRIC_POINTS_TABLE } from './widget-data.js';
 
 /** The dev principal's tenant (AUTH_DEV_TENANT_ID's default) and a second one, to show isolation. */
 const DEV_TENANT = '00000000-0000-4000-8000-00000000000a';

@@ -2,44 +2,27 @@ import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { FastifyReply, FastifyRequest } from 'fastify';
-import { genReqId } from '@flowforge/observability/fastify';
-import { problemBody, sendProblem } from './problem.js';
+import { acceptRequestId } from '@flowforge/observability';
+import { PROBLEM_CONTENT_TYPE, problemBody } from './problems.js';
+
+// What Node's HTTP server refuses before any framework sees a request, answered
+// like every other error: a problem with a request id. Both bindings install these.
 
 /**
- * Fastify's `frameworkErrors`: a URL it cannot decode (bad percent-encoding,
- * invalid UTF-8) or a path parameter over its length limit. Without it Fastify
- * answers plain JSON that quotes the URL and carries no request id, and no hook
- * runs, so the X-Request-ID header is set here.
- */
-export function answerFrameworkError(
-  error: { statusCode?: number },
-  request: FastifyRequest,
-  reply: FastifyReply,
-): void {
-  const status = error.statusCode !== undefined && error.statusCode < 500 ? error.statusCode : 400;
-  void sendProblem(request, reply.header('x-request-id', request.id), {
-    title: STATUS_CODES[status] ?? 'Bad Request',
-    status,
-    detail: 'The request URL cannot be decoded or is too long.',
-  });
-}
-
-/**
- * Node's `connect` event: a CONNECT request (a proxy tunnel), which Fastify never
+ * Node's `connect` event: a CONNECT request (a proxy tunnel), which no framework
  * sees and Node answers by dropping the connection. This is no proxy: 405.
  */
 export function answerConnect(request: IncomingMessage, socket: Duplex): void {
-  writeProblem(socket, 405, genReqId(request), 'CONNECT is not supported here.', {
-    Allow: 'GET, HEAD, POST, PATCH, DELETE',
+  const requestId = acceptRequestId(request.headers['x-request-id']);
+  writeProblem(socket, 405, requestId, 'CONNECT is not supported here.', {
+    Allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS',
   });
 }
 
 /**
- * Fastify's `clientErrorHandler`: Node's HTTP parser refused the request before
- * there was one (a malformed request line or header, headers over the size limit,
- * a request that took too long to arrive). Answered like every other error: a
- * problem with a request id; the connection is closed since it cannot be trusted.
+ * Node's `clientError` event: its HTTP parser refused the request before there
+ * was one (a malformed request line or header, headers over the size limit, a
+ * request that took too long to arrive). The connection is closed: it cannot be trusted.
  */
 export function answerClientError(error: NodeJS.ErrnoException, socket: Socket): void {
   // A reset connection has nobody left to answer; one already sending a response
@@ -63,7 +46,7 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Socket):
   );
 }
 
-/** A problem written straight to a socket that has no Fastify request; the connection is then closed. */
+/** A problem written straight to a socket that has no request object; the connection is then closed. */
 function writeProblem(
   socket: Duplex,
   status: number,
@@ -82,7 +65,7 @@ function writeProblem(
   // so a client that keeps sending cannot hold the half-open socket.
   socket.end(
     `HTTP/1.1 ${status} ${title}\r\n` +
-      `Content-Type: application/problem+json; charset=utf-8\r\n` +
+      `Content-Type: ${PROBLEM_CONTENT_TYPE}\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\n` +
       `X-Request-ID: ${requestId}\r\n${extra.join('')}` +
       `Connection: close\r\n\r\n${body}`,

@@ -1,0 +1,84 @@
+// The credential checks of every framework binding (`./fastify`, `./node`), written once: a
+// binding only says where the request's headers are, where it keeps the principal, and how it
+// hands an error on (throw, `done(error)`, `next(error)`).
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Auth } from '../auth.js';
+import { AuthError } from '../errors.js';
+import { bindPrincipal, type Principal } from '../principal.js';
+
+/** Verifies API keys: `createApiKeyVerifier(database)`. */
+export interface ApiKeyVerifierLike {
+  /** The principal of a valid key. @throws {AuthError} API_KEY_INVALID, STORE_UNAVAILABLE */
+  verify(key: unknown): Promise<Principal>;
+}
+
+/** What the checks read of a request: node:http's `IncomingMessage` has both. */
+export interface CredentialSource {
+  /** The parsed headers (lower-case names). */
+  readonly headers: IncomingHttpHeaders;
+  /** Names and values as received, alternating: the only place a repeated header shows. */
+  readonly rawHeaders: readonly string[];
+}
+
+/** Resolves to the request's verified principal, already bound to the request context. */
+export type Authenticate = (source: CredentialSource) => Promise<Principal>;
+
+/**
+ * Node keeps only the first of repeated Authorization headers (and joins repeated
+ * custom ones with ", "): the raw header list is the only place a repeat shows.
+ */
+function assertSingleHeader(rawHeaders: readonly string[], name: string): void {
+  let seen = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.toLowerCase() === name && ++seen > 1) {
+      throw new AuthError('REQUEST_INVALID', `send one ${name} header, not several`);
+    }
+  }
+}
+
+/** Binds here, not in each binding, so no binding can forget the log context. */
+function accept(principal: Principal): Principal {
+  bindPrincipal(principal);
+  return principal;
+}
+
+/** Dev bypass (development only) or a Keycloak bearer token in the one Authorization header. */
+export function bearerCredentials(auth: Auth): Authenticate {
+  return async ({ headers, rawHeaders }) => {
+    assertSingleHeader(rawHeaders, 'authorization');
+    return accept(await auth.authenticateBearer(headers.authorization));
+  };
+}
+
+/** An API key in the one `header` (lower case). */
+export function apiKeyCredentials(verifier: ApiKeyVerifierLike, header: string): Authenticate {
+  return async ({ headers, rawHeaders }) => {
+    assertSingleHeader(rawHeaders, header);
+    const value = headers[header];
+    if (value === undefined) {
+      throw new AuthError('CREDENTIALS_MISSING', `an API key is required in ${header}`);
+    }
+    if (typeof value !== 'string') {
+      throw new AuthError('REQUEST_INVALID', `send one ${header} header, not several`);
+    }
+    return accept(await verifier.verify(value));
+  };
+}
+
+/**
+ * Why `principal` may not pass (NO_PRINCIPAL before any authentication, INSUFFICIENT_SCOPE
+ * without one of `roles`), or undefined when it may: returned, not thrown, because the
+ * bindings hand it to a callback.
+ */
+export function roleRefusal(
+  principal: Principal | null,
+  roles: readonly string[],
+): AuthError | undefined {
+  if (!principal) {
+    return new AuthError('NO_PRINCIPAL', 'requireRole runs after bearer or apiKey');
+  }
+  if (!roles.some((role) => principal.roles.includes(role))) {
+    return new AuthError('INSUFFICIENT_SCOPE', `this needs one of the roles: ${roles.join(', ')}`);
+  }
+  return undefined;
+}

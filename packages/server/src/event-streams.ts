@@ -1,0 +1,361 @@
+import { once } from 'node:events';
+import { PassThrough, type Readable } from 'node:stream';
+import { isFlowForgeError, OptionChecks } from '@flowforge/kernel';
+import type { Logger } from '@flowforge/observability';
+import { ServerError } from './errors.js';
+import { whenAborted } from './internal/http.js';
+import type { Component } from './lifecycle.js';
+
+/** One Server-Sent Event. */
+export interface ServerSentEvent {
+  /** The `event:` field; absent: a `message` event. */
+  readonly event?: string;
+  /**
+   * The `id:` field: what a reconnecting browser sends back as `Last-Event-ID`.
+   * Only ids that are positions the source can resume from belong here.
+   */
+  readonly id?: string;
+  /** The `data:` field, already serialised (JSON, usually); a line break starts another `data:` line. */
+  readonly data: string;
+}
+
+/** The events a stream sends, made once the stream's `signal` exists (it aborts when the stream ends). */
+export type EventSource = (signal: AbortSignal) => AsyncIterator<ServerSentEvent>;
+
+/** Options of {@link createEventStreams}. */
+export interface EventStreamsOptions {
+  /** Streams open at once in this process; past it, `STREAMS_FULL` (503). @default 100 */
+  readonly maxStreams?: number;
+  /** Streams one client (user, API key) may hold at once; past it, `TOO_MANY_STREAMS` (429). @default half of `maxStreams`, at least 2 */
+  readonly maxStreamsPerClient?: number;
+  /** How often an idle stream sends a comment, so proxies keep it open, in ms. @default 15_000 */
+  readonly heartbeatMs?: number;
+  /** How long a browser waits before reconnecting (the `retry:` field), in ms. @default 2_000 */
+  readonly retryMs?: number;
+  /**
+   * How long {@link EventStreams.open} waits for the first event, in ms, so
+   * that a source failing at once (a store down, a name that does not exist)
+   * is an error the route answers with a status, not a broken stream. A source
+   * that is quiet that long is answered anyway. @default 2_000
+   */
+  readonly firstEventWaitMs?: number;
+  /**
+   * How long a stream waits for a client that stopped reading (its buffer full),
+   * in ms, before it ends that stream and cuts the connection: the source (a
+   * database subscription, say) is not held for a reader that is gone. @default 30_000
+   */
+  readonly stalledClientMs?: number;
+  /** Gets a warning for each stream that fails after it began. */
+  readonly logger: Logger;
+}
+
+/** What one stream is made of. */
+export interface OpenEventStream {
+  /** Whose share of `maxStreamsPerClient` the stream counts against: the user id. */
+  readonly clientId: string;
+  /** The events to send. */
+  readonly source: EventSource;
+  /** Events sent before the source's (after `retry:`), e.g. a `reset` telling the browser to drop its state. */
+  readonly preamble?: readonly ServerSentEvent[];
+  /** Aborts the stream: the client went away. The framework bindings pass the response's. */
+  readonly signal?: AbortSignal;
+}
+
+/** A stream that began: send `headers` and `body` as the response. */
+export interface EventStream {
+  /** `content-type: text/event-stream`, no caching, no proxy buffering. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** The response body; it ends when the stream does. */
+  readonly body: Readable;
+  /** Resolves once the stream ended and its source was closed. */
+  readonly done: Promise<void>;
+}
+
+/**
+ * Every event stream of one service: the limits, and the end of all of them
+ * when the service stops. It is a lifecycle component: `drain` ends every stream
+ * with `event: shutdown` (browsers reconnect, to another instance) and refuses
+ * new ones, `stop` waits until each has closed its source.
+ */
+export interface EventStreams extends Component {
+  readonly name: 'event-streams';
+  /**
+   * Begins a stream: checks the limits, starts the source and waits briefly
+   * for its first event (see `firstEventWaitMs`).
+   *
+   * What it sends: `retry:`, the preamble, each event of the source, a
+   * `: keep-alive` comment when idle, and at the end one of `event: end` (the
+   * source finished), `event: shutdown` (the service stops) or
+   * `event: stream-error` with `{"retryable": boolean}` (the source failed; not
+   * `error`, which EventSource uses for its own connection trouble).
+   *
+   * @throws {ServerError} SHUTTING_DOWN, TOO_MANY_STREAMS, STREAMS_FULL
+   * @throws the source's own error when it fails before its first event, or
+   *   the `signal`'s reason when the client left while waiting
+   */
+  open(options: OpenEventStream): Promise<EventStream>;
+  /** Streams open now. */
+  readonly size: number;
+  /** Streams `clientId` holds now. */
+  heldBy(clientId: string): number;
+  /** Ends every stream with `event: shutdown` and refuses new ones. */
+  drain(): void;
+  /** Drains, then resolves once every stream has closed its source, or when `signal` (the shutdown deadline) aborts. */
+  stop(signal?: AbortSignal): Promise<void>;
+}
+
+/** The headers of every event stream. */
+const STREAM_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache, no-transform',
+  'x-accel-buffering': 'no',
+});
+
+/** One event in the wire format. */
+export function formatServerSentEvent(event: ServerSentEvent): string {
+  let text = event.event === undefined ? '' : `event: ${singleLine(event.event)}\n`;
+  if (event.id !== undefined) text += `id: ${singleLine(event.id)}\n`;
+  for (const line of event.data.split(/\r\n|\r|\n/)) text += `data: ${line}\n`;
+  return `${text}\n`;
+}
+
+/** A field other than data cannot span lines: a line break would start a forged field. */
+function singleLine(value: string): string {
+  return value.replace(/[\r\n]/g, '');
+}
+
+interface Tracked {
+  readonly clientId: string;
+  /** Ends the stream with `event: shutdown`; undefined while it is still opening. */
+  end?: () => void;
+  /** Resolves once the stream ended (or failed to open) and its source was closed. */
+  readonly done: Promise<void>;
+  readonly finish: () => void;
+}
+
+/**
+ * Creates the registry of a service's event streams.
+ *
+ * @example
+ * ```ts
+ * const streams = lifecycle.add(createEventStreams({ logger, maxStreams: 50 }));
+ * const stream = await streams.open({
+ *   clientId: principal.userId,
+ *   source: (signal) => ticks(signal), // an async generator of { event, id, data }
+ * });
+ * ```
+ */
+export function createEventStreams(options: EventStreamsOptions): EventStreams {
+  const checks = new OptionChecks();
+  const maxStreams = checks.wholeNumber(
+    'maxStreams',
+    options.maxStreams,
+    { min: 1, max: 1_000_000 },
+    100,
+  );
+  const maxStreamsPerClient = checks.wholeNumber(
+    'maxStreamsPerClient',
+    options.maxStreamsPerClient,
+    { min: 1, max: 1_000_000 },
+    Math.max(2, Math.ceil(maxStreams / 2)),
+  );
+  const heartbeatMs = checks.wholeNumber(
+    'heartbeatMs',
+    options.heartbeatMs,
+    { min: 1, max: 3_600_000 },
+    15_000,
+  );
+  const retryMs = checks.wholeNumber('retryMs', options.retryMs, { min: 0, max: 3_600_000 }, 2_000);
+  const firstEventWaitMs = checks.wholeNumber(
+    'firstEventWaitMs',
+    options.firstEventWaitMs,
+    { min: 0, max: 600_000 },
+    2_000,
+  );
+  const stalledClientMs = checks.wholeNumber(
+    'stalledClientMs',
+    options.stalledClientMs,
+    { min: 1, max: 3_600_000 },
+    30_000,
+  );
+  checks.throwIfAny((message) => new ServerError('INVALID_OPTIONS', message));
+  const { logger } = options;
+  const streams = new Set<Tracked>();
+  let closing = false;
+
+  function heldBy(clientId: string): number {
+    let count = 0;
+    for (const stream of streams) if (stream.clientId === clientId) count += 1;
+    return count;
+  }
+
+  /** Takes a slot before anything awaits, so concurrent opens cannot pass the limits together. */
+  function admit(clientId: string): Tracked {
+    if (closing) {
+      throw new ServerError('SHUTTING_DOWN', 'The server is shutting down; reconnect.', {
+        retryAfterSeconds: 1,
+      });
+    }
+    if (heldBy(clientId) >= maxStreamsPerClient) {
+      throw new ServerError(
+        'TOO_MANY_STREAMS',
+        `At most ${maxStreamsPerClient} live streams per user at once.`,
+        {
+          retryAfterSeconds: 5,
+        },
+      );
+    }
+    if (streams.size >= maxStreams) {
+      throw new ServerError('STREAMS_FULL', 'Every live stream slot is taken; try again shortly.', {
+        retryAfterSeconds: 5,
+      });
+    }
+    let finish!: () => void;
+    const done = new Promise<void>((resolve) => (finish = resolve));
+    const slot: Tracked = { clientId, done, finish };
+    streams.add(slot);
+    return slot;
+  }
+
+  async function open(request: OpenEventStream): Promise<EventStream> {
+    const slot = admit(request.clientId);
+    const controller = new AbortController();
+    const { signal: clientSignal } = request;
+    const onClientGone = (): void => controller.abort(clientSignal?.reason);
+    clientSignal?.addEventListener('abort', onClientGone, { once: true });
+    if (clientSignal?.aborted === true) onClientGone();
+    let events: AsyncIterator<ServerSentEvent> | undefined;
+    let first: Promise<IteratorResult<ServerSentEvent>>;
+    try {
+      events = request.source(controller.signal);
+      first = events.next();
+      await settledWithin(first, firstEventWaitMs, controller.signal);
+    } catch (error) {
+      streams.delete(slot);
+      clientSignal?.removeEventListener('abort', onClientGone);
+      controller.abort();
+      // Not awaited: a generator whose first next() never settled queues return() behind it.
+      void events?.return?.().catch(() => undefined);
+      slot.finish();
+      throw controller.signal.aborted && clientSignal?.aborted === true
+        ? clientSignal.reason
+        : error;
+    }
+    // The first result is handled by the pump below; a rejection is not unhandled meanwhile.
+    first.catch(() => undefined);
+
+    const body = new PassThrough();
+    let ended = false;
+    let shutdown = false;
+    let stalled = false;
+    slot.end = () => {
+      shutdown = true;
+      controller.abort(new Error('shutting down'));
+    };
+    // A stream that began while drain() ran has been passed by: end it now.
+    if (closing) slot.end();
+    const write = (chunk: string): boolean => !ended && body.write(chunk);
+    // A client that is not reading needs no heartbeat: it would only grow the buffer.
+    const heartbeat = setInterval(() => {
+      if (!body.writableNeedDrain) write(': keep-alive\n\n');
+    }, heartbeatMs);
+    heartbeat.unref();
+    const source = events;
+
+    void (async () => {
+      try {
+        write(`retry: ${retryMs}\n\n`);
+        for (const event of request.preamble ?? []) write(formatServerSentEvent(event));
+        let result = await first;
+        while (result.done !== true) {
+          if (!write(formatServerSentEvent(result.value))) {
+            // Only as fast as the client reads; one that stops reading is let go, not buffered for.
+            const stall = AbortSignal.timeout(stalledClientMs);
+            await once(body, 'drain', {
+              signal: AbortSignal.any([controller.signal, stall]),
+            }).catch((error: unknown) => {
+              if (stall.aborted && !controller.signal.aborted) stalled = true;
+              throw error;
+            });
+          }
+          if (controller.signal.aborted) throw controller.signal.reason;
+          result = await source.next();
+        }
+        // A source may end quietly when its signal aborts: that is a shutdown or a client gone, not an end.
+        if (controller.signal.aborted) throw controller.signal.reason;
+        write('event: end\ndata: {}\n\n');
+      } catch (error) {
+        if (stalled) {
+          logger.info({ stalledClientMs }, 'event stream client stopped reading; stream ended');
+          body.destroy();
+        } else if (shutdown) {
+          write('event: shutdown\ndata: {}\n\n');
+        } else if (!controller.signal.aborted) {
+          logger.warn({ err: error }, 'event stream failed');
+          const retryable = isFlowForgeError(error) && error.retryable;
+          write(`event: stream-error\ndata: ${JSON.stringify({ retryable })}\n\n`);
+        }
+      } finally {
+        clearInterval(heartbeat);
+        clientSignal?.removeEventListener('abort', onClientGone);
+        controller.abort();
+        await source.return?.().catch(() => undefined);
+        ended = true;
+        if (!body.destroyed) body.end();
+        streams.delete(slot);
+        slot.finish();
+      }
+    })();
+
+    return { headers: STREAM_HEADERS, body, done: slot.done };
+  }
+
+  const streamsComponent: EventStreams = {
+    name: 'event-streams',
+    open,
+    get size() {
+      return streams.size;
+    },
+    heldBy,
+    drain() {
+      closing = true;
+      for (const stream of streams) stream.end?.();
+    },
+    async stop(signal) {
+      streamsComponent.drain();
+      // At the deadline, a source that ignores its abort is left behind rather than waited for.
+      await Promise.race([
+        Promise.all([...streams].map((stream) => stream.done)),
+        ...(signal ? [whenAborted(signal)] : []),
+      ]);
+    },
+  };
+  return streamsComponent;
+}
+
+/** Resolves when `promise` settles, `ms` pass or `signal` aborts (whichever is first); rejects with its error. */
+async function settledWithin(
+  promise: Promise<unknown>,
+  ms: number,
+  signal: AbortSignal,
+): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  try {
+    await Promise.race([
+      promise,
+      new Promise<void>((resolve, reject) => {
+        timer = setTimeout(resolve, ms);
+        // The abort's own reason: the caller tells a client that left by it.
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+        onAbort = () => reject(signal.reason);
+        // An abort that already happened fires no event: the client left before the source began.
+        if (signal.aborted) onAbort();
+        else signal.addEventListener('abort', onAbort, { once: true });
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) signal.removeEventListener('abort', onAbort);
+  }
+}

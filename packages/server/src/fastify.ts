@@ -1,0 +1,253 @@
+/**
+ * The Fastify binding of the server kit: the server options, one plugin for
+ * problems, request ids, access logs, metrics and health routes, the event
+ * stream reply, and the listener as a lifecycle component.
+ * @packageDocumentation
+ */
+import { STATUS_CODES } from 'node:http';
+import {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyPluginCallback,
+  type FastifyReply,
+  type FastifyRequest,
+  type FastifyServerOptions,
+} from 'fastify';
+import {
+  createHttpObservability,
+  createMetricsEndpoint,
+  type Logger,
+  type Metrics,
+} from '@flowforge/observability';
+import { fastifyObservability, genReqId } from '@flowforge/observability/fastify';
+import type { EventStreams, OpenEventStream } from './event-streams.js';
+import { closeWithin, openForResponse } from './internal/http.js';
+import type { Component, ListenOptions } from './lifecycle.js';
+import { PROBLEM_CONTENT_TYPE, problemBody, type Problem, type Problems } from './problems.js';
+import { answerClientError, answerConnect } from './raw-http.js';
+import { readinessStatusCode, type Readiness } from './readiness.js';
+
+/** Options of {@link fastifyServerOptions}. */
+export interface FastifyServerOptionsInput {
+  /** The process logger (`createLogger`); request lines carry the request's context. */
+  readonly logger: Logger;
+  /** How long an idle keep-alive connection stays open, in ms. @default 5_000 */
+  readonly keepAliveTimeout?: number;
+}
+
+/**
+ * The Fastify constructor options every FlowForge service starts from: our
+ * logger and request ids (a sane inbound X-Request-ID or a UUID v4), one access
+ * line (the plugin's) instead of Fastify's two, problems for the requests
+ * Fastify refuses before routing, short keep-alive, idle connections closed on
+ * close, and bodies that refuse unknown fields instead of dropping them.
+ * Spread it and add your own.
+ *
+ * @example
+ * ```ts
+ * const app = Fastify({ ...fastifyServerOptions({ logger }), bodyLimit: 65_536 });
+ * ```
+ */
+export function fastifyServerOptions(options: FastifyServerOptionsInput): FastifyServerOptions {
+  // Widened by annotation (pino's Logger is a superset), so the instance is a plain FastifyInstance.
+  const loggerInstance: FastifyBaseLogger = options.logger;
+  return {
+    loggerInstance,
+    // request.log is the logger itself: its lines already carry request_id from the request
+    // context, so a pino child per request (Fastify's default) buys nothing.
+    childLoggerFactory: (parent) => parent,
+    genReqId,
+    logController: new LogController({ disableRequestLogging: true }),
+    keepAliveTimeout: options.keepAliveTimeout ?? 5_000,
+    forceCloseConnections: 'idle',
+    // A request that reaches a still-open connection while closing is served like any other
+    // (the pools close only after the server): Fastify's closing 503 would skip every hook,
+    // so it would carry no X-Request-ID, no problem+json and no access line.
+    return503OnClosing: false,
+    frameworkErrors: answerFrameworkError,
+    clientErrorHandler: answerClientError,
+    // Unknown body fields are refused (400), not silently dropped: a client that sends
+    // tenant_id learns that it is not accepted.
+    ajv: { customOptions: { removeAdditional: false } },
+  };
+}
+
+/**
+ * Fastify's `frameworkErrors`: a URL it cannot decode (bad percent-encoding,
+ * invalid UTF-8) or a path parameter over its length limit. No hook runs for
+ * these, so the X-Request-ID header is set here.
+ */
+function answerFrameworkError(
+  error: { statusCode?: number },
+  request: FastifyRequest,
+  reply: FastifyReply,
+): void {
+  const status = error.statusCode !== undefined && error.statusCode < 500 ? error.statusCode : 400;
+  void sendProblem(request, reply.header('x-request-id', request.id), {
+    title: STATUS_CODES[status] ?? 'Bad Request',
+    status,
+    detail: 'The request URL cannot be decoded or is too long.',
+  });
+}
+
+/** Sends `problem` as application/problem+json, with the request id as its `instance`. */
+export function sendProblem(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  problem: Problem,
+): FastifyReply {
+  return reply
+    .code(problem.status)
+    .type(PROBLEM_CONTENT_TYPE)
+    .send(problemBody(request.id, problem));
+}
+
+/** Options of the {@link fastifyServer} plugin. */
+export interface FastifyServerPluginOptions {
+  /** The process logger: failed requests are logged on it. */
+  readonly logger: Logger;
+  /** The registry of the HTTP metrics and of GET /metrics. */
+  readonly metrics: Metrics;
+  /** The mapping from errors to problems (`createProblems`). */
+  readonly problems: Problems;
+  /** GET /health/live and GET /health/ready from this registry; omit to serve neither. */
+  readonly readiness?: Readiness;
+  /**
+   * GET /metrics: the bearer token scrapes must send (`settings.observability.metricsToken`);
+   * `''` serves it openly (development), `null` serves no route.
+   */
+  readonly metricsToken: string | null;
+  /** The credential scheme a route takes, for the challenge of its 401s. @default () => 'Bearer' */
+  readonly schemeOf?: (request: FastifyRequest) => string;
+}
+
+/**
+ * Everything around a FlowForge service's routes, as one plugin (register it
+ * before them): request ids, context, metrics and access lines
+ * (`@flowforge/observability`); every error and unknown route answered as a
+ * problem through `problems`, with the right log line; Node's own refusals
+ * (malformed requests, CONNECT) as problems too; GET /metrics, /health/live and
+ * /health/ready; and, once shutdown began ({@link fastifyListener}'s drain),
+ * `Connection: close` on every response so no keep-alive socket outlives it.
+ *
+ * @example
+ * ```ts
+ * await app.register(fastifyServer, { logger, metrics, problems, readiness, metricsToken: settings.observability.metricsToken });
+ * ```
+ */
+export const fastifyServer: FastifyPluginCallback<FastifyServerPluginOptions> = (
+  app: FastifyInstance,
+  options: FastifyServerPluginOptions,
+  done: (error?: Error) => void,
+) => {
+  const { logger, metrics, problems } = options;
+  const schemeOf = options.schemeOf ?? (() => 'Bearer');
+  app.server.on('connect', answerConnect);
+
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(request, reply, {
+      title: 'Not Found',
+      status: 404,
+      detail: 'No route matches this request.',
+    }),
+  );
+  app.setErrorHandler((error: unknown, request, reply) => {
+    const answer = problems.answer(error, { scheme: schemeOf(request) });
+    if (answer.log !== undefined) {
+      const { code } = (error ?? {}) as { code?: unknown };
+      logger[answer.log]({ err: error, code }, 'request failed');
+    }
+    return sendProblem(request, reply.headers(answer.headers), answer.problem);
+  });
+
+  app.addHook('onSend', (_request, reply, payload, next) => {
+    if (draining.has(app.server)) void reply.header('connection', 'close');
+    next(null, payload);
+  });
+
+  app.register(fastifyObservability, { http: createHttpObservability({ logger, metrics }) });
+
+  if (options.metricsToken !== null) {
+    // Here rather than by the observability plugin: its refusal is then a problem like every
+    // other error, with the request id.
+    const scrape = createMetricsEndpoint(metrics, { token: options.metricsToken });
+    app.get('/metrics', async (request, reply) => {
+      const answer = await scrape(request.headers.authorization);
+      if (answer.status === 200) return reply.headers(answer.headers).send(answer.body);
+      const challenge = answer.headers['www-authenticate'];
+      if (challenge) void reply.header('www-authenticate', challenge);
+      return sendProblem(request, reply, {
+        title: 'Unauthorized',
+        status: 401,
+        detail: 'Scraping /metrics needs the metrics bearer token.',
+      });
+    });
+  }
+
+  const { readiness } = options;
+  if (readiness) {
+    app.get('/health/live', () => ({ status: 'ok' }));
+    app.get('/health/ready', async (_request, reply) => {
+      const report = await readiness.report();
+      return reply.code(readinessStatusCode(report)).send(report);
+    });
+  }
+  done();
+};
+// Equivalent of fastify-plugin: the hooks and handlers must reach every route of the app.
+Object.assign(fastifyServer, {
+  [Symbol.for('skip-override')]: true,
+  [Symbol.for('fastify.display-name')]: '@flowforge/server',
+});
+
+/** Servers whose shutdown began: their responses close the connection. */
+const draining = new WeakSet<object>();
+
+/**
+ * The HTTP server as a lifecycle component: `start` listens (when `listen` is
+ * given; tests that listen themselves omit it), `drain` makes every response
+ * close its connection, `stop` closes the server (in-flight requests finish)
+ * and, at the shutdown deadline, cuts the connections still open.
+ */
+export function fastifyListener(
+  app: FastifyInstance,
+  listen?: ListenOptions,
+): Component & {
+  /** Its name in the lifecycle's logs. */
+  readonly name: 'http';
+} {
+  return {
+    name: 'http',
+    async start() {
+      if (listen === undefined) return;
+      const address = await app.listen({ host: listen.host, port: listen.port });
+      app.log.info({ address }, 'listening');
+    },
+    drain() {
+      draining.add(app.server);
+    },
+    stop: (signal) => closeWithin(app.server, app.close(), signal),
+  };
+}
+
+/**
+ * Opens an event stream for this request and sends it (the client leaving
+ * cancels it); when the client left while it was opening, nothing is sent. A
+ * refusal (limits, the source failing at once) is thrown, for the error handler.
+ *
+ * @example
+ * ```ts
+ * app.get('/api/v1/ticks', (request, reply) =>
+ *   sendEventStream(request, reply, streams, { clientId: request.principal!.userId, source: ticks }));
+ * ```
+ */
+export async function sendEventStream(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  streams: EventStreams,
+  options: Omit<OpenEventStream, 'signal'>,
+): Promise<FastifyReply> {
+  const stream = await openForResponse(reply.raw, streams, options);
+  return stream === undefined ? reply : reply.headers(stream.headers).send(stream.body);
+}

@@ -1,0 +1,43 @@
+/**
+ * What every FlowForge service needs around its routes, framework-neutral:
+ * readiness checks, ordered start and graceful stop, one mapping from every
+ * `@flowforge/*` error to an RFC 9457 problem, and Server-Sent Events with
+ * limits, heartbeats, backpressure and an end on shutdown. The bindings are
+ * `@flowforge/server/fastify` and `@flowforge/server/node` (node:http, Express 5).
+ * @packageDocumentation
+ */
+export { ServerError, isServerError, storeNotConfigured } from './errors.js';
+export type { ServerErrorCode, ServerErrorOptions } from './errors.js';
+export { createProblems, problemBody, titleOf, PROBLEM_CONTENT_TYPE } from './problems.js';
+export type { ErrorAnswer, ErrorContext, Problem, Problems, ProblemsOptions } from './problems.js';
+export { createReadiness, readinessStatusCode } from './readiness.js';
+export type {
+  CheckResult,
+  HealthChecked,
+  Readiness,
+  ReadinessCheck,
+  ReadinessOptions,
+  ReadinessReport,
+} from './readiness.js';
+export { createLifecycle, EXIT_CODES } from './lifecycle.js';
+export type {
+  Closable,
+  Component,
+  Lifecycle,
+  LifecycleOptions,
+  ListenOptions,
+  StopOutcome,
+} from './lifecycle.js';
+export { createEventStreams, formatServerSentEvent } from './event-streams.js';
+export type {
+  EventSource,
+  EventStream,
+  EventStreams,
+  EventStreamsOptions,
+  OpenEventStream,
+  ServerSentEvent,
+} from './event-streams.js';
+export { settingsOrExit, EXIT_CONFIG } from './settings.js';
+export type { SettingsOrExitOptions } from './settings.js';
+export { openOptionalStores } from './stores.js';
+export type { OptionalStoreName, OptionalStores, StoreDependencies } from './stores.js';

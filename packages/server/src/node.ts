@@ -1,0 +1,248 @@
+/**
+ * The node:http binding of the server kit, for plain `http.createServer`
+ * handlers and for Express 5 (whose requests and responses are Node's): problem
+ * responses and the error middleware, health and metrics handlers, event
+ * streams, and the listener as a lifecycle component.
+ * @packageDocumentation
+ */
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  acceptRequestId,
+  createMetricsEndpoint,
+  type Logger,
+  type Metrics,
+} from '@flowforge/observability';
+import type { EventStreams, OpenEventStream } from './event-streams.js';
+import { closeWithin, openForResponse } from './internal/http.js';
+import type { Component, ListenOptions } from './lifecycle.js';
+import { PROBLEM_CONTENT_TYPE, problemBody, type Problem, type Problems } from './problems.js';
+import { answerClientError, answerConnect } from './raw-http.js';
+import { readinessStatusCode, type Readiness } from './readiness.js';
+
+/** A `(request, response)` handler of node:http, which Express also takes as a route handler. */
+export type NodeHandler = (request: IncomingMessage, response: ServerResponse) => void;
+
+/**
+ * The request id of `request`: the X-Request-ID response header that
+ * `nodeHttpObservability` (`@flowforge/observability`) set, else one taken from
+ * the request's header or made, and set on the response.
+ */
+function requestIdOf(request: IncomingMessage, response: ServerResponse): string {
+  const given = response.getHeader('x-request-id');
+  if (typeof given === 'string') return given;
+  const id = acceptRequestId(request.headers['x-request-id']);
+  if (!response.headersSent) response.setHeader('x-request-id', id);
+  return id;
+}
+
+/** Sends `problem` as application/problem+json, with the request id as its `instance`. */
+export function sendProblem(
+  request: IncomingMessage,
+  response: ServerResponse,
+  problem: Problem,
+  headers: Readonly<Record<string, string>> = {},
+): void {
+  const body = JSON.stringify(problemBody(requestIdOf(request, response), problem));
+  for (const [name, value] of Object.entries(headers)) response.setHeader(name, value);
+  response.writeHead(problem.status, {
+    'content-type': PROBLEM_CONTENT_TYPE,
+    'content-length': Buffer.byteLength(body),
+  });
+  response.end(body);
+}
+
+/** Options of {@link problemHandler}. */
+export interface ProblemHandlerOptions {
+  /** The mapping from errors to problems (`createProblems`). */
+  readonly problems: Problems;
+  /** Failed requests (5xx) are logged on it. */
+  readonly logger: Logger;
+  /** The credential scheme a route takes, for the challenge of its 401s. @default () => 'Bearer' */
+  readonly schemeOf?: (request: IncomingMessage) => string;
+}
+
+/**
+ * Express's error middleware (four parameters, so register it last): every
+ * error a route or middleware passes to `next` answered as a problem through
+ * `problems`, logged when it is the server's fault. When the response already
+ * began (a stream), the connection is cut instead: a second answer cannot follow.
+ *
+ * @example
+ * ```ts
+ * app.use(problemHandler({ problems, logger }));
+ * ```
+ */
+export function problemHandler(
+  options: ProblemHandlerOptions,
+): (
+  error: unknown,
+  request: IncomingMessage,
+  response: ServerResponse,
+  next: (error?: unknown) => void,
+) => void {
+  const { problems, logger } = options;
+  const schemeOf = options.schemeOf ?? (() => 'Bearer');
+  return function answerProblem(error, request, response, _next) {
+    const answer = problems.answer(error, { scheme: schemeOf(request) });
+    if (answer.log !== undefined) {
+      const { code } = (error ?? {}) as { code?: unknown };
+      logger[answer.log]({ err: error, code }, 'request failed');
+    }
+    if (response.headersSent) {
+      response.destroy();
+      return;
+    }
+    sendProblem(request, response, answer.problem, answer.headers);
+  };
+}
+
+/** The 404 problem of a request no route matched: register it after every route. */
+export function notFoundHandler(): NodeHandler {
+  return (request, response) =>
+    sendProblem(request, response, {
+      title: 'Not Found',
+      status: 404,
+      detail: 'No route matches this request.',
+    });
+}
+
+function sendJson(response: ServerResponse, status: number, value: unknown): void {
+  const body = JSON.stringify(value);
+  response.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+  });
+  response.end(body);
+}
+
+/** The two health routes' handlers. */
+export interface HealthHandlers {
+  /** GET /health/live: 200 while the process runs. */
+  readonly live: NodeHandler;
+  /** GET /health/ready: the readiness report, 503 when not ready or shutting down. */
+  readonly ready: NodeHandler;
+}
+
+/**
+ * GET /health/live (`live`: 200 while the process runs) and GET /health/ready
+ * (`ready`: the report of `readiness`, 503 when not ready or shutting down).
+ */
+export function healthHandlers(readiness: Readiness): HealthHandlers {
+  return {
+    live: (_request, response) => sendJson(response, 200, { status: 'ok' }),
+    ready: (_request, response) => {
+      void readiness
+        .report()
+        .then((report) => sendJson(response, readinessStatusCode(report), report));
+    },
+  };
+}
+
+/**
+ * GET /metrics: the Prometheus text of `metrics`; with a non-empty `token`
+ * (`settings.observability.metricsToken`) only for `Authorization: Bearer <token>`,
+ * a 401 problem otherwise.
+ */
+export function metricsHandler(metrics: Metrics, options: { readonly token: string }): NodeHandler {
+  const scrape = createMetricsEndpoint(metrics, { token: options.token });
+  return (request, response) => {
+    void scrape(request.headers.authorization).then((answer) => {
+      if (answer.status === 200) {
+        response.writeHead(200, answer.headers);
+        response.end(answer.body);
+        return;
+      }
+      const challenge = answer.headers['www-authenticate'];
+      sendProblem(
+        request,
+        response,
+        {
+          title: 'Unauthorized',
+          status: 401,
+          detail: 'Scraping /metrics needs the metrics bearer token.',
+        },
+        challenge ? { 'www-authenticate': challenge } : {},
+      );
+    });
+  };
+}
+
+/**
+ * Opens an event stream for this request and sends it (the client leaving
+ * cancels it); when the client left while it was opening, nothing is sent. A
+ * refusal (limits, the source failing at once) rejects, for the error middleware
+ * (Express 5 passes a rejected handler's error to it).
+ */
+export async function sendEventStream(
+  _request: IncomingMessage,
+  response: ServerResponse,
+  streams: EventStreams,
+  options: Omit<OpenEventStream, 'signal'>,
+): Promise<void> {
+  const stream = await openForResponse(response, streams, options);
+  if (stream === undefined) return;
+  response.writeHead(200, stream.headers);
+  stream.body.pipe(response);
+}
+
+/**
+ * A node:http server (an Express app's too: `http.createServer(app)`) as a
+ * lifecycle component. It answers what Node refuses before any handler runs
+ * (malformed requests, CONNECT) as problems; `start` listens when `listen` is
+ * given; `drain` makes every response still to be sent close its connection;
+ * `stop` closes the server (in-flight requests finish) and at the deadline cuts
+ * the connections still open.
+ */
+export function nodeListener(
+  server: Server,
+  listen?: ListenOptions,
+): Component & {
+  /** Its name in the lifecycle's logs. */
+  readonly name: 'http';
+  /** The address it listens on, once started. */
+  address(): AddressInfo | null;
+} {
+  server.on('connect', answerConnect);
+  // Node answers a bare 400 only while nobody listens; an app's own handler is left alone.
+  if (server.listenerCount('clientError') === 0) server.on('clientError', answerClientError);
+  // Responses not yet sent, so that drain can make them close their connection.
+  const pending = new Set<ServerResponse>();
+  let draining = false;
+  server.prependListener('request', (_request: IncomingMessage, response: ServerResponse) => {
+    if (draining) {
+      response.setHeader('connection', 'close');
+      return;
+    }
+    pending.add(response);
+    response.once('close', () => pending.delete(response));
+    response.once('finish', () => pending.delete(response));
+  });
+  return {
+    name: 'http',
+    address: () => {
+      const address = server.address();
+      return address !== null && typeof address === 'object' ? address : null;
+    },
+    async start() {
+      if (listen === undefined) return;
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(listen.port, listen.host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    },
+    drain() {
+      draining = true;
+      for (const response of pending)
+        if (!response.headersSent) response.setHeader('connection', 'close');
+      server.closeIdleConnections();
+    },
+    async stop(signal) {
+      if (!server.listening) return;
+      await closeWithin(server, new Promise((resolve) => server.close(resolve)), signal);
+    },
+  };
+}

@@ -1,0 +1,40 @@
+import { ConfigError, settings as environmentSettings, type Settings } from '@flowforge/config';
+
+/** The exit code of a service whose settings are invalid: EX_CONFIG from sysexits.h. */
+export const EXIT_CONFIG = 78;
+
+/** Options of {@link settingsOrExit}. */
+export interface SettingsOrExitOptions {
+  /** The settings to read. @default `settings` of @flowforge/config (the process's environment) */
+  readonly settings?: Settings;
+  /** Where the list of invalid variables goes. @default process.stderr */
+  readonly stderr?: {
+    /** Writes `text` as it is. */
+    write(text: string): unknown;
+  };
+  /** Ends the process (tests pass their own). @default process.exit */
+  readonly exit?: (code: number) => never;
+}
+
+/**
+ * The service's settings, or, when the environment is invalid, every problem
+ * written to stderr (no secret's value) and exit code 78 (EX_CONFIG), so a
+ * supervisor tells a bad deploy from a crash. Call it first in `main.ts`.
+ *
+ * @example
+ * ```ts
+ * const settings = settingsOrExit();
+ * ```
+ */
+export function settingsOrExit(options: SettingsOrExitOptions = {}): Settings {
+  const settings = options.settings ?? environmentSettings;
+  try {
+    // The first field read parses the environment, and throws while it is invalid.
+    void settings.app;
+    return settings;
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    (options.stderr ?? process.stderr).write(`${error.message}\n`);
+    return (options.exit ?? ((code: number) => process.exit(code)))(EXIT_CONFIG);
+  }
+}

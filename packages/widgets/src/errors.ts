@@ -1,0 +1,51 @@
+import {
+  FlowForgeError,
+  defineErrors,
+  errorGuard,
+  sharedErrorKinds,
+  type ErrorCatalog,
+  type ErrorGuard,
+} from '@flowforge/kernel';
+
+/**
+ * Stable codes of {@link WidgetError}. Every message is written for clients:
+ * it names a widget's config field or a variable, never a value.
+ *
+ * | code | status | when | retry? |
+ * |---|---|---|---|
+ * | `WIDGET_NOT_QUERYABLE` | 409 | the widget's kind or stored config does not allow what was asked (a live widget's data read, a metric widget streamed, a bad `config.metric`, `config.days` or `config.view`) | no: the widget must change |
+ * | `NOT_CONFIGURED` | 503 | a metric widget is read by a reader built without ClickHouse (`CLICKHOUSE_URL` is not set) | no: an operator must set it |
+ * | `INVALID_OPTIONS` | 500 | {@link createWidgetDataReader} was given a bad option (`cacheTtlMs`) | no: a bug |
+ */
+export type WidgetErrorCode = 'WIDGET_NOT_QUERYABLE' | 'NOT_CONFIGURED' | 'INVALID_OPTIONS';
+
+const WIDGET_ERRORS: ErrorCatalog<WidgetErrorCode> = defineErrors({
+  source: '@flowforge/widgets',
+  name: 'WidgetError',
+  // Written for clients: they name a config field or a variable, never a value.
+  clientSafe: true,
+  codes: {
+    ...sharedErrorKinds('NOT_CONFIGURED', 'INVALID_OPTIONS'),
+    WIDGET_NOT_QUERYABLE: { status: 409, retryable: false },
+  },
+});
+
+/** An error of @flowforge/widgets; its `reason` is safe to show a client. Switch on `code`. */
+export class WidgetError extends FlowForgeError<WidgetErrorCode> {
+  /**
+   * @param code - one of {@link WidgetErrorCode}
+   * @param reason - the explanation, written for clients; the message is `@flowforge/widgets: <reason>`
+   * @param options - `cause`, when another error is behind this one
+   */
+  constructor(code: WidgetErrorCode, reason: string, options?: ErrorOptions) {
+    super(WIDGET_ERRORS, code, reason, options);
+  }
+}
+
+/** True when `error` is a {@link WidgetError} (optionally with one of `codes`). */
+export const isWidgetError: ErrorGuard<WidgetError> = errorGuard(WidgetError);
+
+/** The widget's kind or config does not allow what was asked: 409. */
+export function widgetNotQueryable(reason: string): WidgetError {
+  return new WidgetError('WIDGET_NOT_QUERYABLE', reason);
+}

@@ -1,0 +1,173 @@
+// The data model on real PostgreSQL: widgetMigrations composed after authMigrations
+// (fresh, and a database the sample app migrated when these were its own
+// migrations), and findWidget under row-level security.
+// Decision records: docs/decisions/007-composable-migrations.md, 011-widgets-package.md.
+import { randomUUID } from 'node:crypto';
+import { authMigrations } from '@flowforge/auth';
+import {
+  createDatabase,
+  migrateDown,
+  migrateToLatest,
+  migrationHistories,
+  tenantIsolationProblems,
+  type Database,
+  type MigrateOptions,
+} from '@flowforge/db';
+import { sql, type Kysely } from 'kysely';
+import { afterAll, describe, expect, it } from 'vitest';
+import { findWidget } from '../src/find-widget.js';
+import { widgetMigrations } from '../src/migrations.js';
+import type { WidgetsDB } from '../src/schema.js';
+import { APP_LOGIN, OWNER, createTestDatabase, urlFor } from './support/postgres.js';
+
+const MIGRATION = '2026-11-28-0001-dashboards-and-widgets';
+const TENANT_A = randomUUID();
+const TENANT_B = randomUUID();
+const USER = randomUUID();
+/** How an app composes the data model today. */
+const COMPOSED: MigrateOptions = { packages: [authMigrations, widgetMigrations], migrations: {} };
+
+const opened: Database<unknown>[] = [];
+const dropped: (() => Promise<void>)[] = [];
+
+afterAll(async () => {
+  await Promise.allSettled(opened.map((handle) => handle.close()));
+  for (const drop of dropped) await drop();
+});
+
+/** A fresh database: the owner's handle (migrations) and the app login's (data). */
+async function freshDatabase(): Promise<{ owner: Kysely<unknown>; app: Database<WidgetsDB> }> {
+  const { name, drop } = await createTestDatabase('widgets');
+  dropped.push(drop);
+  const owner = createDatabase<unknown>({ url: urlFor(OWNER, name), poolSize: 1 });
+  const app = createDatabase<WidgetsDB>({ url: urlFor(APP_LOGIN, name), poolSize: 2 });
+  opened.push(owner, app as Database<unknown>);
+  return { owner: owner.db, app };
+}
+
+/** Source → the names its history table records. */
+async function histories(owner: Kysely<unknown>): Promise<Record<string, string[]>> {
+  return Object.fromEntries(
+    (await migrationHistories(owner)).map((history) => [
+      history.source,
+      history.applied.map((applied) => applied.name),
+    ]),
+  );
+}
+
+/** A dashboard with one widget of each kind, in `tenantId`; their ids. */
+async function seed(app: Database<WidgetsDB>, tenantId: string) {
+  return app.withTenant(tenantId, async (trx) => {
+    const dashboard = await trx
+      .insertInto('dashboards')
+      .values({ name: 'Sales', description: null, created_by: USER })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    const [metric, live] = await trx
+      .insertInto('widgets')
+      .values([
+        {
+          dashboard_id: dashboard.id,
+          name: 'Orders',
+          kind: 'metric',
+          config: JSON.stringify({ metric: 'orders', days: 30 }),
+        },
+        {
+          dashboard_id: dashboard.id,
+          name: 'Live',
+          kind: 'live',
+          config: JSON.stringify({ view: 'demo_orders' }),
+        },
+      ])
+      .returning('id')
+      .execute();
+    return { dashboard: dashboard.id, metric: metric!.id, live: live!.id };
+  });
+}
+
+describe('widgetMigrations', () => {
+  it('creates tenant-isolated dashboards and widgets after auth, tracked in flowforge_widgets_migration', async () => {
+    const { owner, app } = await freshDatabase();
+    const run = await migrateToLatest(owner, COMPOSED);
+    expect(run.applied).toEqual([
+      '0000-flowforge-db-0001-tenancy',
+      '0001-flowforge-auth-0001-api-keys',
+      MIGRATION,
+    ]);
+    expect(await histories(owner)).toMatchObject({ flowforge_widgets: [MIGRATION] });
+    expect(await tenantIsolationProblems(owner)).toEqual([]);
+    const ids = await seed(app, TENANT_A);
+    // The foreign key includes tenant_id: another tenant cannot attach a widget to this dashboard.
+    await expect(
+      app.withTenant(TENANT_B, (trx) =>
+        trx
+          .insertInto('widgets')
+          .values({ dashboard_id: ids.dashboard, name: 'x', kind: 'metric', config: '{}' })
+          .execute(),
+      ),
+    ).rejects.toMatchObject({ code: 'FOREIGN_KEY_VIOLATION' });
+    expect((await migrateToLatest(owner, COMPOSED)).applied).toEqual([]);
+  });
+
+  it('upgrades a database the sample app migrated as its own, in place: nothing runs twice, no data is touched', async () => {
+    const { owner, app } = await freshDatabase();
+    // What the sample app's dist/migrations.js was before the package: the same
+    // migration, as the app's own (history in kysely_migration).
+    await migrateToLatest(owner, {
+      packages: [authMigrations],
+      migrations: widgetMigrations.migrations,
+    });
+    expect(await histories(owner)).toMatchObject({ app: [MIGRATION] });
+    const ids = await seed(app, TENANT_A);
+
+    const run = await migrateToLatest(owner, COMPOSED);
+    expect(run.applied).toEqual([]);
+    const after = await histories(owner);
+    expect(after).toMatchObject({ flowforge_widgets: [MIGRATION] });
+    expect(after.app ?? []).toEqual([]);
+    expect(await findWidget(app, TENANT_A, ids.metric)).toEqual({
+      id: ids.metric,
+      kind: 'metric',
+      config: { metric: 'orders', days: 30 },
+    });
+  });
+
+  it('reverts before auth (the last package first): one step drops both tables', async () => {
+    const { owner } = await freshDatabase();
+    await migrateToLatest(owner, COMPOSED);
+    expect((await migrateDown(owner, COMPOSED)).applied).toEqual([MIGRATION]);
+    const { rows } = await sql<{
+      dashboards: string | null;
+      widgets: string | null;
+      keys: string | null;
+    }>`
+      select to_regclass('dashboards')::text as dashboards, to_regclass('widgets')::text as widgets,
+             to_regclass('api_keys')::text as keys`.execute(owner);
+    expect(rows).toEqual([{ dashboards: null, widgets: null, keys: 'api_keys' }]);
+  });
+});
+
+describe('findWidget', () => {
+  it("finds a tenant's widget (id, kind, config), and neither another tenant's nor a missing one", async () => {
+    const { owner, app } = await freshDatabase();
+    await migrateToLatest(owner, COMPOSED);
+    const a = await seed(app, TENANT_A);
+    const b = await seed(app, TENANT_B);
+    expect(await findWidget(app, TENANT_A, a.live)).toEqual({
+      id: a.live,
+      kind: 'live',
+      config: { view: 'demo_orders' },
+    });
+    expect(await findWidget(app, TENANT_A, b.live)).toBeUndefined();
+    expect(await findWidget(app, TENANT_B, a.metric)).toBeUndefined();
+    expect(await findWidget(app, TENANT_A, randomUUID())).toBeUndefined();
+  });
+
+  it('refuses a tenant id that is not a UUID', async () => {
+    const { owner, app } = await freshDatabase();
+    await migrateToLatest(owner, COMPOSED);
+    await expect(findWidget(app, 'tenant-a', randomUUID())).rejects.toMatchObject({
+      code: 'TENANT_INVALID',
+    });
+  });
+});
