@@ -80,6 +80,49 @@ interface ClickHouseModule {
   isClickHouseError: ErrorGuardFunction;
   ClickHouseError: ErrorClass;
 }
+/** A logger as the kit's lifecycle calls it; the smokes pass a silent one. */
+interface SmokeLogger {
+  debug(...args: unknown[]): void;
+  info(...args: unknown[]): void;
+  warn(...args: unknown[]): void;
+  error(...args: unknown[]): void;
+}
+interface ServerModule {
+  createProblems(): {
+    answer(error: unknown): {
+      problem: { status: number; detail?: string };
+      headers: Record<string, string>;
+    };
+  };
+  storeNotConfigured(store: string, variable: string): Error;
+  createReadiness(): {
+    add(check: { name: string; check: () => Promise<unknown> }): void;
+    addStore(name: string, store: null, options: { variable: string }): void;
+    report(): Promise<{ status: string; checks: Record<string, { status: string }> }>;
+    drain(): void;
+  };
+  createLifecycle(options: { logger: SmokeLogger }): {
+    add(component: { name: string; stop?: () => void }): unknown;
+    stop(): Promise<string>;
+  };
+  formatServerSentEvent(event: { event?: string; id?: string; data: string }): string;
+  isServerError: ErrorGuardFunction;
+}
+interface WidgetsModule {
+  metricSelectionOf(
+    kind: string,
+    config: Record<string, unknown>,
+  ): { metric: string; days: number };
+  liveViewOf(kind: string, config: Record<string, unknown>): string;
+  createWidgetDataReader(options: { clickhouse: null; cache: null; logger: SmokeLogger }): {
+    read(
+      tenantId: string,
+      widget: { id: string; kind: string; config: Record<string, unknown> },
+    ): Promise<unknown>;
+  };
+  isWidgetError: ErrorGuardFunction;
+  widgetMigrations: { name: string };
+}
 interface MaterializeModule {
   createMaterialize(options: { url: string | null }): {
     status: string;
@@ -89,6 +132,59 @@ interface MaterializeModule {
   isMaterializeError: ErrorGuardFunction;
   MaterializeError: ErrorClass;
 }
+
+/** The server kit: problems, readiness and the lifecycle work with no service at all. */
+const serverSmoke = async (pkg: ServerModule, assert: Assert): Promise<void> => {
+  const answer = pkg
+    .createProblems()
+    .answer(pkg.storeNotConfigured('ClickHouse', 'CLICKHOUSE_URL'));
+  assert.equal(answer.problem.status, 503);
+  assert.equal(answer.headers['retry-after'], '60');
+  assert.match(answer.problem.detail ?? '', /CLICKHOUSE_URL/);
+  assert.equal(pkg.createProblems().answer(new Error('bug')).problem.status, 500);
+  const readiness = pkg.createReadiness();
+  readiness.add({ name: 'postgres', check: () => Promise.resolve() });
+  readiness.addStore('redis', null, { variable: 'REDIS_URL' });
+  const report = await readiness.report();
+  assert.equal(report.status, 'ready');
+  assert.equal(report.checks.redis?.status, 'not_configured');
+  readiness.drain();
+  assert.equal((await readiness.report()).status, 'shutting_down');
+  const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+  const stopped: string[] = [];
+  const lifecycle = pkg.createLifecycle({ logger: quiet });
+  lifecycle.add({ name: 'a', stop: () => void stopped.push('a') });
+  lifecycle.add({ name: 'b', stop: () => void stopped.push('b') });
+  assert.equal(await lifecycle.stop(), 'drained');
+  assert.deepEqual(stopped, ['b', 'a']);
+  assert.equal(
+    pkg.formatServerSentEvent({ event: 'tick', data: 'a\nb' }),
+    'event: tick\ndata: a\ndata: b\n\n',
+  );
+};
+
+/** The data model: config rules and errors, with no database. */
+const widgetsSmoke = async (pkg: WidgetsModule, assert: Assert): Promise<void> => {
+  assert.deepEqual(pkg.metricSelectionOf('metric', { metric: 'orders', days: 3 }), {
+    metric: 'orders',
+    days: 3,
+  });
+  assert.throws(
+    () => pkg.liveViewOf('metric', {}),
+    (error) => pkg.isWidgetError(error, 'WIDGET_NOT_QUERYABLE'),
+  );
+  const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+  const reader = pkg.createWidgetDataReader({ clickhouse: null, cache: null, logger: quiet });
+  await assert.rejects(
+    reader.read('0f8fad5b-d9cb-469f-a165-70867728950e', {
+      id: '7c9e6679-7425-40de-944b-e07fc1f90ae7',
+      kind: 'metric',
+      config: { metric: 'orders' },
+    }),
+    (error) => pkg.isWidgetError(error, 'NOT_CONFIGURED'),
+  );
+  assert.equal(typeof pkg.widgetMigrations.name, 'string');
+};
 
 /**
  * One real export per package, run once through `import` and once through `require()`.
@@ -207,6 +303,8 @@ export const SMOKES: Readonly<Record<string, SmokeCheck>> = {
     assert.equal(new pkg.MaterializeError('UNAVAILABLE', 'down').retryable, true);
     return mz.close();
   },
+  '@flowforge/server': serverSmoke,
+  '@flowforge/widgets': widgetsSmoke,
 };
 
 /** For a package without an entry in SMOKES: the entry loads and exports something. */
@@ -393,6 +491,75 @@ export function retryable(error: unknown): boolean {
   return isMaterializeError(error) && error.retryable;
 }
 export const code: MaterializeErrorCode = 'HISTORY_UNAVAILABLE';
+`,
+  '@flowforge/server': `
+import { createServer } from 'node:http';
+import type { Logger, Metrics } from '@flowforge/observability';
+import {
+  createEventStreams,
+  createLifecycle,
+  createProblems,
+  createReadiness,
+  storeNotConfigured,
+  type ErrorAnswer,
+  type ReadinessReport,
+  type ServerSentEvent,
+  type StopOutcome,
+} from '@flowforge/server';
+import { healthHandlers, metricsHandler, nodeListener, problemHandler } from '@flowforge/server/node';
+
+export async function serve(logger: Logger, metrics: Metrics): Promise<StopOutcome> {
+  const lifecycle = createLifecycle({ logger, shutdownTimeoutMs: 5_000 });
+  const readiness = lifecycle.add(createReadiness({ cacheMs: 500 }));
+  readiness.addStore('redis', null, { variable: 'REDIS_URL' });
+  const streams = lifecycle.add(createEventStreams({ logger, maxStreams: 10 }));
+  const health = healthHandlers(readiness);
+  const scrape = metricsHandler(metrics, { token: '' });
+  const answerProblem = problemHandler({ problems: createProblems(), logger });
+  const server = createServer((request, response) => {
+    if (request.url === '/health/ready') health.ready(request, response);
+    else if (request.url === '/metrics') scrape(request, response);
+    else answerProblem(storeNotConfigured('Redis', 'REDIS_URL'), request, response, () => undefined);
+  });
+  lifecycle.add(nodeListener(server, { host: '127.0.0.1', port: 0 }));
+  await lifecycle.start();
+  const open: number = streams.size;
+  const report: ReadinessReport = await readiness.report();
+  return open + report.status.length > 0 ? lifecycle.stop() : 'drained';
+}
+export const tick: ServerSentEvent = { event: 'tick', id: '1', data: '{}' };
+export function retryAfter(error: unknown): string | undefined {
+  const answer: ErrorAnswer = createProblems({ realm: 'acme' }).answer(error, { scheme: 'ApiKey' });
+  return answer.headers['retry-after'];
+}
+`,
+  '@flowforge/widgets': `
+import type { ClickHouse } from '@flowforge/clickhouse';
+import type { Database } from '@flowforge/db';
+import type { Logger } from '@flowforge/observability';
+import {
+  createWidgetDataReader,
+  liveViewOf,
+  readWidgetData,
+  widgetConfigSchemas,
+  widgetMigrations,
+  type WidgetDataBody,
+  type WidgetsDB,
+} from '@flowforge/widgets';
+
+export async function read(
+  database: Database<WidgetsDB>,
+  clickhouse: ClickHouse,
+  logger: Logger,
+  tenantId: string,
+  id: string,
+): Promise<WidgetDataBody | undefined> {
+  const reader = createWidgetDataReader({ clickhouse, cache: null, logger });
+  return readWidgetData(database, reader, tenantId, id);
+}
+export const view: string = liveViewOf('live', { view: 'widget_totals' });
+export const source: string = widgetMigrations.name;
+export const schemas: object = widgetConfigSchemas.metric;
 `,
 };
 

@@ -2,14 +2,8 @@ import fastifySwagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Settings } from '@flowforge/config';
 import { createLogger, createMetrics, type Logger, type Metrics } from '@flowforge/observability';
-import { AuthError, createApiKeyVerifier, createAuth, type Auth } from '@flowforge/auth';
-import {
-  apiKey,
-  bearer,
-  fastifyAuth,
-  requireRole,
-  type ApiKeyVerifierLike,
-} from '@flowforge/auth/fastify';
+import { createApiKeyVerifier, createAuth, type Auth } from '@flowforge/auth';
+import { apiKey, bearer, fastifyAuth, requireRole } from '@flowforge/auth/fastify';
 import type { Database } from '@flowforge/db';
 import type { ClickHouse } from '@flowforge/clickhouse';
 import type { Redis } from '@flowforge/redis';
@@ -19,17 +13,21 @@ import {
   createLifecycle,
   createProblems,
   createReadiness,
+  registerStore,
   type EventStreams,
   type Lifecycle,
   type ReadinessCheck,
   type StopOutcome,
 } from '@flowforge/server';
 import { fastifyListener, fastifyServer, fastifyServerOptions } from '@flowforge/server/fastify';
-import { createWidgetDataReader, type WidgetsDB } from '@flowforge/widgets';
+import {
+  WIDGET_DATA_CACHE_PREFIX,
+  createWidgetDataReader,
+  type WidgetsDB,
+} from '@flowforge/widgets';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { dashboardRoutes } from './routes/dashboards.js';
-import { embedRoutes } from './routes/embed.js';
-import { widgetDataRoutes } from './routes/widget-data.js';
+import { embedRoutes, widgetDataRoutes } from './routes/widget-data.js';
 import { widgetStreamRoutes } from './routes/widget-stream.js';
 
 export interface AppOptions {
@@ -82,25 +80,28 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const logger = options.logger ?? createLogger({ level: 'silent' });
   const metrics = options.metrics ?? createMetrics();
   const lifecycle = createLifecycle({ logger, shutdownTimeoutMs: settings.app.shutdownTimeoutMs });
-  const database = lifecycle.closes('postgres', options.database ?? null);
-  const clickhouse = lifecycle.closes('clickhouse', options.clickhouse ?? null);
-  const redis = lifecycle.closes('redis', options.redis ?? null);
-  const materialize = lifecycle.closes('materialize', options.materialize ?? null);
-
   const readiness = lifecycle.add(createReadiness());
   for (const check of options.checks ?? []) readiness.add(check);
-  const addStore = (
-    name: string,
-    store: { health(): Promise<unknown> } | null,
-    variable: string,
-    required = false,
-  ) => {
-    if (!readiness.has(name)) readiness.addStore(name, store, { variable, required });
-  };
-  if (database) addStore('postgres', database, 'DATABASE_URL', true);
-  addStore('clickhouse', clickhouse, 'CLICKHOUSE_URL');
-  addStore('redis', redis, 'REDIS_URL');
-  addStore('materialize', materialize, 'MATERIALIZE_URL');
+  // A check passed in under a store's name replaces the store's own.
+  const database = registerStore(lifecycle, readiness, 'postgres', options.database ?? null, {
+    variable: 'DATABASE_URL',
+    required: true,
+  });
+  const clickhouse = registerStore(lifecycle, readiness, 'clickhouse', options.clickhouse ?? null, {
+    variable: 'CLICKHOUSE_URL',
+  });
+  const redis = registerStore(lifecycle, readiness, 'redis', options.redis ?? null, {
+    variable: 'REDIS_URL',
+  });
+  const materialize = registerStore(
+    lifecycle,
+    readiness,
+    'materialize',
+    options.materialize ?? null,
+    {
+      variable: 'MATERIALIZE_URL',
+    },
+  );
   // Each stream holds a pooled Materialize connection: no more streams than the pool has.
   const streams = lifecycle.add(
     createEventStreams({
@@ -133,18 +134,13 @@ export async function buildApp(options: AppOptions): Promise<App> {
 
   const widgetData = createWidgetDataReader({
     clickhouse,
-    cache: redis?.ownedKeyspace(WIDGET_CACHE_PREFIX) ?? null,
+    cache: redis?.ownedKeyspace(WIDGET_DATA_CACHE_PREFIX) ?? null,
     ...(options.widgetCacheTtlMs === undefined ? {} : { cacheTtlMs: options.widgetCacheTtlMs }),
     logger,
   });
   const auth =
     options.auth ?? createAuth({ ...settings.auth, appEnv: settings.app.env }, { logger, metrics });
-  const apiKeys: ApiKeyVerifierLike = database
-    ? createApiKeyVerifier(database, { logger, metrics })
-    : {
-        verify: () =>
-          Promise.reject(new AuthError('STORE_UNAVAILABLE', 'API keys need DATABASE_URL')),
-      };
+  const apiKeys = createApiKeyVerifier(database, { logger, metrics });
 
   await server.register(fastifyAuth);
   server.register((api, _options, done) => {
@@ -184,9 +180,6 @@ export async function buildApp(options: AppOptions): Promise<App> {
     close: () => lifecycle.stop(),
   };
 }
-
-/** Redis keys the app owns: its widget data cache. */
-const WIDGET_CACHE_PREFIX = 'flowforge:cache:widget-data:';
 
 /** The OpenAPI document's frame; which credentials a route takes follows from its prefix. */
 function openApi(settings: Settings): Parameters<typeof fastifySwagger>[1] {

@@ -1,16 +1,9 @@
-import { createLogger, createMetrics } from '@flowforge/observability';
-import { openOptionalStores, settingsOrExit } from '@flowforge/server';
+import { createServiceContext, openOptionalStores } from '@flowforge/server';
 import { buildApp } from './app.js';
 import { openDatabase } from './db/open.js';
 import { seedDemo } from './services/demo-seed.js';
 
-const settings = settingsOrExit();
-const logger = createLogger({
-  level: settings.app.logLevel,
-  format: settings.app.logFormat,
-  service: settings.app.name,
-});
-const metrics = createMetrics();
+const { settings, logger, metrics } = createServiceContext();
 const database = await openDatabase(settings, logger, metrics);
 // `--seed-demo` (scripts/start): demo data in the database the app itself opened
 // (the embedded PGlite cannot be opened by a second process); development only.

@@ -79,20 +79,37 @@ describe('in production, every /api/v1 route needs a verified token', () => {
 
   it('two Authorization headers on the wire are 400 invalid_request', async () => {
     const valid = await token(TENANT_A, ['viewer']);
-    const status = await new Promise<number>((resolve, reject) => {
-      const request = httpRequest(
-        `${base}/api/v1/me`,
-        // Node's raw form: two header lines with the same name.
-        { headers: ['authorization', `Bearer ${valid}`, 'authorization', 'Bearer dev-token'] },
-        (response) => {
-          response.resume();
-          resolve(response.statusCode ?? 0);
-        },
-      );
-      request.on('error', reject);
-      request.end();
-    });
-    expect(status).toBe(400);
+    const answer = await new Promise<{ status: number; challenge: string | undefined }>(
+      (resolve, reject) => {
+        const request = httpRequest(
+          `${base}/api/v1/me`,
+          // Node's raw form: two header lines with the same name. A raw list carries no
+          // Host of its own, and without one Node answers 400 before any hook runs.
+          {
+            headers: [
+              'host',
+              new URL(base).host,
+              'authorization',
+              `Bearer ${valid}`,
+              'authorization',
+              'Bearer dev-token',
+            ],
+          },
+          (response) => {
+            response.resume();
+            resolve({
+              status: response.statusCode ?? 0,
+              challenge: response.headers['www-authenticate'],
+            });
+          },
+        );
+        request.on('error', reject);
+        request.end();
+      },
+    );
+    expect(answer.status).toBe(400);
+    // The auth hook's answer, not Node's parser's: it challenges with invalid_request.
+    expect(answer.challenge).toMatch(/error="invalid_request"/);
   });
 
   it('GET /api/v1/me answers the principal of the token', async () => {

@@ -17,11 +17,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { request as httpRequest } from 'node:http';
-import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { holdRequest, probeReadiness } from '@flowforge/embed-contract';
 import { startMaterializeDouble, type MaterializeDouble } from '@flowforge/materialize-double';
 import { freePort } from '../../../packages/redis/test/support/redis-servers.js';
 import { createMigratedDatabase } from './support/postgres.js';
@@ -71,26 +70,6 @@ async function connectionsOf(applicationName: string): Promise<number> {
   } finally {
     await client.end();
   }
-}
-
-/** One readiness probe on a fresh connection, as a kubelet sends it: a status or an error code. */
-function probeReadiness(port: number): Promise<{ at: number; outcome: string }> {
-  return new Promise((resolve) => {
-    const req = httpRequest(
-      { host: '127.0.0.1', port, path: '/health/ready', agent: false },
-      (res) => {
-        res.resume();
-        res.on('end', () => resolve({ at: Date.now(), outcome: String(res.statusCode) }));
-        res.on('error', (error: NodeJS.ErrnoException) =>
-          resolve({ at: Date.now(), outcome: error.code ?? 'error' }),
-        );
-      },
-    );
-    req.on('error', (error: NodeJS.ErrnoException) =>
-      resolve({ at: Date.now(), outcome: error.code ?? 'error' }),
-    );
-    req.end();
-  });
 }
 
 interface AccessLine {
@@ -313,32 +292,6 @@ async function countLoadDashboards(): Promise<number> {
   } finally {
     await client.end();
   }
-}
-
-/**
- * Opens a connection and sends a GET's request line and first header, holding
- * the rest back: the server has accepted the connection and started a request
- * (so it is not idle and shutdown does not cut it), but has not routed it yet.
- * `finish()` sends the end of the headers and resolves to the answer.
- */
-async function holdRequest(port: number, path: string) {
-  const socket = connect({ host: '127.0.0.1', port });
-  await once(socket, 'connect');
-  socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n`);
-  let raw = '';
-  socket.on('data', (chunk: Buffer) => (raw += chunk.toString()));
-  const closed = once(socket, 'close');
-  return {
-    async finish(): Promise<{ status: number; body: string }> {
-      socket.write('Accept: application/json\r\n\r\n');
-      await closed; // the answer carries Connection: close
-      const [head = '', body = ''] = raw.split('\r\n\r\n');
-      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0);
-      // A chunked body: the JSON is the first chunk.
-      const json = /\{.*\}/s.exec(body)?.[0] ?? body;
-      return { status, body: json };
-    },
-  };
 }
 
 /** Consecutive runs of the same outcome, e.g. `200×3 503×2 ECONNREFUSED×40`. */

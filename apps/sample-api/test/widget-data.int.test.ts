@@ -1,7 +1,8 @@
 /* eslint-disable @typescript-eslint/no-unsafe-member-access --
    response bodies are untyped JSON; the assertions are what check their shape */
-// Widget data end to end: PostgreSQL (widgets, API keys), ClickHouse 18.16 over
-// HTTP as the readonly=1 user (the data), Redis (the cache) — all real servers.
+// Widget data end to end: PostgreSQL (widgets), ClickHouse 18.16 over HTTP as the
+// readonly=1 user (the data), Redis (the cache) — all real servers. The embed route's
+// cases are the embed contract's (test/embed-contract.int.test.ts).
 import { createServer, type Server } from 'node:net';
 import { once } from 'node:events';
 import { Redis as IORedis } from 'ioredis';
@@ -217,24 +218,5 @@ describe('GET /api/v1/widgets/:id/data', () => {
     }
     const ready = await a.call('GET', '/health/ready');
     expect(ready.body).toMatchObject({ status: 'degraded', checks: { redis: { status: 'down' } } });
-  });
-});
-
-describe('GET /embed/v1/widgets/:id/data', () => {
-  it("serves a widget in the key's scope and refuses one outside it", async () => {
-    const a = await appFor(TENANT_A);
-    const inScope = await a.widget('metric', { metric: 'orders', days: 3 });
-    const outOfScope = await a.widget('metric', { metric: 'orders' });
-    const key = await a.call('POST', '/api/v1/api-keys', { name: 'embed', widget_ids: [inScope] });
-    expect(key.status).toBe(201);
-    const headers = { 'x-api-key': key.body.key as string };
-    const data = await a.call('GET', `/embed/v1/widgets/${inScope}/data`, undefined, headers);
-    expect(data.status).toBe(200);
-    expect(data.body.points).toEqual([
-      { day: dayBefore(store.today, 2), value: 7 },
-      { day: store.today, value: 5 },
-    ]);
-    const refused = await a.call('GET', `/embed/v1/widgets/${outOfScope}/data`, undefined, headers);
-    expect(refused.status).toBe(403);
   });
 });

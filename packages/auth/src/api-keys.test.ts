@@ -184,6 +184,17 @@ describe('revokeApiKey', () => {
   });
 });
 
+describe('createApiKeyVerifier(null): no database configured', () => {
+  it('refuses every key with NOT_CONFIGURED (503, naming DATABASE_URL), still checking its options', async () => {
+    const error = await rejectionOf(createApiKeyVerifier(null).verify(`ffk_${TENANT_HEX}_x`));
+    expect(error).toBeInstanceOf(AuthError);
+    expect((error as AuthError).code).toBe('NOT_CONFIGURED');
+    expect((error as AuthError).status).toBe(503);
+    expect((error as AuthError).reason).toContain('DATABASE_URL');
+    expect(() => createApiKeyVerifier(null, { lastUsedIntervalMs: -1 })).toThrow(AuthError);
+  });
+});
+
 describe('createApiKeyVerifier (store stubbed)', () => {
   it('refuses a malformed key with API_KEY_INVALID without asking the store', async () => {
     const { database, calls } = stubDatabase();

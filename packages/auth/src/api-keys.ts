@@ -156,7 +156,8 @@ export interface ApiKeyVerifier {
    * `method: 'api_key'`, its `widgetIds` and `apiKeyId`.
    * @throws {AuthError} API_KEY_INVALID when the key is malformed, unknown,
    *   revoked or expired (one message for all: nothing is revealed);
-   *   STORE_UNAVAILABLE when PostgreSQL cannot be reached.
+   *   STORE_UNAVAILABLE when PostgreSQL cannot be reached; NOT_CONFIGURED
+   *   from a verifier made without a database.
    */
   verify(key: unknown): Promise<Principal>;
 }
@@ -359,14 +360,17 @@ export async function listApiKeys(
 
 /**
  * Makes the verifier of API keys, for the auth plugin. Make one per process
- * and keep it: it remembers when it last recorded each key's use.
+ * and keep it: it remembers when it last recorded each key's use. With
+ * `database` `null` (DATABASE_URL is not set) every key is refused with
+ * `NOT_CONFIGURED` (503), so a route answers as for any store not configured
+ * and a request without a key still gets its 401.
  * @throws {AuthError} INVALID_OPTIONS for a `lastUsedIntervalMs` that is negative or not finite.
  * @example
  * const apiKeys = createApiKeyVerifier(database, { logger });
  * const principal = await apiKeys.verify(request.headers['x-api-key']);
  */
 export function createApiKeyVerifier(
-  database: Database<AuthDB>,
+  database: Database<AuthDB> | null,
   options: ApiKeyVerifierOptions = {},
 ): ApiKeyVerifier {
   const checks = new OptionChecks();
@@ -378,6 +382,15 @@ export function createApiKeyVerifier(
     DEFAULT_LAST_USED_INTERVAL_MS,
   );
   checks.throwIfAny((message) => new AuthError('INVALID_OPTIONS', message));
+  if (database === null) {
+    return {
+      verify: () =>
+        Promise.reject(
+          new AuthError('NOT_CONFIGURED', 'API keys cannot be checked: set DATABASE_URL.'),
+        ),
+    };
+  }
+  const store: Database<AuthDB> = database;
   const failures = options.metrics ? failureCounter(options.metrics) : undefined;
   const now = options.now ?? Date.now;
   const { logger } = options;
@@ -396,7 +409,7 @@ export function createApiKeyVerifier(
     if (last !== undefined && at - last < interval) return;
     if (last === undefined && recorded.size >= MAX_REMEMBERED_KEYS) forget(at);
     recorded.set(id, at);
-    database
+    store
       .withTenant(tenantId, (trx) =>
         trx
           .updateTable('api_keys')
@@ -446,7 +459,7 @@ export function createApiKeyVerifier(
         // compares SHA-256 digests by index lookup, and timing can at most tell
         // an attacker about a digest of their own guess, which does not help
         // them find a preimage of a stored one.
-        row = await database.withTenant(tenantId, (trx) =>
+        row = await store.withTenant(tenantId, (trx) =>
           trx
             .selectFrom('api_keys')
             .select(['id', 'tenant_id', 'widget_ids', 'created_by', 'expires_at', 'revoked_at'])

@@ -14,6 +14,7 @@ describe('AuthError', () => {
       INSUFFICIENT_SCOPE: [403, false],
       IDP_UNAVAILABLE: [503, true],
       STORE_UNAVAILABLE: [503, true],
+      NOT_CONFIGURED: [503, false],
       NO_PRINCIPAL: [500, false],
       INVALID_OPTIONS: [500, false],
     };

@@ -21,6 +21,7 @@ import {
  * | `INSUFFICIENT_SCOPE` | 403 | no | a missing role, or a widget outside the API key's scope |
  * | `IDP_UNAVAILABLE` | 503 | yes | no signing keys can be had: the identity provider is unreachable |
  * | `STORE_UNAVAILABLE` | 503 | yes | the API-key store (PostgreSQL) is unreachable |
+ * | `NOT_CONFIGURED` | 503 | no | an API key arrived at a verifier made without a database (`createApiKeyVerifier(null)`: DATABASE_URL is not set) |
  * | `NO_PRINCIPAL` | 500 | no | `getCurrent…()` outside an authenticated request: a bug, not a client error |
  * | `INVALID_OPTIONS` | 500 | no | a factory's option is wrong (`algorithms` naming a symmetric one, a negative `lastUsedIntervalMs`): a bug of the caller's code, thrown before anything runs |
  */
@@ -34,6 +35,7 @@ export type AuthErrorCode =
   | 'INSUFFICIENT_SCOPE'
   | 'IDP_UNAVAILABLE'
   | 'STORE_UNAVAILABLE'
+  | 'NOT_CONFIGURED'
   | 'NO_PRINCIPAL'
   | 'INVALID_OPTIONS';
 
@@ -63,7 +65,7 @@ const AUTH_ERRORS: ErrorCatalog<AuthErrorCode> = defineErrors({
   name: 'AuthError',
   clientSafe: true,
   codes: {
-    ...sharedErrorKinds('INVALID_OPTIONS'),
+    ...sharedErrorKinds('INVALID_OPTIONS', 'NOT_CONFIGURED'),
     CREDENTIALS_MISSING: { status: 401, retryable: false },
     REQUEST_INVALID: { status: 400, retryable: false },
     INPUT_INVALID: { status: 400, retryable: false },

@@ -37,7 +37,12 @@ export type {
   OpenEventStream,
   ServerSentEvent,
 } from './event-streams.js';
-export { settingsOrExit, EXIT_CONFIG } from './settings.js';
-export type { SettingsOrExitOptions } from './settings.js';
-export { openOptionalStores } from './stores.js';
-export type { OptionalStoreName, OptionalStores, StoreDependencies } from './stores.js';
+export { createServiceContext, settingsOrExit, EXIT_CONFIG } from './settings.js';
+export type { ServiceContext, SettingsOrExitOptions } from './settings.js';
+export { openOptionalStores, registerStore } from './stores.js';
+export type {
+  OptionalStoreName,
+  OptionalStores,
+  RegisterStoreOptions,
+  StoreDependencies,
+} from './stores.js';

@@ -193,10 +193,19 @@ export async function sendEventStream(
  * given; `drain` makes every response still to be sent close its connection;
  * `stop` closes the server (in-flight requests finish) and at the deadline cuts
  * the connections still open.
+ *
+ * @example
+ * ```ts
+ * lifecycle.add(nodeListener(createServer(app), settings.app, { logger }));
+ * ```
  */
 export function nodeListener(
   server: Server,
   listen?: ListenOptions,
+  options: {
+    /** Gets the `listening` line with the address, as `fastifyListener` writes it. */
+    readonly logger?: Logger;
+  } = {},
 ): Component & {
   /** Its name in the lifecycle's logs. */
   readonly name: 'http';
@@ -233,6 +242,10 @@ export function nodeListener(
           resolve();
         });
       });
+      const address = server.address();
+      if (address !== null && typeof address === 'object') {
+        options.logger?.info({ address: `http://${address.address}:${address.port}` }, 'listening');
+      }
     },
     drain() {
       draining = true;

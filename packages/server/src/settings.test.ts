@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadSettings, type Settings } from '@flowforge/config';
-import { EXIT_CONFIG, settingsOrExit } from './settings.js';
+import { EXIT_CONFIG, createServiceContext, settingsOrExit } from './settings.js';
 
 /** Settings whose first read throws what `loadSettings` throws for `env`, as the lazy singleton does. */
 function invalid(env: Record<string, string>): Settings {
@@ -56,5 +56,17 @@ describe('settingsOrExit', () => {
       },
     });
     expect(() => settingsOrExit({ settings })).toThrow(bug);
+  });
+});
+
+describe('createServiceContext', () => {
+  it('builds the logger the settings describe and a fresh metrics registry', async () => {
+    const settings = loadSettings({ APP_ENV: 'test', LOG_LEVEL: 'warn', APP_NAME: 'embed' });
+    const context = createServiceContext({ settings });
+    expect(context.settings).toBe(settings);
+    expect(context.logger.level).toBe('warn');
+    expect(context.logger.bindings()).toMatchObject({ service: 'embed' });
+    expect(await context.metrics.render()).not.toContain('flowforge_http_requests_total');
+    expect(createServiceContext({ settings }).metrics).not.toBe(context.metrics);
   });
 });

@@ -1,4 +1,5 @@
 import { ConfigError, settings as environmentSettings, type Settings } from '@flowforge/config';
+import { createLogger, createMetrics, type Logger, type Metrics } from '@flowforge/observability';
 
 /** The exit code of a service whose settings are invalid: EX_CONFIG from sysexits.h. */
 export const EXIT_CONFIG = 78;
@@ -37,4 +38,32 @@ export function settingsOrExit(options: SettingsOrExitOptions = {}): Settings {
     (options.stderr ?? process.stderr).write(`${error.message}\n`);
     return (options.exit ?? ((code: number) => process.exit(code)))(EXIT_CONFIG);
   }
+}
+
+/** What every service starts from: its settings, its process logger and its metrics registry. */
+export interface ServiceContext {
+  readonly settings: Settings;
+  /** JSON lines (or pretty in development) at LOG_LEVEL, `service` from APP_NAME. */
+  readonly logger: Logger;
+  /** A fresh `flowforge_` registry, for every package's metrics and GET /metrics. */
+  readonly metrics: Metrics;
+}
+
+/**
+ * {@link settingsOrExit}, then the logger and metrics registry the settings
+ * describe: the first line of a service's `main.ts`.
+ *
+ * @example
+ * ```ts
+ * const { settings, logger, metrics } = createServiceContext();
+ * ```
+ */
+export function createServiceContext(options: SettingsOrExitOptions = {}): ServiceContext {
+  const settings = settingsOrExit(options);
+  const logger = createLogger({
+    level: settings.app.logLevel,
+    format: settings.app.logFormat,
+    service: settings.app.name,
+  });
+  return { settings, logger, metrics: createMetrics() };
 }

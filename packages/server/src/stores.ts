@@ -3,6 +3,8 @@ import { createClickHouse, type ClickHouse } from '@flowforge/clickhouse';
 import { createMaterialize, type Materialize } from '@flowforge/materialize';
 import type { Logger, Metrics } from '@flowforge/observability';
 import { createRedis, type Redis } from '@flowforge/redis';
+import type { Closable, Lifecycle } from './lifecycle.js';
+import type { HealthChecked, Readiness } from './readiness.js';
 
 /** The stores a service may run without: each `null` when its URL is not set. */
 export interface OptionalStores {
@@ -68,4 +70,35 @@ export async function openOptionalStores(
     await materialize.start();
   }
   return { clickhouse, redis, materialize };
+}
+
+/** Options of {@link registerStore}. */
+export interface RegisterStoreOptions {
+  /** The variable that configures it, named by readiness and by 503s when it is `null`. */
+  readonly variable: string;
+  /** Whether the service can serve without it. @default false */
+  readonly required?: boolean;
+}
+
+/**
+ * Hands a store to the lifecycle (closed after the listener, in reverse order
+ * of registration) and to readiness (checked through `health()`, or
+ * `not_configured` naming `variable` when `null`). A check already added to
+ * readiness under `name` is kept instead of the store's own. Returns the handle.
+ *
+ * @example
+ * ```ts
+ * const redis = registerStore(lifecycle, readiness, 'redis', stores.redis, { variable: 'REDIS_URL' });
+ * ```
+ */
+export function registerStore<H extends Closable & HealthChecked>(
+  lifecycle: Lifecycle,
+  readiness: Readiness,
+  name: string,
+  handle: H | null,
+  options: RegisterStoreOptions,
+): H | null {
+  lifecycle.closes(name, handle);
+  if (!readiness.has(name)) readiness.addStore(name, handle, options);
+  return handle;
 }

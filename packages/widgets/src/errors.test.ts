@@ -5,6 +5,8 @@ import { WidgetError, isWidgetError, type WidgetErrorCode } from './errors.js';
 describe('WidgetError', () => {
   it('answers each code with its HTTP status and retryability', () => {
     const table: Record<WidgetErrorCode, [status: number, retryable: boolean]> = {
+      WIDGET_ID_INVALID: [400, false],
+      WIDGET_NOT_FOUND: [404, false],
       WIDGET_NOT_QUERYABLE: [409, false],
       NOT_CONFIGURED: [503, false],
       INVALID_OPTIONS: [500, false],

@@ -13,11 +13,18 @@ import {
  *
  * | code | status | when | retry? |
  * |---|---|---|---|
+ * | `WIDGET_ID_INVALID` | 400 | `requireWidget`: the id is not a UUID | no: the request must change |
+ * | `WIDGET_NOT_FOUND` | 404 | `requireWidget`: the tenant has no such widget (missing, or another tenant's: one answer for both) | no |
  * | `WIDGET_NOT_QUERYABLE` | 409 | the widget's kind or stored config does not allow what was asked (a live widget's data read, a metric widget streamed, a bad `config.metric`, `config.days` or `config.view`) | no: the widget must change |
  * | `NOT_CONFIGURED` | 503 | a metric widget is read by a reader built without ClickHouse (`CLICKHOUSE_URL` is not set) | no: an operator must set it |
  * | `INVALID_OPTIONS` | 500 | {@link createWidgetDataReader} was given a bad option (`cacheTtlMs`) | no: a bug |
  */
-export type WidgetErrorCode = 'WIDGET_NOT_QUERYABLE' | 'NOT_CONFIGURED' | 'INVALID_OPTIONS';
+export type WidgetErrorCode =
+  | 'WIDGET_ID_INVALID'
+  | 'WIDGET_NOT_FOUND'
+  | 'WIDGET_NOT_QUERYABLE'
+  | 'NOT_CONFIGURED'
+  | 'INVALID_OPTIONS';
 
 const WIDGET_ERRORS: ErrorCatalog<WidgetErrorCode> = defineErrors({
   source: '@flowforge/widgets',
@@ -26,6 +33,8 @@ const WIDGET_ERRORS: ErrorCatalog<WidgetErrorCode> = defineErrors({
   clientSafe: true,
   codes: {
     ...sharedErrorKinds('NOT_CONFIGURED', 'INVALID_OPTIONS'),
+    WIDGET_ID_INVALID: { status: 400, retryable: false },
+    WIDGET_NOT_FOUND: { status: 404, retryable: false },
     WIDGET_NOT_QUERYABLE: { status: 409, retryable: false },
   },
 });

@@ -1,4 +1,7 @@
+import { assertWidgetScope, type Principal } from '@flowforge/auth';
 import type { Database } from '@flowforge/db';
+import { isUuid } from '@flowforge/kernel';
+import { WidgetError } from './errors.js';
 import type { WidgetKind, WidgetsDB } from './schema.js';
 
 /** A widget as reading its data or streaming it needs it: its id, kind and stored config. */
@@ -34,4 +37,26 @@ export async function findWidget(
       .where('id', '=', id)
       .executeTakeFirst(),
   );
+}
+
+/**
+ * The widget `id` as `principal` may read it, or a client-safe error a route
+ * answers as it is: the one lookup every widget route of every app starts with.
+ *
+ * @throws {WidgetError} WIDGET_ID_INVALID (400) when `id` is not a UUID; WIDGET_NOT_FOUND (404) when the principal's tenant has none
+ * @throws {AuthError} INSUFFICIENT_SCOPE (403) for an API key whose scope lacks it (`assertWidgetScope`)
+ * @example
+ * const widget = await requireWidget(database, request.principal!, request.params.id);
+ */
+export async function requireWidget(
+  database: Database<WidgetsDB>,
+  principal: Principal,
+  id: string,
+): Promise<StoredWidget> {
+  // Checked here, not only by a route schema: Ajv's `uuid` format also takes `urn:uuid:…`.
+  if (!isUuid(id)) throw new WidgetError('WIDGET_ID_INVALID', 'The widget id must be a UUID.');
+  assertWidgetScope(principal, id);
+  const widget = await findWidget(database, principal.tenantId, id);
+  if (widget === undefined) throw new WidgetError('WIDGET_NOT_FOUND', 'No widget with this id.');
+  return widget;
 }

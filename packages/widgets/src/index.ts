@@ -15,11 +15,12 @@ export {
   type WidgetsDB,
 } from './schema.js';
 export { widgetMigrations } from './migrations.js';
-export { findWidget, type StoredWidget } from './find-widget.js';
+export { findWidget, requireWidget, type StoredWidget } from './find-widget.js';
 export {
   MAX_DAYS,
   METRIC_NAME_PATTERN,
   METRIC_POINTS_TABLE,
+  WIDGET_DATA_CACHE_PREFIX,
   createWidgetDataReader,
   metricSelectionOf,
   readWidgetData,

@@ -4,7 +4,8 @@ import type { Logger } from '@flowforge/observability';
 import type { OwnedKeyspace } from '@flowforge/redis';
 import { WidgetError, widgetNotQueryable } from './errors.js';
 import type { WidgetKind } from './schema.js';
-import { findWidget, type StoredWidget } from './find-widget.js';
+import type { Principal } from '@flowforge/auth';
+import { requireWidget, type StoredWidget } from './find-widget.js';
 import type { Database } from '@flowforge/db';
 import type { WidgetsDB } from './schema.js';
 
@@ -19,6 +20,12 @@ import type { WidgetsDB } from './schema.js';
  * ```
  */
 export const METRIC_POINTS_TABLE = 'metric_points';
+
+/**
+ * The Redis keys of the widget data cache, for `redis.ownedKeyspace(…)`: one
+ * keyspace for every app, so they share the cache (keys go on with the tenant).
+ */
+export const WIDGET_DATA_CACHE_PREFIX = 'flowforge:cache:widget-data:';
 
 /** A metric name as metric widgets may name it (`config.metric`): the `metric` column's value. */
 export const METRIC_NAME_PATTERN = '^[A-Za-z][A-Za-z0-9_.:-]{0,99}$';
@@ -92,7 +99,7 @@ export interface WidgetDataOptions {
 export interface WidgetDataReader {
   /**
    * The widget's points for `tenantId`, which must come from the verified
-   * principal (the widget must be that tenant's: {@link findWidget} in the same tenant).
+   * principal (the widget must be that tenant's: `findWidget` in the same tenant).
    * @throws {WidgetError} WIDGET_NOT_QUERYABLE (409) for a widget that is not a valid metric widget; NOT_CONFIGURED (503) without ClickHouse
    * @throws {ClickHouseError} when ClickHouse fails (its `status`: 503 when it is down)
    */
@@ -192,25 +199,22 @@ export interface WidgetDataBody {
 }
 
 /**
- * Widget `widgetId` of `tenantId` and its data, as the body a data route
- * answers, or `undefined` when the tenant has no such widget (missing, or
- * another tenant's: answer both with one 404). `tenantId` must come from the
- * verified principal.
+ * The data of widget `widgetId` as `principal` may read it, as the body a data
+ * route answers: {@link requireWidget}, then {@link WidgetDataReader.read} in
+ * the principal's tenant. Every error is one a route answers as it is.
  *
- * @throws what {@link findWidget} and {@link WidgetDataReader.read} throw
+ * @throws what {@link requireWidget} and {@link WidgetDataReader.read} throw
  * @example
- * const body = await readWidgetData(database, reader, principal.tenantId, request.params.id);
- * if (body === undefined) return notFound();
+ * reply.send(await readWidgetData(database, reader, request.principal!, request.params.id));
  */
 export async function readWidgetData(
   database: Database<WidgetsDB>,
   reader: WidgetDataReader,
-  tenantId: string,
+  principal: Principal,
   widgetId: string,
-): Promise<WidgetDataBody | undefined> {
-  const widget = await findWidget(database, tenantId, widgetId);
-  if (widget === undefined) return undefined;
-  const data = await reader.read(tenantId, widget);
+): Promise<WidgetDataBody> {
+  const widget = await requireWidget(database, principal, widgetId);
+  const data = await reader.read(principal.tenantId, widget);
   return {
     widget_id: widget.id,
     metric: data.metric,

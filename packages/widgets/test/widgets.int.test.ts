@@ -3,7 +3,7 @@
 // migrations), and findWidget under row-level security.
 // Decision records: docs/decisions/007-composable-migrations.md, 011-widgets-package.md.
 import { randomUUID } from 'node:crypto';
-import { authMigrations } from '@flowforge/auth';
+import { authMigrations, isAuthError, type Principal } from '@flowforge/auth';
 import {
   createDatabase,
   migrateDown,
@@ -15,7 +15,8 @@ import {
 } from '@flowforge/db';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
-import { findWidget } from '../src/find-widget.js';
+import { findWidget, requireWidget } from '../src/find-widget.js';
+import { isWidgetError } from '../src/errors.js';
 import { widgetMigrations } from '../src/migrations.js';
 import type { WidgetsDB } from '../src/schema.js';
 import { APP_LOGIN, OWNER, createTestDatabase, urlFor } from './support/postgres.js';
@@ -169,5 +170,44 @@ describe('findWidget', () => {
     await expect(findWidget(app, 'tenant-a', randomUUID())).rejects.toMatchObject({
       code: 'TENANT_INVALID',
     });
+  });
+});
+
+describe('requireWidget', () => {
+  const user = (tenantId: string): Principal => ({
+    userId: randomUUID(),
+    tenantId,
+    claims: {},
+    roles: ['viewer'],
+    method: 'jwt',
+  });
+
+  it('answers every refusal with a client-safe error: 400 not a UUID, 403 out of scope, 404 not found', async () => {
+    const { owner, app } = await freshDatabase();
+    await migrateToLatest(owner, COMPOSED);
+    const a = await seed(app, TENANT_A);
+    const b = await seed(app, TENANT_B);
+    expect(await requireWidget(app, user(TENANT_A), a.metric.toUpperCase())).toMatchObject({
+      id: a.metric,
+      kind: 'metric',
+    });
+    // Ajv's uuid format takes this form too; the lookup does not.
+    await expect(requireWidget(app, user(TENANT_A), `urn:uuid:${a.metric}`)).rejects.toSatisfy(
+      (error: unknown) => isWidgetError(error, 'WIDGET_ID_INVALID') && error.status === 400,
+    );
+    // Another tenant's widget is answered like a missing one.
+    for (const id of [b.metric, randomUUID()]) {
+      await expect(requireWidget(app, user(TENANT_A), id)).rejects.toSatisfy(
+        (error: unknown) =>
+          isWidgetError(error, 'WIDGET_NOT_FOUND') &&
+          error.status === 404 &&
+          error.reason === 'No widget with this id.',
+      );
+    }
+    const key: Principal = { ...user(TENANT_A), method: 'api_key', widgetIds: [a.live] };
+    await expect(requireWidget(app, key, a.metric)).rejects.toSatisfy((error: unknown) =>
+      isAuthError(error, 'INSUFFICIENT_SCOPE'),
+    );
+    expect((await requireWidget(app, key, a.live)).id).toBe(a.live);
   });
 });

@@ -11,14 +11,13 @@ import type { Logger } from '@flowforge/observability';
 import { storeNotConfigured, type EventStreams, type ServerSentEvent } from '@flowforge/server';
 import { sendEventStream, sendProblem } from '@flowforge/server/fastify';
 import {
-  findWidget,
+  requireWidget,
   liveViewOf,
   TENANT_COLUMN,
   WidgetError,
   type WidgetsDB,
 } from '@flowforge/widgets';
 import { idParams } from './schemas.js';
-import { sendWidgetNotFound } from './widget-data.js';
 
 export interface WidgetStreamRoutesOptions {
   readonly database: Database<WidgetsDB> | null;
@@ -71,8 +70,7 @@ export function widgetStreamRoutes(app: FastifyInstance, options: WidgetStreamRo
     async (request, reply) => {
       const { tenantId, userId } = request.principal!;
       if (database === null) throw storeNotConfigured('The database', 'DATABASE_URL');
-      const widget = await findWidget(database, tenantId, request.params.id);
-      if (!widget) return sendWidgetNotFound(request, reply);
+      const widget = await requireWidget(database, request.principal!, request.params.id);
       const view = liveViewOf(widget.kind, widget.config);
       if (materialize === null) throw storeNotConfigured('Materialize', 'MATERIALIZE_URL');
       // Known to be down (an optional handle retries in the background): fail fast.
