@@ -103,7 +103,7 @@ export function buildEmbedApp(options: EmbedAppOptions): EmbedApp {
   // Widget data changes under the same URL within seconds: no ETag, no 304 to a stale copy.
   app.set('etag', false);
   app.use(nodeHttpObservability(createHttpObservability({ logger, metrics })));
-  const health = healthHandlers(readiness);
+  const health = healthHandlers(readiness, { token: settings.observability.metricsToken });
   app.get('/health/live', health.live);
   app.get('/health/ready', health.ready);
   app.get('/metrics', metricsHandler(metrics, { token: settings.observability.metricsToken }));

@@ -29,5 +29,5 @@ const embed = buildEmbedApp({
   redis,
   listen: settings.app,
 });
-await embed.lifecycle.start();
-embed.lifecycle.exitOnSignals();
+// Signals from now on (a SIGTERM during start stops what started); exit 1 if start fails.
+await embed.lifecycle.run();

@@ -121,9 +121,9 @@ export async function buildApp(options: AppOptions): Promise<App> {
     logger,
     metrics,
     problems: createProblems({
-      unavailable: {
-        '@flowforge/clickhouse': 'Widget data is not available right now; try again.',
-      },
+      // Live data known to be down takes Materialize a few seconds to get back: browsers
+      // reconnecting every second would only add load.
+      retryAfter: (error) => (error.source === '@flowforge/materialize' ? 5 : undefined),
     }),
     readiness,
     metricsToken: settings.observability.metricsToken,

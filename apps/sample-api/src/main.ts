@@ -25,6 +25,6 @@ const app = await buildApp({
   ...stores,
   listen: { host, port },
 });
-await app.lifecycle.start();
-app.lifecycle.exitOnSignals();
+// Signals from now on (a SIGTERM during start stops what started); exit 1 if start fails.
+await app.lifecycle.run();
 logger.info({ env: settings.app.env }, 'started');

@@ -16,11 +16,17 @@ import {
  * | `NOT_CONFIGURED` | 503 | a route needs a store whose variable is not set ({@link storeNotConfigured}) | no: an operator must set it |
  * | `INVALID_OPTIONS` | 500 | the kit was given a bad option (a duplicate check name, a negative timeout) | no |
  * | `SHUTTING_DOWN` | 503 | this instance is stopping and takes no new stream | yes, at once (another instance) |
+ * | `LAST_EVENT_ID_INVALID` | 400 | a reconnecting client's `Last-Event-ID` is longer than 1024 characters or holds a control character (`lastEventIdOf`) | no |
  * | `TOO_MANY_STREAMS` | 429 | the caller already holds its share of event streams | yes, later |
  * | `STREAMS_FULL` | 503 | every event stream slot of this instance is taken | yes, later |
  */
 export type ServerErrorCode =
-  'NOT_CONFIGURED' | 'INVALID_OPTIONS' | 'SHUTTING_DOWN' | 'TOO_MANY_STREAMS' | 'STREAMS_FULL';
+  | 'NOT_CONFIGURED'
+  | 'INVALID_OPTIONS'
+  | 'SHUTTING_DOWN'
+  | 'LAST_EVENT_ID_INVALID'
+  | 'TOO_MANY_STREAMS'
+  | 'STREAMS_FULL';
 
 const SERVER_ERRORS: ErrorCatalog<ServerErrorCode> = defineErrors({
   source: '@flowforge/server',
@@ -29,6 +35,7 @@ const SERVER_ERRORS: ErrorCatalog<ServerErrorCode> = defineErrors({
   codes: {
     ...sharedErrorKinds('NOT_CONFIGURED', 'INVALID_OPTIONS'),
     SHUTTING_DOWN: { status: 503, retryable: true },
+    LAST_EVENT_ID_INVALID: { status: 400, retryable: false },
     TOO_MANY_STREAMS: { status: 429, retryable: true },
     STREAMS_FULL: { status: 503, retryable: true },
   },

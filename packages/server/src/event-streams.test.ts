@@ -1,12 +1,13 @@
 import type { Duplex, Readable } from 'node:stream';
 import { describe, expect, it, vi } from 'vitest';
 import { DatabaseError } from '@flowforge/db';
-import { deferred, settle, whenAborted, type Deferred } from '../test/support/deferred.js';
+import { deferred, settle, whenAborted, type Deferred, refusal } from '../test/support/deferred.js';
 import { capturedLogger } from '../test/support/log-capture.js';
 import { isServerError } from './errors.js';
 import {
   createEventStreams,
   formatServerSentEvent,
+  lastEventIdOf,
   type EventSource,
   type EventStreams,
   type EventStreamsOptions,
@@ -144,6 +145,21 @@ async function refusalOf(promise: Promise<unknown>): Promise<unknown> {
   }
   throw new Error('expected a refusal');
 }
+
+describe('lastEventIdOf', () => {
+  it('gives the id a reconnecting browser sent, or undefined on a first connection', () => {
+    expect(lastEventIdOf({})).toBeUndefined();
+    expect(lastEventIdOf({ 'last-event-id': '1765000000000' })).toBe('1765000000000');
+  });
+
+  it('refuses an id no stream sends (too long, control characters) with a 400', () => {
+    for (const bad of ['x'.repeat(1_025), 'a\u0000b', 'a\u007fb']) {
+      const error = refusal(() => lastEventIdOf({ 'last-event-id': bad }));
+      expect(isServerError(error, 'LAST_EVENT_ID_INVALID')).toBe(true);
+      expect((error as { status: number }).status).toBe(400);
+    }
+  });
+});
 
 describe('formatServerSentEvent', () => {
   it('writes each line of data as its own data: field, and event and id on one line each', () => {

@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import type { IncomingHttpHeaders } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
 import { isFlowForgeError, OptionChecks } from '@flowforge/kernel';
 import type { Logger } from '@flowforge/observability';
@@ -110,6 +111,32 @@ const STREAM_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   'cache-control': 'no-cache, no-transform',
   'x-accel-buffering': 'no',
 });
+
+/** The longest `Last-Event-ID` accepted: ids are positions, never payloads. */
+const MAX_LAST_EVENT_ID = 1024;
+
+/**
+ * The `Last-Event-ID` a reconnecting browser sends back (the `id` of the last
+ * event it received), or `undefined` on a first connection. What it means is the
+ * source's to say (a position it can resume from); this refuses what no id the
+ * stream sent can be.
+ *
+ * @throws {ServerError} LAST_EVENT_ID_INVALID (400) for one over 1024 characters or with a control character
+ * @example
+ * ```ts
+ * const resumeFrom = lastEventIdOf(request.headers); // then hand it to the source
+ * ```
+ */
+export function lastEventIdOf(headers: IncomingHttpHeaders): string | undefined {
+  const value = headers['last-event-id'];
+  if (value === undefined) return undefined;
+  const id = Array.isArray(value) ? value.join(', ') : value;
+  // eslint-disable-next-line no-control-regex -- control characters are what is refused
+  if (id.length > MAX_LAST_EVENT_ID || /[\u0000-\u001f\u007f]/.test(id)) {
+    throw new ServerError('LAST_EVENT_ID_INVALID', 'Last-Event-ID is not an id this stream sends.');
+  }
+  return id;
+}
 
 /** One event in the wire format. */
 export function formatServerSentEvent(event: ServerSentEvent): string {

@@ -26,7 +26,13 @@ import { closeWithin, openForResponse } from './internal/http.js';
 import type { Component, ListenOptions } from './lifecycle.js';
 import { PROBLEM_CONTENT_TYPE, problemBody, type Problem, type Problems } from './problems.js';
 import { answerClientError, answerConnect } from './raw-http.js';
-import { readinessStatusCode, type Readiness } from './readiness.js';
+import type { Readiness } from './readiness.js';
+import {
+  METRICS_UNAUTHORIZED,
+  NOT_FOUND,
+  answerAndLog,
+  readinessAnswer,
+} from './internal/answers.js';
 
 /** Options of {@link fastifyServerOptions}. */
 export interface FastifyServerOptionsInput {
@@ -111,7 +117,11 @@ export interface FastifyServerPluginOptions {
   readonly metrics: Metrics;
   /** The mapping from errors to problems (`createProblems`). */
   readonly problems: Problems;
-  /** GET /health/live and GET /health/ready from this registry; omit to serve neither. */
+  /**
+   * GET /health/live and GET /health/ready from this registry; omit to serve neither.
+   * With a non-empty `metricsToken`, /health/ready shows each check only to a
+   * request that sends it (the status code and `status` to anyone).
+   */
   readonly readiness?: Readiness;
   /**
    * GET /metrics: the bearer token scrapes must send (`settings.observability.metricsToken`);
@@ -145,19 +155,9 @@ export const fastifyServer: FastifyPluginCallback<FastifyServerPluginOptions> = 
   const schemeOf = options.schemeOf ?? (() => 'Bearer');
   app.server.on('connect', answerConnect);
 
-  app.setNotFoundHandler((request, reply) =>
-    sendProblem(request, reply, {
-      title: 'Not Found',
-      status: 404,
-      detail: 'No route matches this request.',
-    }),
-  );
+  app.setNotFoundHandler((request, reply) => sendProblem(request, reply, NOT_FOUND));
   app.setErrorHandler((error: unknown, request, reply) => {
-    const answer = problems.answer(error, { scheme: schemeOf(request) });
-    if (answer.log !== undefined) {
-      const { code } = (error ?? {}) as { code?: unknown };
-      logger[answer.log]({ err: error, code }, 'request failed');
-    }
+    const answer = answerAndLog(problems, logger, error, schemeOf(request));
     return sendProblem(request, reply.headers(answer.headers), answer.problem);
   });
 
@@ -177,20 +177,17 @@ export const fastifyServer: FastifyPluginCallback<FastifyServerPluginOptions> = 
       if (answer.status === 200) return reply.headers(answer.headers).send(answer.body);
       const challenge = answer.headers['www-authenticate'];
       if (challenge) void reply.header('www-authenticate', challenge);
-      return sendProblem(request, reply, {
-        title: 'Unauthorized',
-        status: 401,
-        detail: 'Scraping /metrics needs the metrics bearer token.',
-      });
+      return sendProblem(request, reply, METRICS_UNAUTHORIZED);
     });
   }
 
   const { readiness } = options;
   if (readiness) {
     app.get('/health/live', () => ({ status: 'ok' }));
-    app.get('/health/ready', async (_request, reply) => {
-      const report = await readiness.report();
-      return reply.code(readinessStatusCode(report)).send(report);
+    const token = options.metricsToken ?? '';
+    app.get('/health/ready', async (request, reply) => {
+      const answer = await readinessAnswer(readiness, request.headers.authorization, token);
+      return reply.code(answer.status).send(answer.body);
     });
   }
   done();

@@ -28,7 +28,7 @@ export type {
   ListenOptions,
   StopOutcome,
 } from './lifecycle.js';
-export { createEventStreams, formatServerSentEvent } from './event-streams.js';
+export { createEventStreams, formatServerSentEvent, lastEventIdOf } from './event-streams.js';
 export type {
   EventSource,
   EventStream,

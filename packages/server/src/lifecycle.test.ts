@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { deferred, never, settle, whenAborted } from '../test/support/deferred.js';
+import { deferred, never, settle, whenAborted, refusal } from '../test/support/deferred.js';
 import { capturedLogger } from '../test/support/log-capture.js';
 import { isServerError } from './errors.js';
 import { EXIT_CODES, createLifecycle, type Component, type Lifecycle } from './lifecycle.js';
@@ -17,15 +17,6 @@ function recorded(
     stop: () => void events.push(`stop ${name}`),
     ...overrides,
   };
-}
-
-function refusal(run: () => unknown): unknown {
-  try {
-    run();
-  } catch (error) {
-    return error;
-  }
-  return undefined;
 }
 
 describe('createLifecycle', () => {
@@ -243,6 +234,30 @@ describe('createLifecycle', () => {
   });
 });
 
+describe('a signal during start, and drainDelayMs', () => {
+  it('starts no further component once shutdown began', async () => {
+    const events: string[] = [];
+    const lifecycle = createLifecycle({ logger: capturedLogger().logger });
+    lifecycle.add(recorded('postgres', events, { start: () => void lifecycle.stop() }));
+    lifecycle.add(recorded('http', events));
+    await lifecycle.start();
+    expect(await lifecycle.stop()).toBe('drained');
+    expect(events).not.toContain('start http');
+    expect(events).toContain('stop http');
+  });
+
+  it('waits drainDelayMs after the drain before it stops anything', async () => {
+    const events: string[] = [];
+    const lifecycle = createLifecycle({ logger: capturedLogger().logger, drainDelayMs: 50 });
+    lifecycle.add(recorded('http', events));
+    const stopping = lifecycle.stop();
+    await settle(10);
+    expect(events).toEqual(['drain http']);
+    expect(await stopping).toBe('drained');
+    expect(events).toEqual(['drain http', 'stop http']);
+  });
+});
+
 describe('exitOnSignals', () => {
   const added: { signal: NodeJS.Signals; listener: (...args: unknown[]) => void }[] = [];
 
@@ -280,6 +295,23 @@ describe('exitOnSignals', () => {
       },
     };
   }
+
+  it('run(): a start that fails is logged, the logger flushed, and the process exits 1', async () => {
+    const capture = capturedLogger();
+    const exit = recordedExit();
+    const lifecycle = createLifecycle({ logger: capture.logger, exit: exit.exit });
+    lifecycle.add({ name: 'http', start: () => Promise.reject(new Error('port in use')) });
+    const before = new Set(process.listeners('SIGTERM'));
+    await lifecycle.run(['SIGTERM']);
+    for (const listener of process.listeners('SIGTERM')) {
+      if (!before.has(listener)) added.push({ signal: 'SIGTERM', listener: listener as never });
+    }
+    expect(await exit.first).toBe(EXIT_CODES.startFailed);
+    expect(capture.lines()).toContainEqual(
+      expect.objectContaining({ level: 'fatal', msg: 'could not start' }),
+    );
+    expect(capture.flushes()).toBeGreaterThan(0);
+  });
 
   it('on SIGTERM stops, flushes the logger and exits 0; a second signal is ignored', async () => {
     const events: string[] = [];

@@ -52,6 +52,13 @@ export interface LifecycleOptions {
    * `exitOnSignals` exits the process then. @default 5_000
    */
   readonly graceMs?: number;
+  /**
+   * How long to wait after the drain before stopping anything, in ms: load
+   * balancers need a probe or two to see readiness turn 503, and until then they
+   * still send new connections, which a closed listener would refuse. Counted
+   * within `shutdownTimeoutMs`. @default 0
+   */
+  readonly drainDelayMs?: number;
   /** Ends the process (tests pass their own). @default process.exit */
   readonly exit?: (code: number) => void;
 }
@@ -81,9 +88,16 @@ export interface Lifecycle {
   closes<H extends Closable | null>(name: string, handle: H): H;
   /**
    * Starts every component in order. When one fails, the ones already started
-   * are stopped (in reverse) and its error is thrown.
+   * are stopped (in reverse) and its error is thrown. Once shutdown began (a
+   * signal during start), no further component starts.
    */
   start(): Promise<void>;
+  /**
+   * What a `main.ts` ends with: {@link Lifecycle.exitOnSignals}, then
+   * {@link Lifecycle.start}; when starting fails, the error is logged, the logger
+   * flushed and the process exits with {@link EXIT_CODES} `startFailed`.
+   */
+  run(signals?: readonly NodeJS.Signals[]): Promise<void>;
   /** Begins shutdown: every component's `drain`. Idempotent; {@link Lifecycle.stop} calls it. */
   drain(): void;
   /**
@@ -125,6 +139,12 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
     10_000,
   );
   const graceMs = checks.wholeNumber('graceMs', options.graceMs, { min: 0, max: 600_000 }, 5_000);
+  const drainDelayMs = checks.wholeNumber(
+    'drainDelayMs',
+    options.drainDelayMs,
+    { min: 0, max: 600_000 },
+    0,
+  );
   checks.throwIfAny((message) => new ServerError('INVALID_OPTIONS', message));
   const { logger } = options;
   const exit = options.exit ?? ((code: number) => process.exit(code));
@@ -141,12 +161,12 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
    * even after one hangs: past the deadline and `graceMs`, each remaining stop is
    * called with the aborted signal and not waited for.
    */
-  async function stopInReverse(list: readonly Component[]): Promise<StopOutcome> {
+  async function stopInReverse(
+    list: readonly Component[],
+    budgetMs = shutdownTimeoutMs,
+  ): Promise<StopOutcome> {
     const deadline = new AbortController();
-    const timer = setTimeout(
-      () => deadline.abort(new Error('shutdown deadline')),
-      shutdownTimeoutMs,
-    );
+    const timer = setTimeout(() => deadline.abort(new Error('shutdown deadline')), budgetMs);
     let graceTimer: NodeJS.Timeout | undefined;
     let hung = false;
     const graceOver = new Promise<void>((resolve) => {
@@ -201,6 +221,7 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
     },
     async start() {
       for (const component of components) {
+        if (draining) return; // a signal arrived: stop() takes it from here
         if (started.includes(component)) continue;
         try {
           await component.start?.();
@@ -227,13 +248,25 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
     stop() {
       stopping ??= (async () => {
         lifecycle.drain();
+        if (drainDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, drainDelayMs));
         // Every component, started or not: a store handed over but never started still holds a pool.
-        return stopInReverse(components);
+        return stopInReverse(components, Math.max(1, shutdownTimeoutMs - drainDelayMs));
       })();
       return stopping;
     },
     get stopping() {
       return draining;
+    },
+    async run(signals) {
+      lifecycle.exitOnSignals(signals);
+      try {
+        await lifecycle.start();
+      } catch (error) {
+        // start() logged it and stopped what had started.
+        logger.fatal({ err: error }, 'could not start');
+        await flushLogger(logger).catch(() => undefined);
+        exit(EXIT_CODES.startFailed);
+      }
     },
     exitOnSignals(signals = ['SIGTERM', 'SIGINT']) {
       let handled = false;

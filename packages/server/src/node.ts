@@ -7,6 +7,7 @@
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { pipeline } from 'node:stream';
 import {
   acceptRequestId,
   createMetricsEndpoint,
@@ -18,7 +19,13 @@ import { closeWithin, openForResponse } from './internal/http.js';
 import type { Component, ListenOptions } from './lifecycle.js';
 import { PROBLEM_CONTENT_TYPE, problemBody, type Problem, type Problems } from './problems.js';
 import { answerClientError, answerConnect } from './raw-http.js';
-import { readinessStatusCode, type Readiness } from './readiness.js';
+import type { Readiness } from './readiness.js';
+import {
+  METRICS_UNAUTHORIZED,
+  NOT_FOUND,
+  answerAndLog,
+  readinessAnswer,
+} from './internal/answers.js';
 
 /** A `(request, response)` handler of node:http, which Express also takes as a route handler. */
 export type NodeHandler = (request: IncomingMessage, response: ServerResponse) => void;
@@ -84,11 +91,7 @@ export function problemHandler(
   const { problems, logger } = options;
   const schemeOf = options.schemeOf ?? (() => 'Bearer');
   return function answerProblem(error, request, response, _next) {
-    const answer = problems.answer(error, { scheme: schemeOf(request) });
-    if (answer.log !== undefined) {
-      const { code } = (error ?? {}) as { code?: unknown };
-      logger[answer.log]({ err: error, code }, 'request failed');
-    }
+    const answer = answerAndLog(problems, logger, error, schemeOf(request));
     if (response.headersSent) {
       response.destroy();
       return;
@@ -99,12 +102,7 @@ export function problemHandler(
 
 /** The 404 problem of a request no route matched: register it after every route. */
 export function notFoundHandler(): NodeHandler {
-  return (request, response) =>
-    sendProblem(request, response, {
-      title: 'Not Found',
-      status: 404,
-      detail: 'No route matches this request.',
-    });
+  return (request, response) => sendProblem(request, response, NOT_FOUND);
 }
 
 function sendJson(response: ServerResponse, status: number, value: unknown): void {
@@ -127,14 +125,22 @@ export interface HealthHandlers {
 /**
  * GET /health/live (`live`: 200 while the process runs) and GET /health/ready
  * (`ready`: the report of `readiness`, 503 when not ready or shutting down).
+ * With a non-empty `token` (`settings.observability.metricsToken`), each check
+ * is shown only to a request with `Authorization: Bearer <token>`; the status
+ * code and `status` to anyone.
  */
-export function healthHandlers(readiness: Readiness): HealthHandlers {
+export function healthHandlers(
+  readiness: Readiness,
+  options: { readonly token?: string } = {},
+): HealthHandlers {
+  const token = options.token ?? '';
   return {
     live: (_request, response) => sendJson(response, 200, { status: 'ok' }),
-    ready: (_request, response) => {
-      void readiness
-        .report()
-        .then((report) => sendJson(response, readinessStatusCode(report), report));
+    ready: (request, response) => {
+      readinessAnswer(readiness, request.headers.authorization, token).then(
+        (answer) => sendJson(response, answer.status, answer.body),
+        (error: unknown) => response.destroy(error instanceof Error ? error : undefined),
+      );
     },
   };
 }
@@ -147,24 +153,20 @@ export function healthHandlers(readiness: Readiness): HealthHandlers {
 export function metricsHandler(metrics: Metrics, options: { readonly token: string }): NodeHandler {
   const scrape = createMetricsEndpoint(metrics, { token: options.token });
   return (request, response) => {
-    void scrape(request.headers.authorization).then((answer) => {
-      if (answer.status === 200) {
-        response.writeHead(200, answer.headers);
-        response.end(answer.body);
-        return;
-      }
-      const challenge = answer.headers['www-authenticate'];
-      sendProblem(
-        request,
-        response,
-        {
-          title: 'Unauthorized',
-          status: 401,
-          detail: 'Scraping /metrics needs the metrics bearer token.',
-        },
-        challenge ? { 'www-authenticate': challenge } : {},
-      );
-    });
+    scrape(request.headers.authorization).then(
+      (answer) => {
+        if (answer.status === 200) {
+          response.writeHead(200, answer.headers);
+          response.end(answer.body);
+          return;
+        }
+        const challenge = answer.headers['www-authenticate'];
+        const headers = challenge ? { 'www-authenticate': challenge } : {};
+        sendProblem(request, response, METRICS_UNAUTHORIZED, headers);
+      },
+      // A collector that throws: a 500 problem, never an unhandled rejection.
+      () => sendProblem(request, response, { title: 'Internal Server Error', status: 500 }),
+    );
   };
 }
 
@@ -183,7 +185,8 @@ export async function sendEventStream(
   const stream = await openForResponse(response, streams, options);
   if (stream === undefined) return;
   response.writeHead(200, stream.headers);
-  stream.body.pipe(response);
+  // pipeline, not pipe: a body destroyed (a client that stopped reading) destroys the response.
+  pipeline(stream.body, response, () => undefined);
 }
 
 /**

@@ -57,6 +57,16 @@ const answer = (error: unknown, scheme = 'Bearer'): ErrorAnswer =>
   problems.answer(error, { scheme });
 
 describe('createProblems().answer', () => {
+  it('takes the app’s Retry-After policy first, falling back to the kit’s', () => {
+    const problems = createProblems({
+      retryAfter: (error) => (error.source === '@flowforge/materialize' ? 5 : undefined),
+    });
+    const live = problems.answer(new MaterializeError('UNAVAILABLE', 'down'));
+    expect(live.headers['retry-after']).toBe('5');
+    const database = problems.answer(new DatabaseError('UNAVAILABLE', 'down'));
+    expect(database.headers['retry-after']).toBe('1');
+  });
+
   it('answers a database conflict 409 with a fixed detail, never the server message', () => {
     const error = new DatabaseError('UNIQUE_VIOLATION', 'duplicate key value (name)=(secret)', {
       sqlstate: '23505',

@@ -64,6 +64,11 @@ export interface ProblemsOptions {
    */
   readonly clientDetail?: Readonly<Record<string, string>>;
   /**
+   * The app's `Retry-After` policy, tried before the kit's: seconds for `error`
+   * (a 503 or 429), or `undefined` for the kit's (see {@link Problems.answer}).
+   */
+  readonly retryAfter?: (error: FlowForgeError) => number | undefined;
+  /**
    * The app's own mapping, tried first: an answer for errors that are not
    * `@flowforge/*` errors (a library's), or `undefined` to leave it to the kit.
    * Errors declared with `defineErrors` from `@flowforge/kernel` need none: their
@@ -108,15 +113,17 @@ const CLIENT_DETAIL_BY_STATUS: Readonly<Record<number, string>> = {
  */
 function retryAfterOf(error: FlowForgeError): number {
   const { retryAfterSeconds } = error as { retryAfterSeconds?: unknown };
-  // Retry-After is whole seconds (RFC 9110 §10.2.3): a fraction rounds up, NaN or Infinity is no delay.
-  if (
-    typeof retryAfterSeconds === 'number' &&
-    Number.isFinite(retryAfterSeconds) &&
-    retryAfterSeconds >= 0
-  )
-    return Math.ceil(retryAfterSeconds);
+  const given = seconds(retryAfterSeconds);
+  if (given !== undefined) return given;
   if (error.code.endsWith('NOT_CONFIGURED')) return 60;
   return error.source === '@flowforge/auth' || error.status === 429 ? 5 : 1;
+}
+
+/** Retry-After is whole seconds (RFC 9110 §10.2.3): a fraction rounds up; NaN, Infinity or a negative is none. */
+function seconds(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0
+    ? Math.ceil(value)
+    : undefined;
 }
 
 /**
@@ -138,7 +145,9 @@ export function createProblems(options: ProblemsOptions = {}): Problems {
   function flowForgeAnswer(error: FlowForgeError, scheme: string): ErrorAnswer {
     const { status } = error;
     const headers: Record<string, string> = {};
-    if (status === 503 || status === 429) headers['retry-after'] = String(retryAfterOf(error));
+    if (status === 503 || status === 429) {
+      headers['retry-after'] = String(seconds(options.retryAfter?.(error)) ?? retryAfterOf(error));
+    }
     if (isAuthError(error)) {
       const challenge = error.challenge(realm, scheme);
       if (challenge !== undefined) headers['www-authenticate'] = challenge;

@@ -15,7 +15,8 @@ import { PROBLEM_CONTENT_TYPE, problemBody } from './problems.js';
 export function answerConnect(request: IncomingMessage, socket: Duplex): void {
   const requestId = acceptRequestId(request.headers['x-request-id']);
   writeProblem(socket, 405, requestId, 'CONNECT is not supported here.', {
-    Allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS',
+    // What a FlowForge API answers; CONNECT is never among them.
+    Allow: 'GET, HEAD, POST, PATCH, DELETE',
   });
 }
 

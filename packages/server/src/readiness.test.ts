@@ -276,9 +276,11 @@ describe('createReadiness', () => {
       const early = readiness.report();
       clock = 5_000; // long past cacheMs, but the run has not finished
       const late = readiness.report();
-      expect(late).toBe(early);
       gate.resolve();
       const report = await late;
+      // One run for both: the same report, the check run once.
+      expect(await early).toBe(report);
+      expect(postgres.runs()).toBe(1);
       expect(report.status).toBe('ready');
       expect(report.checks.postgres?.latency_ms).toBe(5_000);
       clock = 5_999;
@@ -320,6 +322,16 @@ describe('createReadiness', () => {
   });
 
   describe('drain', () => {
+    it('answers shutting_down to probes that were waiting on a run when the drain began', async () => {
+      const gate = deferred();
+      const readiness = createReadiness({ cacheMs: 0 });
+      readiness.add({ name: 'postgres', check: () => gate.promise });
+      const waiting = readiness.report();
+      readiness.drain();
+      gate.resolve();
+      expect(await waiting).toEqual({ status: 'shutting_down', checks: {} });
+    });
+
     it('turns the report to shutting_down (503) for good, without running the checks', async () => {
       const postgres = counted();
       const readiness = createReadiness({ cacheMs: 0 });

@@ -231,7 +231,8 @@ export function createReadiness(options: ReadinessOptions = {}): Readiness {
         // A report's age counts from when it finished, so a slow check is not rerun at once.
         void run.report.then(() => (run.finishedAt = now()));
       }
-      return last.report;
+      // A probe that waited on a run while shutdown began is told so, not `ready`.
+      return last.report.then((report) => (shuttingDown ? SHUTTING_DOWN : report));
     },
     get shuttingDown() {
       return shuttingDown;

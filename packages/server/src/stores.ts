@@ -91,13 +91,13 @@ export interface RegisterStoreOptions {
  * const redis = registerStore(lifecycle, readiness, 'redis', stores.redis, { variable: 'REDIS_URL' });
  * ```
  */
-export function registerStore<H extends Closable & HealthChecked>(
+export function registerStore<H extends (Closable & HealthChecked) | null>(
   lifecycle: Lifecycle,
   readiness: Readiness,
   name: string,
-  handle: H | null,
+  handle: H,
   options: RegisterStoreOptions,
-): H | null {
+): H {
   lifecycle.closes(name, handle);
   if (!readiness.has(name)) readiness.addStore(name, handle, options);
   return handle;

@@ -3,7 +3,8 @@
 // (@flowforge/server/node). Each test builds its own app, listening on a free
 // loopback port, and stops it.
 import { Agent, createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { once } from 'node:events';
+import { connect, type AddressInfo } from 'node:net';
 import express from 'express';
 import Fastify from 'fastify';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -69,7 +70,7 @@ function parts(options: HarnessOptions) {
   const metrics = createMetrics({ defaultMetrics: false });
   const problems = createProblems();
   const readiness = createReadiness({ cacheMs: 0 });
-  const streams = createEventStreams({ logger, firstEventWaitMs: 1_000 });
+  const streams = createEventStreams({ logger, firstEventWaitMs: 1_000, stalledClientMs: 300 });
   const lifecycle = createLifecycle({
     logger,
     shutdownTimeoutMs: options.shutdownTimeoutMs ?? 10_000,
@@ -92,6 +93,19 @@ function parts(options: HarnessOptions) {
     yield { event: 'tick', id: '2', data: '{"n":2}' };
     await whenAborted(signal);
   };
+  // As fast as the client reads: one that stops reading fills its buffers at once.
+  const flood: EventSource = (signal) => {
+    const data = JSON.stringify({ pad: 'x'.repeat(4_096) });
+    return {
+      next: () =>
+        Promise.resolve(
+          signal.aborted
+            ? { done: true, value: undefined }
+            : { done: false, value: { event: 'flood', data } },
+        ),
+    };
+  };
+
   const routes = {
     unavailable: (): never => {
       throw new DatabaseError('UNAVAILABLE', 'connection to 10.0.0.7:5432 refused');
@@ -119,6 +133,7 @@ function parts(options: HarnessOptions) {
     lifecycle,
     state,
     ticks,
+    flood,
     routes,
   };
 }
@@ -134,6 +149,7 @@ async function fastifyApp(options: HarnessOptions = {}): Promise<Harness> {
     lifecycle,
     state,
     ticks,
+    flood,
     routes,
   } = parts(options);
   const app = Fastify(fastifyServerOptions({ logger }));
@@ -151,6 +167,9 @@ async function fastifyApp(options: HarnessOptions = {}): Promise<Harness> {
   app.get('/hang', routes.hang);
   app.get('/events', (request, reply) =>
     sendFastifyEventStream(request, reply, streams, { clientId: 'user-1', source: ticks }),
+  );
+  app.get('/flood', (request, reply) =>
+    sendFastifyEventStream(request, reply, streams, { clientId: 'user-2', source: flood }),
   );
   lifecycle.add(readiness);
   lifecycle.add(streams);
@@ -176,11 +195,12 @@ async function expressApp(options: HarnessOptions = {}): Promise<Harness> {
     lifecycle,
     state,
     ticks,
+    flood,
     routes,
   } = parts(options);
   const app = express();
   app.use(nodeHttpObservability(createHttpObservability({ logger, metrics })));
-  const health = healthHandlers(readiness);
+  const health = healthHandlers(readiness, { token: METRICS_TOKEN });
   app.get('/health/live', health.live);
   app.get('/health/ready', health.ready);
   app.get('/metrics', metricsHandler(metrics, { token: METRICS_TOKEN }));
@@ -191,6 +211,9 @@ async function expressApp(options: HarnessOptions = {}): Promise<Harness> {
   app.get('/hang', () => void routes.hang());
   app.get('/events', (request, response) =>
     sendNodeEventStream(request, response, streams, { clientId: 'user-1', source: ticks }),
+  );
+  app.get('/flood', (request, response) =>
+    sendNodeEventStream(request, response, streams, { clientId: 'user-2', source: flood }),
   );
   app.use(notFoundHandler());
   app.use(problemHandler({ problems, logger }));
@@ -335,7 +358,11 @@ describe.each([
     const live = await get(port, '/health/live');
     expect([live.status, JSON.parse(live.text)]).toEqual([200, { status: 'ok' }]);
 
-    const ready = await get(port, '/health/ready');
+    // Each check only for the scrape token (a driver's message names hosts); the status to anyone.
+    const scraper = { headers: { authorization: `Bearer ${METRICS_TOKEN}` } };
+    const anonymous = await get(port, '/health/ready');
+    expect([anonymous.status, JSON.parse(anonymous.text)]).toEqual([200, { status: 'ready' }]);
+    const ready = await get(port, '/health/ready', scraper);
     expect(ready.status).toBe(200);
     expect(JSON.parse(ready.text)).toMatchObject({
       status: 'ready',
@@ -343,7 +370,9 @@ describe.each([
     });
 
     harness.databaseUp = false;
-    const down = await get(port, '/health/ready');
+    const hidden = await get(port, '/health/ready');
+    expect([hidden.status, JSON.parse(hidden.text)]).toEqual([503, { status: 'not_ready' }]);
+    const down = await get(port, '/health/ready', scraper);
     expect(down.status).toBe(503);
     expect(JSON.parse(down.text)).toMatchObject({
       status: 'not_ready',
@@ -354,7 +383,7 @@ describe.each([
 
     harness.databaseUp = true;
     harness.lifecycle.drain();
-    const draining = await get(port, '/health/ready');
+    const draining = await get(port, '/health/ready', scraper);
     expect(draining.status).toBe(503);
     expect(JSON.parse(draining.text)).toEqual({ status: 'shutting_down', checks: {} });
     // Once shutdown began, every response closes its connection.
@@ -410,6 +439,25 @@ describe.each([
       expect(harness.server.listening).toBe(false);
     } finally {
       agent.destroy();
+    }
+  });
+
+  it('lets a client that stopped reading go: the stream ends, its connection is cut, stop() drains', async () => {
+    const harness = await build({ shutdownTimeoutMs: 3_000 });
+    const socket = connect({ host: '127.0.0.1', port: harness.port });
+    try {
+      await once(socket, 'connect');
+      socket.write('GET /flood HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+      socket.pause(); // never reads: the kernel's buffers, then the body's, fill
+      await vi.waitFor(() => expect(harness.streams.heldBy('user-2')).toBe(1));
+      await vi.waitFor(() => expect(harness.streams.size).toBe(0), { timeout: 10_000 });
+      expect(harness.lines()).toContainEqual(
+        expect.objectContaining({ msg: 'event stream client stopped reading; stream ended' }),
+      );
+      // Its response was destroyed with the body: nothing holds the server's close.
+      expect(await harness.lifecycle.stop()).toBe('drained');
+    } finally {
+      socket.destroy();
     }
   });
 

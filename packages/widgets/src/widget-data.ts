@@ -126,9 +126,9 @@ const MAX_TTL_MS = 2_147_483_647;
  *
  * @throws {WidgetError} INVALID_OPTIONS for a `cacheTtlMs` that is not a whole number from 1 to 2147483647
  * @example
- * const reader = createWidgetDataReader({ clickhouse, cache: redis.ownedKeyspace('flowforge:widgets:'), logger });
- * const widget = await findWidget(database, principal.tenantId, id); // undefined: 404
- * if (widget) return reader.read(principal.tenantId, widget);
+ * const reader = createWidgetDataReader({ clickhouse, cache: redis.ownedKeyspace(WIDGET_DATA_CACHE_PREFIX), logger });
+ * const widget = await requireWidget(database, principal, id); // 400, 403, 404 as errors
+ * return reader.read(principal.tenantId, widget);
  */
 export function createWidgetDataReader(options: WidgetDataOptions): WidgetDataReader {
   const { clickhouse, cache, logger } = options;

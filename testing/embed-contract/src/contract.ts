@@ -34,6 +34,8 @@ const ROUTE_LABEL = 'route="/embed/v1/widgets/:id/data"';
 interface Served {
   /** GET `path`, with `key` in X-API-Key when given; every answer's envelope is checked. */
   get(path: string, key?: string, headers?: Readonly<Record<string, string>>): Promise<Answer>;
+  /** GET /health/ready with the scrape token, so that each check is shown. */
+  ready(): Promise<Answer>;
   readonly baseUrl: string;
 }
 
@@ -74,6 +76,9 @@ export function describeEmbedContract(name: string, start: StartEmbedApp): void 
       return {
         get: (path, key, headers = {}) =>
           get(baseUrl(), path, key === undefined ? headers : { ...headers, 'x-api-key': key }),
+        // Each check is shown only with the scrape token (METRICS_TOKEN).
+        ready: () =>
+          get(baseUrl(), '/health/ready', { authorization: `Bearer ${fixture.metricsToken}` }),
         get baseUrl() {
           return baseUrl();
         },
@@ -219,9 +224,16 @@ export function describeEmbedContract(name: string, start: StartEmbedApp): void 
         expect(problem.body.request_id).toBe(id);
       });
 
+      it('GET /health/ready shows only the status without the scrape token: a driver message names hosts', async () => {
+        for (const headers of [{}, { authorization: 'Bearer wrong' }]) {
+          const bare = await app.get('/health/ready', undefined, headers);
+          expect([bare.status, bare.body]).toEqual([200, { status: 'ready' }]);
+        }
+      });
+
       it('GET /health/live is 200; GET /health/ready is 200 with postgres, clickhouse and redis up', async () => {
         expect((await app.get('/health/live')).status).toBe(200);
-        const ready = await app.get('/health/ready');
+        const ready = await app.ready();
         expect(ready.status).toBe(200);
         expect(ready.body).toMatchObject({
           status: 'ready',
@@ -279,7 +291,7 @@ export function describeEmbedContract(name: string, start: StartEmbedApp): void 
             cached: false,
           });
         }
-        const ready = await app.get('/health/ready');
+        const ready = await app.ready();
         expect(ready.status).toBe(200);
         expect(ready.body.checks.redis).toMatchObject({
           status: 'not_configured',
@@ -300,7 +312,7 @@ export function describeEmbedContract(name: string, start: StartEmbedApp): void 
         expect((await app.get(DATA(fixture.widgets.outOfScope), fixture.keys.tenantA)).status).toBe(
           403,
         );
-        const ready = await app.get('/health/ready');
+        const ready = await app.ready();
         expect(ready.status).toBe(200);
         expect(ready.body.checks.clickhouse).toMatchObject({
           status: 'not_configured',
@@ -325,7 +337,7 @@ export function describeEmbedContract(name: string, start: StartEmbedApp): void 
         expect(data.status).toBe(503);
         expect(data.headers.get('retry-after')).toBe('1');
         expect(data.text).not.toContain(String(deadPort));
-        const ready = await app.get('/health/ready');
+        const ready = await app.ready();
         expect(ready.status).toBe(200);
         expect(ready.body).toMatchObject({
           status: 'degraded',
@@ -351,7 +363,7 @@ export function describeEmbedContract(name: string, start: StartEmbedApp): void 
       });
 
       it('is not ready: no key can be checked without the database', async () => {
-        const ready = await app.get('/health/ready');
+        const ready = await app.ready();
         expect(ready.status).toBe(503);
         expect(ready.body).toMatchObject({
           status: 'not_ready',

@@ -8,7 +8,12 @@ import {
   type SubscribeUpdate,
 } from '@flowforge/materialize';
 import type { Logger } from '@flowforge/observability';
-import { storeNotConfigured, type EventStreams, type ServerSentEvent } from '@flowforge/server';
+import {
+  lastEventIdOf,
+  storeNotConfigured,
+  type EventStreams,
+  type ServerSentEvent,
+} from '@flowforge/server';
 import { sendEventStream, sendProblem } from '@flowforge/server/fastify';
 import {
   requireWidget,
@@ -77,7 +82,7 @@ export function widgetStreamRoutes(app: FastifyInstance, options: WidgetStreamRo
       if (materialize.status === 'unavailable' || materialize.status === 'closed') {
         throw new MaterializeError('UNAVAILABLE', 'not connected; retrying in the background');
       }
-      const lastEventId = request.headers['last-event-id'];
+      const lastEventId = lastEventIdOf(request.headers);
       // Digits only (the schema), but also a timestamp Materialize has: 1 to 2^64 - 1.
       // Anything else is the client's mistake, not a widget that cannot be streamed (409).
       if (lastEventId !== undefined && !isResumePoint(BigInt(lastEventId))) {

@@ -35,3 +35,13 @@ export async function settle(rounds = 10): Promise<void> {
     await new Promise((resolve) => setImmediate(resolve));
   }
 }
+
+/** What `run` throws, or `undefined` when it returns. */
+export function refusal(run: () => unknown): unknown {
+  try {
+    run();
+  } catch (error) {
+    return error;
+  }
+  return undefined;
+}

@@ -1,0 +1,56 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Logger } from '@flowforge/observability';
+import type { ErrorAnswer, Problem, Problems } from '../problems.js';
+import { readinessStatusCode, type Readiness, type ReadinessReport } from '../readiness.js';
+
+// What both bindings answer, written once; they only send it.
+
+/** The 404 of a request no route matched. */
+export const NOT_FOUND: Problem = Object.freeze({
+  title: 'Not Found',
+  status: 404,
+  detail: 'No route matches this request.',
+});
+
+/** The 401 of a scrape of /metrics without the token. */
+export const METRICS_UNAUTHORIZED: Problem = Object.freeze({
+  title: 'Unauthorized',
+  status: 401,
+  detail: 'Scraping /metrics needs the metrics bearer token.',
+});
+
+/** The answer to `error`, logged at the level it deserves (a client's mistake is not). */
+export function answerAndLog(
+  problems: Problems,
+  logger: Logger,
+  error: unknown,
+  scheme: string,
+): ErrorAnswer {
+  const answer = problems.answer(error, { scheme });
+  if (answer.log !== undefined) {
+    const { code } = (error ?? {}) as { code?: unknown };
+    logger[answer.log]({ err: error, code }, 'request failed');
+  }
+  return answer;
+}
+
+const digest = (value: string): Buffer => createHash('sha256').update(value).digest();
+
+/**
+ * GET /health/ready: the report and its status. With a non-empty `token` (the
+ * metrics token), only a request with `Authorization: Bearer <token>` sees each
+ * check (a driver's message names hosts and ports); others see the status alone.
+ */
+export async function readinessAnswer(
+  readiness: Readiness,
+  authorization: string | undefined,
+  token: string,
+): Promise<{ readonly status: 200 | 503; readonly body: ReadinessReport | { status: string } }> {
+  const report = await readiness.report();
+  const status = readinessStatusCode(report);
+  const entitled =
+    token === '' ||
+    (authorization !== undefined &&
+      timingSafeEqual(digest(authorization), digest(`Bearer ${token}`)));
+  return { status, body: entitled ? report : { status: report.status } };
+}
