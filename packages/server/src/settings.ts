@@ -42,6 +42,7 @@ export function settingsOrExit(options: SettingsOrExitOptions = {}): Settings {
 
 /** What every service starts from: its settings, its process logger and its metrics registry. */
 export interface ServiceContext {
+  /** The validated settings of the process's environment (`settings` of @flowforge/config). */
   readonly settings: Settings;
   /** JSON lines (or pretty in development) at LOG_LEVEL, `service` from APP_NAME. */
   readonly logger: Logger;
