@@ -534,6 +534,7 @@ export function retryAfter(error: unknown): string | undefined {
 }
 `,
   '@flowforge/widgets': `
+import type { Principal } from '@flowforge/auth';
 import type { ClickHouse } from '@flowforge/clickhouse';
 import type { Database } from '@flowforge/db';
 import type { Logger } from '@flowforge/observability';
@@ -551,11 +552,11 @@ export async function read(
   database: Database<WidgetsDB>,
   clickhouse: ClickHouse,
   logger: Logger,
-  tenantId: string,
+  principal: Principal,
   id: string,
-): Promise<WidgetDataBody | undefined> {
+): Promise<WidgetDataBody> {
   const reader = createWidgetDataReader({ clickhouse, cache: null, logger });
-  return readWidgetData(database, reader, tenantId, id);
+  return readWidgetData(database, reader, principal, id);
 }
 export const view: string = liveViewOf('live', { view: 'widget_totals' });
 export const source: string = widgetMigrations.name;
