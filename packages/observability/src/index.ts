@@ -29,7 +29,7 @@ export type {
   ObservedRequest,
   RequestStart,
 } from './http.js';
-export { createMetricsEndpoint } from './metrics-endpoint.js';
+export { bearerTokenCheck, createMetricsEndpoint } from './metrics-endpoint.js';
 export type { MetricsEndpointOptions, MetricsResponse } from './metrics-endpoint.js';
 export { nodeHttpObservability } from './node-http.js';
 export type { NodeHttpObservabilityOptions } from './node-http.js';

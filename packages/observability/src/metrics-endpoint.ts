@@ -20,6 +20,28 @@ export interface MetricsResponse {
 const digest = (value: string): Buffer => createHash('sha256').update(value).digest();
 
 /**
+ * A check of `Authorization` headers against a bearer `token`: the scheme is
+ * case-insensitive (RFC 9110), the token compared in constant time (digests,
+ * so neither its length nor its bytes leak), computed once. With an empty
+ * `token` every request passes: the protection is off.
+ *
+ * @example
+ * ```ts
+ * const entitled = bearerTokenCheck(settings.observability.metricsToken);
+ * if (!entitled(request.headers.authorization)) return { status: 401 };
+ * ```
+ */
+export function bearerTokenCheck(token: string): (authorization: string | undefined) => boolean {
+  if (token === '') return () => true;
+  const expected = digest(token);
+  return (authorization) => {
+    const presented =
+      authorization === undefined ? undefined : /^bearer +(\S+)\s*$/i.exec(authorization)?.[1];
+    return presented !== undefined && timingSafeEqual(digest(presented), expected);
+  };
+}
+
+/**
  * The /metrics handler: Prometheus text with its content type, optionally
  * behind a bearer token (compared in constant time; never logged or echoed).
  */
@@ -27,12 +49,9 @@ export function createMetricsEndpoint(
   metrics: Metrics,
   options: MetricsEndpointOptions = {},
 ): (authorization: string | undefined) => Promise<MetricsResponse> {
-  const expected = options.token ? digest(options.token) : undefined;
+  const entitled = bearerTokenCheck(options.token ?? '');
   return async (authorization) => {
-    // The scheme is case-insensitive (RFC 9110); the token is compared in constant time.
-    const presented =
-      authorization === undefined ? undefined : /^bearer +(\S+)\s*$/i.exec(authorization)?.[1];
-    if (expected && !(presented !== undefined && timingSafeEqual(digest(presented), expected))) {
+    if (!entitled(authorization)) {
       return {
         status: 401,
         headers: {

@@ -31,7 +31,7 @@ import {
   METRICS_UNAUTHORIZED,
   NOT_FOUND,
   answerAndLog,
-  readinessAnswer,
+  readinessAnswerer,
 } from './internal/answers.js';
 
 /** Options of {@link fastifyServerOptions}. */
@@ -184,9 +184,9 @@ export const fastifyServer: FastifyPluginCallback<FastifyServerPluginOptions> = 
   const { readiness } = options;
   if (readiness) {
     app.get('/health/live', () => ({ status: 'ok' }));
-    const token = options.metricsToken ?? '';
+    const answerReadiness = readinessAnswerer(readiness, options.metricsToken ?? '');
     app.get('/health/ready', async (request, reply) => {
-      const answer = await readinessAnswer(readiness, request.headers.authorization, token);
+      const answer = await answerReadiness(request.headers.authorization);
       return reply.code(answer.status).send(answer.body);
     });
   }

@@ -24,7 +24,7 @@ import {
   METRICS_UNAUTHORIZED,
   NOT_FOUND,
   answerAndLog,
-  readinessAnswer,
+  readinessAnswerer,
 } from './internal/answers.js';
 
 /** A `(request, response)` handler of node:http, which Express also takes as a route handler. */
@@ -133,11 +133,11 @@ export function healthHandlers(
   readiness: Readiness,
   options: { readonly token?: string } = {},
 ): HealthHandlers {
-  const token = options.token ?? '';
+  const answerReadiness = readinessAnswerer(readiness, options.token ?? '');
   return {
     live: (_request, response) => sendJson(response, 200, { status: 'ok' }),
     ready: (request, response) => {
-      readinessAnswer(readiness, request.headers.authorization, token).then(
+      answerReadiness(request.headers.authorization).then(
         (answer) => sendJson(response, answer.status, answer.body),
         (error: unknown) => response.destroy(error instanceof Error ? error : undefined),
       );

@@ -1,5 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
-import type { Logger } from '@flowforge/observability';
+import { bearerTokenCheck, type Logger } from '@flowforge/observability';
 import type { ErrorAnswer, Problem, Problems } from '../problems.js';
 import { readinessStatusCode, type Readiness, type ReadinessReport } from '../readiness.js';
 
@@ -34,23 +33,22 @@ export function answerAndLog(
   return answer;
 }
 
-const digest = (value: string): Buffer => createHash('sha256').update(value).digest();
-
 /**
- * GET /health/ready: the report and its status. With a non-empty `token` (the
- * metrics token), only a request with `Authorization: Bearer <token>` sees each
- * check (a driver's message names hosts and ports); others see the status alone.
+ * GET /health/ready's answerer: the report and its status. With a non-empty
+ * `token` (the metrics token), only a request with `Authorization: Bearer <token>`
+ * sees each check (a driver's message names hosts and ports); others see the
+ * status alone.
  */
-export async function readinessAnswer(
+export function readinessAnswerer(
   readiness: Readiness,
-  authorization: string | undefined,
   token: string,
-): Promise<{ readonly status: 200 | 503; readonly body: ReadinessReport | { status: string } }> {
-  const report = await readiness.report();
-  const status = readinessStatusCode(report);
-  const entitled =
-    token === '' ||
-    (authorization !== undefined &&
-      timingSafeEqual(digest(authorization), digest(`Bearer ${token}`)));
-  return { status, body: entitled ? report : { status: report.status } };
+): (
+  authorization: string | undefined,
+) => Promise<{ readonly status: 200 | 503; readonly body: ReadinessReport | { status: string } }> {
+  const entitled = bearerTokenCheck(token);
+  return async (authorization) => {
+    const report = await readiness.report();
+    const status = readinessStatusCode(report);
+    return { status, body: entitled(authorization) ? report : { status: report.status } };
+  };
 }
