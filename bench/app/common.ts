@@ -162,6 +162,7 @@ export function appEnvironment({
     LOG_LEVEL: 'info',
     LOG_FORMAT: 'json',
     SECRET_KEY: randomBytes(32).toString('hex'),
+    METRICS_TOKEN: randomBytes(16).toString('hex'),
     DATABASE_URL: databaseUrl,
     KEYCLOAK_URL: keycloakUrl,
     KEYCLOAK_REALM: REALM,

@@ -123,6 +123,7 @@ describe('the sample-api process', () => {
       NODE_ENV: 'production',
       PORT: String(port),
       SECRET_KEY: 'k'.repeat(40),
+      METRICS_TOKEN: 'm'.repeat(24),
       // Never connected by these requests (the pool is lazy); loopback, so TLS may be off.
       DATABASE_URL: 'postgres://flowforge:flowforge@127.0.0.1:5432/flowforge',
       KEYCLOAK_URL: 'http://127.0.0.1:1',

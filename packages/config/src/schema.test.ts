@@ -26,6 +26,7 @@ const PRODUCTION_READY: Environment = {
   DATABASE_URL: 'postgres://app:pw@db.internal:5432/flowforge',
   DATABASE_SSL: 'verify-full',
   KEYCLOAK_URL: 'https://sso.example.com',
+  METRICS_TOKEN: 'm'.repeat(24),
 };
 const PRODUCTION_OK: Environment = { APP_ENV: 'production', ...PRODUCTION_READY };
 /** An environment without production hardening, for cases about one variable. */
@@ -150,6 +151,7 @@ describe('loadSettings: APP_ENV unset means production (fail closed)', () => {
     expect(issues.map((i) => [i.variable, i.kind])).toEqual([
       ['APP_ENV', 'invalid'],
       ['SECRET_KEY', 'insecure'],
+      ['METRICS_TOKEN', 'insecure'],
       ['DATABASE_URL', 'insecure'],
       ['KEYCLOAK_URL', 'insecure'],
     ]);
@@ -198,6 +200,14 @@ describe('loadSettings: whole-number variables say what they accept', () => {
     'CLICKHOUSE_REQUEST_TIMEOUT_MS',
     'MATERIALIZE_POOL_SIZE',
     'REDIS_COMMAND_TIMEOUT_MS',
+    'DATABASE_QUERY_TIMEOUT_MS',
+    'HTTP_REQUEST_TIMEOUT_MS',
+    'HTTP_HEADERS_TIMEOUT_MS',
+    'HTTP_BODY_LIMIT_BYTES',
+    'HTTP_STREAMS_PER_USER',
+    'AUTH_MAX_TOKEN_LIFETIME_SECONDS',
+    'AUTH_API_KEY_MAX_FAILURES',
+    'AUTH_API_KEY_FAILURE_WINDOW_SECONDS',
   ];
 
   it.each(['-1', '0', '1.5', 'abc', ' -3 ', '1e3', '+5'])(
@@ -351,6 +361,28 @@ describe('loadSettings: each variable parses and rejects', () => {
       'http://h',
     ],
     ['REDIS_COMMAND_TIMEOUT_MS', '250', (s) => s.redis.commandTimeoutMs, 250, '0'],
+    ['DATABASE_QUERY_TIMEOUT_MS', '2500', (s) => s.database.queryTimeoutMs, 2500, '0'],
+    ['HTTP_REQUEST_TIMEOUT_MS', '20000', (s) => s.http.requestTimeoutMs, 20_000, '999'],
+    ['HTTP_HEADERS_TIMEOUT_MS', '5000', (s) => s.http.headersTimeoutMs, 5000, '0'],
+    ['HTTP_BODY_LIMIT_BYTES', '1024', (s) => s.http.bodyLimitBytes, 1024, '1e6'],
+    ['HTTP_STREAMS_PER_USER', '2', (s) => s.http.streamsPerUser, 2, '0'],
+    [
+      'HTTP_TRUST_PROXY',
+      '10.0.0.0/8, 127.0.0.1,fd00::/8',
+      (s) => s.http.trustProxy,
+      ['10.0.0.0/8', '127.0.0.1', 'fd00::/8'],
+      '10.0.0.0/33',
+    ],
+    ['HTTP_STREAMS_PER_TENANT', '0', (s) => s.http.streamsPerTenant, 0, '-1'],
+    ['AUTH_MAX_TOKEN_LIFETIME_SECONDS', '300', (s) => s.auth.maxTokenLifetimeSeconds, 300, '59'],
+    ['AUTH_API_KEY_MAX_FAILURES', '5', (s) => s.auth.apiKeyFailures.max, 5, '0'],
+    [
+      'AUTH_API_KEY_FAILURE_WINDOW_SECONDS',
+      '30',
+      (s) => s.auth.apiKeyFailures.windowSeconds,
+      30,
+      '0',
+    ],
     ['METRICS_TOKEN', 'scrape', (s) => s.observability.metricsToken, 'scrape', undefined as never],
     ['SECRET_KEY', 'k', (s) => s.secretKey, 'k', undefined as never],
   ];
@@ -427,9 +459,25 @@ describe('loadSettings: production hardening', () => {
     const issues = issuesOf({ APP_ENV: 'production' });
     expect(issues.map((i) => [i.variable, i.kind])).toEqual([
       ['SECRET_KEY', 'insecure'],
+      ['METRICS_TOKEN', 'insecure'],
       ['DATABASE_URL', 'insecure'],
       ['KEYCLOAK_URL', 'insecure'],
     ]);
+  });
+
+  it('refuses an empty or short metrics token: /metrics and readiness details would be open', () => {
+    for (const token of ['', 'short-token']) {
+      const issues = issuesOf({ ...PRODUCTION_OK, METRICS_TOKEN: token });
+      expect(issues).toEqual([
+        {
+          variable: 'METRICS_TOKEN',
+          kind: 'insecure',
+          message: expect.stringContaining('at least 16 characters') as string,
+        },
+      ]);
+      expect(mentions(issues[0]?.message ?? '', 'short-token')).toBe(false);
+    }
+    expect(loadSettings({ APP_ENV: 'development' }).observability.metricsToken).toBe('');
   });
 
   it.each(['staging', 'production'])('hardens %s', (appEnv) => {
@@ -514,6 +562,22 @@ describe('loadSettings: production hardening', () => {
         CLICKHOUSE_PASSWORD: 'pw',
       }),
     ).not.toThrow();
+  });
+
+  it('refuses a headers timeout longer than the request timeout (Node would throw at listen)', () => {
+    expect(
+      issuesOf({ ...TEST, HTTP_REQUEST_TIMEOUT_MS: '5000', HTTP_HEADERS_TIMEOUT_MS: '6000' }),
+    ).toEqual([
+      {
+        variable: 'HTTP_HEADERS_TIMEOUT_MS',
+        kind: 'invalid',
+        message: 'must not exceed HTTP_REQUEST_TIMEOUT_MS (5000)',
+      },
+    ]);
+    expect(
+      loadSettings({ ...TEST, HTTP_REQUEST_TIMEOUT_MS: '5000', HTTP_HEADERS_TIMEOUT_MS: '5000' })
+        .http.headersTimeoutMs,
+    ).toBe(5000);
   });
 
   it('reports parse errors and hardening problems together', () => {

@@ -1,4 +1,5 @@
 import { wholeNumberExpectation } from '@flowforge/kernel';
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { ALLOWED_JWT_ALGORITHMS, APP_ENVS, LOG_LEVELS } from './constants.js';
 import { ConfigError, type ConfigIssue } from './errors.js';
@@ -70,7 +71,8 @@ const redisUrl = z.string().transform((value, ctx) => {
   return parsed;
 });
 
-const list = <T extends z.ZodType<string, string>>(item: T) =>
+/** A comma-separated list of `item`; at least `min` values (an empty list only where `min` is 0). */
+const list = <T extends z.ZodType<string, string>>(item: T, min = 1) =>
   z
     .string()
     .transform((value) =>
@@ -79,9 +81,18 @@ const list = <T extends z.ZodType<string, string>>(item: T) =>
         .map((part) => part.trim())
         .filter((part) => part.length > 0),
     )
-    .pipe(z.array(item).min(1, 'expected at least one value'));
+    .pipe(z.array(item).min(min, 'expected at least one value'));
 
 const uuid = z.uuid('expected a UUID');
+
+/** An IPv4 or IPv6 address, optionally with a prefix length (`10.0.0.0/8`, `fd00::/8`). */
+function isAddressOrCidr(value: string): boolean {
+  const [address = '', prefix, extra] = value.split('/');
+  const family = isIP(address);
+  if (family === 0 || extra !== undefined) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+}
 
 /**
  * Every environment variable FlowForge reads. This table is the single source
@@ -140,6 +151,55 @@ const variables = {
     description: 'How long a graceful shutdown may drain in-flight work before it gives up.',
   }),
 
+  // http
+  HTTP_REQUEST_TIMEOUT_MS: spec({
+    schema: wholeNumber(1000, 600_000),
+    default: '30000',
+    sensitivity: 'public',
+    type: 'milliseconds',
+    description:
+      'How long a client may take to send a whole request (headers and body); then 408 and the connection is closed. Responses, streams included, are not limited by it.',
+  }),
+  HTTP_HEADERS_TIMEOUT_MS: spec({
+    schema: wholeNumber(1000, 600_000),
+    default: '10000',
+    sensitivity: 'public',
+    type: 'milliseconds',
+    description:
+      'How long a client may take to send the request headers. At most HTTP_REQUEST_TIMEOUT_MS.',
+  }),
+  HTTP_BODY_LIMIT_BYTES: spec({
+    schema: wholeNumber(1, 104_857_600),
+    default: '65536',
+    sensitivity: 'public',
+    type: 'bytes',
+    description:
+      'Largest request body a route accepts unless it sets its own limit; a larger one is refused with 413 before it is read.',
+  }),
+  HTTP_TRUST_PROXY: spec({
+    schema: list(z.string().refine(isAddressOrCidr, 'expected IP addresses or CIDR ranges'), 0),
+    default: '',
+    sensitivity: 'public',
+    type: 'comma list',
+    description:
+      "The proxies in front of the service (IP addresses or CIDR ranges, e.g. 10.0.0.0/8), whose X-Forwarded-For is believed for the client's address. Empty: none, the peer is the client. Behind a load balancer, set it: the API-key throttle counts per client address.",
+  }),
+  HTTP_STREAMS_PER_USER: spec({
+    schema: wholeNumber(1, 10_000),
+    default: '4',
+    sensitivity: 'public',
+    type: 'integer',
+    description: 'Live (SSE) streams one user may hold open at once; the next is refused with 429.',
+  }),
+  HTTP_STREAMS_PER_TENANT: spec({
+    schema: wholeNumber(0, 100_000),
+    default: '0',
+    sensitivity: 'public',
+    type: 'integer',
+    description:
+      "Live (SSE) streams one tenant's users may hold open together, so that one tenant cannot take every stream of the process; the next is refused with 429. 0: half the process's streams, rounded up.",
+  }),
+
   // database
   DATABASE_URL: spec({
     schema: url(['postgres', 'postgresql']).optional(),
@@ -175,7 +235,15 @@ const variables = {
     sensitivity: 'public',
     type: 'milliseconds',
     description:
-      'How long to wait for a new connection before failing (never 0: that waits forever).',
+      'How long to wait for a connection, new or from the pool, before failing (never 0: that waits forever).',
+  }),
+  DATABASE_QUERY_TIMEOUT_MS: spec({
+    schema: wholeNumber(1, 3_600_000),
+    default: '35000',
+    sensitivity: 'public',
+    type: 'milliseconds',
+    description:
+      'Client-side deadline of every query: a server that never answers (a frozen primary, a black-holed network) fails the query after this long and its connection is discarded. Keep it above DATABASE_STATEMENT_TIMEOUT_MS so the server cancels a slow query first.',
   }),
   DATABASE_SSL: spec({
     schema: z.enum(['disable', 'require', 'verify-full'], {
@@ -230,7 +298,30 @@ const variables = {
     default: '30',
     sensitivity: 'public',
     type: 'seconds',
-    description: 'Clock skew tolerated on exp and nbf.',
+    description: 'Clock skew tolerated on exp, nbf and iat.',
+  }),
+  AUTH_MAX_TOKEN_LIFETIME_SECONDS: spec({
+    schema: wholeNumber(60, 2_592_000),
+    default: '3600',
+    sensitivity: 'public',
+    type: 'seconds',
+    description:
+      "Longest lifetime (exp − iat) of an access token accepted. Keycloak's default access token lifespan is 300 s; a token valid for longer than this is refused.",
+  }),
+  AUTH_API_KEY_MAX_FAILURES: spec({
+    schema: wholeNumber(1, 100_000),
+    default: '10',
+    sensitivity: 'public',
+    type: 'integer',
+    description:
+      'Wrong API keys one client (IP address) may send per AUTH_API_KEY_FAILURE_WINDOW_SECONDS; then 429 with Retry-After. Counted in Redis when REDIS_URL is set (shared by every instance), in memory otherwise.',
+  }),
+  AUTH_API_KEY_FAILURE_WINDOW_SECONDS: spec({
+    schema: wholeNumber(1, 86_400),
+    default: '60',
+    sensitivity: 'public',
+    type: 'seconds',
+    description: 'The window AUTH_API_KEY_MAX_FAILURES counts over.',
   }),
   AUTH_JWKS_COOLDOWN_MS: spec({
     schema: wholeNumber(0, 3_600_000),
@@ -346,7 +437,8 @@ const variables = {
     default: '',
     sensitivity: 'secret',
     type: 'string',
-    description: 'Bearer token required to scrape /metrics. Empty: /metrics is open.',
+    description:
+      'Bearer token required to scrape /metrics and to see the checks of /health/ready. Required (at least 16 characters) in staging and production; empty in development: /metrics is open.',
   }),
 
   // secrets
@@ -415,8 +507,25 @@ const flatSchema = z.object(
  */
 export function loadSettings(env: Environment): Settings {
   const raw = rawValues(env, Object.keys(variables) as VariableName[]);
-  const parsed = parseOrThrow(flatSchema, raw, harden(raw, env), env);
+  const parsed = parseOrThrow(flatSchema, raw, [...crossChecks(raw), ...harden(raw, env)], env);
   return freezeSettings(group(parsed as ParsedVariables));
+}
+
+/** Rules between variables that each parse on their own. */
+function crossChecks(raw: Readonly<Record<string, string | undefined>>): ConfigIssue[] {
+  const headers = variables.HTTP_HEADERS_TIMEOUT_MS.schema.safeParse(raw.HTTP_HEADERS_TIMEOUT_MS);
+  const request = variables.HTTP_REQUEST_TIMEOUT_MS.schema.safeParse(raw.HTTP_REQUEST_TIMEOUT_MS);
+  // Only between two valid values (an invalid one is reported once, by itself). Node refuses
+  // a server whose headers timeout exceeds its request timeout.
+  return headers.success && request.success && headers.data > request.data
+    ? [
+        {
+          variable: 'HTTP_HEADERS_TIMEOUT_MS',
+          kind: 'invalid',
+          message: `must not exceed HTTP_REQUEST_TIMEOUT_MS (${request.data})`,
+        },
+      ]
+    : [];
 }
 
 function isUnset(value: string | undefined): boolean {
@@ -480,6 +589,7 @@ function databaseSection(v: z.output<typeof databaseSchema>): DatabaseSettings {
     poolSize: v.DATABASE_POOL_SIZE,
     statementTimeoutMs: v.DATABASE_STATEMENT_TIMEOUT_MS,
     connectTimeoutMs: v.DATABASE_CONNECT_TIMEOUT_MS,
+    queryTimeoutMs: v.DATABASE_QUERY_TIMEOUT_MS,
     ssl: v.DATABASE_SSL,
     embeddedDir: v.DATABASE_EMBEDDED_DIR,
   };
@@ -499,6 +609,14 @@ function group(v: ParsedVariables): Settings {
       logFormat: v.LOG_FORMAT ?? (v.APP_ENV === 'development' ? 'pretty' : 'json'),
       shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS,
     },
+    http: {
+      requestTimeoutMs: v.HTTP_REQUEST_TIMEOUT_MS,
+      headersTimeoutMs: v.HTTP_HEADERS_TIMEOUT_MS,
+      bodyLimitBytes: v.HTTP_BODY_LIMIT_BYTES,
+      trustProxy: v.HTTP_TRUST_PROXY,
+      streamsPerUser: v.HTTP_STREAMS_PER_USER,
+      streamsPerTenant: v.HTTP_STREAMS_PER_TENANT,
+    },
     database: databaseSection(v),
     auth: {
       keycloak: {
@@ -510,9 +628,14 @@ function group(v: ParsedVariables): Settings {
       },
       algorithms: v.AUTH_ALGORITHMS,
       clockToleranceSeconds: v.AUTH_CLOCK_TOLERANCE_SECONDS,
+      maxTokenLifetimeSeconds: v.AUTH_MAX_TOKEN_LIFETIME_SECONDS,
       jwksCooldownMs: v.AUTH_JWKS_COOLDOWN_MS,
       jwksMaxAgeMs: v.AUTH_JWKS_MAX_AGE_MS,
       apiKeyHeader: v.AUTH_API_KEY_HEADER,
+      apiKeyFailures: {
+        max: v.AUTH_API_KEY_MAX_FAILURES,
+        windowSeconds: v.AUTH_API_KEY_FAILURE_WINDOW_SECONDS,
+      },
       devBypass:
         v.APP_ENV === 'development'
           ? { userId: v.AUTH_DEV_USER_ID, tenantId: v.AUTH_DEV_TENANT_ID }
@@ -546,6 +669,7 @@ const databaseSchema = z.object({
   DATABASE_POOL_SIZE: variables.DATABASE_POOL_SIZE.schema,
   DATABASE_STATEMENT_TIMEOUT_MS: variables.DATABASE_STATEMENT_TIMEOUT_MS.schema,
   DATABASE_CONNECT_TIMEOUT_MS: variables.DATABASE_CONNECT_TIMEOUT_MS.schema,
+  DATABASE_QUERY_TIMEOUT_MS: variables.DATABASE_QUERY_TIMEOUT_MS.schema,
   DATABASE_SSL: variables.DATABASE_SSL.schema,
   DATABASE_EMBEDDED_DIR: variables.DATABASE_EMBEDDED_DIR.schema,
 });

@@ -47,6 +47,7 @@ describe('settings singleton', () => {
     const { settings } = await import('./singleton.js');
     expect(Object.keys(settings)).toEqual([
       'app',
+      'http',
       'database',
       'auth',
       'clickhouse',
@@ -73,6 +74,7 @@ describe('settings singleton', () => {
     vi.stubEnv('SECRET_KEY', 'k'.repeat(32));
     vi.stubEnv('DATABASE_URL', 'postgres://app@127.0.0.1/flowforge');
     vi.stubEnv('KEYCLOAK_URL', 'https://sso.example.com');
+    vi.stubEnv('METRICS_TOKEN', 'm'.repeat(16));
     const { settings } = await import('./singleton.js');
     expect(settings.app.env).toBe('production');
     expect(settings.auth.devBypass).toBeNull();

@@ -34,6 +34,22 @@ export interface AppSettings {
   readonly shutdownTimeoutMs: number;
 }
 
+/** What the HTTP server accepts from a client, and how long it waits. `settings.http`. */
+export interface HttpSettings {
+  /** HTTP_REQUEST_TIMEOUT_MS: time to receive a whole request. @default 30000 */
+  readonly requestTimeoutMs: number;
+  /** HTTP_HEADERS_TIMEOUT_MS: time to receive the headers, at most `requestTimeoutMs`. @default 10000 */
+  readonly headersTimeoutMs: number;
+  /** HTTP_BODY_LIMIT_BYTES: a route's body limit unless it sets its own. @default 65536 */
+  readonly bodyLimitBytes: number;
+  /** HTTP_TRUST_PROXY: the proxies whose X-Forwarded-For names the client (addresses, CIDR ranges). @default [] */
+  readonly trustProxy: readonly string[];
+  /** HTTP_STREAMS_PER_USER: live streams one user may hold. @default 4 */
+  readonly streamsPerUser: number;
+  /** HTTP_STREAMS_PER_TENANT: live streams one tenant may hold; 0 means half the process's, rounded up. @default 0 */
+  readonly streamsPerTenant: number;
+}
+
 /** PostgreSQL for @flowforge/db. `settings.database`. */
 export interface DatabaseSettings {
   /** DATABASE_URL; `null` means "not configured" (embedded PGlite in development). */
@@ -44,8 +60,10 @@ export interface DatabaseSettings {
   readonly poolSize: number;
   /** DATABASE_STATEMENT_TIMEOUT_MS. @default 30000 */
   readonly statementTimeoutMs: number;
-  /** DATABASE_CONNECT_TIMEOUT_MS. @default 5000 */
+  /** DATABASE_CONNECT_TIMEOUT_MS: a new connection, or one from the full pool. @default 5000 */
   readonly connectTimeoutMs: number;
+  /** DATABASE_QUERY_TIMEOUT_MS: the client-side deadline of every query. @default 35000 */
+  readonly queryTimeoutMs: number;
   /** DATABASE_SSL. @default 'disable' */
   readonly ssl: 'disable' | 'require' | 'verify-full';
   /** DATABASE_EMBEDDED_DIR. @default '.data/pglite' */
@@ -82,14 +100,26 @@ export interface AuthSettings {
   readonly algorithms: readonly JwtAlgorithm[];
   /** AUTH_CLOCK_TOLERANCE_SECONDS. @default 30 */
   readonly clockToleranceSeconds: number;
+  /** AUTH_MAX_TOKEN_LIFETIME_SECONDS: the longest `exp − iat` accepted. @default 3600 */
+  readonly maxTokenLifetimeSeconds: number;
   /** AUTH_JWKS_COOLDOWN_MS. @default 30000 */
   readonly jwksCooldownMs: number;
   /** AUTH_JWKS_MAX_AGE_MS. @default 600000 */
   readonly jwksMaxAgeMs: number;
   /** AUTH_API_KEY_HEADER, lower-cased. @default 'x-api-key' */
   readonly apiKeyHeader: string;
+  /** How many wrong API keys one client may send, and over how long. */
+  readonly apiKeyFailures: ApiKeyFailureSettings;
   /** The dev-bypass principal; `null` unless APP_ENV=development is set explicitly. */
   readonly devBypass: DevBypassSettings | null;
+}
+
+/** The throttle of wrong API keys. `settings.auth.apiKeyFailures`. */
+export interface ApiKeyFailureSettings {
+  /** AUTH_API_KEY_MAX_FAILURES. @default 10 */
+  readonly max: number;
+  /** AUTH_API_KEY_FAILURE_WINDOW_SECONDS. @default 60 */
+  readonly windowSeconds: number;
 }
 
 /** The read-only ClickHouse connection for @flowforge/clickhouse. `settings.clickhouse`. */
@@ -130,7 +160,7 @@ export interface RedisSettings {
 
 /** Metrics exposition for @flowforge/observability. `settings.observability`. */
 export interface ObservabilitySettings {
-  /** METRICS_TOKEN (secret): bearer token for /metrics; empty means open. */
+  /** METRICS_TOKEN (secret): bearer token for /metrics and readiness details; empty (development only) means open. */
   readonly metricsToken: string;
 }
 
@@ -138,6 +168,8 @@ export interface ObservabilitySettings {
 export interface Settings {
   /** Process, listener and logging settings. */
   readonly app: AppSettings;
+  /** HTTP limits and timeouts, for the server kit. */
+  readonly http: HttpSettings;
   /** PostgreSQL settings, for `createDatabase` of @flowforge/db. */
   readonly database: DatabaseSettings;
   /** Keycloak, API key and dev-bypass settings, for `createAuth` of @flowforge/auth. */

@@ -3,6 +3,7 @@ import type { Environment } from '../types.js';
 
 const PRODUCTION_LIKE = new Set(['staging', 'production']);
 const MIN_SECRET_KEY_LENGTH = 32;
+const MIN_METRICS_TOKEN_LENGTH = 16;
 const DATABASE_TLS_REQUIRED = 'must be require or verify-full for a non-loopback database host';
 
 /**
@@ -25,6 +26,13 @@ export function harden(
     refuse(
       'SECRET_KEY',
       `must be set to at least ${MIN_SECRET_KEY_LENGTH} characters in ${raw.APP_ENV}`,
+    );
+  }
+  // Fail closed: an empty token would serve /metrics (and readiness details) to anyone.
+  if ((raw.METRICS_TOKEN ?? '').length < MIN_METRICS_TOKEN_LENGTH) {
+    refuse(
+      'METRICS_TOKEN',
+      `must be set to at least ${MIN_METRICS_TOKEN_LENGTH} characters in ${raw.APP_ENV}: it guards /metrics and the checks of /health/ready`,
     );
   }
   if (!isSet('DATABASE_URL')) {
