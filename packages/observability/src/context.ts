@@ -69,6 +69,24 @@ export function setRequestValue(key: symbol, value: unknown): boolean {
   return true;
 }
 
+const REFUSAL_REASON = Symbol('flowforge.refusalReason');
+
+/**
+ * Names why the current request was refused (an error code such as
+ * `TOKEN_INVALID` or `TOO_MANY_STREAMS`): its access line carries it as
+ * `reason`, so a burst of 401s or 503s can be told apart without a second line.
+ * The server kit calls this from its error handler. Returns false outside a request.
+ */
+export function setRefusalReason(reason: string): boolean {
+  return setRequestValue(REFUSAL_REASON, reason);
+}
+
+/** The reason set by {@link setRefusalReason} for the request of `context`. @internal */
+export function refusalReasonOf(context: RequestContext): string | undefined {
+  const reason = values.get(context)?.get(REFUSAL_REASON);
+  return typeof reason === 'string' ? reason : undefined;
+}
+
 /** The value kept under `key` in the current request, or `undefined`. */
 export function getRequestValue(key: symbol): unknown {
   const store = storage.getStore();

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Logger } from 'pino';
-import { runWithRequestContext, type RequestContext } from './context.js';
+import { refusalReasonOf, runWithRequestContext, type RequestContext } from './context.js';
 import { rawLineWriter } from './logger.js';
 import type { Metrics, MetricSample } from './metrics.js';
 import { acceptRequestId, parseTraceparent } from './request-id.js';
@@ -131,11 +131,18 @@ export function createHttpObservability(options: HttpObservabilityOptions): Http
     status: number,
     ms: number,
   ): void {
-    const level = status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info';
-    const msg = status >= 500 ? 'request failed' : 'request completed';
+    const level = accessLevel(status);
+    const msg = level === 'error' ? 'request failed' : 'request completed';
     const durationMs = Math.round(ms * 100) / 100;
+    const reason = refusalReasonOf(context);
     if (writeLine === undefined) {
-      const fields = { method, route, status_code: status, duration_ms: durationMs };
+      const fields = {
+        method,
+        route,
+        status_code: status,
+        duration_ms: durationMs,
+        ...(reason === undefined ? {} : { reason }),
+      };
       runWithRequestContext(context, () => logger[level](fields, msg));
       return;
     }
@@ -146,7 +153,9 @@ export function createHttpObservability(options: HttpObservabilityOptions): Http
     if (context.trace_id !== undefined && context.span_id !== undefined) {
       body += `,"trace_id":"${context.trace_id}","span_id":"${context.span_id}"`;
     }
-    body += `,"method":${JSON.stringify(method)},"route":${JSON.stringify(route)},"status_code":${status},"duration_ms":${durationMs},"msg":"${msg}"`;
+    body += `,"method":${JSON.stringify(method)},"route":${JSON.stringify(route)},"status_code":${status},"duration_ms":${durationMs}`;
+    if (reason !== undefined) body += `,"reason":${JSON.stringify(reason)}`;
+    body += `,"msg":"${msg}"`;
     writeLine(level, body);
   }
 
@@ -187,6 +196,17 @@ export function createHttpObservability(options: HttpObservabilityOptions): Http
       };
     },
   };
+}
+
+/**
+ * The level of an access line: a failure of ours (5xx) is an error, but a
+ * refusal is not: 503 (a dependency down or a limit reached) and 429 are warn,
+ * other 4xx (the client's mistake, 499 a client that left) info. A burst of
+ * refused streams or bad tokens must not page anyone as errors.
+ */
+function accessLevel(status: number): 'info' | 'warn' | 'error' {
+  if (status === 503 || status === 429) return 'warn';
+  return status >= 500 ? 'error' : 'info';
 }
 
 /** The _bucket (cumulative, with le), _sum and _count samples of one series. */

@@ -9,6 +9,7 @@ export {
   bindRequestContext,
   setRequestValue,
   getRequestValue,
+  setRefusalReason,
 } from './context.js';
 export type { RequestContext, BindableContext } from './context.js';
 export { acceptRequestId, parseTraceparent, MAX_REQUEST_ID_LENGTH } from './request-id.js';

@@ -8,6 +8,7 @@ import {
   createLogger,
   createMetrics,
   getRequestContext,
+  setRefusalReason,
   type Metrics,
 } from '../src/index.js';
 import { fastifyObservability, genReqId } from '../src/fastify.js';
@@ -60,6 +61,10 @@ async function harness(
     throw new Error('kaput');
   });
   app.get('/client-error', async (_request, reply) => reply.code(422).send({ error: 'no' }));
+  app.get('/refused/:status', async (request, reply) => {
+    setRefusalReason('TOO_MANY_STREAMS');
+    return reply.code(Number((request.params as { status: string }).status)).send();
+  });
   options.routes?.(app);
   const base = await app.listen({ host: '127.0.0.1', port: 0 });
   current = app;
@@ -128,16 +133,26 @@ describe('fastifyObservability over a real socket', () => {
     expect(typeof access[0]?.duration_ms).toBe('number');
   });
 
-  it('picks the level by status class and labels unmatched requests UNMATCHED', async () => {
+  it('logs a failure of ours at error, a refusal at warn (503, 429) or info (other 4xx), and labels unmatched requests UNMATCHED', async () => {
     const { base, logs } = await harness();
     await fetch(`${base}/client-error`);
     await fetch(`${base}/boom`);
     await fetch(`${base}/no/such/route`);
-    const levels = accessLines(logs).map((line) => [line.route, line.status_code, line.level]);
+    await fetch(`${base}/refused/503`);
+    await fetch(`${base}/refused/429`);
+    const levels = accessLines(logs).map((line) => [
+      line.route,
+      line.status_code,
+      line.level,
+      line.msg,
+      line.reason,
+    ]);
     expect(levels).toEqual([
-      ['/client-error', 422, 'warn'],
-      ['/boom', 500, 'error'],
-      ['UNMATCHED', 404, 'warn'],
+      ['/client-error', 422, 'info', 'request completed', undefined],
+      ['/boom', 500, 'error', 'request failed', undefined],
+      ['UNMATCHED', 404, 'info', 'request completed', undefined],
+      ['/refused/:status', 503, 'warn', 'request completed', 'TOO_MANY_STREAMS'],
+      ['/refused/:status', 429, 'warn', 'request completed', 'TOO_MANY_STREAMS'],
     ]);
   });
 

@@ -67,7 +67,7 @@ describe('nodeHttpObservability (node:http, Express-style)', () => {
     const access = lines.filter((line) => line.msg === 'request completed');
     expect(access.map((line) => [line.route, line.status_code, line.level])).toEqual([
       ['/items/:id', 200, 'info'],
-      ['UNMATCHED', 404, 'warn'],
+      ['UNMATCHED', 404, 'info'],
     ]);
     expect(await metrics.render()).toContain(
       'flowforge_http_requests_total{method="GET",route="/items/:id",status_code="200"} 1',
