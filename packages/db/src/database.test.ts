@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadDatabaseSettings } from '@flowforge/config';
-import { createMetrics } from '@flowforge/observability';
+import { createLogger, createMetrics } from '@flowforge/observability';
 import { createDatabase, type DatabaseOptions } from './database.js';
 import { DatabaseError } from './errors.js';
 
@@ -66,6 +66,17 @@ describe('createDatabase', () => {
       'statementTimeoutMs: expected a whole number from 0 to 3600000 (got 2.5)',
     ],
     ['idleTimeoutMs', -5, 'idleTimeoutMs: expected a whole number from 0 to 3600000 (got -5)'],
+    // No "none" for the client-side deadline: 0 would let a frozen server hang every request.
+    [
+      'queryTimeoutMs',
+      0,
+      'queryTimeoutMs: expected a positive whole number from 1 to 3600000 (got 0)',
+    ],
+    [
+      'queryTimeoutMs',
+      3_600_001,
+      'queryTimeoutMs: expected a positive whole number from 1 to 3600000 (got 3600001)',
+    ],
   ])(
     'refuses %s: %j synchronously with INVALID_OPTIONS, before connecting',
     (key, value, message) => {
@@ -101,6 +112,7 @@ describe('createDatabase', () => {
         poolSize: 1,
         connectTimeoutMs: 1,
         statementTimeoutMs: 0,
+        queryTimeoutMs: 1,
         idleTimeoutMs: 0,
       }),
       createDatabase({
@@ -108,6 +120,7 @@ describe('createDatabase', () => {
         poolSize: 1000,
         connectTimeoutMs: 600_000,
         statementTimeoutMs: 3_600_000,
+        queryTimeoutMs: 3_600_000,
         idleTimeoutMs: 3_600_000,
       }),
     ];
@@ -119,6 +132,7 @@ describe('createDatabase', () => {
       ['DATABASE_POOL_SIZE', 'poolSize', '0', 0],
       ['DATABASE_CONNECT_TIMEOUT_MS', 'connectTimeoutMs', '0', 0],
       ['DATABASE_STATEMENT_TIMEOUT_MS', 'statementTimeoutMs', '-1', -1],
+      ['DATABASE_QUERY_TIMEOUT_MS', 'queryTimeoutMs', '0', 0],
     ] as const;
     for (const [variable, option, text, value] of cases) {
       let configMessage: string | undefined;
@@ -135,5 +149,31 @@ describe('createDatabase', () => {
         `@flowforge/db: ${option}: ${configMessage} (got ${value})`,
       );
     }
+  });
+
+  it('warns when the query deadline is not above statement_timeout (the server should cancel first)', async () => {
+    const handles: { close(): Promise<void> }[] = [];
+    const warnings = (options: Partial<DatabaseOptions>): unknown[] => {
+      const lines: string[] = [];
+      const logger = createLogger({
+        level: 'warn',
+        destination: { write: (line) => lines.push(line) },
+      });
+      handles.push(createDatabase({ url, logger, ...options }));
+      return lines.map((line) => JSON.parse(line) as unknown);
+    };
+    expect(warnings({ statementTimeoutMs: 30_000, queryTimeoutMs: 30_000 })).toEqual([
+      expect.objectContaining({
+        level: 'warn',
+        queryTimeoutMs: 30_000,
+        statementTimeoutMs: 30_000,
+        msg: expect.stringMatching(/queryTimeoutMs is not above statementTimeoutMs/) as unknown,
+      }),
+    ]);
+    // The defaults (35 s over 30 s), no statement_timeout, and a deadline above it: silent.
+    expect(warnings({})).toEqual([]);
+    expect(warnings({ statementTimeoutMs: 0, queryTimeoutMs: 1_000 })).toEqual([]);
+    expect(warnings({ statementTimeoutMs: 1_500, queryTimeoutMs: 2_000 })).toEqual([]);
+    await Promise.all(handles.map((handle) => handle.close()));
   });
 });

@@ -15,9 +15,11 @@ import {
 import pg from 'pg';
 import type { Logger, Metrics } from '@flowforge/observability';
 import { DatabaseError } from './errors.js';
+import { withQueryDeadline } from './internal/deadline.js';
 import { ScopedDialect, transactionScope, type TransactionScope } from './internal/driver.js';
 import { createDatabaseMetrics, type DatabaseMetrics, type PoolStats } from './internal/metrics.js';
 import { assertNumericOptions } from './internal/options.js';
+import { PoolSockets } from './internal/sockets.js';
 import { toDatabaseError } from './internal/sqlstate.js';
 import { assertRoleName, assertTenantId, DEFAULT_APP_ROLE } from './tenant.js';
 
@@ -52,9 +54,26 @@ export interface DatabaseOptions {
   /**
    * How long to wait for a new connection or a free pooled one, in milliseconds:
    * a whole number from 1 to 600000 (never 0: node-postgres's 0 waits forever).
+   * Also how long `close()` waits for connections still in use and for the
+   * server's goodbye before it cuts them.
    * @default 5000
    */
   readonly connectTimeoutMs?: number;
+  /**
+   * Client-side deadline of every query on PostgreSQL, in milliseconds: a whole
+   * number from 1 to 3600000. A query with no answer by then (a frozen server, a
+   * black-holed network: `statement_timeout` cannot fire for a query the server
+   * never sees) rejects with QUERY_TIMEOUT and its connection is discarded.
+   * Keep it above `statementTimeoutMs`, so that a merely slow query is
+   * cancelled by the server first (TIMEOUT, connection kept) and this deadline
+   * only catches a server that does not answer at all; a handle whose deadline
+   * is not above it logs a warning. A request thus waits at most
+   * `connectTimeoutMs` for a connection, then `queryTimeoutMs` per query.
+   * Embedded PGlite runs in process and has no deadline.
+   * Decision record: docs/decisions/013-client-side-query-deadline.md.
+   * @default 35000
+   */
+  readonly queryTimeoutMs?: number;
   /**
    * How long an idle pooled connection is kept, in milliseconds: a whole number
    * from 0 (kept until `close()`) to 3600000. @default 10000
@@ -133,9 +152,14 @@ export interface Database<DB> {
     fn: (trx: Transaction<DB>) => Promise<T>,
     options?: TransactionOptions,
   ): Promise<T>;
-  /** Round-trips `select 1`. @throws {DatabaseError} UNAVAILABLE, TIMEOUT, CLOSED */
+  /** Round-trips `select 1`. @throws {DatabaseError} UNAVAILABLE, TIMEOUT, QUERY_TIMEOUT, CLOSED */
   health(): Promise<DatabaseHealth>;
-  /** Ends the pool (or closes the PGlite instance it opened). Idempotent. */
+  /**
+   * Ends the pool (or closes the PGlite instance it opened). Idempotent. Waits
+   * at most `connectTimeoutMs` for connections still in use and for the
+   * server's goodbye; then it cuts the sockets left (their queries fail with
+   * UNAVAILABLE) and resolves, so a frozen server cannot hold up a shutdown.
+   */
   close(): Promise<void>;
 }
 
@@ -168,14 +192,37 @@ export function createDatabase<DB>(options: DatabaseOptions): Database<DB> {
   const instruments = options.metrics
     ? createDatabaseMetrics(options.metrics, pooled ? name : undefined)
     : undefined;
-  const { base, kind, unwatch } = baseDialect(options, instruments, (error) => {
-    const mapped = toDatabaseError(error);
-    instruments?.connectionError(mapped);
+  const { base, kind, unwatch } = baseDialect(
+    options,
+    instruments,
+    (error) => {
+      const mapped = toDatabaseError(error);
+      instruments?.connectionError(mapped);
+      logger?.warn(
+        { err: mapped, code: mapped.code, sqlstate: mapped.sqlstate, database: name },
+        'database connection lost while idle; the pool replaces it',
+      );
+    },
+    (destroyed) => {
+      logger?.warn(
+        { connections: destroyed, database: name },
+        'database connections still open when close() ran out of connectTimeoutMs were cut',
+      );
+    },
+  );
+  const statementTimeoutMs = options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
+  const queryTimeoutMs = options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS;
+  if (
+    options.url &&
+    !options.pool &&
+    statementTimeoutMs > 0 &&
+    queryTimeoutMs <= statementTimeoutMs
+  ) {
     logger?.warn(
-      { err: mapped, code: mapped.code, sqlstate: mapped.sqlstate, database: name },
-      'database connection lost while idle; the pool replaces it',
+      { queryTimeoutMs, statementTimeoutMs, database: name },
+      'queryTimeoutMs is not above statementTimeoutMs: a slow query is cut client-side (its connection discarded, the server left running it) before the server cancels it',
     );
-  });
+  }
 
   const dialect = new ScopedDialect(base, {
     owner,
@@ -282,10 +329,16 @@ function baseDialect(
   options: DatabaseOptions,
   instruments: DatabaseMetrics | undefined,
   onIdleError: (error: unknown) => void,
+  onCut: (connections: number) => void,
 ): { base: Dialect; kind: 'postgres' | 'pglite'; unwatch: () => void } {
   if (options.pool || options.url) {
-    const pool = options.pool ? shared(options.pool) : createPool(options.url!, options);
-    const source = options.pool ?? pool;
+    // A shared pool's `end()` is its owner's: the handle's close leaves it alone.
+    const owned = options.pool ? undefined : createPool(options.url!, options, onCut);
+    const source = options.pool ?? owned!.pool;
+    const pool = withQueryDeadline(source, {
+      queryTimeoutMs: options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS,
+      end: owned ? owned.end : () => Promise.resolve(),
+    });
     instruments?.reportPool(() => readPoolStats(source));
     return {
       base: new PostgresDialect({ pool }),
@@ -306,18 +359,48 @@ function baseDialect(
   };
 }
 
-function createPool(url: string, options: DatabaseOptions): pg.Pool {
-  const statementTimeout = options.statementTimeoutMs ?? 30_000;
-  return new pg.Pool({
+const DEFAULT_STATEMENT_TIMEOUT_MS = 30_000;
+const DEFAULT_QUERY_TIMEOUT_MS = 35_000;
+/**
+ * Silence after which TCP keepalive probes a pooled connection. Node (libuv
+ * 1.52, measured) then probes every second, ten times: a peer that is gone
+ * (a host that vanished, a network that drops everything) is noticed about
+ * 20 s into the silence of a connection with nothing unacknowledged (idle, or
+ * waiting for a slow answer). A frozen server whose kernel still answers the
+ * probes, or a query never acknowledged, is the query deadline's job.
+ */
+const KEEPALIVE_DELAY_MS = 10_000;
+
+/** A pool the handle owns, whose `end()` meets `connectTimeoutMs` even on a frozen server. */
+function createPool(
+  url: string,
+  options: DatabaseOptions,
+  onCut: (connections: number) => void,
+): { pool: pg.Pool; end: () => Promise<void> } {
+  const statementTimeout = options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
+  const connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
+  const sockets = new PoolSockets();
+  const pool = new pg.Pool({
     connectionString: url,
     max: options.poolSize ?? 10,
-    connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
+    // pg-pool applies it to opening a connection and to waiting for a free one alike.
+    connectionTimeoutMillis: connectTimeoutMs,
     idleTimeoutMillis: options.idleTimeoutMs ?? 10_000,
     application_name: options.applicationName ?? 'flowforge',
     ...(statementTimeout > 0 ? { statement_timeout: statementTimeout } : {}),
     ssl: sslOption(options.ssl ?? 'disable'),
     keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
+    // node-postgres's documented seam for the socket: ours are tracked, so close() can cut them.
+    stream: () => sockets.open(),
   });
+  return {
+    pool,
+    async end() {
+      const cut = await sockets.closeWithin(pool.end(), connectTimeoutMs);
+      if (cut > 0) onCut(cut);
+    },
+  };
 }
 
 function sslOption(mode: 'disable' | 'require' | 'verify-full'): pg.PoolConfig['ssl'] {
@@ -366,15 +449,6 @@ function readPoolStats(pool: unknown): PoolStats {
     total: stats.totalCount ?? 0,
     idle: stats.idleCount ?? 0,
     waiting: stats.waitingCount ?? 0,
-  };
-}
-
-/** A view of a shared pool whose `end()` does nothing: its owner ends it. */
-function shared(pool: PostgresPool): PostgresPool {
-  return {
-    connect: () => pool.connect(),
-    end: () => Promise.resolve(),
-    options: pool.options,
   };
 }
 

@@ -9,6 +9,7 @@ describe('DatabaseError', () => {
       INVALID_OPTIONS: [500, false],
       UNAVAILABLE: [503, true],
       TIMEOUT: [503, true],
+      QUERY_TIMEOUT: [503, true],
       UNIQUE_VIOLATION: [409, false],
       FOREIGN_KEY_VIOLATION: [400, false],
       NOT_NULL_VIOLATION: [400, false],

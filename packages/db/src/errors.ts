@@ -18,6 +18,7 @@ import {
  * | `INVALID_OPTIONS` | 500 | an option is out of range (`poolSize: expected a positive whole number from 1 to 1000`, a role name that is not an identifier, …); thrown by `createDatabase` before anything connects | no |
  * | `UNAVAILABLE` | 503 | the server cannot be reached, refused us, went away, or gave no connection within `connectTimeoutMs` (also when the pool stayed exhausted that long) | yes, later |
  * | `TIMEOUT` | 503 | statement_timeout, lock_timeout or idle_in_transaction_session_timeout fired | yes |
+ * | `QUERY_TIMEOUT` | 503 | the server gave no answer within `queryTimeoutMs` (a frozen server, a black-holed network): the connection was discarded, and whether the statement ran (a COMMIT: whether it committed) is unknown | yes, if the work is safe to repeat |
  * | `UNIQUE_VIOLATION` | 409 | SQLSTATE 23505 | no |
  * | `FOREIGN_KEY_VIOLATION` | 400 | 23503 | no |
  * | `NOT_NULL_VIOLATION` | 400 | 23502 | no |
@@ -38,6 +39,7 @@ export type DatabaseErrorCode =
   | 'INVALID_OPTIONS'
   | 'UNAVAILABLE'
   | 'TIMEOUT'
+  | 'QUERY_TIMEOUT'
   | 'UNIQUE_VIOLATION'
   | 'FOREIGN_KEY_VIOLATION'
   | 'NOT_NULL_VIOLATION'
@@ -66,6 +68,9 @@ const DATABASE_ERRORS: ErrorCatalog<DatabaseErrorCode> = defineErrors({
       'PERMISSION_DENIED',
       'CLOSED',
     ),
+    // Not the shared TIMEOUT: that one means the server cancelled the statement;
+    // here nobody knows whether it ran (docs/decisions/013-client-side-query-deadline.md).
+    QUERY_TIMEOUT: { status: 503, retryable: true },
     UNIQUE_VIOLATION: { status: 409, retryable: false },
     FOREIGN_KEY_VIOLATION: { status: 400, retryable: false },
     NOT_NULL_VIOLATION: { status: 400, retryable: false },

@@ -27,6 +27,7 @@ import {
   type TestDB,
 } from './support/postgres.js';
 import { rejectionOf } from './support/assert.js';
+import { TcpProxy } from './support/tcp-proxy.js';
 
 const PG_HOSTNAME = '127.0.0.1';
 const PG_PORT = 5432;
@@ -145,51 +146,6 @@ async function tenantPid(handle: Database<TestDB>): Promise<number> {
     sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx),
   );
   return rows[0]!.pid;
-}
-
-/** A loopback TCP proxy to the real server that can be "stopped" and started again on its port. */
-class TcpProxy {
-  #server: net.Server | undefined;
-  readonly #sockets = new Set<net.Socket>();
-  port = 0;
-
-  async start(port: number = this.port): Promise<void> {
-    const server = net.createServer((downstream) => {
-      const upstream = net.connect(PG_PORT, PG_HOSTNAME);
-      for (const [socket, other] of [
-        [downstream, upstream],
-        [upstream, downstream],
-      ] as const) {
-        this.#sockets.add(socket);
-        socket.on('error', () => other.destroy());
-        socket.on('close', () => {
-          this.#sockets.delete(socket);
-          other.destroy();
-        });
-        socket.pipe(other);
-      }
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, PG_HOSTNAME, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    this.port = (server.address() as AddressInfo).port;
-    this.#server = server;
-  }
-
-  /** Drops every proxied connection and closes the listener: new connections are refused. */
-  async stop(): Promise<void> {
-    const server = this.#server;
-    this.#server = undefined;
-    if (!server) return;
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    for (const socket of this.#sockets) socket.destroy();
-    this.#sockets.clear();
-    await closed;
-  }
 }
 
 describe('a backend killed under the pool', () => {

@@ -2,7 +2,8 @@ import { OptionChecks, type WholeNumberRange } from '@flowforge/kernel';
 import { DatabaseError } from '../errors.js';
 
 /** The numeric options of `createDatabase`. */
-type NumericOption = 'poolSize' | 'connectTimeoutMs' | 'statementTimeoutMs' | 'idleTimeoutMs';
+type NumericOption =
+  'poolSize' | 'connectTimeoutMs' | 'statementTimeoutMs' | 'queryTimeoutMs' | 'idleTimeoutMs';
 
 /**
  * What each numeric option accepts. The ranges of the options that
@@ -14,6 +15,7 @@ const NUMERIC_OPTIONS: Readonly<Record<NumericOption, WholeNumberRange>> = {
   poolSize: { min: 1, max: 1000 }, // DATABASE_POOL_SIZE
   connectTimeoutMs: { min: 1, max: 600_000 }, // DATABASE_CONNECT_TIMEOUT_MS; 0 would wait forever
   statementTimeoutMs: { min: 0, max: 3_600_000 }, // DATABASE_STATEMENT_TIMEOUT_MS; 0 = none
+  queryTimeoutMs: { min: 1, max: 3_600_000 }, // DATABASE_QUERY_TIMEOUT_MS; no "none": a frozen server would hang us
   idleTimeoutMs: { min: 0, max: 3_600_000 }, // no variable; 0 = kept until close()
 };
 

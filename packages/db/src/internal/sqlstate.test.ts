@@ -104,6 +104,7 @@ describe('toDatabaseError', () => {
     expect(errorClass(toDatabaseError(serverError('23505')))).toBe('23');
     expect(errorClass(toDatabaseError(serverError('57014')))).toBe('57');
     expect(errorClass(new DatabaseError('CLOSED', 'x'))).toBe('closed');
+    expect(errorClass(new DatabaseError('QUERY_TIMEOUT', 'x'))).toBe('deadline');
     expect(errorClass(new DatabaseError('NESTED_TRANSACTION', 'x'))).toBe('client');
   });
 });

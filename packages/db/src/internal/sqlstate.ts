@@ -135,12 +135,21 @@ function stringField<K extends string>(key: K, value: unknown): Partial<Record<K
   return typeof value === 'string' ? ({ [key]: value } as Record<K, string>) : {};
 }
 
-/** The SQLSTATE class for metrics: `23`, `57`, … or `connection` when the server never answered. */
+/**
+ * The SQLSTATE class for metrics: `23`, `57`, …, `connection` when no connection
+ * could be had or it was lost, `deadline` when a query got no answer within
+ * `queryTimeoutMs`.
+ */
 export function errorClass(error: DatabaseError): string {
   if (error.sqlstate !== undefined) return error.sqlstate.slice(0, 2);
-  return error.code === 'UNAVAILABLE'
-    ? 'connection'
-    : error.code === 'CLOSED'
-      ? 'closed'
-      : 'client';
+  switch (error.code) {
+    case 'UNAVAILABLE':
+      return 'connection';
+    case 'QUERY_TIMEOUT':
+      return 'deadline';
+    case 'CLOSED':
+      return 'closed';
+    default:
+      return 'client';
+  }
 }
