@@ -130,6 +130,7 @@ describe('parseApiKey', () => {
     ['two keys', `${good},${good}`],
     ['a non-ASCII digit', `ffk_${TENANT_HEX.slice(0, 31)}٣_${secret}`],
     ['an overlong input', `${good}${'A'.repeat(1_000_000)}`],
+    ['the nil UUID as tenant', `ffk_${'0'.repeat(32)}_${secret}`],
   ])('rejects %s', (_what, input) => {
     expect(parseApiKey(input)).toBeNull();
   });

@@ -173,6 +173,7 @@ const MAX_KEY_LENGTH = 200;
  * underscores, are what split the key.
  */
 const KEY_FORMAT = /^ffk_([0-9a-f]{32})_([A-Za-z0-9_-]{42}[AEIMQUYcgkosw048])$/;
+const NIL_TENANT_HEX = '0'.repeat(32);
 const SECRET_BYTES = 32;
 const PREFIX_SECRET_CHARS = 8;
 const MAX_NAME_LENGTH = 200;
@@ -205,13 +206,15 @@ export function generateApiKey(tenantId: string): GeneratedApiKey {
  * {@link generateApiKey} makes. Strict: no trimming, lower-case hex only, the
  * secret's exact length and canonical encoding. Pure; the tenant id is NOT
  * trusted by this: only a matching row in that tenant makes it so.
- * @returns `null` for anything malformed (including non-strings and overlong input).
+ * @returns `null` for anything malformed (including non-strings, overlong input and the
+ *   nil UUID as tenant).
  */
 export function parseApiKey(key: unknown): ParsedApiKey | null {
   if (typeof key !== 'string' || key.length > MAX_KEY_LENGTH) return null;
   const match = KEY_FORMAT.exec(key);
   const hex = match?.[1];
-  if (hex === undefined) return null;
+  // The nil UUID names no tenant: refused here, without a lookup.
+  if (hex === undefined || hex === NIL_TENANT_HEX) return null;
   const tenantId = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
   return { tenantId, hash: sha256(key) };
 }

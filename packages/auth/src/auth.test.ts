@@ -77,6 +77,7 @@ describe('the development bypass, from the environment through @flowforge/config
     SECRET_KEY: 's'.repeat(40),
     DATABASE_URL: 'postgres://app@127.0.0.1/flowforge',
     KEYCLOAK_URL: 'http://127.0.0.1:1',
+    METRICS_TOKEN: 'm'.repeat(16),
   };
   /** The auth an app builds: `createAuth({ ...settings.auth, appEnv: settings.app.env })`. */
   function authFrom(env: Environment) {

@@ -1,7 +1,12 @@
 import type { Logger, Metrics } from '@flowforge/observability';
 import { AuthError, isAuthError } from './errors.js';
 import { failureCounter } from './internal/metrics.js';
-import { createJwtVerifier, type JwtAlgorithm, type JwtVerifier } from './jwt.js';
+import {
+  createJwtVerifier,
+  type IdentityProviderHealth,
+  type JwtAlgorithm,
+  type JwtVerifier,
+} from './jwt.js';
 import type { Principal } from './principal.js';
 
 /**
@@ -30,8 +35,14 @@ export interface AuthOptions {
    * other throws AuthError INVALID_OPTIONS). @default ['RS256', 'ES256']
    */
   readonly algorithms?: readonly JwtAlgorithm[];
-  /** Leeway for exp/nbf/iat, in seconds. @default 30 */
+  /** Leeway for exp/nbf/iat, in seconds: a token issued later than now + this is refused. @default 30 */
   readonly clockToleranceSeconds?: number;
+  /**
+   * The longest lifetime (`exp − iat`) of an access token accepted, in seconds, 60 to
+   * 2592000 (AUTH_MAX_TOKEN_LIFETIME_SECONDS; Keycloak's access tokens live 300 s by
+   * default); a longer one is TOKEN_INVALID. @default 3600
+   */
+  readonly maxTokenLifetimeSeconds?: number;
   /** An unknown `kid` refetches the JWKS at most once per this many ms. @default 30000 */
   readonly jwksCooldownMs?: number;
   /** Keys older than this are refreshed (the old ones are kept if that fails). @default 600000 */
@@ -75,6 +86,14 @@ export interface Auth {
   readonly devBypassEnabled: boolean;
   /** How many times the JWKS was fetched. */
   readonly jwksFetches: () => number;
+  /**
+   * The identity provider, for readiness: `ok`, `degraded` (cached keys still verify) or
+   * `down` (no keys: bearer requests answer 503). Never rejects; fetches the JWKS at most
+   * once per `jwksCooldownMs` and waits at most a second. See {@link IdentityProviderHealth}.
+   * @example
+   * const { status, error } = await auth.health(); // status: 'ok' | 'degraded' | 'down'
+   */
+  health(): Promise<IdentityProviderHealth>;
 }
 
 /** RFC 6750 b64token. */
@@ -84,7 +103,8 @@ const DEV_TOKEN = 'dev-token';
 /**
  * Creates the bearer authenticator.
  *
- * @throws {AuthError} INVALID_OPTIONS when `algorithms` names one outside the asymmetric list.
+ * @throws {AuthError} INVALID_OPTIONS when `algorithms` names one outside the asymmetric list,
+ *   or `maxTokenLifetimeSeconds` is not a whole number from 60 to 2592000.
  * @example
  * const auth = createAuth({ ...settings.auth, appEnv: settings.app.env }, { logger, metrics });
  * const principal = await auth.authenticateBearer(request.headers.authorization);
@@ -126,6 +146,9 @@ export function createAuth(options: AuthOptions, dependencies: AuthDependencies 
     ...(options.clockToleranceSeconds === undefined
       ? {}
       : { clockToleranceSeconds: options.clockToleranceSeconds }),
+    ...(options.maxTokenLifetimeSeconds === undefined
+      ? {}
+      : { maxTokenLifetimeSeconds: options.maxTokenLifetimeSeconds }),
     ...(options.jwksCooldownMs === undefined ? {} : { jwksCooldownMs: options.jwksCooldownMs }),
     ...(options.jwksMaxAgeMs === undefined ? {} : { jwksMaxAgeMs: options.jwksMaxAgeMs }),
     ...(options.tokenCacheSize === undefined ? {} : { cacheSize: options.tokenCacheSize }),
@@ -148,6 +171,7 @@ export function createAuth(options: AuthOptions, dependencies: AuthDependencies 
   return {
     devBypassEnabled: dev !== null,
     jwksFetches: verifier.jwksFetches,
+    health: () => verifier.health(),
     async authenticateBearer(authorization) {
       if (typeof authorization !== 'string' && authorization !== undefined) {
         return refuse(

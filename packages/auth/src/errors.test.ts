@@ -12,6 +12,7 @@ describe('AuthError', () => {
       TOKEN_EXPIRED: [401, false],
       API_KEY_INVALID: [401, false],
       INSUFFICIENT_SCOPE: [403, false],
+      TOO_MANY_FAILURES: [429, true],
       IDP_UNAVAILABLE: [503, true],
       STORE_UNAVAILABLE: [503, true],
       NOT_CONFIGURED: [503, false],
@@ -44,6 +45,15 @@ describe('AuthError', () => {
     expect(error.cause).toBe(cause);
     expect(error.failure).toBe('expired');
     expect(new AuthError('CREDENTIALS_MISSING', 'x').failure).toBeUndefined();
+  });
+
+  it('carries the seconds a throttled client should wait, for Retry-After; no challenge on a 429', () => {
+    const error = new AuthError('TOO_MANY_FAILURES', 'too many failed attempts', {
+      retryAfterSeconds: 42,
+    });
+    expect(error).toMatchObject({ status: 429, retryable: true, retryAfterSeconds: 42 });
+    expect(error.challenge('r', 'ApiKey')).toBeUndefined();
+    expect(new AuthError('API_KEY_INVALID', 'x').retryAfterSeconds).toBeUndefined();
   });
 
   it('is recognised by isAuthError (optionally by code) and by the kernel', () => {

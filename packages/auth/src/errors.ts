@@ -19,6 +19,7 @@ import {
  * | `TOKEN_EXPIRED` | 401 | no | a verified token past its `exp` |
  * | `API_KEY_INVALID` | 401 | no | an API key that is malformed, unknown, revoked or expired |
  * | `INSUFFICIENT_SCOPE` | 403 | no | a missing role, or a widget outside the API key's scope |
+ * | `TOO_MANY_FAILURES` | 429 | yes, after `retryAfterSeconds` | this client sent too many wrong API keys in the window of its {@link FailureThrottle} (checked before any key is looked up) |
  * | `IDP_UNAVAILABLE` | 503 | yes | no signing keys can be had: the identity provider is unreachable |
  * | `STORE_UNAVAILABLE` | 503 | yes | the API-key store (PostgreSQL) is unreachable |
  * | `NOT_CONFIGURED` | 503 | no | an API key arrived at a verifier made without a database (`createApiKeyVerifier(null)`: DATABASE_URL is not set) |
@@ -33,6 +34,7 @@ export type AuthErrorCode =
   | 'TOKEN_EXPIRED'
   | 'API_KEY_INVALID'
   | 'INSUFFICIENT_SCOPE'
+  | 'TOO_MANY_FAILURES'
   | 'IDP_UNAVAILABLE'
   | 'STORE_UNAVAILABLE'
   | 'NOT_CONFIGURED'
@@ -49,6 +51,8 @@ export type TokenFailure =
   | 'signature'
   | 'expired'
   | 'not_yet_valid'
+  | 'issued_in_future'
+  | 'lifetime'
   | 'issuer'
   | 'audience'
   | 'type'
@@ -73,6 +77,7 @@ const AUTH_ERRORS: ErrorCatalog<AuthErrorCode> = defineErrors({
     TOKEN_EXPIRED: { status: 401, retryable: false },
     API_KEY_INVALID: { status: 401, retryable: false },
     INSUFFICIENT_SCOPE: { status: 403, retryable: false },
+    TOO_MANY_FAILURES: { status: 429, retryable: true },
     IDP_UNAVAILABLE: { status: 503, retryable: true },
     STORE_UNAVAILABLE: { status: 503, retryable: true },
     NO_PRINCIPAL: { status: 500, retryable: false },
@@ -92,6 +97,8 @@ const BEARER_ERROR: Partial<Record<AuthErrorCode, string>> = {
 export interface AuthErrorDetails {
   /** Why a bearer token was refused (set by the JWT verifier only). */
   readonly failure?: TokenFailure;
+  /** Seconds the client should wait before trying again (TOO_MANY_FAILURES): the `Retry-After`. */
+  readonly retryAfterSeconds?: number;
 }
 
 /**
@@ -108,13 +115,21 @@ export class AuthError extends FlowForgeError<AuthErrorCode> {
   readonly failure: TokenFailure | undefined;
 
   /**
+   * Seconds the client should wait before trying again, when known (TOO_MANY_FAILURES):
+   * the server kit's problem mapping sends it as `Retry-After`. Undefined otherwise.
+   */
+  readonly retryAfterSeconds: number | undefined;
+
+  /**
    * @param code - the stable code; it also sets `status` and `retryable`
    * @param message - safe to show a client: never a token, key or claim value
-   * @param options - `cause`, when another error is behind this one; `failure`, for a refused token
+   * @param options - `cause`, when another error is behind this one; `failure`, for a refused
+   *   token; `retryAfterSeconds`, for a throttled client
    */
   constructor(code: AuthErrorCode, message: string, options?: ErrorOptions & AuthErrorDetails) {
     super(AUTH_ERRORS, code, message, options);
     this.failure = options?.failure;
+    this.retryAfterSeconds = options?.retryAfterSeconds;
   }
 
   /** The same as `status`, under the name Fastify's error handling reads. */

@@ -7,6 +7,11 @@ import type {
 import type { Auth } from './auth.js';
 import type { AuthError } from './errors.js';
 import {
+  clientOfAddress,
+  createFailureThrottle,
+  type FailureThrottle,
+} from './failure-throttle.js';
+import {
   apiKeyCredentials,
   bearerCredentials,
   roleRefusal,
@@ -70,11 +75,44 @@ export function bearer(auth: Auth): AuthHook {
   };
 }
 
-/** An onRequest hook: an API key in `header` (lower case). @default 'x-api-key' */
-export function apiKey(verifier: ApiKeyVerifierLike, header = 'x-api-key'): AuthHook {
-  const authenticate = apiKeyCredentials(verifier, header);
+/** Options of {@link apiKey}. */
+export interface ApiKeyHookOptions {
+  /**
+   * Counts wrong, missing and malformed keys per client; a client with too many in the window
+   * is answered 429 TOO_MANY_FAILURES (with `retryAfterSeconds`) before its key is looked
+   * up. Make one with `createFailureThrottle` and share it between routes (and, through its
+   * store, between instances). `null` turns throttling off.
+   * @default a throttle of this hook's own, in memory: 10 failures per 60 s
+   */
+  readonly throttle?: FailureThrottle | null;
+  /**
+   * The client a request counts against. Behind a proxy set Fastify's `trustProxy`, or every
+   * client counts as the proxy.
+   * @default clientOfAddress(request.ip): the peer address, an IPv6 one as its /64
+   */
+  readonly clientOf?: (request: FastifyRequest) => string;
+}
+
+/**
+ * An onRequest hook: an API key in `header` (lower case), throttled per client (see
+ * {@link ApiKeyHookOptions.throttle}). Refusals: CREDENTIALS_MISSING, REQUEST_INVALID (the
+ * header twice), API_KEY_INVALID, TOO_MANY_FAILURES, STORE_UNAVAILABLE.
+ *
+ * @param header - @default 'x-api-key' (`settings.auth.apiKeyHeader`)
+ * @example
+ * const throttle = createFailureThrottle({ ...settings.auth.apiKeyFailures, store: redis?.ownedKeyspace(FAILURE_THROTTLE_PREFIX) ?? null });
+ * app.get('/embed/v1/widgets/:id/data', { onRequest: apiKey(apiKeys, settings.auth.apiKeyHeader, { throttle }) }, handler);
+ */
+export function apiKey(
+  verifier: ApiKeyVerifierLike,
+  header = 'x-api-key',
+  options: ApiKeyHookOptions = {},
+): AuthHook {
+  const throttle = options.throttle === undefined ? createFailureThrottle() : options.throttle;
+  const clientOf = options.clientOf ?? ((request: FastifyRequest) => clientOfAddress(request.ip));
+  const authenticate = apiKeyCredentials(verifier, header, throttle);
   return async function authenticateApiKey(request) {
-    request.principal = await authenticate(sourceOf(request));
+    request.principal = await authenticate(sourceOf(request), () => clientOf(request));
   };
 }
 

@@ -1,7 +1,23 @@
 export { createAuth } from './auth.js';
 export type { Auth, AuthDependencies, AuthOptions } from './auth.js';
 export { createJwtVerifier } from './jwt.js';
-export type { JwtAlgorithm, JwtVerifier, JwtVerifierOptions } from './jwt.js';
+export type {
+  IdentityProviderHealth,
+  JwtAlgorithm,
+  JwtVerifier,
+  JwtVerifierOptions,
+} from './jwt.js';
+export {
+  clientOfAddress,
+  createFailureThrottle,
+  FAILURE_THROTTLE_PREFIX,
+} from './failure-throttle.js';
+export type {
+  CounterSetOptions,
+  CounterStore,
+  FailureThrottle,
+  FailureThrottleOptions,
+} from './failure-throttle.js';
 export {
   bindPrincipal,
   getCurrentPrincipal,

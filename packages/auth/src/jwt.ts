@@ -23,8 +23,15 @@ export interface JwtVerifierOptions {
    * other throws AuthError INVALID_OPTIONS. @default ['RS256', 'ES256']
    */
   readonly algorithms?: readonly JwtAlgorithm[];
-  /** Leeway for exp/nbf/iat, in seconds. @default 30 */
+  /** Leeway for exp/nbf/iat, in seconds: a token issued later than now + this is refused. @default 30 */
   readonly clockToleranceSeconds?: number;
+  /**
+   * The longest lifetime (`exp − iat`) of a token accepted, in seconds, 60 to 2592000
+   * (AUTH_MAX_TOKEN_LIFETIME_SECONDS). Keycloak's access tokens live 300 s by default; a
+   * token minted to live for years is refused (TOKEN_INVALID, failure `lifetime`).
+   * @default 3600
+   */
+  readonly maxTokenLifetimeSeconds?: number;
   /**
    * An unknown kid refetches the keys at most once per this many ms; a token issued after
    * the last fetch (a key rotated to since) may refetch sooner, at most once a second.
@@ -56,7 +63,38 @@ export interface JwtVerifier {
   verify(token: string): Promise<Principal>;
   /** How many times the JWKS was fetched. */
   readonly jwksFetches: () => number;
+  /**
+   * The identity provider as token verification sees it, for readiness; never rejects.
+   * Cheap: it fetches the JWKS (refreshing the keys in use) at most once per
+   * `jwksCooldownMs` (at least a second apart) and otherwise reports the latest fetch,
+   * whoever made it; it waits at most a second (or `jwksTimeoutMs`, if shorter) for an
+   * answer.
+   */
+  health(): Promise<IdentityProviderHealth>;
 }
+
+/**
+ * What {@link JwtVerifier.health} (and `Auth.health`) report.
+ *
+ * | status | means | bearer requests |
+ * |---|---|---|
+ * | `ok` | the latest JWKS fetch succeeded | verify |
+ * | `degraded` | the latest fetch failed or has not answered yet; keys fetched earlier are in use | verify with the cached keys; a token signed by a key rotated to since answers 503 |
+ * | `down` | no keys were ever fetched and the IdP does not answer | answer 503 IDP_UNAVAILABLE |
+ */
+export interface IdentityProviderHealth {
+  /** See the table above. */
+  readonly status: 'ok' | 'degraded' | 'down';
+  /** When the keys in use were fetched, in epoch ms (by the verifier's clock); null when there are none. */
+  readonly keysFetchedAt: number | null;
+  /** Why it is not `ok` (the fetch's error, without the JWKS URL); absent when it is. */
+  readonly error?: string;
+}
+
+/** The nil UUID is a well-formed UUID but no tenant: a token naming it is forged or misconfigured. */
+const NIL_UUID = '00000000-0000-0000-0000-000000000000';
+/** The longest a health probe waits for the JWKS (readiness checks have about 2 s in all). */
+const HEALTH_WAIT_MS = 1_000;
 
 const invalid = (failure: TokenFailure, message: string, cause?: unknown): AuthError =>
   new AuthError(failure === 'expired' ? 'TOKEN_EXPIRED' : 'TOKEN_INVALID', message, {
@@ -69,28 +107,39 @@ const FOREIGN_KEY_HEADERS = ['jku', 'jwk', 'x5u', 'x5c'];
 
 /**
  * Verifies Keycloak access tokens: signature by the realm's JWKS with an
- * asymmetric allow-list, `iss`, `aud` or `azp`, `exp`/`nbf` with a small
- * tolerance, required `exp`, `iat`, `sub` and a UUID `tenant_id`, and an
- * access-token type (Keycloak's claim `typ: "Bearer"`, or the RFC 9068 header
- * `typ: "at+jwt"`), so ID and refresh tokens are refused.
+ * asymmetric allow-list, `iss`, `aud` or `azp`, `exp`/`nbf`/`iat` with a small
+ * tolerance (an `iat` in the future is refused), a lifetime `exp − iat` of at most
+ * `maxTokenLifetimeSeconds`, required `exp`, `iat`, `sub` and a UUID `tenant_id`
+ * (not the nil UUID), and an access-token type (Keycloak's claim `typ: "Bearer"`,
+ * or the RFC 9068 header `typ: "at+jwt"`), so ID and refresh tokens are refused.
  *
  * @throws {AuthError} INVALID_OPTIONS when `algorithms` names one outside
- *   @flowforge/config's asymmetric list (`none`, HS*), before anything is fetched.
+ *   @flowforge/config's asymmetric list (`none`, HS*), or `maxTokenLifetimeSeconds`
+ *   is not a whole number from 60 to 2592000, before anything is fetched.
  */
 export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
   const algorithms = [...(options.algorithms ?? ['RS256', 'ES256'])];
   const checks = new OptionChecks();
   for (const alg of algorithms) checks.oneOf('algorithms', alg, ALLOWED_JWT_ALGORITHMS, 'RS256');
+  // The range of AUTH_MAX_TOKEN_LIFETIME_SECONDS: a minute to thirty days.
+  const maxLifetime = checks.wholeNumber(
+    'maxTokenLifetimeSeconds',
+    options.maxTokenLifetimeSeconds,
+    { min: 60, max: 2_592_000 },
+    3_600,
+  );
   checks.throwIfAny((message) => new AuthError('INVALID_OPTIONS', message));
   const now = options.now ?? Date.now;
   const maxLength = options.maxTokenLength ?? 8192;
   const cache = new TokenCache(options.cacheSize ?? 10_000);
   const tolerance = options.clockToleranceSeconds ?? 30;
+  const cooldownMs = options.jwksCooldownMs ?? 30_000;
+  const timeoutMs = options.jwksTimeoutMs ?? 5_000;
   const jwks = new JwksCache({
     url: options.jwksUrl,
-    cooldownMs: options.jwksCooldownMs ?? 30_000,
+    cooldownMs,
     maxAgeMs: options.jwksMaxAgeMs ?? 600_000,
-    timeoutMs: options.jwksTimeoutMs ?? 5_000,
+    timeoutMs,
     fetch: options.fetch ?? globalThis.fetch,
     now,
     issuedAfterSlackMs: (tolerance + 1) * 1000,
@@ -121,6 +170,15 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
     if (FOREIGN_KEY_HEADERS.some((name) => name in header)) {
       throw invalid('header', 'the token names keys outside the realm (jku/jwk/x5u/x5c)');
     }
+    // jose has checked exp and iat are present and numbers; it checks iat only against a
+    // maxTokenAge, which bounds age, not lifetime: a token minted for ten years passes that.
+    const iat = payload.iat!;
+    if (iat > now() / 1000 + tolerance) {
+      throw invalid('issued_in_future', 'the token is issued in the future');
+    }
+    if (payload.exp! - iat > maxLifetime) {
+      throw invalid('lifetime', `the token is valid for longer than ${maxLifetime} s`);
+    }
     const headerType = typeof header.typ === 'string' ? header.typ.toLowerCase() : undefined;
     const isAccessTokenHeader = headerType === 'at+jwt' || headerType === 'application/at+jwt';
     if (
@@ -147,7 +205,9 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
       throw invalid('claims', 'the token has no subject');
     }
     const tenantId = payload.tenant_id;
-    if (!isTenantId(tenantId)) throw invalid('tenant', 'the token carries no valid tenant_id');
+    if (!isTenantId(tenantId) || tenantId === NIL_UUID) {
+      throw invalid('tenant', 'the token carries no valid tenant_id');
+    }
     return {
       principal: Object.freeze({
         userId: payload.sub,
@@ -176,6 +236,23 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
       return principal;
     },
     jwksFetches: () => jwks.fetches,
+    async health() {
+      // A probe may fetch once per cooldown (never more than once a second), like an unknown kid.
+      const state = await jwks.probe(
+        Math.max(cooldownMs, 1_000),
+        Math.min(HEALTH_WAIT_MS, timeoutMs),
+      );
+      if (!state.pending && !state.lastFetchFailed && state.keysFetchedAt !== null) {
+        return { status: 'ok', keysFetchedAt: state.keysFetchedAt };
+      }
+      return {
+        status: state.keysFetchedAt === null ? 'down' : 'degraded',
+        keysFetchedAt: state.keysFetchedAt,
+        error: state.pending
+          ? `the JWKS did not answer within ${Math.min(HEALTH_WAIT_MS, timeoutMs)} ms`
+          : (state.lastError ?? 'the JWKS fetch failed'),
+      };
+    },
   };
 }
 

@@ -2,11 +2,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Auth } from './auth.js';
 import type { AuthError } from './errors.js';
 import {
+  clientOfAddress,
+  createFailureThrottle,
+  type FailureThrottle,
+} from './failure-throttle.js';
+import {
   apiKeyCredentials,
   bearerCredentials,
   roleRefusal,
   type ApiKeyVerifierLike,
-  type Authenticate,
 } from './internal/http-credentials.js';
 import type { Principal } from './principal.js';
 
@@ -47,7 +51,9 @@ export function principalOf(request: IncomingMessage): Principal | null {
 const REJECTED_WITHOUT_REASON =
   '@flowforge/auth: credential verification rejected without an error';
 
-function authenticating(authenticate: Authenticate): AuthMiddleware {
+function authenticating(
+  authenticate: (request: IncomingMessage) => Promise<Principal>,
+): AuthMiddleware {
   return (request, _response, next) => {
     // Each outcome calls next once; a throw from next itself is the caller's (as for any async middleware).
     void authenticate(request).then(
@@ -80,15 +86,52 @@ export function bearer(auth: Auth): AuthMiddleware {
   return authenticating(bearerCredentials(auth));
 }
 
+/** Express's `req.ip` when there is one (it honours `trust proxy`), else the socket's peer. */
+function peerOf(request: IncomingMessage): string {
+  const { ip } = request as { ip?: unknown };
+  return clientOfAddress(typeof ip === 'string' ? ip : request.socket.remoteAddress);
+}
+
+/** Options of {@link apiKey}. */
+export interface ApiKeyMiddlewareOptions {
+  /**
+   * Counts wrong, missing and malformed keys per client; a client with too many in the window
+   * gets TOO_MANY_FAILURES (429, with `retryAfterSeconds`) before its key is looked up. Make
+   * one with `createFailureThrottle` and share it between routes (and, through its store,
+   * between instances). `null` turns throttling off.
+   * @default a throttle of this middleware's own, in memory: 10 failures per 60 s
+   */
+  readonly throttle?: FailureThrottle | null;
+  /**
+   * The client a request counts against. Behind a proxy, set Express's `trust proxy` (or, on
+   * a plain node:http server, read the address the proxy reports), or every client counts as
+   * the proxy.
+   * @default clientOfAddress(req.ip) under Express, else of `request.socket.remoteAddress`: the
+   *   peer address, an IPv6 one as its /64
+   */
+  readonly clientOf?: (request: IncomingMessage) => string;
+}
+
 /**
- * Middleware: an API key in `header` (lower case). Refusals go to `next(error)`:
- * CREDENTIALS_MISSING, REQUEST_INVALID (the header twice), API_KEY_INVALID, STORE_UNAVAILABLE.
+ * Middleware: an API key in `header` (lower case), throttled per client (see
+ * {@link ApiKeyMiddlewareOptions.throttle}). Refusals go to `next(error)`:
+ * CREDENTIALS_MISSING, REQUEST_INVALID (the header twice), API_KEY_INVALID,
+ * TOO_MANY_FAILURES (429: send `Retry-After: error.retryAfterSeconds`), STORE_UNAVAILABLE.
  * The error's challenge for these routes is `error.challenge(realm, 'ApiKey')`.
  *
  * @param header - @default 'x-api-key' (`settings.auth.apiKeyHeader`)
+ * @example
+ * app.use('/embed/v1', apiKey(apiKeys, settings.auth.apiKeyHeader, { throttle }));
  */
-export function apiKey(verifier: ApiKeyVerifierLike, header = 'x-api-key'): AuthMiddleware {
-  return authenticating(apiKeyCredentials(verifier, header));
+export function apiKey(
+  verifier: ApiKeyVerifierLike,
+  header = 'x-api-key',
+  options: ApiKeyMiddlewareOptions = {},
+): AuthMiddleware {
+  const throttle = options.throttle === undefined ? createFailureThrottle() : options.throttle;
+  const clientOf = options.clientOf ?? peerOf;
+  const authenticate = apiKeyCredentials(verifier, header, throttle);
+  return authenticating((request) => authenticate(request, () => clientOf(request)));
 }
 
 /**

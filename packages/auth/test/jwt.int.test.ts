@@ -260,6 +260,35 @@ describe('the attack suite (RFC 8725, OWASP JWT cheat sheet)', () => {
     expect(await outcome(`Bearer ${early}`)).toBe('401 TOKEN_INVALID');
   });
 
+  it('issued an hour in the future, valid for ten years, or for the nil tenant (issue 16, row 9)', async () => {
+    const counted = createMetrics({ defaultMetrics: false });
+    const strict = createAuth(
+      {
+        appEnv: 'production',
+        keycloak: { issuer: keycloak.issuer, jwksUrl: keycloak.jwksUrl, clientId: CLIENT },
+      },
+      { metrics: counted },
+    );
+    const future = await keycloak.sign(claims({ iat: now() + 3600, exp: now() + 3900 }));
+    const decade = await keycloak.sign(claims({ exp: now() + 10 * 365 * 86_400 }));
+    const nil = await keycloak.sign(claims({ tenant_id: '00000000-0000-0000-0000-000000000000' }));
+    for (const token of [future, decade, nil]) {
+      expect(await outcome(`Bearer ${token}`, strict)).toBe('401 TOKEN_INVALID');
+    }
+    const metrics = await counted.render();
+    for (const reason of ['issued_in_future', 'lifetime', 'tenant']) {
+      expect(metrics).toContain(`flowforge_auth_failures_total{reason="${reason}"} 1`);
+    }
+    // The provider's own tokens (300 s, Keycloak's default) still pass, also with the limit at 300.
+    const tight = createAuth({
+      appEnv: 'production',
+      keycloak: { issuer: keycloak.issuer, jwksUrl: keycloak.jwksUrl, clientId: CLIENT },
+      maxTokenLifetimeSeconds: 300,
+    });
+    expect(await outcome(`Bearer ${await keycloak.issueToken()}`, tight)).toBe('200 jwt');
+    expect(await outcome(`Bearer ${await keycloak.issueToken()}`, strict)).toBe('200 jwt');
+  });
+
   it('wrong issuer; wrong audience (neither aud nor azp is this API)', async () => {
     const foreignIssuer = await keycloak.sign(claims({ iss: 'http://127.0.0.1:9/realms/other' }));
     expect(await outcome(`Bearer ${foreignIssuer}`)).toBe('401 TOKEN_INVALID');
@@ -418,6 +447,35 @@ describe('key rotation and outages', () => {
     }
     // Once back, the cold one gets keys.
     expect(await outcome(`Bearer ${await keycloak.sign(claims())}`, cold)).toBe('200 jwt');
+  });
+
+  it('health(): ok, degraded while the IdP is down with keys at hand, down without any', async () => {
+    const warm = authFor(keycloak, { jwksCooldownMs: 0 });
+    const cold = authFor(keycloak, { jwksCooldownMs: 0 });
+    await warm.authenticateBearer(`Bearer ${await keycloak.issueToken()}`);
+    expect(await warm.health()).toMatchObject({ status: 'ok' });
+    const fetchesBefore = keycloak.jwksRequests();
+    await keycloak.stop();
+    try {
+      // Past the one-second floor between probes.
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
+      const degraded = await warm.health();
+      expect(degraded).toMatchObject({ status: 'degraded', error: 'fetch failed (ECONNREFUSED)' });
+      expect(degraded.keysFetchedAt).toEqual(expect.any(Number));
+      // Cached keys still verify, as degraded says.
+      expect(await outcome(`Bearer ${await keycloak.sign(claims())}`, warm)).toBe('200 jwt');
+      expect(await cold.health()).toEqual({
+        status: 'down',
+        keysFetchedAt: null,
+        error: 'fetch failed (ECONNREFUSED)',
+      });
+    } finally {
+      await keycloak.start();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    expect(await warm.health()).toMatchObject({ status: 'ok' });
+    expect(await cold.health()).toMatchObject({ status: 'ok' });
+    expect(keycloak.jwksRequests() - fetchesBefore).toBe(2);
   });
 
   it('an unknown kid while the IdP is down is 503 (a rotation we cannot fetch), 401 once it answers', async () => {

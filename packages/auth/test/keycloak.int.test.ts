@@ -122,6 +122,17 @@ beforeAll(async () => {
 }, 45_000);
 
 describe('tokens the real Keycloak issues (realm flowforge)', () => {
+  it('access tokens live 300 s (the realm’s lifespan) and pass the lifetime limit, even set to 300', async () => {
+    const tight = authFrom(settingsFor(KEYCLOAK_REALM, { AUTH_MAX_TOKEN_LIFETIME_SECONDS: '300' }));
+    for (const token of [await accessTokenOf(USERS.alice), await serviceAccountAccessToken()]) {
+      const { iat, exp } = decodeJwt(token);
+      expect(exp! - iat!).toBe(300);
+      expect(await outcome(tight, token)).toBe('200 jwt');
+      expect(await outcome(auth, token)).toBe('200 jwt');
+    }
+    expect(await auth.health()).toMatchObject({ status: 'ok' });
+  });
+
   it('alice by the password grant: her id, tenant, realm and client roles; aud and azp as Keycloak sets them', async () => {
     const token = await accessTokenOf(USERS.alice);
     // As issued: header typ JWT (not at+jwt), claim typ Bearer, aud [ours, "account"], azp ours.
@@ -522,6 +533,12 @@ describe('in a throwaway copy of the realm: key rotation through the admin REST 
         expect(JSON.parse(stale)).toMatchObject({ level: 'warn', serving: 'stale' });
         // A verifier that never had keys can verify nothing: 503, not 401.
         expect(await outcome(cold, seen)).toBe('503 IDP_UNAVAILABLE idp_unavailable');
+        // What readiness reads: degraded while keys in hand verify, down without any.
+        expect(await warm.health()).toMatchObject({
+          status: 'degraded',
+          error: 'fetch failed (ECONNREFUSED)',
+        });
+        expect(await cold.health()).toMatchObject({ status: 'down', keysFetchedAt: null });
 
         // Keycloak rotates while unreachable: its new tokens are 503 (retry), not 401.
         await admin.addRsaKey(realm.name, { name: 'rsa-while-unreachable', priority: 400 });
@@ -546,6 +563,11 @@ describe('in a throwaway copy of the realm: key rotation through the admin REST 
           );
         }
         expect(await outcome(warm, seen)).toBe('200 jwt');
+        await eventually(
+          'health to be ok again',
+          async () => ((await warm.health()).status === 'ok' ? true : undefined),
+          { intervalMs: 200 },
+        );
       } finally {
         await proxy.stop();
       }

@@ -3,7 +3,8 @@
 // hands an error on (throw, `done(error)`, `next(error)`).
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Auth } from '../auth.js';
-import { AuthError } from '../errors.js';
+import { AuthError, isAuthError } from '../errors.js';
+import type { FailureThrottle } from '../failure-throttle.js';
 import { bindPrincipal, type Principal } from '../principal.js';
 
 /** Verifies API keys: `createApiKeyVerifier(database)`. */
@@ -50,18 +51,48 @@ export function bearerCredentials(auth: Auth): Authenticate {
   };
 }
 
-/** An API key in the one `header` (lower case). */
-export function apiKeyCredentials(verifier: ApiKeyVerifierLike, header: string): Authenticate {
-  return async ({ headers, rawHeaders }) => {
-    assertSingleHeader(rawHeaders, header);
-    const value = headers[header];
-    if (value === undefined) {
-      throw new AuthError('CREDENTIALS_MISSING', `an API key is required in ${header}`);
+/** Like {@link Authenticate}, with the client the request counts against (read only when throttling). */
+export type AuthenticateApiKey = (
+  source: CredentialSource,
+  client: () => string,
+) => Promise<Principal>;
+
+/**
+ * An API key in the one `header` (lower case). With a `throttle`, a client at its limit is
+ * refused (TOO_MANY_FAILURES) before anything else, the key store above all; a wrong, missing
+ * or malformed key counts a failure (a missing one costs nothing to check, but counting it
+ * keeps a client from probing the route for free); a valid key counts nothing and clears
+ * nothing (a client holding one valid key must not reset its count between guesses); the
+ * store being down (STORE_UNAVAILABLE, NOT_CONFIGURED) is not the client's doing and counts
+ * nothing.
+ */
+export function apiKeyCredentials(
+  verifier: ApiKeyVerifierLike,
+  header: string,
+  throttle: FailureThrottle | null,
+): AuthenticateApiKey {
+  return async ({ headers, rawHeaders }, clientOf) => {
+    const client = throttle ? clientOf() : '';
+    if (throttle) await throttle.assertAllowed(client);
+    try {
+      assertSingleHeader(rawHeaders, header);
+      const value = headers[header];
+      if (value === undefined) {
+        throw new AuthError('CREDENTIALS_MISSING', `an API key is required in ${header}`);
+      }
+      if (typeof value !== 'string') {
+        throw new AuthError('REQUEST_INVALID', `send one ${header} header, not several`);
+      }
+      return accept(await verifier.verify(value));
+    } catch (error) {
+      if (
+        throttle &&
+        isAuthError(error, 'API_KEY_INVALID', 'CREDENTIALS_MISSING', 'REQUEST_INVALID')
+      ) {
+        await throttle.recordFailure(client);
+      }
+      throw error;
     }
-    if (typeof value !== 'string') {
-      throw new AuthError('REQUEST_INVALID', `send one ${header} header, not several`);
-    }
-    return accept(await verifier.verify(value));
   };
 }
 

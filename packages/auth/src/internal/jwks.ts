@@ -29,6 +29,18 @@ export interface JwksCacheOptions {
 
 type KeyLike = Awaited<ReturnType<LocalJWKSet>>;
 
+/** What a health probe reads of the key set. */
+export interface JwksState {
+  /** When the keys in use were fetched (by `now`); null when there are none. */
+  readonly keysFetchedAt: number | null;
+  /** The latest fetch failed. */
+  readonly lastFetchFailed: boolean;
+  /** Why it failed, without the URL. */
+  readonly lastError: string | undefined;
+  /** A fetch is still waiting for the IdP. */
+  readonly pending: boolean;
+}
+
 /**
  * The shortest spacing of fetches that a caller's token can cause when the cooldown does
  * not apply (no keys at all; an unknown kid in a token issued after our last fetch): an
@@ -52,6 +64,7 @@ export class JwksCache {
   #inflight: Promise<void> | undefined;
   /** The latest fetch failed: the IdP is unreachable (or answered nonsense) right now. */
   #lastFetchFailed = false;
+  #lastError: string | undefined;
   #generation = 0;
   #fetches = 0;
   /** Fetches started, successful or not: tells a caller whether one ran while it waited. */
@@ -69,6 +82,31 @@ export class JwksCache {
   /** Fetches that brought a usable key set. */
   get fetches(): number {
     return this.#fetches;
+  }
+
+  /**
+   * For health checks: fetches when the last attempt (anyone's) is at least `spacingMs`
+   * old, waits at most `waitMs` for a fetch in flight, and reports the state.
+   */
+  async probe(spacingMs: number, waitMs: number): Promise<JwksState> {
+    if (!this.#inflight && this.#options.now() - this.#lastAttemptAt >= spacingMs) {
+      void this.#refresh();
+    }
+    const inflight = this.#inflight;
+    if (inflight) {
+      let timer: NodeJS.Timeout | undefined;
+      const waited = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, waitMs);
+      });
+      await Promise.race([inflight, waited]);
+      clearTimeout(timer);
+    }
+    return {
+      keysFetchedAt: this.#resolver ? this.#fetchedAt : null,
+      lastFetchFailed: this.#lastFetchFailed,
+      lastError: this.#lastError,
+      pending: this.#inflight !== undefined,
+    };
   }
 
   /** jose's key resolver contract: the key for this header, or a throw. */
@@ -204,10 +242,12 @@ export class JwksCache {
       resolver = createLocalJWKSet(jwks); // throws on a malformed set: keep the old one
     } catch (error) {
       this.#lastFetchFailed = true;
+      this.#lastError = describeFetchError(error);
       this.#options.onFetchError?.(error, this.#resolver ? 'stale' : 'none');
       return;
     }
     this.#lastFetchFailed = false;
+    this.#lastError = undefined;
     this.#fetches += 1;
     this.#resolver = resolver;
     this.#fetchedAt = this.#options.now();
@@ -231,4 +271,13 @@ function fingerprintOf(jwks: JSONWebKeySet): string {
 
 function isNoMatchingKey(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === 'ERR_JWKS_NO_MATCHING_KEY';
+}
+
+/** A fetch failure in a line for health reports: undici's "fetch failed" says nothing without its cause's code. */
+function describeFetchError(error: unknown): string {
+  // A parse error quotes the body it choked on: not for a report.
+  if (error instanceof SyntaxError) return 'the JWKS answer is not JSON';
+  const { message, cause } = (error ?? {}) as { message?: unknown; cause?: { code?: unknown } };
+  const text = typeof message === 'string' && message !== '' ? message : 'the JWKS fetch failed';
+  return typeof cause?.code === 'string' ? `${text} (${cause.code})` : text;
 }

@@ -1,0 +1,362 @@
+/**
+ * The throttle of failed API-key attempts, per client.
+ *
+ * It follows rate-limiter-flexible's own brute-force recipe: before a key is
+ * verified the client's count is read (`get`), and a client at its limit is
+ * refused with 429 and `Retry-After` without any database work; a failure
+ * consumes a point; a success costs nothing. Counts live in a {@link CounterStore}
+ * (Redis keys the app owns, so every instance sees every instance's failures) or,
+ * without one, in this process's memory. When the store fails, the library's
+ * insurance limiter counts in memory instead: throttling goes on per instance,
+ * it neither opens up nor refuses everyone.
+ *
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import { isIPv6 } from 'node:net';
+import { OptionChecks } from '@flowforge/kernel';
+import type { Logger, Metrics } from '@flowforge/observability';
+import { createRequire } from 'node:module';
+import {
+  RateLimiterMemory,
+  RateLimiterRes,
+  type RateLimiterAbstract,
+  type RateLimiterStoreAbstract as StoreAbstract,
+} from 'rate-limiter-flexible';
+import { AuthError } from './errors.js';
+import { failureCounter, type FailureCounter } from './internal/metrics.js';
+
+// rate-limiter-flexible documents RateLimiterStoreAbstract as the base of every store-backed
+// limiter and declares it in its types, but its index does not export it: the file is the seam.
+const RateLimiterStoreAbstract = createRequire(import.meta.url)(
+  'rate-limiter-flexible/lib/RateLimiterStoreAbstract.js',
+) as typeof StoreAbstract;
+
+/**
+ * The prefix of the Redis keys an app hands {@link createFailureThrottle} as its
+ * store (`redis.ownedKeyspace(FAILURE_THROTTLE_PREFIX)`): one keyspace, so every
+ * app and instance of a deployment counts a client's wrong keys together.
+ */
+export const FAILURE_THROTTLE_PREFIX = 'flowforge:auth:failures:';
+
+/** Options of {@link CounterStore.set}: the same as @flowforge/redis's `OwnedSetOptions`. */
+export interface CounterSetOptions {
+  /** Expire the key after this many milliseconds (PX), a whole number ≥ 1. */
+  readonly ttlMs?: number;
+  /** Only set the key when it does not exist yet (NX). */
+  readonly onlyIfAbsent?: boolean;
+}
+
+/**
+ * Where a {@link FailureThrottle} keeps its counts to share them between
+ * instances. A structural type: @flowforge/redis's `OwnedKeyspace` is one, so an
+ * app passes `redis.ownedKeyspace(FAILURE_THROTTLE_PREFIX)` and this package
+ * needs no Redis client of its own.
+ */
+export interface CounterStore {
+  /** Every key the throttle uses starts with this. */
+  readonly prefix: string;
+  /** GET: the value, or null when the key does not exist. */
+  get(key: string): Promise<string | null>;
+  /** SET, with PX and NX as `options` say; false when NX found the key. */
+  set(key: string, value: string, options?: CounterSetOptions): Promise<boolean>;
+  /** INCRBY: the value after it (a missing key counts from 0). */
+  incr(key: string, by?: number): Promise<number>;
+  /** PEXPIRE; false when the key does not exist. */
+  expire(key: string, ttlMs: number): Promise<boolean>;
+  /** PTTL in milliseconds: -1 for a key without expiry, -2 for none. */
+  pttl(key: string): Promise<number>;
+  /** DEL: how many keys existed. */
+  del(key: string): Promise<number>;
+}
+
+/**
+ * Options of {@link createFailureThrottle}; `settings.auth.apiKeyFailures` from
+ * @flowforge/config spreads in.
+ */
+export interface FailureThrottleOptions {
+  /**
+   * Failures one client may have in a window (AUTH_API_KEY_MAX_FAILURES), 1 to 100000;
+   * its next attempt is refused until the window ends. @default 10
+   */
+  readonly max?: number;
+  /**
+   * The window, in seconds, counted from a client's first failure
+   * (AUTH_API_KEY_FAILURE_WINDOW_SECONDS), 1 to 86400. @default 60
+   */
+  readonly windowSeconds?: number;
+  /**
+   * Shared counts (Redis keys the app owns). `null` or absent: this process's memory,
+   * so each instance allows `max` on its own.
+   * @default null
+   */
+  readonly store?: CounterStore | null;
+  /** Gets a warning when a client reaches the limit and when the store fails (info when it is back). */
+  readonly logger?: Logger;
+  /** Counts refused attempts in `flowforge_auth_failures_total{reason="throttled"}`. */
+  readonly metrics?: Metrics;
+}
+
+/** Counts failed attempts per client and refuses a client over its limit; see {@link createFailureThrottle}. */
+export interface FailureThrottle {
+  /**
+   * Resolves when `client` may try; call it before verifying anything.
+   * @throws {AuthError} TOO_MANY_FAILURES (429) with `retryAfterSeconds`, the time left in
+   *   the client's window, when it has `max` failures in it
+   */
+  assertAllowed(client: string): Promise<void>;
+  /** Counts one failure of `client`. Never rejects: a store that fails counts in memory. */
+  recordFailure(client: string): Promise<void>;
+  /** Forgets `client`'s failures (an operator lifting a block). Never rejects. */
+  reset(client: string): Promise<void>;
+  /** Failures allowed per window. */
+  readonly max: number;
+  /** The window, in seconds. */
+  readonly windowSeconds: number;
+  /** Where the counts live: `store` (shared; memory while it fails) or `memory` (this process). */
+  readonly backend: 'store' | 'memory';
+}
+
+/** A counter reading as the store limiter hands it to rate-limiter-flexible: [consumed, ttl ms]. */
+type StoreResult = [consumed: number, ttlMs: number];
+
+/**
+ * A rate-limiter-flexible store over a {@link CounterStore}, through the seam the library
+ * documents for stores (`_upsert`, `_get`, `_delete`, `_getRateLimiterRes`). The increment
+ * is what RateLimiterRedis's script does, one command at a time: SET NX PX, INCRBY, PTTL.
+ * INCRBY alone makes the count atomic; the expiry is set apart from it, and mended below
+ * when a key outlived it.
+ */
+class CounterStoreLimiter extends RateLimiterStoreAbstract {
+  readonly #store: CounterStore;
+  readonly #observe: (error: unknown) => void;
+
+  constructor(
+    store: CounterStore,
+    options: { points: number; duration: number; insuranceLimiter: RateLimiterAbstract },
+    observe: (error: unknown) => void,
+  ) {
+    // No keyPrefix: the store's own prefix starts every key.
+    super({ ...options, storeClient: store, keyPrefix: '' });
+    this.#store = store;
+    this.#observe = observe;
+  }
+
+  async #guard<T>(run: () => Promise<T>): Promise<T> {
+    try {
+      const result = await run();
+      this.#observe(undefined);
+      return result;
+    } catch (error) {
+      this.#observe(error);
+      throw error; // the library hands the call to the insurance limiter
+    }
+  }
+
+  _getRateLimiterRes(_rlKey: string, changedPoints: number, [consumed, ttlMs]: StoreResult) {
+    return new RateLimiterRes(
+      Math.max(this.points - consumed, 0),
+      ttlMs,
+      consumed,
+      consumed === changedPoints,
+    );
+  }
+
+  _upsert(rlKey: string, points: number, msDuration: number, forceExpire = false) {
+    const key = this.#store.prefix + rlKey;
+    const ttlMs = Math.ceil(msDuration);
+    return this.#guard(async (): Promise<StoreResult> => {
+      if (forceExpire) {
+        await this.#store.set(key, String(points), ttlMs > 0 ? { ttlMs } : {});
+        return [points, ttlMs > 0 ? ttlMs : -1];
+      }
+      if (ttlMs > 0) await this.#store.set(key, '0', { ttlMs, onlyIfAbsent: true });
+      const consumed = await this.#store.incr(key, points);
+      let left = await this.#store.pttl(key);
+      if (left === -1 && ttlMs > 0) {
+        // The key expired between SET NX and INCRBY, which made it anew without a TTL:
+        // give it one (as RateLimiterRedis's script does), or the client stays blocked.
+        await this.#store.expire(key, ttlMs);
+        left = ttlMs;
+      } else if (left === -2) {
+        left = ttlMs; // expired since: the next attempt starts a fresh window
+      }
+      return [consumed, left];
+    });
+  }
+
+  _get(rlKey: string) {
+    const key = this.#store.prefix + rlKey;
+    return this.#guard(async (): Promise<StoreResult | null> => {
+      const value = await this.#store.get(key);
+      if (value === null) return null;
+      const consumed = Number(value);
+      // Under the limit the time left is never read: spare the hot path (a valid key) a round trip.
+      if (consumed < this.points) return [consumed, 0];
+      const left = await this.#store.pttl(key);
+      return left === -2 ? null : [consumed, left];
+    });
+  }
+
+  _delete(rlKey: string) {
+    return this.#guard(async () => (await this.#store.del(this.#store.prefix + rlKey)) > 0);
+  }
+}
+
+/** A client id as a key part: addresses stay readable; anything else is hashed to a fixed size. */
+function keyOf(client: string): string {
+  return /^[0-9A-Za-z.:%_-]{1,64}$/.test(client)
+    ? client
+    : `sha256:${createHash('sha256').update(client, 'utf8').digest('hex')}`;
+}
+
+const invalidOptions = (message: string): AuthError => new AuthError('INVALID_OPTIONS', message);
+
+/**
+ * Makes the throttle of failed attempts that the `apiKey` hooks of
+ * `@flowforge/auth/fastify` and `@flowforge/auth/node` take. Make one per process
+ * and share it between routes: each throttle counts on its own.
+ *
+ * @throws {AuthError} INVALID_OPTIONS for a `max` or `windowSeconds` out of range, or a
+ *   `store` without the counter methods.
+ * @example
+ * const throttle = createFailureThrottle({
+ *   ...settings.auth.apiKeyFailures,
+ *   store: redis?.ownedKeyspace(FAILURE_THROTTLE_PREFIX) ?? null,
+ *   logger,
+ *   metrics,
+ * });
+ * embed.addHook('onRequest', apiKey(apiKeys, settings.auth.apiKeyHeader, { throttle }));
+ */
+export function createFailureThrottle(options: FailureThrottleOptions = {}): FailureThrottle {
+  const checks = new OptionChecks();
+  const max = checks.wholeNumber('max', options.max, { min: 1, max: 100_000 }, 10);
+  const windowSeconds = checks.wholeNumber(
+    'windowSeconds',
+    options.windowSeconds,
+    { min: 1, max: 86_400 },
+    60,
+  );
+  const store = options.store ?? null;
+  if (
+    store !== null &&
+    (typeof store.prefix !== 'string' ||
+      (['get', 'set', 'incr', 'expire', 'pttl', 'del'] as const).some(
+        (method) => typeof store[method] !== 'function',
+      ))
+  ) {
+    checks.problem('store: expected a CounterStore (prefix, get, set, incr, expire, pttl, del)');
+  }
+  checks.throwIfAny(invalidOptions);
+  const { logger } = options;
+  const refusals: FailureCounter | undefined = options.metrics
+    ? failureCounter(options.metrics)
+    : undefined;
+
+  const memory = new RateLimiterMemory({ points: max, duration: windowSeconds, keyPrefix: '' });
+  let storeFailing = false;
+  const limiter: RateLimiterAbstract =
+    store === null
+      ? memory
+      : new CounterStoreLimiter(
+          store,
+          { points: max, duration: windowSeconds, insuranceLimiter: memory },
+          (error) => {
+            // One line when the store starts failing and one when it is back, not one per request.
+            if (error !== undefined && !storeFailing) {
+              storeFailing = true;
+              logger?.warn(
+                { err: error },
+                'API-key failure counts: the store failed; counting in this process until it is back',
+              );
+            } else if (error === undefined && storeFailing) {
+              storeFailing = false;
+              logger?.info('API-key failure counts: the store is back; counts are shared again');
+            }
+          },
+        );
+
+  /** Whole seconds, at least one, left in a window that ends in `ms` (-1: no expiry, a full window). */
+  const secondsLeft = (ms: number): number =>
+    ms < 0 ? windowSeconds : Math.max(1, Math.ceil(ms / 1000));
+
+  return {
+    max,
+    windowSeconds,
+    backend: store === null ? 'memory' : 'store',
+    async assertAllowed(client) {
+      const current = await limiter.get(keyOf(client));
+      if (current === null || current.consumedPoints < max) return;
+      // A record past its end (memory sweeps on a timer) no longer counts; -1 is "no expiry".
+      if (current.msBeforeNext === 0 || current.msBeforeNext < -1) return;
+      const retryAfterSeconds = secondsLeft(current.msBeforeNext);
+      refusals?.inc({ reason: 'throttled' });
+      throw new AuthError(
+        'TOO_MANY_FAILURES',
+        `too many failed attempts from this client; try again in ${retryAfterSeconds} s`,
+        { retryAfterSeconds },
+      );
+    },
+    async recordFailure(client) {
+      let result: RateLimiterRes;
+      try {
+        result = await limiter.consume(keyOf(client));
+      } catch (rejection) {
+        // Over the limit already (requests that raced past assertAllowed): nothing to add.
+        if (rejection instanceof RateLimiterRes) return;
+        logger?.warn({ err: rejection }, 'API-key failure counts: a failure was not counted');
+        return;
+      }
+      if (result.consumedPoints === max) {
+        logger?.warn(
+          { client, max, retry_after_s: secondsLeft(result.msBeforeNext) },
+          'a client reached the limit of failed API-key attempts; refusing it until its window ends',
+        );
+      }
+    },
+    async reset(client) {
+      try {
+        await limiter.delete(keyOf(client));
+      } catch (error) {
+        logger?.warn({ err: error }, 'API-key failure counts: a reset failed');
+      }
+    },
+  };
+}
+
+/**
+ * The client a request counts against, from its peer address: an IPv4-mapped IPv6
+ * address as the IPv4 one, any other IPv6 address as its /64 (one host is usually given a
+ * whole /64, so counting single addresses there would count nothing), `unknown` when the
+ * socket has no address any more.
+ *
+ * @example clientOfAddress('2001:db8:1:2:3:4:5:6') // '2001:db8:1:2::/64'
+ */
+export function clientOfAddress(address: string | undefined): string {
+  if (address === undefined || address === '') return 'unknown';
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address);
+  if (mapped) return mapped[1]!;
+  if (!isIPv6(address)) return address;
+  const bare = address.split('%', 1)[0]!;
+  // A trailing dotted IPv4 part stands for the last two groups.
+  const dotted = /(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(bare);
+  const groupsOf = (text: string): string[] => (text === '' ? [] : text.split(':'));
+  let text = bare;
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
+    text = `${bare.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head = '', tail] = text.split('::');
+  const groups =
+    tail === undefined
+      ? groupsOf(head)
+      : [
+          ...groupsOf(head),
+          ...Array<string>(8 - groupsOf(head).length - groupsOf(tail).length).fill('0'),
+          ...groupsOf(tail),
+        ];
+  return `${groups
+    .slice(0, 4)
+    .map((group) => parseInt(group, 16).toString(16))
+    .join(':')}::/64`;
+}
