@@ -113,7 +113,8 @@ describe('dashboards and widgets, per tenant', () => {
       config: { query: 'revenue_by_day' },
     });
     const widgets = await a.request('GET', `/api/v1/dashboards/${id}/widgets`);
-    expect(widgets.body).toEqual({ items: [widget.body] });
+    // DESIGN.md's `{ items }`, with the cursor of the next page (none: this is the only one).
+    expect(widgets.body).toEqual({ items: [widget.body], next_cursor: null });
 
     expect((await a.request('DELETE', `/api/v1/dashboards/${id}`)).status).toBe(204);
     expect((await a.request('GET', `/api/v1/dashboards/${id}`)).status).toBe(404);
@@ -179,6 +180,7 @@ describe('dashboards and widgets, per tenant', () => {
       400,
     );
     expect((await a.request('GET', '/api/v1/dashboards?limit=0')).status).toBe(400);
+    expect((await a.request('GET', '/api/v1/dashboards?limit=101')).status).toBe(400);
     const { body: dashboard } = await a.request('POST', '/api/v1/dashboards', { name: 'Kinds' });
     const badKind = await a.request('POST', `/api/v1/dashboards/${dashboard.id}/widgets`, {
       name: 'w',

@@ -53,12 +53,17 @@ export interface WidgetConfigSchemas {
 /**
  * The rules of a widget's `config`, per kind, as JSON Schema (draft-07, what
  * Ajv and Fastify take): validate a widget body's `config` with them when it is
- * written. {@link metricSelectionOf} and {@link liveViewOf} apply the same
- * rules again when a widget is read.
+ * written, for the 400 and the OpenAPI document. A schema is not the last word:
+ * a validator that coerces types can skip the `if` (`"kind": ["metric"]`), and
+ * JSON Schema cannot bound size or depth; {@link checkWidgetConfig} applies
+ * these rules and those limits in the handler, and cannot be skipped.
+ * {@link metricSelectionOf} and {@link liveViewOf} apply the same rules again
+ * when a widget is read.
  *
  * @example
  * const widgetBody = {
  *   type: 'object',
+ *   // `enum` without `type`: no coercion can turn ["metric"] into "metric".
  *   properties: { kind: { enum: WIDGET_KINDS }, config: { type: 'object' } },
  *   allOf: WIDGET_KINDS.map((kind) => ({
  *     if: { properties: { kind: { const: kind } } },

@@ -8,6 +8,9 @@ describe('WidgetError', () => {
       WIDGET_ID_INVALID: [400, false],
       WIDGET_NOT_FOUND: [404, false],
       WIDGET_NOT_QUERYABLE: [409, false],
+      WIDGET_CONFIG_INVALID: [400, false],
+      WIDGET_CONFIG_TOO_LARGE: [400, false],
+      WIDGET_CONFIG_TOO_DEEP: [400, false],
       NOT_CONFIGURED: [503, false],
       INVALID_OPTIONS: [500, false],
     };

@@ -38,4 +38,10 @@ export {
   type MetricConfigSchema,
   type WidgetConfigSchemas,
 } from './config-schemas.js';
+export {
+  WIDGET_CONFIG_MAX_BYTES,
+  WIDGET_CONFIG_MAX_DEPTH,
+  checkWidgetConfig,
+  type CheckedWidgetConfig,
+} from './widget-config.js';
 export { WidgetError, isWidgetError, type WidgetErrorCode } from './errors.js';

@@ -9,7 +9,8 @@ const SOURCE = 'flowforge_widgets';
 /**
  * The migrations of FlowForge's data model, the migration source
  * `flowforge_widgets` (history table `flowforge_widgets_migration`): the
- * tenant-scoped `dashboards` and `widgets` tables ({@link WidgetsDB}).
+ * tenant-scoped `dashboards` and `widgets` tables ({@link WidgetsDB}), and
+ * the indexes that serve their lists in `(created_at, id)` order.
  *
  * Pass them in `packages` after @flowforge/auth's:
  * `migrateToLatest(db, { packages: [authMigrations, widgetMigrations], migrations: yours })`.
@@ -69,6 +70,27 @@ export const widgetMigrations: MigrationSource = defineMigrationSource(SOURCE, {
     async down(db: Kysely<unknown>) {
       await db.schema.dropTable('widgets').execute();
       await db.schema.dropTable('dashboards').execute();
+    },
+  },
+  // Lists are pages in (created_at, id) order, resumed after the last row a page
+  // showed (keyset): these indexes serve each page from its position, and the
+  // widgets one replaces (tenant_id, dashboard_id), its prefix.
+  '2026-12-07-0001-list-order-indexes': {
+    async up(db: Kysely<unknown>) {
+      await sql`create index dashboards_tenant_created_idx on dashboards (tenant_id, created_at, id)`.execute(
+        db,
+      );
+      await sql`create index widgets_tenant_dashboard_created_idx on widgets (tenant_id, dashboard_id, created_at, id)`.execute(
+        db,
+      );
+      await sql`drop index widgets_tenant_dashboard_idx`.execute(db);
+    },
+    async down(db: Kysely<unknown>) {
+      await sql`create index widgets_tenant_dashboard_idx on widgets (tenant_id, dashboard_id)`.execute(
+        db,
+      );
+      await sql`drop index widgets_tenant_dashboard_created_idx`.execute(db);
+      await sql`drop index dashboards_tenant_created_idx`.execute(db);
     },
   },
 });

@@ -22,6 +22,7 @@ import type { WidgetsDB } from '../src/schema.js';
 import { APP_LOGIN, OWNER, createTestDatabase, urlFor } from './support/postgres.js';
 
 const MIGRATION = '2026-11-28-0001-dashboards-and-widgets';
+const LIST_INDEXES = '2026-12-07-0001-list-order-indexes';
 const TENANT_A = randomUUID();
 const TENANT_B = randomUUID();
 const USER = randomUUID();
@@ -54,6 +55,17 @@ async function histories(owner: Kysely<unknown>): Promise<Record<string, string[
       history.applied.map((applied) => applied.name),
     ]),
   );
+}
+
+/** Table → the column lists of its indexes (`(tenant_id, created_at, id)`), sorted. */
+async function indexesOf(owner: Kysely<unknown>): Promise<Record<string, string[]>> {
+  const { rows } = await sql<{ table: string; definition: string }>`
+    select tablename as table, indexdef as definition
+    from pg_indexes where tablename in ('dashboards', 'widgets')`.execute(owner);
+  const byTable: Record<string, string[]> = {};
+  for (const row of rows) (byTable[row.table] ??= []).push(/\([^)]*\)$/.exec(row.definition)![0]);
+  for (const columns of Object.values(byTable)) columns.sort();
+  return byTable;
 }
 
 /** A dashboard with one widget of each kind, in `tenantId`; their ids. */
@@ -94,8 +106,13 @@ describe('widgetMigrations', () => {
       '0000-flowforge-db-0001-tenancy',
       '0001-flowforge-auth-0001-api-keys',
       MIGRATION,
+      LIST_INDEXES,
     ]);
-    expect(await histories(owner)).toMatchObject({ flowforge_widgets: [MIGRATION] });
+    expect(await histories(owner)).toMatchObject({ flowforge_widgets: [MIGRATION, LIST_INDEXES] });
+    expect(await indexesOf(owner)).toEqual({
+      dashboards: ['(id)', '(tenant_id, created_at, id)', '(tenant_id, id)'],
+      widgets: ['(id)', '(tenant_id, dashboard_id, created_at, id)'],
+    });
     expect(await tenantIsolationProblems(owner)).toEqual([]);
     const ids = await seed(app, TENANT_A);
     // The foreign key includes tenant_id: another tenant cannot attach a widget to this dashboard.
@@ -116,15 +133,16 @@ describe('widgetMigrations', () => {
     // migration, as the app's own (history in kysely_migration).
     await migrateToLatest(owner, {
       packages: [authMigrations],
-      migrations: widgetMigrations.migrations,
+      migrations: { [MIGRATION]: widgetMigrations.migrations[MIGRATION]! },
     });
     expect(await histories(owner)).toMatchObject({ app: [MIGRATION] });
     const ids = await seed(app, TENANT_A);
 
     const run = await migrateToLatest(owner, COMPOSED);
-    expect(run.applied).toEqual([]);
+    // The released migration is moved, not run again; only the later one runs.
+    expect(run.applied).toEqual([LIST_INDEXES]);
     const after = await histories(owner);
-    expect(after).toMatchObject({ flowforge_widgets: [MIGRATION] });
+    expect(after).toMatchObject({ flowforge_widgets: [MIGRATION, LIST_INDEXES] });
     expect(after.app ?? []).toEqual([]);
     expect(await findWidget(app, TENANT_A, ids.metric)).toEqual({
       id: ids.metric,
@@ -133,9 +151,11 @@ describe('widgetMigrations', () => {
     });
   });
 
-  it('reverts before auth (the last package first): one step drops both tables', async () => {
+  it('reverts before auth (the last package first): the list indexes, then both tables', async () => {
     const { owner } = await freshDatabase();
     await migrateToLatest(owner, COMPOSED);
+    expect((await migrateDown(owner, COMPOSED)).applied).toEqual([LIST_INDEXES]);
+    expect((await indexesOf(owner)).widgets).toEqual(['(id)', '(tenant_id, dashboard_id)']);
     expect((await migrateDown(owner, COMPOSED)).applied).toEqual([MIGRATION]);
     const { rows } = await sql<{
       dashboards: string | null;

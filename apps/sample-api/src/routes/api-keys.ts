@@ -12,6 +12,14 @@ export interface ApiKeyRoutesOptions {
   readonly canManage: onRequestHookHandler;
 }
 
+/**
+ * The most bytes a key's body may take (`bodyLimit`; over it: 413): a name of 200
+ * characters, 100 widget ids and an expiry fit with room to spare.
+ */
+const API_KEY_BODY_LIMIT = 8_192;
+/** DELETE takes no body: anything bigger than this is not worth reading. */
+const NO_BODY_LIMIT = 1_024;
+
 const createBody = {
   type: 'object',
   required: ['name', 'widget_ids'],
@@ -37,7 +45,7 @@ export function apiKeyRoutes(app: FastifyInstance, options: ApiKeyRoutesOptions)
 
   app.post<{ Body: { name: string; widget_ids: string[]; expires_at?: string | null } }>(
     '/api/v1/api-keys',
-    { onRequest: canManage, schema: { body: createBody } },
+    { onRequest: canManage, bodyLimit: API_KEY_BODY_LIMIT, schema: { body: createBody } },
     async (request, reply) => {
       const principal = request.principal!;
       const db = store();
@@ -78,7 +86,7 @@ export function apiKeyRoutes(app: FastifyInstance, options: ApiKeyRoutesOptions)
 
   app.delete<{ Params: { id: string } }>(
     '/api/v1/api-keys/:id',
-    { onRequest: canManage, schema: { params: idParams } },
+    { onRequest: canManage, bodyLimit: NO_BODY_LIMIT, schema: { params: idParams } },
     async (request, reply) => {
       const revoked = await revokeApiKey(store(), request.principal!.tenantId, request.params.id);
       return revoked
