@@ -1,7 +1,11 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type Express, type Request, type Response } from 'express';
-import { createApiKeyVerifier } from '@flowforge/auth';
+import {
+  createApiKeyVerifier,
+  createFailureThrottle,
+  FAILURE_THROTTLE_PREFIX,
+} from '@flowforge/auth';
 import { apiKey, principalOf } from '@flowforge/auth/node';
 import type { ClickHouse } from '@flowforge/clickhouse';
 import type { Settings } from '@flowforge/config';
@@ -19,6 +23,7 @@ import {
   createLifecycle,
   createProblems,
   createReadiness,
+  httpServerOptions,
   registerStore,
   storeNotConfigured,
   type Lifecycle,
@@ -31,6 +36,7 @@ import {
   nodeListener,
   notFoundHandler,
   problemHandler,
+  securityHeaders,
 } from '@flowforge/server/node';
 import {
   WIDGET_DATA_CACHE_PREFIX,
@@ -83,7 +89,7 @@ export function buildEmbedApp(options: EmbedAppOptions): EmbedApp {
   const logger = options.logger ?? createLogger({ level: 'silent' });
   const metrics = options.metrics ?? createMetrics();
   const lifecycle = createLifecycle({ logger, shutdownTimeoutMs: settings.app.shutdownTimeoutMs });
-  const readiness = lifecycle.add(createReadiness());
+  const readiness = lifecycle.add(createReadiness({ logger }));
   // Without the database no key can be verified: not ready (and the embed route answers 503).
   const database = registerStore(lifecycle, readiness, 'postgres', options.database, {
     variable: 'DATABASE_URL',
@@ -102,7 +108,13 @@ export function buildEmbedApp(options: EmbedAppOptions): EmbedApp {
   app.enable('strict routing');
   // Widget data changes under the same URL within seconds: no ETag, no 304 to a stale copy.
   app.set('etag', false);
+  // Behind a load balancer, the client the API-key throttle counts is X-Forwarded-For's (HTTP_TRUST_PROXY).
+  app.set(
+    'trust proxy',
+    settings.http.trustProxy.length > 0 ? [...settings.http.trustProxy] : false,
+  );
   app.use(nodeHttpObservability(createHttpObservability({ logger, metrics })));
+  app.use(securityHeaders());
   const health = healthHandlers(readiness, { token: settings.observability.metricsToken });
   app.get('/health/live', health.live);
   app.get('/health/ready', health.ready);
@@ -115,7 +127,15 @@ export function buildEmbedApp(options: EmbedAppOptions): EmbedApp {
   app.get(
     '/embed/v1/widgets/:id/data',
     // Without a database every key is refused with NOT_CONFIGURED (503 naming DATABASE_URL).
-    apiKey(createApiKeyVerifier(database, { logger, metrics }), settings.auth.apiKeyHeader),
+    apiKey(createApiKeyVerifier(database, { logger, metrics }), settings.auth.apiKeyHeader, {
+      throttle: createFailureThrottle({
+        ...settings.auth.apiKeyFailures,
+        // The same keys as the sample app's: a guesser is throttled across both apps.
+        store: redis?.ownedKeyspace(FAILURE_THROTTLE_PREFIX) ?? null,
+        logger,
+        metrics,
+      }),
+    }),
     async (request: Request<{ id: string }>, response: Response) => {
       if (database === null) throw storeNotConfigured('The database', 'DATABASE_URL');
       // A UUID id (400), in the key's scope (403), in the key's tenant (404), a metric widget (409).
@@ -128,7 +148,8 @@ export function buildEmbedApp(options: EmbedAppOptions): EmbedApp {
   // Every credential this app takes is an API key: its 401s and 403s challenge for one.
   app.use(problemHandler({ problems: createProblems(), logger, schemeOf: () => 'ApiKey' }));
 
-  const server = createServer(app);
+  // A slow client is cut off (Node's defaults wait 60 s for headers, 300 s for a body).
+  const server = createServer(httpServerOptions(settings.http), app);
   const listener = lifecycle.add(nodeListener(server, options.listen, { logger }));
   return { app, server, lifecycle, readiness, logger, metrics, address: () => listener.address() };
 }

@@ -2,7 +2,13 @@ import fastifySwagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Settings } from '@flowforge/config';
 import { createLogger, createMetrics, type Logger, type Metrics } from '@flowforge/observability';
-import { createApiKeyVerifier, createAuth, type Auth } from '@flowforge/auth';
+import {
+  createApiKeyVerifier,
+  createAuth,
+  createFailureThrottle,
+  FAILURE_THROTTLE_PREFIX,
+  type Auth,
+} from '@flowforge/auth';
 import { apiKey, bearer, fastifyAuth, requireRole } from '@flowforge/auth/fastify';
 import type { Database } from '@flowforge/db';
 import type { ClickHouse } from '@flowforge/clickhouse';
@@ -80,7 +86,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const logger = options.logger ?? createLogger({ level: 'silent' });
   const metrics = options.metrics ?? createMetrics();
   const lifecycle = createLifecycle({ logger, shutdownTimeoutMs: settings.app.shutdownTimeoutMs });
-  const readiness = lifecycle.add(createReadiness());
+  const readiness = lifecycle.add(createReadiness({ logger }));
   for (const check of options.checks ?? []) readiness.add(check);
   // A check passed in under a store's name replaces the store's own.
   const database = registerStore(lifecycle, readiness, 'postgres', options.database ?? null, {
@@ -107,13 +113,18 @@ export async function buildApp(options: AppOptions): Promise<App> {
     createEventStreams({
       logger,
       maxStreams: settings.materialize.poolSize,
+      maxStreamsPerClient: settings.http.streamsPerUser,
+      // 0: the kit's default, half of maxStreams, so that one tenant cannot take every slot.
+      ...(settings.http.streamsPerTenant === 0
+        ? {}
+        : { maxStreamsPerTenant: settings.http.streamsPerTenant }),
       ...(options.streamHeartbeatMs === undefined
         ? {}
         : { heartbeatMs: options.streamHeartbeatMs }),
     }),
   );
 
-  const server = Fastify(fastifyServerOptions({ logger }));
+  const server = Fastify(fastifyServerOptions({ logger, ...settings.http }));
   // Before any route: the plugin builds /openapi.json from the schemas of the routes registered after it.
   await server.register(fastifySwagger, openApi(settings));
   server.get('/openapi.json', { schema: { hide: true } }, () => server.swagger());
@@ -141,6 +152,24 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const auth =
     options.auth ?? createAuth({ ...settings.auth, appEnv: settings.app.env }, { logger, metrics });
   const apiKeys = createApiKeyVerifier(database, { logger, metrics });
+  // Wrong API keys per client, counted in Redis keys the app owns so every instance shares them.
+  const apiKeyFailures = createFailureThrottle({
+    ...settings.auth.apiKeyFailures,
+    store: redis?.ownedKeyspace(FAILURE_THROTTLE_PREFIX) ?? null,
+    logger,
+    metrics,
+  });
+  // Degraded, never not ready, while the identity provider is down: cached keys still verify,
+  // API keys need no IdP, and another instance would do no better.
+  if (!readiness.has('keycloak'))
+    readiness.add({
+      name: 'keycloak',
+      required: false,
+      check: async () => {
+        const idp = await auth.health();
+        if (idp.status !== 'ok') throw new Error(idp.error ?? `identity provider ${idp.status}`);
+      },
+    });
 
   await server.register(fastifyAuth);
   server.register((api, _options, done) => {
@@ -164,7 +193,10 @@ export async function buildApp(options: AppOptions): Promise<App> {
     done();
   });
   server.register((embed, _options, done) => {
-    embed.addHook('onRequest', apiKey(apiKeys, settings.auth.apiKeyHeader));
+    embed.addHook(
+      'onRequest',
+      apiKey(apiKeys, settings.auth.apiKeyHeader, { throttle: apiKeyFailures }),
+    );
     embedRoutes(embed, { database, widgetData });
     done();
   });

@@ -46,6 +46,7 @@ beforeAll(async () => {
   const settings = loadSettings({
     APP_ENV: 'production',
     SECRET_KEY: randomBytes(32).toString('hex'),
+    METRICS_TOKEN: randomBytes(16).toString('hex'),
     DATABASE_URL: testDb.appUrl,
     KEYCLOAK_URL: keycloak.url,
     KEYCLOAK_REALM: keycloak.realm,

@@ -492,6 +492,7 @@ describe('faults under load', () => {
       settings: loadSettings({
         APP_ENV: 'production',
         SECRET_KEY: 'f'.repeat(64),
+        METRICS_TOKEN: 'm'.repeat(32),
         DATABASE_URL: sharedDb.appUrl,
         KEYCLOAK_URL: keycloak.url,
         KEYCLOAK_REALM: keycloak.realm,

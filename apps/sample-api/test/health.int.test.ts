@@ -3,7 +3,13 @@ import { loadSettings } from '@flowforge/config';
 import { buildApp, type App } from '../src/app.js';
 import type { ReadinessCheck } from '@flowforge/server';
 
-const settings = loadSettings({ APP_ENV: 'test', HOST: '127.0.0.1', PORT: '0' });
+// An identity provider nobody answers for: its check is deterministic (down) unless replaced.
+const settings = loadSettings({
+  APP_ENV: 'test',
+  HOST: '127.0.0.1',
+  PORT: '0',
+  KEYCLOAK_URL: 'http://127.0.0.1:1',
+});
 let app: App | undefined;
 
 async function listen(checks: readonly ReadinessCheck[] = []): Promise<string> {
@@ -41,7 +47,7 @@ describe('health routes over a real socket', () => {
   });
 
   it('GET /health/ready is 200 when every dependency is up, with latency per check', async () => {
-    const base = await listen([up('postgres', true), up('redis', false)]);
+    const base = await listen([up('postgres', true), up('redis', false), up('keycloak', false)]);
     const response = await fetch(`${base}/health/ready`);
     expect(response.status).toBe(200);
     const body = (await response.json()) as {
@@ -50,8 +56,26 @@ describe('health routes over a real socket', () => {
     };
     expect(body.status).toBe('ready');
     // The given checks, then the stores this app has not configured (clickhouse, materialize here).
-    expect(Object.keys(body.checks)).toEqual(['postgres', 'redis', 'clickhouse', 'materialize']);
+    expect(Object.keys(body.checks)).toEqual([
+      'postgres',
+      'redis',
+      'keycloak',
+      'clickhouse',
+      'materialize',
+    ]);
     expect(body.checks.postgres?.latency_ms).toBeGreaterThanOrEqual(0);
+  });
+
+  it('reports the identity provider as an optional dependency: degraded (200), not failed, while it is unreachable', async () => {
+    const base = await listen([up('postgres', true)]);
+    const response = await fetch(`${base}/health/ready`);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({
+      status: 'degraded',
+      checks: {
+        keycloak: { status: 'down', required: false, error: expect.any(String) as string },
+      },
+    });
   });
 
   it('is 503 not_ready when a required dependency is down', async () => {

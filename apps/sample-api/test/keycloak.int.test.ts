@@ -49,6 +49,7 @@ beforeAll(async () => {
   const settings = loadSettings({
     APP_ENV: 'production',
     SECRET_KEY: randomBytes(32).toString('hex'),
+    METRICS_TOKEN: randomBytes(16).toString('hex'),
     DATABASE_URL: testDb.appUrl,
     KEYCLOAK_URL,
     KEYCLOAK_REALM,
@@ -140,7 +141,10 @@ describe('the sample app with tokens from the real Keycloak', () => {
     //    is empty, and as a viewer he cannot write at all (403 insufficient_scope).
     expectProblem(await call('GET', path, bob), 404);
     expectProblem(await call('GET', `${path}/widgets`, bob), 404);
-    expect((await call('GET', '/api/v1/dashboards', bob)).body).toEqual({ items: [] });
+    expect((await call('GET', '/api/v1/dashboards', bob)).body).toEqual({
+      items: [],
+      next_cursor: null,
+    });
     for (const [method, target, body] of [
       ['POST', '/api/v1/dashboards', { name: 'mine' }],
       ['PATCH', path, { name: 'taken over' }],

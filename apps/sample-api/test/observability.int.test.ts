@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadSettings } from '@flowforge/config';
-import { createLogger } from '@flowforge/observability';
 import { buildApp, type App } from '../src/app.js';
+import { captureLogs } from './support/log-capture.js';
 
 let app: App | undefined;
 afterEach(async () => {
@@ -9,21 +9,8 @@ afterEach(async () => {
   app = undefined;
 });
 
-function capture() {
-  const chunks: string[] = [];
-  return {
-    logger: createLogger({ destination: { write: (chunk: string) => void chunks.push(chunk) } }),
-    lines: () =>
-      chunks
-        .join('')
-        .split('\n')
-        .filter((line) => line !== '')
-        .map((line) => JSON.parse(line) as Record<string, unknown>),
-  };
-}
-
 async function start(env: Record<string, string> = {}) {
-  const logs = capture();
+  const logs = captureLogs();
   app = await buildApp({
     settings: loadSettings({ APP_ENV: 'test', ...env }),
     logger: logs.logger,

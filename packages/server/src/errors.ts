@@ -17,7 +17,8 @@ import {
  * | `INVALID_OPTIONS` | 500 | the kit was given a bad option (a duplicate check name, a negative timeout) | no |
  * | `SHUTTING_DOWN` | 503 | this instance is stopping and takes no new stream | yes, at once (another instance) |
  * | `LAST_EVENT_ID_INVALID` | 400 | a reconnecting client's `Last-Event-ID` is longer than 1024 characters or holds a control character (`lastEventIdOf`) | no |
- * | `TOO_MANY_STREAMS` | 429 | the caller already holds its share of event streams | yes, later |
+ * | `TOO_MANY_STREAMS` | 429 | the caller, or its tenant, already holds its share of event streams | yes, later |
+ * | `BODY_TOO_DEEP` | 400 | a JSON body nests arrays or objects deeper than the limit (`jsonDepthExceeds`) | no |
  * | `STREAMS_FULL` | 503 | every event stream slot of this instance is taken | yes, later |
  */
 export type ServerErrorCode =
@@ -26,7 +27,8 @@ export type ServerErrorCode =
   | 'SHUTTING_DOWN'
   | 'LAST_EVENT_ID_INVALID'
   | 'TOO_MANY_STREAMS'
-  | 'STREAMS_FULL';
+  | 'STREAMS_FULL'
+  | 'BODY_TOO_DEEP';
 
 const SERVER_ERRORS: ErrorCatalog<ServerErrorCode> = defineErrors({
   source: '@flowforge/server',
@@ -38,6 +40,7 @@ const SERVER_ERRORS: ErrorCatalog<ServerErrorCode> = defineErrors({
     LAST_EVENT_ID_INVALID: { status: 400, retryable: false },
     TOO_MANY_STREAMS: { status: 429, retryable: true },
     STREAMS_FULL: { status: 503, retryable: true },
+    BODY_TOO_DEEP: { status: 400, retryable: false },
   },
 });
 

@@ -413,6 +413,41 @@ describe('createEventStreams', () => {
       expect(streams.heldBy('user-1')).toBe(0);
     });
 
+    it('refuses a tenant past maxStreamsPerTenant (429), so two users of one tenant cannot take every slot from another', async () => {
+      const { streams } = streamsWith({ maxStreams: 5, maxStreamsPerClient: 4 });
+      const open = (clientId: string, tenantId: string) =>
+        streams.open({ clientId, tenantId, source: sendThen([{ data: 'x' }], 'throw on abort') });
+      // The default share of a tenant is half the process's slots, rounded up: 3 of 5.
+      await open('a-user-1', 'tenant-a');
+      await open('a-user-1', 'tenant-a');
+      await open('a-user-2', 'tenant-a');
+      const error = await refusalOf(open('a-user-2', 'tenant-a'));
+      expect(isServerError(error, 'TOO_MANY_STREAMS')).toBe(true);
+      expect(error).toMatchObject({ status: 429, retryAfterSeconds: 5 });
+      expect((error as Error).message).toContain('At most 3 live streams per tenant at once.');
+      // Another tenant's user still gets a stream: the slots were not all taken.
+      await open('b-user-1', 'tenant-b');
+      expect(streams.heldByTenant('tenant-a')).toBe(3);
+      expect(streams.heldByTenant('tenant-b')).toBe(1);
+      await streams.stop();
+      expect(streams.heldByTenant('tenant-a')).toBe(0);
+    });
+
+    it('takes maxStreamsPerTenant as given, and refuses one out of range', async () => {
+      const { streams } = streamsWith({ maxStreams: 10, maxStreamsPerTenant: 1 });
+      await streams.open({
+        clientId: 'u1',
+        tenantId: 't',
+        source: sendThen([{ data: 'x' }], 'throw on abort'),
+      });
+      const error = await refusalOf(
+        streams.open({ clientId: 'u2', tenantId: 't', source: sendThen([{ data: 'x' }]) }),
+      );
+      expect(isServerError(error, 'TOO_MANY_STREAMS')).toBe(true);
+      await streams.stop();
+      expect(() => streamsWith({ maxStreamsPerTenant: 0 })).toThrow(/maxStreamsPerTenant/);
+    });
+
     it('defaults maxStreamsPerClient to half of maxStreams', async () => {
       const { streams } = streamsWith({ maxStreams: 10 });
       for (let i = 0; i < 5; i += 1) {

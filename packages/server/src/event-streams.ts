@@ -29,6 +29,14 @@ export interface EventStreamsOptions {
   readonly maxStreams?: number;
   /** Streams one client (user, API key) may hold at once; past it, `TOO_MANY_STREAMS` (429). @default half of `maxStreams`, at least 2 */
   readonly maxStreamsPerClient?: number;
+  /**
+   * Streams the clients of one tenant may hold together; past it,
+   * `TOO_MANY_STREAMS` (429). It keeps one tenant's users from taking every
+   * slot of the process from the others (a per-client cap alone does not: two
+   * users of one tenant held all five). Streams opened without a `tenantId` are
+   * not counted. @default half of `maxStreams`, rounded up
+   */
+  readonly maxStreamsPerTenant?: number;
   /** How often an idle stream sends a comment, so proxies keep it open, in ms. @default 15_000 */
   readonly heartbeatMs?: number;
   /** How long a browser waits before reconnecting (the `retry:` field), in ms. @default 2_000 */
@@ -54,6 +62,8 @@ export interface EventStreamsOptions {
 export interface OpenEventStream {
   /** Whose share of `maxStreamsPerClient` the stream counts against: the user id. */
   readonly clientId: string;
+  /** Whose share of `maxStreamsPerTenant` the stream counts against: the principal's tenant. */
+  readonly tenantId?: string;
   /** The events to send. */
   readonly source: EventSource;
   /** Events sent before the source's (after `retry:`), e.g. a `reset` telling the browser to drop its state. */
@@ -99,6 +109,8 @@ export interface EventStreams extends Component {
   readonly size: number;
   /** Streams `clientId` holds now. */
   heldBy(clientId: string): number;
+  /** Streams the clients of `tenantId` hold now. */
+  heldByTenant(tenantId: string): number;
   /** Ends every stream with `event: shutdown` and refuses new ones. */
   drain(): void;
   /** Drains, then resolves once every stream has closed its source, or when `signal` (the shutdown deadline) aborts. */
@@ -153,6 +165,7 @@ function singleLine(value: string): string {
 
 interface Tracked {
   readonly clientId: string;
+  readonly tenantId: string | undefined;
   /** Ends the stream with `event: shutdown`; undefined while it is still opening. */
   end?: () => void;
   /** Resolves once the stream ended (or failed to open) and its source was closed. */
@@ -186,6 +199,12 @@ export function createEventStreams(options: EventStreamsOptions): EventStreams {
     { min: 1, max: 1_000_000 },
     Math.max(2, Math.ceil(maxStreams / 2)),
   );
+  const maxStreamsPerTenant = checks.wholeNumber(
+    'maxStreamsPerTenant',
+    options.maxStreamsPerTenant,
+    { min: 1, max: 1_000_000 },
+    Math.ceil(maxStreams / 2),
+  );
   const heartbeatMs = checks.wholeNumber(
     'heartbeatMs',
     options.heartbeatMs,
@@ -216,8 +235,14 @@ export function createEventStreams(options: EventStreamsOptions): EventStreams {
     return count;
   }
 
+  function heldByTenant(tenantId: string): number {
+    let count = 0;
+    for (const stream of streams) if (stream.tenantId === tenantId) count += 1;
+    return count;
+  }
+
   /** Takes a slot before anything awaits, so concurrent opens cannot pass the limits together. */
-  function admit(clientId: string): Tracked {
+  function admit(clientId: string, tenantId: string | undefined): Tracked {
     if (closing) {
       throw new ServerError('SHUTTING_DOWN', 'The server is shutting down; reconnect.', {
         retryAfterSeconds: 1,
@@ -232,6 +257,13 @@ export function createEventStreams(options: EventStreamsOptions): EventStreams {
         },
       );
     }
+    if (tenantId !== undefined && heldByTenant(tenantId) >= maxStreamsPerTenant) {
+      throw new ServerError(
+        'TOO_MANY_STREAMS',
+        `At most ${maxStreamsPerTenant} live streams per tenant at once.`,
+        { retryAfterSeconds: 5 },
+      );
+    }
     if (streams.size >= maxStreams) {
       throw new ServerError('STREAMS_FULL', 'Every live stream slot is taken; try again shortly.', {
         retryAfterSeconds: 5,
@@ -239,13 +271,13 @@ export function createEventStreams(options: EventStreamsOptions): EventStreams {
     }
     let finish!: () => void;
     const done = new Promise<void>((resolve) => (finish = resolve));
-    const slot: Tracked = { clientId, done, finish };
+    const slot: Tracked = { clientId, tenantId, done, finish };
     streams.add(slot);
     return slot;
   }
 
   async function open(request: OpenEventStream): Promise<EventStream> {
-    const slot = admit(request.clientId);
+    const slot = admit(request.clientId, request.tenantId);
     const controller = new AbortController();
     const { signal: clientSignal } = request;
     const onClientGone = (): void => controller.abort(clientSignal?.reason);
@@ -344,6 +376,7 @@ export function createEventStreams(options: EventStreamsOptions): EventStreams {
       return streams.size;
     },
     heldBy,
+    heldByTenant,
     drain() {
       closing = true;
       for (const stream of streams) stream.end?.();

@@ -4,7 +4,7 @@
  * stream reply, and the listener as a lifecycle component.
  * @packageDocumentation
  */
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type Server } from 'node:http';
 import {
   LogController,
   type FastifyBaseLogger,
@@ -12,7 +12,7 @@ import {
   type FastifyPluginCallback,
   type FastifyReply,
   type FastifyRequest,
-  type FastifyServerOptions,
+  type FastifyHttpOptions,
 } from 'fastify';
 import {
   createHttpObservability,
@@ -21,6 +21,7 @@ import {
   type Metrics,
 } from '@flowforge/observability';
 import { fastifyObservability, genReqId } from '@flowforge/observability/fastify';
+import AjvCompiler from '@fastify/ajv-compiler';
 import type { EventStreams, OpenEventStream } from './event-streams.js';
 import { closeWithin, openForResponse } from './internal/http.js';
 import type { Component, ListenOptions } from './lifecycle.js';
@@ -28,18 +29,46 @@ import { PROBLEM_CONTENT_TYPE, problemBody, type Problem, type Problems } from '
 import { answerClientError, answerConnect } from './raw-http.js';
 import type { Readiness } from './readiness.js';
 import {
+  MAX_JSON_DEPTH,
+  SECURITY_HEADERS,
+  bodyTooDeep,
+  httpServerOptions,
+  jsonDepthExceeds,
+  type HttpTimeouts,
+} from './http-limits.js';
+import {
   METRICS_UNAUTHORIZED,
   NOT_FOUND,
   answerAndLog,
   readinessAnswerer,
 } from './internal/answers.js';
 
-/** Options of {@link fastifyServerOptions}. */
-export interface FastifyServerOptionsInput {
+/**
+ * Options of {@link fastifyServerOptions}. Spread `settings.http` into it: its
+ * timeouts and body limit have the same names (the stream caps are ignored).
+ */
+export interface FastifyServerOptionsInput extends Pick<
+  HttpTimeouts,
+  'requestTimeoutMs' | 'headersTimeoutMs'
+> {
   /** The process logger (`createLogger`); request lines carry the request's context. */
   readonly logger: Logger;
   /** How long an idle keep-alive connection stays open, in ms. @default 5_000 */
   readonly keepAliveTimeout?: number;
+  /**
+   * The largest body a route accepts unless it sets its own `bodyLimit`, in
+   * bytes (HTTP_BODY_LIMIT_BYTES); a larger one is refused with 413 before it is read.
+   * @default 65_536
+   */
+  readonly bodyLimitBytes?: number;
+  /**
+   * The proxies whose `X-Forwarded-For` is believed for `request.ip` (addresses
+   * or CIDR ranges, HTTP_TRUST_PROXY); empty: the peer is the client. Per-client
+   * limits (the API-key throttle) count by `request.ip`, so behind a load balancer
+   * without it every client is the balancer.
+   * @default []
+   */
+  readonly trustProxy?: readonly string[];
 }
 
 /**
@@ -47,17 +76,32 @@ export interface FastifyServerOptionsInput {
  * logger and request ids (a sane inbound X-Request-ID or a UUID v4), one access
  * line (the plugin's) instead of Fastify's two, problems for the requests
  * Fastify refuses before routing, short keep-alive, idle connections closed on
- * close, and bodies that refuse unknown fields instead of dropping them.
- * Spread it and add your own.
+ * close, a slow client cut off (`requestTimeoutMs`, `headersTimeoutMs`: Fastify
+ * waits forever by default), a 64 KiB body limit, and bodies validated as sent:
+ * no type coercion (Fastify's default turns `["metric"]` into `"metric"` before
+ * any check runs) and unknown fields refused instead of dropped. Query strings
+ * and path parameters are still coerced (they are text). Spread it and add your own.
  *
+ * @throws {ServerError} INVALID_OPTIONS for a timeout out of range
  * @example
  * ```ts
- * const app = Fastify({ ...fastifyServerOptions({ logger }), bodyLimit: 65_536 });
+ * const app = Fastify(fastifyServerOptions({ logger, ...settings.http }));
  * ```
  */
-export function fastifyServerOptions(options: FastifyServerOptionsInput): FastifyServerOptions {
+export function fastifyServerOptions(
+  options: FastifyServerOptionsInput,
+): FastifyHttpOptions<Server> {
   // Widened by annotation (pino's Logger is a superset), so the instance is a plain FastifyInstance.
   const loggerInstance: FastifyBaseLogger = options.logger;
+  const { requestTimeout, ...http } = httpServerOptions({
+    ...(options.requestTimeoutMs === undefined
+      ? {}
+      : { requestTimeoutMs: options.requestTimeoutMs }),
+    ...(options.headersTimeoutMs === undefined
+      ? {}
+      : { headersTimeoutMs: options.headersTimeoutMs }),
+    keepAliveTimeoutMs: options.keepAliveTimeout ?? 5_000,
+  });
   return {
     loggerInstance,
     // request.log is the logger itself: its lines already carry request_id from the request
@@ -65,7 +109,15 @@ export function fastifyServerOptions(options: FastifyServerOptionsInput): Fastif
     childLoggerFactory: (parent) => parent,
     genReqId,
     logController: new LogController({ disableRequestLogging: true }),
-    keepAliveTimeout: options.keepAliveTimeout ?? 5_000,
+    keepAliveTimeout: http.keepAliveTimeout ?? 5_000,
+    // Fastify sets requestTimeout on the server after creating it (0 unless given here).
+    requestTimeout: requestTimeout ?? 30_000,
+    http,
+    bodyLimit: options.bodyLimitBytes ?? 65_536,
+    trustProxy:
+      options.trustProxy !== undefined && options.trustProxy.length > 0
+        ? [...options.trustProxy]
+        : false,
     forceCloseConnections: 'idle',
     // A request that reaches a still-open connection while closing is served like any other
     // (the pools close only after the server): Fastify's closing 503 would skip every hook,
@@ -76,6 +128,25 @@ export function fastifyServerOptions(options: FastifyServerOptionsInput): Fastif
     // Unknown body fields are refused (400), not silently dropped: a client that sends
     // tenant_id learns that it is not accepted.
     ajv: { customOptions: { removeAdditional: false } },
+    schemaController: { compilersFactory: { buildValidator: bodiesWithoutCoercion() } },
+  };
+}
+
+/**
+ * Fastify's validator factory with one change: bodies are validated by an Ajv
+ * that does not coerce types. JSON carries its own types, so coercing a body
+ * only hides a client's mistake (or its attempt: a one-element array passed as
+ * a string skipped every check keyed on that string).
+ */
+function bodiesWithoutCoercion(): AjvCompiler.ValidatorFactory {
+  const pool = AjvCompiler();
+  return (externalSchemas, serverOptions = {}) => {
+    const parts = pool(externalSchemas, serverOptions);
+    const bodies = pool(externalSchemas, {
+      ...serverOptions,
+      customOptions: { ...serverOptions.customOptions, coerceTypes: false },
+    } as AjvCompiler.ValidatorFactory extends (a: never, b?: infer O) => unknown ? O : never);
+    return (route) => (route.httpPart === 'body' ? bodies(route) : parts(route));
   };
 }
 
@@ -130,15 +201,21 @@ export interface FastifyServerPluginOptions {
   readonly metricsToken: string | null;
   /** The credential scheme a route takes, for the challenge of its 401s. @default () => 'Bearer' */
   readonly schemeOf?: (request: FastifyRequest) => string;
+  /** The deepest JSON body accepted (objects and arrays); deeper is `BODY_TOO_DEEP` (400). @default 32 ({@link MAX_JSON_DEPTH}) */
+  readonly maxJsonDepth?: number;
 }
 
 /**
  * Everything around a FlowForge service's routes, as one plugin (register it
  * before them): request ids, context, metrics and access lines
  * (`@flowforge/observability`); every error and unknown route answered as a
- * problem through `problems`, with the right log line; Node's own refusals
- * (malformed requests, CONNECT) as problems too; GET /metrics, /health/live and
- * /health/ready; and, once shutdown began ({@link fastifyListener}'s drain),
+ * problem through `problems`, with the right log line and the error's code as
+ * the access line's `reason`; Node's own refusals (malformed requests, CONNECT)
+ * as problems too; JSON bodies over `maxJsonDepth` refused before any code
+ * walks them; `nosniff`, `no-store`, a CSP that forbids framing and
+ * `no-referrer` on every response (`SECURITY_HEADERS`; a route's own header
+ * wins) and no CORS header; GET /metrics, /health/live and /health/ready; and,
+ * once shutdown began ({@link fastifyListener}'s drain),
  * `Connection: close` on every response so no keep-alive socket outlives it.
  *
  * @example
@@ -162,8 +239,22 @@ export const fastifyServer: FastifyPluginCallback<FastifyServerPluginOptions> = 
   });
 
   app.addHook('onSend', (_request, reply, payload, next) => {
+    for (const name in SECURITY_HEADERS) {
+      if (!reply.hasHeader(name)) void reply.header(name, SECURITY_HEADERS[name]);
+    }
     if (draining.has(app.server)) void reply.header('connection', 'close');
     next(null, payload);
+  });
+
+  const maxJsonDepth = options.maxJsonDepth ?? MAX_JSON_DEPTH;
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    void parseJson(request, body as string, (error: Error | null, value?: unknown) => {
+      if (error) done(error);
+      else if (jsonDepthExceeds(value, maxJsonDepth)) done(bodyTooDeep(maxJsonDepth));
+      else done(null, value);
+    });
   });
 
   app.register(fastifyObservability, { http: createHttpObservability({ logger, metrics }) });

@@ -10,7 +10,14 @@ export { ServerError, isServerError, storeNotConfigured } from './errors.js';
 export type { ServerErrorCode, ServerErrorOptions } from './errors.js';
 export { createProblems, problemBody, titleOf, PROBLEM_CONTENT_TYPE } from './problems.js';
 export type { ErrorAnswer, ErrorContext, Problem, Problems, ProblemsOptions } from './problems.js';
-export { createReadiness, readinessStatusCode } from './readiness.js';
+export { createReadiness, publicReadinessReport, readinessStatusCode } from './readiness.js';
+export {
+  MAX_JSON_DEPTH,
+  SECURITY_HEADERS,
+  httpServerOptions,
+  jsonDepthExceeds,
+} from './http-limits.js';
+export type { HttpTimeouts } from './http-limits.js';
 export type {
   CheckResult,
   HealthChecked,

@@ -20,6 +20,7 @@ import type { Component, ListenOptions } from './lifecycle.js';
 import { PROBLEM_CONTENT_TYPE, problemBody, type Problem, type Problems } from './problems.js';
 import { answerClientError, answerConnect } from './raw-http.js';
 import type { Readiness } from './readiness.js';
+import { SECURITY_HEADERS } from './http-limits.js';
 import {
   METRICS_UNAUTHORIZED,
   NOT_FOUND,
@@ -41,6 +42,28 @@ function requestIdOf(request: IncomingMessage, response: ServerResponse): string
   const id = acceptRequestId(request.headers['x-request-id']);
   if (!response.headersSent) response.setHeader('x-request-id', id);
   return id;
+}
+
+/**
+ * Middleware (Express's `app.use`, or call it first in a node:http handler)
+ * that sets {@link SECURITY_HEADERS} on every response before the route runs,
+ * so a route that sets its own `Cache-Control` replaces the default.
+ *
+ * @example
+ * ```ts
+ * app.use(securityHeaders());
+ * ```
+ */
+export function securityHeaders(): (
+  request: IncomingMessage,
+  response: ServerResponse,
+  next: () => void,
+) => void {
+  const headers = Object.entries(SECURITY_HEADERS);
+  return (_request, response, next) => {
+    for (const [name, value] of headers) response.setHeader(name, value);
+    next();
+  };
 }
 
 /** Sends `problem` as application/problem+json, with the request id as its `instance`. */

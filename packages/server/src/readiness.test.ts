@@ -2,7 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { DatabaseError } from '@flowforge/db';
 import { deferred, never } from '../test/support/deferred.js';
 import { isServerError } from './errors.js';
-import { createReadiness, readinessStatusCode, type ReadinessReport } from './readiness.js';
+import {
+  createReadiness,
+  publicReadinessReport,
+  readinessStatusCode,
+  type ReadinessReport,
+} from './readiness.js';
+import { capturedLogger } from '../test/support/log-capture.js';
 
 /** A check that counts its runs. */
 function counted(outcome: () => Promise<unknown> = () => Promise.resolve()): {
@@ -78,6 +84,43 @@ describe('createReadiness', () => {
       error: 'ECONNREFUSED',
     });
     expect(readinessStatusCode(report)).toBe(200);
+  });
+
+  it('logs a check going down once (warn, with the error) and coming back once (info), not per probe', async () => {
+    const { logger, lines } = capturedLogger();
+    let up = false;
+    const readiness = createReadiness({ logger, cacheMs: 0 });
+    readiness.add({
+      name: 'keycloak',
+      required: false,
+      check: () => (up ? Promise.resolve() : Promise.reject(new Error('connect ECONNREFUSED'))),
+    });
+    await readiness.report();
+    await readiness.report();
+    up = true;
+    await readiness.report();
+    await readiness.report();
+    expect(lines().map((line) => [line.level, line.msg, line.check, line.error])).toEqual([
+      ['warn', 'readiness check down', 'keycloak', 'connect ECONNREFUSED'],
+      ['info', 'readiness check up again', 'keycloak', undefined],
+    ]);
+  });
+
+  it('shows anyone each dependency’s status, and nothing of its error, latency or detail', async () => {
+    const readiness = createReadiness();
+    readiness.add({
+      name: 'postgres',
+      check: () => Promise.reject(new Error('password authentication failed for user "app"')),
+    });
+    readiness.addStore('redis', null, { variable: 'REDIS_URL' });
+    const shown = publicReadinessReport(await readiness.report());
+    expect(shown).toEqual({
+      status: 'not_ready',
+      checks: {
+        postgres: { status: 'down', required: true },
+        redis: { status: 'not_configured', required: false },
+      },
+    });
   });
 
   it('counts a check that throws at once, or rejects with a non-error, as down', async () => {

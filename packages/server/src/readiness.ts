@@ -1,4 +1,5 @@
 import { OptionChecks } from '@flowforge/kernel';
+import type { Logger } from '@flowforge/observability';
 import { ServerError } from './errors.js';
 
 /** One dependency that readiness reports on. */
@@ -57,6 +58,11 @@ export interface ReadinessOptions {
   readonly cacheMs?: number;
   /** The clock, in ms. @default performance.now */
   readonly now?: () => number;
+  /**
+   * Told when a check goes down (warn, with the error: the details a public
+   * probe does not see) and when it comes back (info). Once per change, not per probe.
+   */
+  readonly logger?: Logger;
 }
 
 /**
@@ -103,6 +109,20 @@ type Entry =
     }
   | { readonly name: string; readonly notConfigured: string; readonly required: boolean };
 
+/**
+ * What anyone may see of a report: the status, and each dependency's status
+ * and whether it is required, without the error, latency or detail (a driver's
+ * message names hosts, ports and users). The bindings serve it to a probe that
+ * does not send the metrics token.
+ */
+export function publicReadinessReport(report: ReadinessReport): ReadinessReport {
+  const checks: Record<string, CheckResult> = {};
+  for (const [name, { status, required }] of Object.entries(report.checks)) {
+    checks[name] = { status, required };
+  }
+  return { status: report.status, checks };
+}
+
 /** The HTTP status of a report: 503 when not ready or shutting down, else 200. */
 export function readinessStatusCode(report: ReadinessReport): 200 | 503 {
   return report.status === 'not_ready' || report.status === 'shutting_down' ? 503 : 200;
@@ -130,7 +150,10 @@ export function createReadiness(options: ReadinessOptions = {}): Readiness {
   const cacheMs = checks.wholeNumber('cacheMs', options.cacheMs, { min: 0, max: LIMIT.max }, 1_000);
   checks.throwIfAny(invalidOptions);
   const now = options.now ?? (() => performance.now());
+  const { logger } = options;
   const entries: Entry[] = [];
+  // The last status of each check, so a change is logged once.
+  const lastStatus = new Map<string, CheckResult['status']>();
   let shuttingDown = false;
   // The last run: shared while in progress, reused for cacheMs once finished.
   let last:
@@ -183,6 +206,7 @@ export function createReadiness(options: ReadinessOptions = {}): Readiness {
 
   async function runAll(): Promise<ReadinessReport> {
     const results = await Promise.all(entries.map(run));
+    for (const [name, result] of results) noteChange(name, result);
     const down = results.filter(([, result]) => result.status === 'down');
     // A required store the deployment left out cannot serve either.
     const missing = results.some(([, r]) => r.status === 'not_configured' && r.required);
@@ -193,6 +217,18 @@ export function createReadiness(options: ReadinessOptions = {}): Readiness {
           ? 'degraded'
           : 'ready';
     return { status, checks: Object.fromEntries(results) };
+  }
+
+  function noteChange(name: string, result: CheckResult): void {
+    const before = lastStatus.get(name);
+    if (before === result.status) return;
+    lastStatus.set(name, result.status);
+    const fields = { check: name, required: result.required };
+    if (result.status === 'down') {
+      logger?.warn({ ...fields, error: result.error }, 'readiness check down');
+    } else if (result.status === 'up' && before !== undefined) {
+      logger?.info(fields, 'readiness check up again');
+    }
   }
 
   const readiness: Readiness = {

@@ -19,6 +19,7 @@ import {
   createLifecycle,
   createProblems,
   createReadiness,
+  httpServerOptions,
   type EventSource,
   type EventStreams,
   type Lifecycle,
@@ -35,6 +36,7 @@ import {
   nodeListener,
   notFoundHandler,
   problemHandler,
+  securityHeaders,
   sendEventStream as sendNodeEventStream,
 } from '../src/node.js';
 import { deferred, never, whenAborted, type Deferred } from './support/deferred.js';
@@ -61,7 +63,15 @@ interface Harness {
 interface HarnessOptions {
   readonly shutdownTimeoutMs?: number;
   readonly graceMs?: number;
+  readonly requestTimeoutMs?: number;
+  readonly headersTimeoutMs?: number;
 }
+
+/** The HTTP timeouts of `options`, as both bindings take them. */
+const timeoutsOf = (options: HarnessOptions) => ({
+  ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
+  ...(options.headersTimeoutMs === undefined ? {} : { headersTimeoutMs: options.headersTimeoutMs }),
+});
 
 /** What both apps share: the kit's parts, and the routes' behaviour. */
 function parts(options: HarnessOptions) {
@@ -152,7 +162,7 @@ async function fastifyApp(options: HarnessOptions = {}): Promise<Harness> {
     flood,
     routes,
   } = parts(options);
-  const app = Fastify(fastifyServerOptions({ logger }));
+  const app = Fastify(fastifyServerOptions({ logger, ...timeoutsOf(options) }));
   await app.register(fastifyServer, {
     logger,
     metrics,
@@ -165,6 +175,7 @@ async function fastifyApp(options: HarnessOptions = {}): Promise<Harness> {
   app.get('/boom', async () => Promise.resolve(routes.boom()));
   app.get('/slow', routes.slow);
   app.get('/hang', routes.hang);
+  app.post('/echo', (request) => request.body);
   app.get('/events', (request, reply) =>
     sendFastifyEventStream(request, reply, streams, { clientId: 'user-1', source: ticks }),
   );
@@ -200,6 +211,7 @@ async function expressApp(options: HarnessOptions = {}): Promise<Harness> {
   } = parts(options);
   const app = express();
   app.use(nodeHttpObservability(createHttpObservability({ logger, metrics })));
+  app.use(securityHeaders());
   const health = healthHandlers(readiness, { token: METRICS_TOKEN });
   app.get('/health/live', health.live);
   app.get('/health/ready', health.ready);
@@ -209,6 +221,7 @@ async function expressApp(options: HarnessOptions = {}): Promise<Harness> {
   app.get('/boom', async () => Promise.resolve(routes.boom()));
   app.get('/slow', async (_request, response) => void response.json(await routes.slow()));
   app.get('/hang', () => void routes.hang());
+  app.post('/echo', express.json(), (request, response) => void response.json(request.body));
   app.get('/events', (request, response) =>
     sendNodeEventStream(request, response, streams, { clientId: 'user-1', source: ticks }),
   );
@@ -217,7 +230,7 @@ async function expressApp(options: HarnessOptions = {}): Promise<Harness> {
   );
   app.use(notFoundHandler());
   app.use(problemHandler({ problems, logger }));
-  const server = createServer(app);
+  const server = createServer(httpServerOptions(timeoutsOf(options)), app);
   lifecycle.add(readiness);
   lifecycle.add(streams);
   const listener = lifecycle.add(nodeListener(server, { host: '127.0.0.1', port: 0 }));
@@ -336,6 +349,63 @@ describe.each([
     });
   });
 
+  it('sends nosniff, no-store, a CSP that forbids framing and no CORS header, on answers and problems alike', async () => {
+    const { port } = await build();
+    const origin = { headers: { origin: 'https://elsewhere.example' } };
+    for (const path of ['/ok', '/no/such/route', '/unavailable']) {
+      const answer = await get(port, path, origin);
+      expect(answer.headers).toMatchObject({
+        'x-content-type-options': 'nosniff',
+        'cache-control': 'no-store',
+        'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+        'referrer-policy': 'no-referrer',
+      });
+      expect(answer.headers['access-control-allow-origin']).toBeUndefined();
+    }
+  });
+
+  it('logs a refusal (503) at warn with its code as the access line reason, a 404 at info, a failure of ours at error', async () => {
+    const harness = await build();
+    await get(harness.port, '/unavailable');
+    await get(harness.port, '/no/such/route');
+    await get(harness.port, '/boom');
+    const access = harness
+      .lines()
+      .filter((line) => line.status_code !== undefined)
+      .map((line) => [line.status_code, line.level, line.reason]);
+    expect(access).toEqual([
+      [503, 'warn', 'UNAVAILABLE'],
+      [404, 'info', undefined],
+      [500, 'error', undefined],
+    ]);
+  });
+
+  it('cuts off a client that sends its body too slowly: 408 and the connection closed within the request timeout', async () => {
+    const { port } = await build({ requestTimeoutMs: 1_500, headersTimeoutMs: 1_000 });
+    const started = performance.now();
+    // One byte of a 100-byte body, then nothing: the server must not wait forever.
+    const answer = await rawExchange(
+      port,
+      'POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n[',
+      8_000,
+    );
+    expect(answer.status).toBe(408);
+    // The timeout, plus at most one check period (1 s) and scheduling.
+    expect(performance.now() - started).toBeLessThan(4_000);
+  });
+
+  it('cuts off a client that sends its headers too slowly: 408 within the headers timeout', async () => {
+    const { port } = await build({ requestTimeoutMs: 5_000, headersTimeoutMs: 1_000 });
+    const started = performance.now();
+    const answer = await rawExchange(
+      port,
+      'GET /ok HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: 1\r\n',
+      8_000,
+    );
+    expect(answer.status).toBe(408);
+    expect(performance.now() - started).toBeLessThan(3_500);
+  });
+
   it('answers CONNECT 405 with Allow, as a problem with the request id', async () => {
     const { port } = await build();
     const answer = await rawExchange(
@@ -358,10 +428,14 @@ describe.each([
     const live = await get(port, '/health/live');
     expect([live.status, JSON.parse(live.text)]).toEqual([200, { status: 'ok' }]);
 
-    // Each check only for the scrape token (a driver's message names hosts); the status to anyone.
+    // Each dependency's status to anyone; its error and latency only for the scrape token (a
+    // driver's message names hosts and users).
     const scraper = { headers: { authorization: `Bearer ${METRICS_TOKEN}` } };
     const anonymous = await get(port, '/health/ready');
-    expect([anonymous.status, JSON.parse(anonymous.text)]).toEqual([200, { status: 'ready' }]);
+    expect([anonymous.status, JSON.parse(anonymous.text)]).toEqual([
+      200,
+      { status: 'ready', checks: { postgres: { status: 'up', required: true } } },
+    ]);
     const ready = await get(port, '/health/ready', scraper);
     expect(ready.status).toBe(200);
     expect(JSON.parse(ready.text)).toMatchObject({
@@ -371,7 +445,11 @@ describe.each([
 
     harness.databaseUp = false;
     const hidden = await get(port, '/health/ready');
-    expect([hidden.status, JSON.parse(hidden.text)]).toEqual([503, { status: 'not_ready' }]);
+    expect([hidden.status, JSON.parse(hidden.text)]).toEqual([
+      503,
+      { status: 'not_ready', checks: { postgres: { status: 'down', required: true } } },
+    ]);
+    expect(hidden.text).not.toContain('connection refused');
     const down = await get(port, '/health/ready', scraper);
     expect(down.status).toBe(503);
     expect(JSON.parse(down.text)).toMatchObject({
@@ -535,5 +613,95 @@ describe.each([
     expect(took).toBeGreaterThanOrEqual(shutdownTimeoutMs - 5);
     // Generous slack for a loaded machine; graceMs (10 s) is far beyond it.
     expect(took).toBeLessThan(shutdownTimeoutMs + 5_000);
+  });
+});
+
+describe('Fastify: bodies', () => {
+  /** An app with the kit's options and plugin, and routes that validate their bodies. */
+  async function bodiesApp(bodyLimitBytes?: number) {
+    const capture = capturedLogger();
+    const { logger } = capture;
+    const app = Fastify(
+      fastifyServerOptions({
+        logger,
+        ...(bodyLimitBytes === undefined ? {} : { bodyLimitBytes }),
+      }),
+    );
+    await app.register(fastifyServer, {
+      logger,
+      metrics: createMetrics({ defaultMetrics: false }),
+      problems: createProblems(),
+      metricsToken: null,
+    });
+    app.post(
+      '/widgets',
+      {
+        schema: {
+          body: {
+            type: 'object',
+            required: ['kind'],
+            properties: { kind: { type: 'string', enum: ['metric', 'live'] }, config: {} },
+          },
+          querystring: { type: 'object', properties: { limit: { type: 'integer' } } },
+        },
+      },
+      (request) => ({ body: request.body, query: request.query }),
+    );
+    app.post('/echo', (request) => request.body);
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    const post = (path: string, body: string) =>
+      fetch(`${base}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+      });
+    return { app, post, lines: capture.lines };
+  }
+  const apps: Awaited<ReturnType<typeof bodiesApp>>['app'][] = [];
+  afterEach(async () => {
+    for (const app of apps.splice(0)) await app.close();
+  });
+  async function build(bodyLimitBytes?: number) {
+    const built = await bodiesApp(bodyLimitBytes);
+    apps.push(built.app);
+    return built;
+  }
+
+  it('validates a body as sent: a one-element array is not a string (no coercion), a query string still is', async () => {
+    const { post } = await build();
+    const coerced = await post('/widgets', JSON.stringify({ kind: ['metric'] }));
+    expect(coerced.status).toBe(400);
+    expect(await coerced.json()).toMatchObject({ status: 400, detail: 'body/kind must be string' });
+    expect((await post('/widgets', JSON.stringify({ kind: 7 }))).status).toBe(400);
+    const fine = await post('/widgets?limit=5', JSON.stringify({ kind: 'metric' }));
+    expect(fine.status).toBe(200);
+    expect(await fine.json()).toEqual({ body: { kind: 'metric' }, query: { limit: 5 } });
+  });
+
+  it('refuses a body nested deeper than 32 levels with 400 BODY_TOO_DEEP, before any route code walks it', async () => {
+    const { post, lines } = await build();
+    const deep = `${'['.repeat(10_000)}${']'.repeat(10_000)}`;
+    const answer = await post('/echo', deep);
+    expect(answer.status).toBe(400);
+    expect(await answer.json()).toMatchObject({
+      status: 400,
+      detail: 'The JSON body nests objects or arrays more than 32 levels deep.',
+    });
+    // Also inside an object a schema validates: Ajv never sees it.
+    const nested = await post('/widgets', `{"kind":"metric","config":${deep}}`);
+    expect(nested.status).toBe(400);
+    expect(lines().filter((line) => line.level === 'error')).toEqual([]);
+    const atLimit = `${'['.repeat(32)}${']'.repeat(32)}`;
+    expect(await (await post('/echo', atLimit)).text()).toBe(atLimit);
+  });
+
+  it('refuses a body over the limit with 413 as a problem, and still refuses prototype poisoning', async () => {
+    const { post } = await build(1_024);
+    const large = await post('/echo', JSON.stringify({ pad: 'x'.repeat(2_000) }));
+    expect(large.status).toBe(413);
+    expect(large.headers.get('content-type')).toBe('application/problem+json; charset=utf-8');
+    expect((await post('/echo', JSON.stringify({ pad: 'x'.repeat(900) }))).status).toBe(200);
+    expect((await post('/echo', '{"__proto__":{"admin":true}}')).status).toBe(400);
   });
 });

@@ -95,6 +95,7 @@ export function widgetStreamRoutes(app: FastifyInstance, options: WidgetStreamRo
       const send = (resumeFrom: bigint | undefined, preamble: readonly ServerSentEvent[] = []) =>
         sendEventStream(request, reply, streams, {
           clientId: userId,
+          tenantId,
           preamble,
           source: (signal) => changesOf(materialize, view, tenantId, resumeFrom, signal),
         });

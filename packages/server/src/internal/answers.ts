@@ -1,6 +1,11 @@
-import { bearerTokenCheck, type Logger } from '@flowforge/observability';
+import { bearerTokenCheck, setRefusalReason, type Logger } from '@flowforge/observability';
 import type { ErrorAnswer, Problem, Problems } from '../problems.js';
-import { readinessStatusCode, type Readiness, type ReadinessReport } from '../readiness.js';
+import {
+  publicReadinessReport,
+  readinessStatusCode,
+  type Readiness,
+  type ReadinessReport,
+} from '../readiness.js';
 
 // What both bindings answer, written once; they only send it.
 
@@ -26,29 +31,29 @@ export function answerAndLog(
   scheme: string,
 ): ErrorAnswer {
   const answer = problems.answer(error, { scheme });
-  if (answer.log !== undefined) {
-    const { code } = (error ?? {}) as { code?: unknown };
-    logger[answer.log]({ err: error, code }, 'request failed');
-  }
+  const { code } = (error ?? {}) as { code?: unknown };
+  // The access line says why a request was refused, so a burst of 401s or 503s explains itself.
+  if (typeof code === 'string') setRefusalReason(code);
+  if (answer.log !== undefined) logger[answer.log]({ err: error, code }, 'request failed');
   return answer;
 }
 
 /**
- * GET /health/ready's answerer: the report and its status. With a non-empty
- * `token` (the metrics token), only a request with `Authorization: Bearer <token>`
- * sees each check (a driver's message names hosts and ports); others see the
- * status alone.
+ * GET /health/ready's answerer: the report and its status. Anyone sees the
+ * status of each dependency; with a non-empty `token` (the metrics token), only
+ * a request with `Authorization: Bearer <token>` sees each check's error,
+ * latency and detail (a driver's message names hosts, ports and users).
  */
 export function readinessAnswerer(
   readiness: Readiness,
   token: string,
 ): (
   authorization: string | undefined,
-) => Promise<{ readonly status: 200 | 503; readonly body: ReadinessReport | { status: string } }> {
+) => Promise<{ readonly status: 200 | 503; readonly body: ReadinessReport }> {
   const entitled = bearerTokenCheck(token);
   return async (authorization) => {
     const report = await readiness.report();
     const status = readinessStatusCode(report);
-    return { status, body: entitled(authorization) ? report : { status: report.status } };
+    return { status, body: entitled(authorization) ? report : publicReadinessReport(report) };
   };
 }
