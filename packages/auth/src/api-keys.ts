@@ -173,7 +173,6 @@ const MAX_KEY_LENGTH = 200;
  * underscores, are what split the key.
  */
 const KEY_FORMAT = /^ffk_([0-9a-f]{32})_([A-Za-z0-9_-]{42}[AEIMQUYcgkosw048])$/;
-const NIL_TENANT_HEX = '0'.repeat(32);
 const SECRET_BYTES = 32;
 const PREFIX_SECRET_CHARS = 8;
 const MAX_NAME_LENGTH = 200;
@@ -213,10 +212,10 @@ export function parseApiKey(key: unknown): ParsedApiKey | null {
   if (typeof key !== 'string' || key.length > MAX_KEY_LENGTH) return null;
   const match = KEY_FORMAT.exec(key);
   const hex = match?.[1];
-  // The nil UUID names no tenant: refused here, without a lookup.
-  if (hex === undefined || hex === NIL_TENANT_HEX) return null;
+  if (hex === undefined) return null;
   const tenantId = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-  return { tenantId, hash: sha256(key) };
+  // The nil UUID names no tenant (isTenantId, one rule everywhere): refused without a lookup.
+  return isTenantId(tenantId) ? { tenantId, hash: sha256(key) } : null;
 }
 
 function invalidRequest(message: string): AuthError {

@@ -1,10 +1,12 @@
 /**
  * The throttle of failed API-key attempts, per client.
  *
- * It follows rate-limiter-flexible's own brute-force recipe: before a key is
- * verified the client's count is read (`get`), and a client at its limit is
- * refused with 429 and `Retry-After` without any database work; a failure
- * consumes a point; a success costs nothing. Counts live in a {@link CounterStore}
+ * Every attempt takes a point before the key is verified ({@link FailureThrottle.attempt},
+ * one atomic increment), and a client past its limit is refused with 429 and
+ * `Retry-After` without any database work; an attempt that turns out not to be a
+ * failure gives its point back. Taking first is what bounds a client that sends
+ * its guesses all at once: reading the count, verifying and counting afterwards
+ * let every request of a burst read the same count. Counts live in a {@link CounterStore}
  * (Redis keys the app owns, so every instance sees every instance's failures) or,
  * without one, in this process's memory. When the store fails, the library's
  * insurance limiter counts in memory instead: throttling goes on per instance,
@@ -107,6 +109,17 @@ export interface FailureThrottle {
   assertAllowed(client: string): Promise<void>;
   /** Counts one failure of `client`. Never rejects: a store that fails counts in memory. */
   recordFailure(client: string): Promise<void>;
+  /**
+   * Takes a point for an attempt of `client` before anything is verified: a burst
+   * of attempts sent at once cannot all pass a limit read before any of them counted.
+   * Give the point back with {@link FailureThrottle.forgive} when the attempt turns
+   * out not to be a failure.
+   * @throws {AuthError} TOO_MANY_FAILURES (429) with `retryAfterSeconds` when the
+   *   client is past its limit
+   */
+  attempt(client: string): Promise<void>;
+  /** Gives back the point of an {@link FailureThrottle.attempt} that was no failure. Never rejects. */
+  forgive(client: string): Promise<void>;
   /** Forgets `client`'s failures (an operator lifting a block). Never rejects. */
   reset(client: string): Promise<void>;
   /** Failures allowed per window. */
@@ -122,10 +135,10 @@ type StoreResult = [consumed: number, ttlMs: number];
 
 /**
  * A rate-limiter-flexible store over a {@link CounterStore}, through the seam the library
- * documents for stores (`_upsert`, `_get`, `_delete`, `_getRateLimiterRes`). The increment
- * is what RateLimiterRedis's script does, one command at a time: SET NX PX, INCRBY, PTTL.
- * INCRBY alone makes the count atomic; the expiry is set apart from it, and mended below
- * when a key outlived it.
+ * documents for stores (`_upsert`, `_get`, `_delete`, `_getRateLimiterRes`). INCRBY alone
+ * makes the count atomic (one round trip on the hot path); the first point of a window sets
+ * the expiry, and a count read past the limit without one (the expiry was lost between the
+ * two commands) gets it back there, so no client can stay blocked for good.
  */
 class CounterStoreLimiter extends RateLimiterStoreAbstract {
   readonly #store: CounterStore;
@@ -170,19 +183,31 @@ class CounterStoreLimiter extends RateLimiterStoreAbstract {
         await this.#store.set(key, String(points), ttlMs > 0 ? { ttlMs } : {});
         return [points, ttlMs > 0 ? ttlMs : -1];
       }
-      if (ttlMs > 0) await this.#store.set(key, '0', { ttlMs, onlyIfAbsent: true });
       const consumed = await this.#store.incr(key, points);
-      let left = await this.#store.pttl(key);
-      if (left === -1 && ttlMs > 0) {
-        // The key expired between SET NX and INCRBY, which made it anew without a TTL:
-        // give it one (as RateLimiterRedis's script does), or the client stays blocked.
-        await this.#store.expire(key, ttlMs);
-        left = ttlMs;
-      } else if (left === -2) {
-        left = ttlMs; // expired since: the next attempt starts a fresh window
+      if (points < 0) {
+        // A point given back (`reward`): a count back at zero is dropped rather than left
+        // without the expiry a fresh key would need.
+        if (consumed <= 0) await this.#store.del(key);
+        return [Math.max(consumed, 0), 0];
       }
-      return [consumed, left];
+      // The first point of a window: the key is new and has no expiry yet.
+      if (consumed === points && ttlMs > 0) {
+        await this.#store.expire(key, ttlMs);
+        return [consumed, ttlMs];
+      }
+      // Under the limit the time left is never read: spare the hot path a round trip.
+      return consumed > this.points ? [consumed, await this.#timeLeft(key, ttlMs)] : [consumed, 0];
     });
+  }
+
+  /** The key's time left; a key that lost its expiry gets a full window again. */
+  async #timeLeft(key: string, ttlMs: number): Promise<number> {
+    const left = await this.#store.pttl(key);
+    if (left === -1 && ttlMs > 0) {
+      await this.#store.expire(key, ttlMs);
+      return ttlMs;
+    }
+    return left === -2 ? ttlMs : left;
   }
 
   _get(rlKey: string) {
@@ -191,10 +216,16 @@ class CounterStoreLimiter extends RateLimiterStoreAbstract {
       const value = await this.#store.get(key);
       if (value === null) return null;
       const consumed = Number(value);
-      // Under the limit the time left is never read: spare the hot path (a valid key) a round trip.
+      // Under the limit the time left is never read: spare the hot path a round trip.
       if (consumed < this.points) return [consumed, 0];
       const left = await this.#store.pttl(key);
-      return left === -2 ? null : [consumed, left];
+      if (left === -2) return null;
+      if (left === -1) {
+        // Blocked with no end: a lost expiry. Give the key a window, or the client waits forever.
+        await this.#store.expire(key, this.duration * 1000);
+        return [consumed, this.duration * 1000];
+      }
+      return [consumed, left];
     });
   }
 
@@ -280,6 +311,17 @@ export function createFailureThrottle(options: FailureThrottleOptions = {}): Fai
   const secondsLeft = (ms: number): number =>
     ms < 0 ? windowSeconds : Math.max(1, Math.ceil(ms / 1000));
 
+  /** The refusal of a client whose window ends in `ms`. */
+  function refusal(ms: number): AuthError {
+    const retryAfterSeconds = secondsLeft(ms);
+    refusals?.inc({ reason: 'throttled' });
+    return new AuthError(
+      'TOO_MANY_FAILURES',
+      `too many failed attempts from this client; try again in ${retryAfterSeconds} s`,
+      { retryAfterSeconds },
+    );
+  }
+
   return {
     max,
     windowSeconds,
@@ -289,13 +331,33 @@ export function createFailureThrottle(options: FailureThrottleOptions = {}): Fai
       if (current === null || current.consumedPoints < max) return;
       // A record past its end (memory sweeps on a timer) no longer counts; -1 is "no expiry".
       if (current.msBeforeNext === 0 || current.msBeforeNext < -1) return;
-      const retryAfterSeconds = secondsLeft(current.msBeforeNext);
-      refusals?.inc({ reason: 'throttled' });
-      throw new AuthError(
-        'TOO_MANY_FAILURES',
-        `too many failed attempts from this client; try again in ${retryAfterSeconds} s`,
-        { retryAfterSeconds },
-      );
+      throw refusal(current.msBeforeNext);
+    },
+    async attempt(client) {
+      try {
+        await limiter.consume(keyOf(client));
+      } catch (rejection) {
+        if (!(rejection instanceof RateLimiterRes)) {
+          // Only the memory limiter is left when this happens, and it does not fail: let the
+          // attempt through rather than refuse every client for a fault of ours.
+          logger?.warn({ err: rejection }, 'API-key failure counts: an attempt was not counted');
+          return;
+        }
+        if (rejection.consumedPoints === max + 1) {
+          logger?.warn(
+            { client, max, retry_after_s: secondsLeft(rejection.msBeforeNext) },
+            'a client reached the limit of failed API-key attempts; refusing it until its window ends',
+          );
+        }
+        throw refusal(rejection.msBeforeNext);
+      }
+    },
+    async forgive(client) {
+      try {
+        await limiter.reward(keyOf(client), 1);
+      } catch (error) {
+        logger?.warn({ err: error }, 'API-key failure counts: a point was not given back');
+      }
     },
     async recordFailure(client) {
       let result: RateLimiterRes;

@@ -91,8 +91,6 @@ export interface IdentityProviderHealth {
   readonly error?: string;
 }
 
-/** The nil UUID is a well-formed UUID but no tenant: a token naming it is forged or misconfigured. */
-const NIL_UUID = '00000000-0000-0000-0000-000000000000';
 /** The longest a health probe waits for the JWKS (readiness checks have about 2 s in all). */
 const HEALTH_WAIT_MS = 1_000;
 
@@ -205,7 +203,7 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
       throw invalid('claims', 'the token has no subject');
     }
     const tenantId = payload.tenant_id;
-    if (!isTenantId(tenantId) || tenantId === NIL_UUID) {
+    if (!isTenantId(tenantId)) {
       throw invalid('tenant', 'the token carries no valid tenant_id');
     }
     return {

@@ -9,7 +9,7 @@ import { createServer, request as httpRequest, type IncomingHttpHeaders } from '
 import type { AddressInfo } from 'node:net';
 import express, { type ErrorRequestHandler } from 'express';
 import Fastify from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '@flowforge/observability';
 import {
   createApiKey,
@@ -17,34 +17,37 @@ import {
   createFailureThrottle,
   isAuthError,
   type ApiKeyVerifier,
+  FAILURE_THROTTLE_PREFIX,
   type FailureThrottle,
 } from '../src/index.js';
 import * as fastifyHooks from '../src/fastify.js';
 import * as node from '../src/node.js';
 import { createAuthTestDatabase, type AuthTestDatabase } from './support/postgres.js';
 import { startTcpProxy } from './support/real-keycloak.js';
-import {
-  REDIS_PORT,
-  redisCounterStore,
-  type RedisCounterStore,
-} from './support/redis-counter-store.js';
+import { loadSettings } from '@flowforge/config';
+import { createRedis, type OwnedKeyspace, type Redis } from '@flowforge/redis';
 
+/** The real Redis of scripts/services. */
+const REDIS_PORT = 6379;
 /** A keyspace of this run's own, under the prefix the app would own. */
-const prefix = (): string => `flowforge:auth:failures:test-${randomBytes(4).toString('hex')}:`;
-const stores: RedisCounterStore[] = [];
-const store = (keyspace: string, options?: { port?: number }): RedisCounterStore => {
-  const created = redisCounterStore(keyspace, options);
-  stores.push(created);
-  return created;
+const prefix = (): string => `${FAILURE_THROTTLE_PREFIX}test-${randomBytes(4).toString('hex')}:`;
+const handles: Redis[] = [];
+/** What the app passes: @flowforge/redis's owned keyspace, on a handle of its own. */
+const store = (keyspace: string, options?: { port?: number }): OwnedKeyspace => {
+  const { redis: settings } = loadSettings({
+    APP_ENV: 'test',
+    REDIS_URL: `redis://127.0.0.1:${options?.port ?? REDIS_PORT}`,
+    // An outage is noticed in a fraction of a second, not after the 2 s default.
+    REDIS_COMMAND_TIMEOUT_MS: '300',
+  });
+  const redis = createRedis(settings);
+  handles.push(redis);
+  return redis.ownedKeyspace(keyspace);
 };
 
+// The keys expire with their windows; only the connections need closing.
 afterAll(async () => {
-  for (const each of stores) {
-    // Best effort: the keys expire anyway.
-    const keys = (await each.send('KEYS', `${each.prefix}*`).catch(() => [])) as string[];
-    if (keys.length > 0) await each.send('DEL', ...keys).catch(() => undefined);
-    each.close();
-  }
+  for (const redis of handles.splice(0)) await redis.close();
 });
 
 async function verdict(throttle: FailureThrottle, client: string): Promise<unknown> {
@@ -75,14 +78,14 @@ describe('over Redis keys the app owns', () => {
     expect(await verdict(other, '203.0.113.8')).toBe('allowed');
     // The count is one Redis key under the prefix, expiring with the window.
     const reader = store(keyspace);
-    expect(await reader.send('GET', `${keyspace}${client}`)).toBe('3');
-    const ttl = (await reader.send('PTTL', `${keyspace}${client}`)) as number;
+    expect(await reader.get(`${keyspace}${client}`)).toBe('3');
+    const ttl = await reader.pttl(`${keyspace}${client}`);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(60_000);
     // An operator lifting the block on one instance lifts it everywhere.
     await other.reset(client);
     expect(await verdict(one, client)).toBe('allowed');
-    expect(await reader.send('EXISTS', `${keyspace}${client}`)).toBe(0);
+    expect(await reader.get(`${keyspace}${client}`)).toBeNull();
   });
 
   it('a window ends: the key expires in Redis and the client may try again', async () => {
@@ -91,20 +94,42 @@ describe('over Redis keys the app owns', () => {
     await throttle.recordFailure('203.0.113.9');
     expect(await verdict(throttle, '203.0.113.9')).toMatchObject({ retryAfterSeconds: 1 });
     await new Promise((resolve) => setTimeout(resolve, 1_200));
-    expect(await store(keyspace).send('EXISTS', `${keyspace}203.0.113.9`)).toBe(0);
+    expect(await store(keyspace).get(`${keyspace}203.0.113.9`)).toBeNull();
     expect(await verdict(throttle, '203.0.113.9')).toBe('allowed');
   });
 
-  it('a key that lost its TTL (expired between SET NX and INCRBY) gets one back', async () => {
+  it('a count that lost its expiry gets one back when it reaches the limit: no client is blocked for good', async () => {
     const keyspace = prefix();
     const raw = store(keyspace);
-    // What INCRBY leaves when the key expired just before it: a count without expiry.
-    await raw.send('SET', `${keyspace}203.0.113.10`, '1');
-    const throttle = createFailureThrottle({ max: 5, windowSeconds: 60, store: raw });
-    await throttle.recordFailure('203.0.113.10');
-    const ttl = (await raw.send('PTTL', `${keyspace}203.0.113.10`)) as number;
+    const key = `${keyspace}203.0.113.10`;
+    // What is left when the expiry of a new window was never set (the process died between).
+    await raw.set(key, '1');
+    const throttle = createFailureThrottle({ max: 2, windowSeconds: 60, store: raw });
+    await throttle.attempt('203.0.113.10');
+    await expect(throttle.attempt('203.0.113.10')).rejects.toMatchObject({
+      code: 'TOO_MANY_FAILURES',
+      retryAfterSeconds: 60,
+    });
+    const ttl = await raw.pttl(key);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(60_000);
+    // And read without a failure (a blocked client's check) it is mended too.
+    await raw.set(key, '5');
+    expect(await verdict(throttle, '203.0.113.10')).toMatchObject({ retryAfterSeconds: 60 });
+    expect(await raw.pttl(key)).toBeGreaterThan(0);
+  });
+
+  it('a valid attempt gives its point back: a client that only uses its key never nears the limit', async () => {
+    const keyspace = prefix();
+    const raw = store(keyspace);
+    const throttle = createFailureThrottle({ max: 2, windowSeconds: 60, store: raw });
+    for (let i = 0; i < 5; i += 1) {
+      await throttle.attempt('203.0.113.11');
+      await throttle.forgive('203.0.113.11');
+    }
+    // Back at zero, the key is gone rather than left without the expiry a new one needs.
+    expect(await raw.get(`${keyspace}203.0.113.11`)).toBeNull();
+    expect(await verdict(throttle, '203.0.113.11')).toBe('allowed');
   });
 
   it('Redis down: the insurance limiter throttles per instance; back up: shared again', async () => {
@@ -148,7 +173,14 @@ describe('over Redis keys the app owns', () => {
     // Back: counts are read from (and written to) Redis again.
     const other = createFailureThrottle({ max: 3, windowSeconds: 60, store: store(keyspace) });
     for (let i = 0; i < 3; i += 1) await other.recordFailure('198.51.100.4');
-    expect(await verdict(throttle, '198.51.100.4')).toMatchObject({ code: 'TOO_MANY_FAILURES' });
+    // Once the handle has reconnected through the proxy (its backoff, a moment).
+    await vi.waitFor(
+      async () =>
+        expect(await verdict(throttle, '198.51.100.4')).toMatchObject({
+          code: 'TOO_MANY_FAILURES',
+        }),
+      { timeout: 10_000, interval: 200 },
+    );
     expect(lines.at(-1)).toMatchObject({
       level: 'info',
       msg: expect.stringContaining('the store is back') as string,
@@ -330,6 +362,25 @@ describe.each([
       expect(calls()).toBe(3);
     } finally {
       for (const server of servers) await server.close();
+    }
+  });
+
+  it('a burst of wrong keys sent all at once reaches the key store at most max times', async () => {
+    const { verifier, calls } = counting();
+    const throttle = createFailureThrottle({ max: 3, windowSeconds: 60, store: store(prefix()) });
+    const server = await start(verifier, throttle);
+    try {
+      const wrong = `ffk_${randomUUID().replaceAll('-', '')}_${'A'.repeat(43)}`;
+      const answers = await Promise.all(
+        Array.from({ length: 60 }, () => get(server.url, { 'x-api-key': wrong })),
+      );
+      const statuses = answers.map((answer) => answer.status);
+      // Each attempt takes its point before the lookup: reading the count first let all 60 in.
+      expect(statuses.filter((status) => status === 401)).toHaveLength(3);
+      expect(statuses.filter((status) => status === 429)).toHaveLength(57);
+      expect(calls()).toBe(3);
+    } finally {
+      await server.close();
     }
   });
 });

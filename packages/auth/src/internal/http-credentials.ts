@@ -58,13 +58,14 @@ export type AuthenticateApiKey = (
 ) => Promise<Principal>;
 
 /**
- * An API key in the one `header` (lower case). With a `throttle`, a client at its limit is
- * refused (TOO_MANY_FAILURES) before anything else, the key store above all; a wrong, missing
- * or malformed key counts a failure (a missing one costs nothing to check, but counting it
- * keeps a client from probing the route for free); a valid key counts nothing and clears
- * nothing (a client holding one valid key must not reset its count between guesses); the
- * store being down (STORE_UNAVAILABLE, NOT_CONFIGURED) is not the client's doing and counts
- * nothing.
+ * An API key in the one `header` (lower case). With a `throttle`, every attempt takes a
+ * point first (one atomic increment), so a client past its limit is refused
+ * (TOO_MANY_FAILURES) before anything else, the key store above all, even when it sends
+ * its guesses all at once; a wrong, missing or malformed key keeps its point (a missing one
+ * costs nothing to check, but counting it keeps a client from probing the route for free);
+ * a valid key gives its point back and clears nothing else (a client holding one valid key
+ * must not reset its count between guesses); the store being down (STORE_UNAVAILABLE,
+ * NOT_CONFIGURED) is not the client's doing and gives the point back too.
  */
 export function apiKeyCredentials(
   verifier: ApiKeyVerifierLike,
@@ -73,7 +74,8 @@ export function apiKeyCredentials(
 ): AuthenticateApiKey {
   return async ({ headers, rawHeaders }, clientOf) => {
     const client = throttle ? clientOf() : '';
-    if (throttle) await throttle.assertAllowed(client);
+    if (throttle) await throttle.attempt(client);
+    let principal: Principal;
     try {
       assertSingleHeader(rawHeaders, header);
       const value = headers[header];
@@ -83,16 +85,19 @@ export function apiKeyCredentials(
       if (typeof value !== 'string') {
         throw new AuthError('REQUEST_INVALID', `send one ${header} header, not several`);
       }
-      return accept(await verifier.verify(value));
+      principal = await verifier.verify(value);
     } catch (error) {
+      // The client's mistakes keep their point; anything else (the store down) was not a guess.
       if (
         throttle &&
-        isAuthError(error, 'API_KEY_INVALID', 'CREDENTIALS_MISSING', 'REQUEST_INVALID')
+        !isAuthError(error, 'API_KEY_INVALID', 'CREDENTIALS_MISSING', 'REQUEST_INVALID')
       ) {
-        await throttle.recordFailure(client);
+        await throttle.forgive(client);
       }
       throw error;
     }
+    if (throttle) await throttle.forgive(client);
+    return accept(principal);
   };
 }
 

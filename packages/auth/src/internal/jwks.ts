@@ -115,9 +115,14 @@ export class JwksCache {
     token: FlattenedJWSInput,
   ): Promise<KeyLike> => {
     // A fetch in flight (the first one, say) is waited for, not backed off from:
-    // callers that arrive while it runs share its result.
+    // callers that arrive while it runs share its result. Not with keys still within
+    // their max age: a background refresh (a readiness probe's) against a black-holed
+    // IdP would otherwise hold every verification for its timeout.
     const attemptsOnArrival = this.#attempts - (this.#inflight ? 1 : 0);
-    if (this.#inflight) await this.#inflight;
+    const fresh =
+      this.#resolver !== undefined &&
+      this.#options.now() - this.#fetchedAt <= this.#options.maxAgeMs;
+    if (this.#inflight && !fresh) await this.#inflight;
     const now = this.#options.now();
     const sinceAttempt = now - this.#lastAttemptAt;
     if (!this.#resolver) {
