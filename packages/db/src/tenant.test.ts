@@ -6,7 +6,9 @@ describe('tenant ids', () => {
     expect(assertTenantId('0B5CBB2E-6C3E-4A56-9D0E-3F1B1C1A0A01')).toBe(
       '0b5cbb2e-6c3e-4a56-9d0e-3f1b1c1a0a01',
     );
-    expect(isTenantId('00000000-0000-0000-0000-000000000000')).toBe(true);
+    expect(isTenantId('00000000-0000-4000-8000-000000000001')).toBe(true);
+    // The nil UUID is well-formed but names no tenant: refused everywhere a tenant is taken.
+    expect(isTenantId('00000000-0000-0000-0000-000000000000')).toBe(false);
   });
 
   it.each([
@@ -17,11 +19,12 @@ describe('tenant ids', () => {
     "0b5cbb2e-6c3e-4a56-9d0e-3f1b1c1a0a01'; drop table notes; --",
     ' 0b5cbb2e-6c3e-4a56-9d0e-3f1b1c1a0a01',
     '0b5cbb2e-6c3e-4a56-9d0e-3f1b1c1a0a01\n',
+    '00000000-0000-0000-0000-000000000000',
   ])('refuses %j with TENANT_INVALID and does not echo it', (value) => {
     expect(() => assertTenantId(value)).toThrowError(
       expect.objectContaining({
         code: 'TENANT_INVALID',
-        message: '@flowforge/db: tenant id must be a UUID',
+        message: '@flowforge/db: tenant id must be a UUID other than the nil UUID',
       }),
     );
   });

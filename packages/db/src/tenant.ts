@@ -28,16 +28,23 @@ export type TenantScoped<T> = T & {
   tenant_id: Generated<string>;
 };
 
-/** True for a UUID in its canonical 8-4-4-4-12 hex form (any version, either case). */
+/** The nil UUID: what a zeroed or forged identity carries, never a tenant. */
+const NIL_UUID = '00000000-0000-0000-0000-000000000000';
+
+/**
+ * True for a UUID in its canonical 8-4-4-4-12 hex form (any version, either case),
+ * other than the nil UUID: every layer that takes a tenant (tokens, API keys, the dev
+ * bypass, `withTenant`) refuses it through this one check.
+ */
 export function isTenantId(value: unknown): value is string {
-  return isUuid(value);
+  return isUuid(value) && value !== NIL_UUID;
 }
 
 /** @throws {DatabaseError} TENANT_INVALID. Returns the id in lower case. */
 export function assertTenantId(value: unknown): string {
   if (!isTenantId(value)) {
     // The value is not echoed: it came from somewhere we do not trust to be tidy.
-    throw new DatabaseError('TENANT_INVALID', 'tenant id must be a UUID');
+    throw new DatabaseError('TENANT_INVALID', 'tenant id must be a UUID other than the nil UUID');
   }
   return value.toLowerCase();
 }

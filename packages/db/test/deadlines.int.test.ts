@@ -27,7 +27,7 @@ import {
 import { TcpProxy } from './support/tcp-proxy.js';
 
 /** What a deadline may overshoot by on a busy machine: timers, the event loop, the proxy. */
-const MARGIN_MS = 1_000;
+const MARGIN_MS = 2_500;
 
 let testDb: TestDatabase;
 const proxy = new TcpProxy();

@@ -93,4 +93,18 @@ export const widgetMigrations: MigrationSource = defineMigrationSource(SOURCE, {
       await sql`drop index dashboards_tenant_created_idx`.execute(db);
     },
   },
+  // checkWidgetConfig caps a config at 16 KiB of compact JSON in the app; this bounds every
+  // writer, whatever its code. jsonb's text form adds a space after each `:` and `,`, which at
+  // most doubles it, hence 32 KiB (2 × WIDGET_CONFIG_MAX_BYTES; a migration keeps its numbers). NOT VALID: rows written before are not checked (an
+  // operator trims them, then runs VALIDATE CONSTRAINT); every new write is.
+  '2026-12-07-0002-config-size-check': {
+    async up(db: Kysely<unknown>) {
+      await sql`alter table widgets add constraint widgets_config_size check (octet_length(config::text) <= 32768) not valid`.execute(
+        db,
+      );
+    },
+    async down(db: Kysely<unknown>) {
+      await sql`alter table widgets drop constraint widgets_config_size`.execute(db);
+    },
+  },
 });

@@ -1,3 +1,4 @@
+import { jsonDepthExceeds } from '@flowforge/kernel';
 import { WidgetError } from './errors.js';
 import { VIEW_NAME_PATTERN } from './live-widgets.js';
 import { WIDGET_KINDS, type WidgetKind } from './schema.js';
@@ -103,15 +104,20 @@ function checkLiveConfig(config: Readonly<Record<string, unknown>>): void {
 }
 
 /**
- * Walks `root` with an explicit stack (never the call stack): every value must
- * be JSON that PostgreSQL's `jsonb` takes, and no deeper than the limit. It
- * stops at the first level past the limit, so its work is bounded by the
- * limit's depth times the breadth it has seen, never by a hostile depth.
+ * Checks `root`'s depth first (the kernel's iterative check, which stops at the
+ * first level past the limit, so a hostile depth costs nothing), then walks it
+ * with an explicit stack: every value must be JSON that PostgreSQL's `jsonb` takes.
  */
 function checkJsonTree(root: Readonly<Record<string, unknown>>): void {
-  const pending: [value: unknown, depth: number][] = [[root, 1]];
-  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
-    const [value, depth] = next;
+  if (jsonDepthExceeds(root, WIDGET_CONFIG_MAX_DEPTH)) {
+    throw new WidgetError(
+      'WIDGET_CONFIG_TOO_DEEP',
+      `The widget's \`config\` nests deeper than ${WIDGET_CONFIG_MAX_DEPTH} levels of objects and arrays.`,
+    );
+  }
+  const pending: unknown[] = [root];
+  while (pending.length > 0) {
+    const value = pending.pop();
     if (typeof value === 'string') {
       checkText(value);
       continue;
@@ -128,13 +134,7 @@ function checkJsonTree(root: Readonly<Record<string, unknown>>): void {
         ? entriesOf(value)
         : undefined;
     if (children === undefined) throw notJson();
-    if (depth > WIDGET_CONFIG_MAX_DEPTH) {
-      throw new WidgetError(
-        'WIDGET_CONFIG_TOO_DEEP',
-        `The widget's \`config\` nests deeper than ${WIDGET_CONFIG_MAX_DEPTH} levels of objects and arrays.`,
-      );
-    }
-    for (const child of children) pending.push([child, depth + 1]);
+    for (const child of children) pending.push(child);
   }
 }
 

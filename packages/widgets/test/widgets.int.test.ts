@@ -23,6 +23,7 @@ import { APP_LOGIN, OWNER, createTestDatabase, urlFor } from './support/postgres
 
 const MIGRATION = '2026-11-28-0001-dashboards-and-widgets';
 const LIST_INDEXES = '2026-12-07-0001-list-order-indexes';
+const CONFIG_SIZE = '2026-12-07-0002-config-size-check';
 const TENANT_A = randomUUID();
 const TENANT_B = randomUUID();
 const USER = randomUUID();
@@ -107,8 +108,11 @@ describe('widgetMigrations', () => {
       '0001-flowforge-auth-0001-api-keys',
       MIGRATION,
       LIST_INDEXES,
+      CONFIG_SIZE,
     ]);
-    expect(await histories(owner)).toMatchObject({ flowforge_widgets: [MIGRATION, LIST_INDEXES] });
+    expect(await histories(owner)).toMatchObject({
+      flowforge_widgets: [MIGRATION, LIST_INDEXES, CONFIG_SIZE],
+    });
     expect(await indexesOf(owner)).toEqual({
       dashboards: ['(id)', '(tenant_id, created_at, id)', '(tenant_id, id)'],
       widgets: ['(id)', '(tenant_id, dashboard_id, created_at, id)'],
@@ -124,6 +128,16 @@ describe('widgetMigrations', () => {
           .execute(),
       ),
     ).rejects.toMatchObject({ code: 'FOREIGN_KEY_VIOLATION' });
+    // Every writer, not only the app's checkWidgetConfig, is held to the size cap.
+    const huge = JSON.stringify({ metric: 'orders', pad: 'x'.repeat(40_000) });
+    await expect(
+      app.withTenant(TENANT_A, (trx) =>
+        trx
+          .insertInto('widgets')
+          .values({ dashboard_id: ids.dashboard, name: 'huge', kind: 'metric', config: huge })
+          .execute(),
+      ),
+    ).rejects.toMatchObject({ code: 'CHECK_VIOLATION' });
     expect((await migrateToLatest(owner, COMPOSED)).applied).toEqual([]);
   });
 
@@ -140,9 +154,9 @@ describe('widgetMigrations', () => {
 
     const run = await migrateToLatest(owner, COMPOSED);
     // The released migration is moved, not run again; only the later one runs.
-    expect(run.applied).toEqual([LIST_INDEXES]);
+    expect(run.applied).toEqual([LIST_INDEXES, CONFIG_SIZE]);
     const after = await histories(owner);
-    expect(after).toMatchObject({ flowforge_widgets: [MIGRATION, LIST_INDEXES] });
+    expect(after).toMatchObject({ flowforge_widgets: [MIGRATION, LIST_INDEXES, CONFIG_SIZE] });
     expect(after.app ?? []).toEqual([]);
     expect(await findWidget(app, TENANT_A, ids.metric)).toEqual({
       id: ids.metric,
@@ -154,6 +168,7 @@ describe('widgetMigrations', () => {
   it('reverts before auth (the last package first): the list indexes, then both tables', async () => {
     const { owner } = await freshDatabase();
     await migrateToLatest(owner, COMPOSED);
+    expect((await migrateDown(owner, COMPOSED)).applied).toEqual([CONFIG_SIZE]);
     expect((await migrateDown(owner, COMPOSED)).applied).toEqual([LIST_INDEXES]);
     expect((await indexesOf(owner)).widgets).toEqual(['(id)', '(tenant_id, dashboard_id)']);
     expect((await migrateDown(owner, COMPOSED)).applied).toEqual([MIGRATION]);
