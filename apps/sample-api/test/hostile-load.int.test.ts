@@ -134,7 +134,8 @@ describe('sample-api under hostile load', () => {
     const attempt = (client: string) =>
       fetch(`${development.base}${path}`, {
         headers: {
-          'x-api-key': `ffk_${'7'.repeat(32)}_${'x'.repeat(43)}`,
+          // Well-formed, so each attempt that gets through is a lookup in PostgreSQL.
+          'x-api-key': `ffk_${'7'.repeat(32)}_${'A'.repeat(43)}`,
           'x-forwarded-for': client,
         },
       });
@@ -146,6 +147,10 @@ describe('sample-api under hostile load', () => {
     expect(refused.headers.get('content-type')).toBe('application/problem+json; charset=utf-8');
     // Another client behind the same proxy is not blocked by the first one's guesses.
     expect((await attempt('203.0.113.8')).status).toBe(401);
+    // Four lookups (three of .7's, one of .8's); the two refusals cost none.
+    const text = await development.app.metrics.render();
+    expect(text).toContain('flowforge_auth_failures_total{reason="api_key_invalid"} 4');
+    expect(text).toContain('flowforge_auth_failures_total{reason="throttled"} 2');
   });
 
   it('logs a 503 refusal at warn with its code as the reason, not at error', async () => {

@@ -46,8 +46,8 @@ const FREEZE_MS = 20_000;
  * its first unanswered query ends it at the query deadline.
  */
 const BOUND_MS = CONNECT_TIMEOUT_MS + QUERY_TIMEOUT_MS;
-/** Timers, the event loop and eight callers on a shared machine. */
-const MARGIN_MS = 1_500;
+/** Timers, the event loop and eight callers on a shared machine (the claim is "bounded", not "fast"). */
+const MARGIN_MS = 3_000;
 
 let database: Awaited<ReturnType<typeof createMigratedDatabase>>;
 const proxy = new TcpProxy();
@@ -81,21 +81,27 @@ async function superuser<R extends pg.QueryResultRow>(text: string, values: unkn
   }
 }
 
+/** A development app (the dev principal) whose database is behind the proxy, with short deadlines. */
+function settingsThroughProxy(extra: Record<string, string> = {}) {
+  return loadSettings({
+    APP_ENV: 'development',
+    AUTH_DEV_TENANT_ID: TENANT,
+    AUTH_DEV_USER_ID: USER,
+    DATABASE_URL: `postgres://flowforge:flowforge@127.0.0.1:${proxy.port}/${database.name}`,
+    DATABASE_POOL_SIZE: String(POOL_SIZE),
+    DATABASE_QUERY_TIMEOUT_MS: String(QUERY_TIMEOUT_MS),
+    DATABASE_CONNECT_TIMEOUT_MS: String(CONNECT_TIMEOUT_MS),
+    DATABASE_STATEMENT_TIMEOUT_MS: String(STATEMENT_TIMEOUT_MS),
+    ...extra,
+  });
+}
+
 describe('PostgreSQL hangs for 20 s under load', () => {
   it(
     'every request answers within connect + query timeout, no acknowledged write is lost, and the app recovers by itself',
     { timeout: 90_000 },
     async () => {
-      const settings = loadSettings({
-        APP_ENV: 'development',
-        AUTH_DEV_TENANT_ID: TENANT,
-        AUTH_DEV_USER_ID: USER,
-        DATABASE_URL: `postgres://flowforge:flowforge@127.0.0.1:${proxy.port}/${database.name}`,
-        DATABASE_POOL_SIZE: String(POOL_SIZE),
-        DATABASE_QUERY_TIMEOUT_MS: String(QUERY_TIMEOUT_MS),
-        DATABASE_CONNECT_TIMEOUT_MS: String(CONNECT_TIMEOUT_MS),
-        DATABASE_STATEMENT_TIMEOUT_MS: String(STATEMENT_TIMEOUT_MS),
-      });
+      const settings = settingsThroughProxy();
       // As main.ts wires it: the settings' database section spread into the factory.
       app = await buildApp({
         settings,
@@ -197,6 +203,40 @@ describe('PostgreSQL hangs for 20 s under load', () => {
         slowestMs: Math.round(Math.max(...outcomes.map(durationOf))),
         boundMs: BOUND_MS,
       });
+    },
+  );
+  it(
+    'a shutdown while PostgreSQL is frozen still meets SHUTDOWN_TIMEOUT_MS: requests in flight end at their deadline, the pool is cut',
+    { timeout: 60_000 },
+    async () => {
+      const shutdownTimeoutMs = 4_000;
+      const settings = settingsThroughProxy({ SHUTDOWN_TIMEOUT_MS: String(shutdownTimeoutMs) });
+      const frozenApp = await buildApp({
+        settings,
+        database: createDatabase<AppDB>({ ...settings.database }),
+      });
+      app = frozenApp;
+      const base = await frozenApp.server.listen({ host: '127.0.0.1', port: 0 });
+      // Warm the pool, then freeze with requests in flight on its connections.
+      expect((await timed('list', `${base}/api/v1/dashboards?limit=1`)).status).toBe(200);
+      proxy.freeze();
+      try {
+        const inFlight = Array.from({ length: POOL_SIZE }, () =>
+          timed('list', `${base}/api/v1/dashboards?limit=1`),
+        );
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        const began = performance.now();
+        const outcome = await frozenApp.close();
+        const took = performance.now() - began;
+        app = undefined;
+        // Each request in flight was answered (503 at its query deadline), none hung.
+        const answers = await Promise.all(inFlight);
+        expect(answers.map((answer) => answer.status)).toEqual(Array(POOL_SIZE).fill(503));
+        expect(['drained', 'deadline']).toContain(outcome);
+        expect(took).toBeLessThan(shutdownTimeoutMs + MARGIN_MS);
+      } finally {
+        proxy.thaw();
+      }
     },
   );
 });

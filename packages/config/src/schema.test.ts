@@ -578,6 +578,11 @@ describe('loadSettings: production hardening', () => {
       loadSettings({ ...TEST, HTTP_REQUEST_TIMEOUT_MS: '5000', HTTP_HEADERS_TIMEOUT_MS: '5000' })
         .http.headersTimeoutMs,
     ).toBe(5000);
+    // Unset, the headers timeout follows a request timeout below its 10 s default.
+    expect(loadSettings({ ...TEST, HTTP_REQUEST_TIMEOUT_MS: '5000' }).http.headersTimeoutMs).toBe(
+      5000,
+    );
+    expect(loadSettings(TEST).http.headersTimeoutMs).toBe(10_000);
   });
 
   it('reports parse errors and hardening problems together', () => {

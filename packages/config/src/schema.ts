@@ -161,12 +161,11 @@ const variables = {
       'How long a client may take to send a whole request (headers and body); then 408 and the connection is closed. Responses, streams included, are not limited by it.',
   }),
   HTTP_HEADERS_TIMEOUT_MS: spec({
-    schema: wholeNumber(1000, 600_000),
-    default: '10000',
+    schema: wholeNumber(1000, 600_000).optional(),
     sensitivity: 'public',
     type: 'milliseconds',
     description:
-      'How long a client may take to send the request headers. At most HTTP_REQUEST_TIMEOUT_MS.',
+      'How long a client may take to send the request headers. At most HTTP_REQUEST_TIMEOUT_MS. Unset: 10000, or HTTP_REQUEST_TIMEOUT_MS when that is lower.',
   }),
   HTTP_BODY_LIMIT_BYTES: spec({
     schema: wholeNumber(1, 104_857_600),
@@ -517,7 +516,10 @@ function crossChecks(raw: Readonly<Record<string, string | undefined>>): ConfigI
   const request = variables.HTTP_REQUEST_TIMEOUT_MS.schema.safeParse(raw.HTTP_REQUEST_TIMEOUT_MS);
   // Only between two valid values (an invalid one is reported once, by itself). Node refuses
   // a server whose headers timeout exceeds its request timeout.
-  return headers.success && request.success && headers.data > request.data
+  return headers.success &&
+    request.success &&
+    headers.data !== undefined &&
+    headers.data > request.data
     ? [
         {
           variable: 'HTTP_HEADERS_TIMEOUT_MS',
@@ -611,7 +613,7 @@ function group(v: ParsedVariables): Settings {
     },
     http: {
       requestTimeoutMs: v.HTTP_REQUEST_TIMEOUT_MS,
-      headersTimeoutMs: v.HTTP_HEADERS_TIMEOUT_MS,
+      headersTimeoutMs: v.HTTP_HEADERS_TIMEOUT_MS ?? Math.min(10_000, v.HTTP_REQUEST_TIMEOUT_MS),
       bodyLimitBytes: v.HTTP_BODY_LIMIT_BYTES,
       trustProxy: v.HTTP_TRUST_PROXY,
       streamsPerUser: v.HTTP_STREAMS_PER_USER,

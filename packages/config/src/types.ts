@@ -38,7 +38,7 @@ export interface AppSettings {
 export interface HttpSettings {
   /** HTTP_REQUEST_TIMEOUT_MS: time to receive a whole request. @default 30000 */
   readonly requestTimeoutMs: number;
-  /** HTTP_HEADERS_TIMEOUT_MS: time to receive the headers, at most `requestTimeoutMs`. @default 10000 */
+  /** HTTP_HEADERS_TIMEOUT_MS: time to receive the headers, at most `requestTimeoutMs`. @default 10000, or `requestTimeoutMs` when lower */
   readonly headersTimeoutMs: number;
   /** HTTP_BODY_LIMIT_BYTES: a route's body limit unless it sets its own. @default 65536 */
   readonly bodyLimitBytes: number;

@@ -33,9 +33,9 @@ import {
   SECURITY_HEADERS,
   bodyTooDeep,
   httpServerOptions,
-  jsonDepthExceeds,
   type HttpTimeouts,
 } from './http-limits.js';
+import { jsonDepthExceeds } from '@flowforge/kernel';
 import {
   METRICS_UNAUTHORIZED,
   NOT_FOUND,
@@ -93,7 +93,7 @@ export function fastifyServerOptions(
 ): FastifyHttpOptions<Server> {
   // Widened by annotation (pino's Logger is a superset), so the instance is a plain FastifyInstance.
   const loggerInstance: FastifyBaseLogger = options.logger;
-  const { requestTimeout, ...http } = httpServerOptions({
+  const http = httpServerOptions({
     ...(options.requestTimeoutMs === undefined
       ? {}
       : { requestTimeoutMs: options.requestTimeoutMs }),
@@ -110,8 +110,9 @@ export function fastifyServerOptions(
     genReqId,
     logController: new LogController({ disableRequestLogging: true }),
     keepAliveTimeout: http.keepAliveTimeout ?? 5_000,
-    // Fastify sets requestTimeout on the server after creating it (0 unless given here).
-    requestTimeout: requestTimeout ?? 30_000,
+    // Fastify sets requestTimeout on the server after creating it (0 unless given here); `http`
+    // carries it too, so that Node checks the headers timeout against it when creating it.
+    requestTimeout: http.requestTimeout ?? 30_000,
     http,
     bodyLimit: options.bodyLimitBytes ?? 65_536,
     trustProxy:

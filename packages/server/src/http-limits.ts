@@ -10,29 +10,6 @@ import { ServerError } from './errors.js';
  */
 export const MAX_JSON_DEPTH = 32;
 
-/**
- * True when `value` (parsed JSON) nests objects or arrays deeper than
- * `maxDepth` (`{}` and `[]` are depth 1). Iterative, so it cannot itself
- * overflow the stack, and it stops at the first level too deep.
- *
- * @example
- * ```ts
- * if (jsonDepthExceeds(body, MAX_JSON_DEPTH)) throw new ServerError('BODY_TOO_DEEP', '…');
- * ```
- */
-export function jsonDepthExceeds(value: unknown, maxDepth: number): boolean {
-  if (value === null || typeof value !== 'object') return false;
-  const pending: [object, number][] = [[value, 1]];
-  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
-    const [node, depth] = next;
-    if (depth > maxDepth) return true;
-    for (const child of Array.isArray(node) ? node : Object.values(node)) {
-      if (child !== null && typeof child === 'object') pending.push([child as object, depth + 1]);
-    }
-  }
-  return false;
-}
-
 /** The `BODY_TOO_DEEP` error of a body over `maxDepth`. */
 export function bodyTooDeep(maxDepth: number): ServerError {
   return new ServerError(

@@ -11,12 +11,9 @@ export type { ServerErrorCode, ServerErrorOptions } from './errors.js';
 export { createProblems, problemBody, titleOf, PROBLEM_CONTENT_TYPE } from './problems.js';
 export type { ErrorAnswer, ErrorContext, Problem, Problems, ProblemsOptions } from './problems.js';
 export { createReadiness, publicReadinessReport, readinessStatusCode } from './readiness.js';
-export {
-  MAX_JSON_DEPTH,
-  SECURITY_HEADERS,
-  httpServerOptions,
-  jsonDepthExceeds,
-} from './http-limits.js';
+export { MAX_JSON_DEPTH, SECURITY_HEADERS, httpServerOptions } from './http-limits.js';
+/** `@flowforge/kernel`'s, here too: the check the Fastify plugin applies to every JSON body. */
+export { jsonDepthExceeds } from '@flowforge/kernel';
 export type { HttpTimeouts } from './http-limits.js';
 export type {
   CheckResult,

@@ -165,7 +165,7 @@ export function createProblems(options: ProblemsOptions = {}): Problems {
     return {
       problem: { title: titleOf(status), status, ...(detail === undefined ? {} : { detail }) },
       headers,
-      log: status >= 500 ? (status === 503 ? 'warn' : 'error') : undefined,
+      log: logLevelOf(error, status),
     };
   }
 
@@ -177,6 +177,19 @@ export function createProblems(options: ProblemsOptions = {}): Problems {
       return frameworkAnswer(error);
     },
   };
+}
+
+/**
+ * The line a failed request is worth beside its access line (which already says
+ * the status and the code as `reason`): none for a client's mistake, nor for a
+ * refusal whose words are for clients (a stream limit, a store not configured,
+ * shutting down: the access line at warn says it all); a dependency's fault (503)
+ * at warn with the error; a fault of ours at error.
+ */
+function logLevelOf(error: FlowForgeError, status: number): ErrorAnswer['log'] {
+  if (status < 500) return undefined;
+  if (status !== 503) return 'error';
+  return error.clientSafe ? undefined : 'warn';
 }
 
 /** The reason phrase of `status`, as the problem's `title`. */
