@@ -118,7 +118,9 @@ async function rawRun(url: string, view: string, asOf: bigint, n: number): Promi
         `WITH (SNAPSHOT = false, PROGRESS) AS OF ${asOf}`,
     );
     while (count < n) {
-      const { rows } = await client.query<FetchedRow>(`FETCH ${batch} c WITH (timeout = '1s')`);
+      // No timeout: Materialize blocks until rows exist, then returns what is ready. With
+      // WITH (timeout) it would hold each FETCH until `batch` rows came (decision 015).
+      const { rows } = await client.query<FetchedRow>(`FETCH ${batch} c`);
       for (const row of rows) {
         if (row.mz_progressed) continue;
         diffs += Number(row.mz_diff);

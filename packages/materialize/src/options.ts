@@ -48,13 +48,19 @@ export interface MaterializeOptions extends Partial<MaterializeSettings> {
    * @default 5000
    */
   readonly connectTimeoutMs?: number;
-  /** Rows one FETCH may return: the most a subscription reads ahead of its consumer. @default 1000 */
+  /**
+   * Rows one drain FETCH (`FETCH n … WITH (timeout = '0s')`) may return: the most
+   * a subscription reads ahead of its consumer.
+   * @default 1000
+   */
   readonly fetchBatchSize?: number;
   /**
-   * The `WITH (timeout = …)` of each FETCH: how long the server holds a FETCH
-   * when no row is ready. It bounds how late a subscription notices an abort
-   * the server did not act on, and with `connectTimeoutMs` a dead server (a
-   * FETCH unanswered after both is taken as a lost connection).
+   * The `WITH (timeout = …)` of the wait FETCH (`FETCH 1`), sent when nothing is
+   * ready: how long the server holds it while no row comes. A row is passed on
+   * as soon as it exists, never after this timeout. It bounds how late a
+   * subscription notices an abort the server did not act on, and with
+   * `connectTimeoutMs` a dead server (a wait FETCH unanswered after both is
+   * taken as a lost connection). At most one day (86400000), Materialize's limit.
    * @default 1000
    */
   readonly fetchTimeoutMs?: number;

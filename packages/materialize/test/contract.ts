@@ -44,6 +44,19 @@ export interface Backend {
   remove(view: string, rows: readonly BackendRow[]): Promise<void>;
   /** Destroys every client connection abruptly (the double only). */
   dropConnections?(): void;
+  /**
+   * Makes `AS OF` before now unreadable for `view` (the double compacts it; on a real server
+   * an `AS OF 1` is long compacted already, so nothing to do).
+   */
+  forgetHistory(view: string): Promise<void>;
+  /**
+   * Sets a system parameter (`ALTER SYSTEM SET` on a real server, which needs the mz_system
+   * user: MATERIALIZE_SYSTEM_URL), `null` resets it. Absent: the cases that need it are skipped.
+   */
+  setSystemParameter?(
+    name: 'max_connections' | 'subscribe_max_buffered_bytes',
+    value: number | null,
+  ): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -51,6 +64,8 @@ export interface ContractTarget {
   readonly name: string;
   /** Whether `dropConnections` exists: the cases that need it are skipped otherwise. */
   readonly canDropConnections: boolean;
+  /** Whether `setSystemParameter` exists: the cases that need it are skipped otherwise. */
+  readonly canSetSystemParameters: boolean;
   open(): Promise<Backend>;
 }
 
@@ -267,16 +282,111 @@ export function contractSuite(target: ContractTarget): void {
       }
     });
 
-    it('an unknown view is UNKNOWN_VIEW, an unknown column INVALID_ARGUMENT', async () => {
+    it('an unknown view is UNKNOWN_VIEW, an unknown column INVALID_ARGUMENT (planning errors are XX000)', async () => {
       const name = await view();
       const mz = open();
       const unknownView = await iterationError(mz.subscribe(uniqueName('missing')));
       expect(isMaterializeError(unknownView, 'UNKNOWN_VIEW')).toBe(true);
-      expect((unknownView as { sqlstate?: string }).sqlstate).toBe('42P01');
+      expect((unknownView as { sqlstate?: string }).sqlstate).toBe('XX000');
       const unknownColumn = await iterationError(mz.subscribe(name, { filter: { nope: 1 } }));
       expect(isMaterializeError(unknownColumn, 'INVALID_ARGUMENT')).toBe(true);
-      expect((unknownColumn as { sqlstate?: string }).sqlstate).toBe('42703');
+      expect((unknownColumn as { sqlstate?: string }).sqlstate).toBe('XX000');
     });
+
+    it('AS OF below the compaction frontier is HISTORY_UNAVAILABLE (22000, or XX000 from older releases)', async () => {
+      const name = await view([{ tenant_id: 'a', k: 'x', n: 1 }]);
+      await backend.forgetHistory(name);
+      const mz = open();
+      const error = await iterationError(mz.subscribe(name, { asOf: 1n, snapshot: true }));
+      expect(isMaterializeError(error, 'HISTORY_UNAVAILABLE')).toBe(true);
+      expect(['22000', 'XX000']).toContain((error as { sqlstate?: string }).sqlstate);
+      // A resumption from a point that old: the same, never a gap.
+      const resumed = await iterationError(mz.subscribe(name, { resumeFrom: 2n }));
+      expect(isMaterializeError(resumed, 'HISTORY_UNAVAILABLE')).toBe(true);
+    });
+
+    it('an update reaches the consumer without waiting for fetchTimeoutMs (FETCH n waits for n rows)', async () => {
+      const name = await view();
+      const mz = open({ fetchTimeoutMs: 60_000 });
+      const iterator = mz.subscribe<TotalsRow>(name, { progress: true });
+      await collect(iterator, (items) => items.length > 0);
+      await backend.insert(name, [{ tenant_id: 'a', k: 'soon', n: 1 }]);
+      // collect's bound (10 s) is far below the minute a batch FETCH would wait.
+      const items = await collect(iterator, (seen) => updates(seen).length === 1);
+      expect(rowsOf(items)).toEqual(['a/soon/1+1']);
+      await iterator.return?.();
+    });
+
+    it('a consumer slower than idle_in_transaction_session_timeout resumes exactly where it stopped', async () => {
+      const name = await view();
+      const url = new URL(backend.url);
+      url.searchParams.set('options', '-c idle_in_transaction_session_timeout=300ms');
+      const mz = open({ url: url.toString() });
+      const iterator = mz.subscribe<TotalsRow>(name, { progress: true });
+      await collect(iterator, (items) => items.length > 0);
+      await backend.insert(name, [{ tenant_id: 'a', k: 'before', n: 1 }]);
+      const before = await collect(iterator, (items) => updates(items).length === 1);
+      // Not pulling for longer than the timeout: the server ends the session meanwhile.
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      await backend.insert(name, [{ tenant_id: 'a', k: 'after', n: 2 }]);
+      const after = await collect(iterator, (items) => updates(items).length === 1);
+      expect([...rowsOf(before), ...rowsOf(after)]).toEqual(['a/before/1+1', 'a/after/2+1']);
+      await iterator.return?.();
+    });
+
+    it.skipIf(!target.canSetSystemParameters)(
+      'a consumer far behind (subscribe_max_buffered_bytes) is resubscribed: every update once',
+      async () => {
+        const name = await view();
+        await backend.setSystemParameter?.('subscribe_max_buffered_bytes', 4096);
+        try {
+          const mz = open({ fetchBatchSize: 4 });
+          const iterator = mz.subscribe<TotalsRow>(name, { progress: true });
+          await collect(iterator, (items) => items.length > 0);
+          await backend.insert(name, [{ tenant_id: 'a', k: 'k0', n: 0 }]);
+          const first = await collect(iterator, (items) => updates(items).length === 1);
+          for (let n = 1; n <= 20; n += 1) {
+            await backend.insert(name, [{ tenant_id: 'a', k: `k${n}`, n }]);
+          }
+          const rest = await collect(iterator, (items) => updates(items).length === 20);
+          expect([...rowsOf(first), ...rowsOf(rest)]).toEqual(
+            Array.from({ length: 21 }, (_, n) => `a/k${n}/${n}+1`),
+          );
+          await iterator.return?.();
+        } finally {
+          await backend.setSystemParameter?.('subscribe_max_buffered_bytes', null);
+        }
+      },
+    );
+
+    it.skipIf(!target.canSetSystemParameters)(
+      'past max_connections a subscription is UNAVAILABLE (FATAL 53000), retryable',
+      async () => {
+        const name = await view();
+        const holders: Materialize[] = [];
+        await backend.setSystemParameter?.('max_connections', 1);
+        try {
+          // Whatever else is connected, a few more sessions reach the limit.
+          let error: unknown;
+          for (let attempt = 0; attempt < 20 && error === undefined; attempt += 1) {
+            const mz = open();
+            holders.push(mz);
+            const iterator = mz.subscribe(name, { progress: true });
+            try {
+              await collect(iterator, (items) => items.length > 0);
+            } catch (caught) {
+              error = caught;
+            }
+          }
+          expect(isMaterializeError(error, 'UNAVAILABLE')).toBe(true);
+          expect((error as { sqlstate?: string }).sqlstate).toBe('53000');
+          expect((error as { retryable?: boolean }).retryable).toBe(true);
+        } finally {
+          await Promise.all(holders.map((holder) => holder.close()));
+          await backend.setSystemParameter?.('max_connections', null);
+        }
+      },
+    );
 
     it('resumeFrom a stored progress item: no gap, no duplicate', async () => {
       const name = await view();

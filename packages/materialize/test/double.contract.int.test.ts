@@ -4,6 +4,7 @@ import { contractSuite, type Backend } from './contract.js';
 contractSuite({
   name: 'the wire double',
   canDropConnections: true,
+  canSetSystemParameters: true,
   async open(): Promise<Backend> {
     const double: MaterializeDouble = await startMaterializeDouble();
     return {
@@ -21,6 +22,18 @@ contractSuite({
         return Promise.resolve();
       },
       dropConnections: () => double.dropConnections(),
+      forgetHistory: (view) => {
+        double.compact(view, double.upper);
+        return Promise.resolve();
+      },
+      setSystemParameter: (name, value) => {
+        if (name === 'max_connections') {
+          double.setLimits({ maxConnections: value ?? Number.POSITIVE_INFINITY });
+        } else {
+          double.setLimits({ subscribeMaxBufferedBytes: value ?? 128 * 1024 * 1024 });
+        }
+        return Promise.resolve();
+      },
       close: () => double.stop(),
     };
   },

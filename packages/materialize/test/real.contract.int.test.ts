@@ -3,7 +3,11 @@
  * MATERIALIZE_URL is set (e.g. a local `materialized` or a Materialize Cloud
  * region; the user needs CREATE on the current schema). Each view is a
  * table plus a materialized view over it kept with RETAIN HISTORY, dropped
- * afterwards. The cases that need the double's dropConnections are skipped.
+ * afterwards. The cases that need the double's dropConnections are skipped;
+ * those that change system parameters (max_connections,
+ * subscribe_max_buffered_bytes) run only when MATERIALIZE_SYSTEM_URL is set too
+ * (the mz_system user on the internal SQL port, e.g.
+ * postgres://mz_system@localhost:6877/materialize), and reset them afterwards.
  */
 import pg from 'pg';
 import { describe, it } from 'vitest';
@@ -15,9 +19,29 @@ import { contractSuite, type Backend, type BackendRow } from './contract.js';
 // eslint-disable-next-line no-restricted-properties -- the opt-in is the runner's MATERIALIZE_URL
 const url = loadSettings({ APP_ENV: 'test', MATERIALIZE_URL: process.env.MATERIALIZE_URL })
   .materialize.url;
+// eslint-disable-next-line no-restricted-properties -- the opt-in for ALTER SYSTEM cases
+const systemUrl = process.env.MATERIALIZE_SYSTEM_URL;
 
 function quote(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** `ALTER SYSTEM SET name = value` (or RESET) as mz_system, on a connection of its own. */
+async function setSystemParameter(
+  connectionString: string,
+  name: 'max_connections' | 'subscribe_max_buffered_bytes',
+  value: number | null,
+): Promise<void> {
+  const system = new pg.Client({ connectionString, application_name: 'flowforge-contract' });
+  system.on('error', () => undefined);
+  await system.connect();
+  try {
+    await system.query(
+      value === null ? `ALTER SYSTEM RESET ${name}` : `ALTER SYSTEM SET ${name} = ${value}`,
+    );
+  } finally {
+    await system.end();
+  }
 }
 
 async function openReal(connectionString: string): Promise<Backend> {
@@ -65,6 +89,16 @@ async function openReal(connectionString: string): Promise<Backend> {
       await insert(name, rows);
     },
     insert,
+    // Timestamps are epoch milliseconds: AS OF 1 is long compacted on any real server.
+    forgetHistory: () => Promise.resolve(),
+    ...(systemUrl === undefined || systemUrl === ''
+      ? {}
+      : {
+          setSystemParameter: (
+            name: 'max_connections' | 'subscribe_max_buffered_bytes',
+            value: number | null,
+          ) => setSystemParameter(systemUrl, name, value),
+        }),
     async remove(view, rows) {
       for (const row of rows) {
         const entries = Object.entries(row);
@@ -94,6 +128,7 @@ if (url === null) {
   contractSuite({
     name: 'real Materialize (MATERIALIZE_URL)',
     canDropConnections: false,
+    canSetSystemParameters: systemUrl !== undefined && systemUrl !== '',
     open: () => openReal(url),
   });
 }

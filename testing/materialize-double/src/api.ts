@@ -38,6 +38,34 @@ export interface MaterializeDoubleOptions {
   readonly initialTimestamp?: bigint;
   /** When set, `advance(1n)` runs every `tickMs` milliseconds (a live clock); default off. */
   readonly tickMs?: number;
+  /**
+   * `idle_in_transaction_session_timeout` of new sessions, in ms (0: none): a session idle in a
+   * transaction longer than this is terminated, and its next message is answered with FATAL
+   * 25P03. A session may change its own with `SET` or the startup `options`
+   * (`-c idle_in_transaction_session_timeout=500ms`). Default 120000, Materialize's.
+   */
+  readonly idleInTransactionTimeoutMs?: number;
+  /**
+   * `subscribe_max_buffered_bytes`: a subscription whose unfetched backlog (behind the batch
+   * being read) exceeds it is retired; its client gets 53200 "SUBSCRIBE fell behind" after the
+   * rows already queued. Default 134217728 (128 MiB), Materialize's.
+   */
+  readonly subscribeMaxBufferedBytes?: number;
+  /**
+   * `max_connections`: a connection past it is refused with FATAL 53000 after authentication.
+   * Default: no limit.
+   */
+  readonly maxConnections?: number;
+}
+
+/** The server limits a running double can change (as `ALTER SYSTEM SET` changes Materialize's). */
+export interface DoubleLimits {
+  /** See {@link MaterializeDoubleOptions.idleInTransactionTimeoutMs}; applies to new sessions. */
+  readonly idleInTransactionTimeoutMs?: number;
+  /** See {@link MaterializeDoubleOptions.subscribeMaxBufferedBytes}; applies to new subscriptions. */
+  readonly subscribeMaxBufferedBytes?: number;
+  /** See {@link MaterializeDoubleOptions.maxConnections}; `Infinity` for none; applies to new connections. */
+  readonly maxConnections?: number;
 }
 
 /** What the double knows about one authenticated client session. */
@@ -92,7 +120,10 @@ export interface MaterializeDouble {
   insert(view: string, rows: readonly DoubleRow[]): bigint;
   /** `commit` with diff -1 for each row. */
   remove(view: string, rows: readonly DoubleRow[]): bigint;
-  /** Forgets history before `since`: `AS OF` below it then fails with XX000. */
+  /**
+   * Forgets history before `since`: a SUBSCRIBE `AS OF` below it is then declared, and its first
+   * FETCH fails with 22000 "could not find a valid timestamp for the query".
+   */
   compact(view: string, since: bigint): void;
   /** The authenticated sessions, by pid. */
   sessions(): readonly DoubleSession[];
@@ -104,6 +135,8 @@ export interface MaterializeDouble {
    * removes it): a test can stall or drop the server at an exact point.
    */
   onStatement(listener: ((statement: string) => void) | null): void;
+  /** Changes server limits for what starts from now on (sessions, subscriptions, connections). */
+  setLimits(limits: DoubleLimits): void;
   /** Destroys every client socket abruptly (a crashed backend: no ErrorResponse); keeps listening. */
   dropConnections(): void;
   /** `true`: stop reading and answering (a hung server); `false`: resume. */

@@ -273,6 +273,11 @@ export interface SubscriptionPlan {
   readonly outputColumns: readonly DoubleColumn[];
   /** The RowDescription every FETCH of this cursor sends, encoded once. */
   readonly rowDescription: Buffer;
+  /**
+   * Why it cannot run (an AS OF below the view's since): the DECLARE succeeds, the first FETCH
+   * fails with this, as the subscribe is only sequenced then.
+   */
+  readonly error: { readonly code: string; readonly message: string } | null;
 }
 
 /** Rows of one timestamp waiting to be fetched (`rows === null`: one progress row). */
@@ -281,10 +286,61 @@ interface Segment {
   readonly rows: readonly OutputRow[] | null;
   /** The batch's cache when the rows are the batch's own, else the segment's. */
   readonly encoded: EncodedRowsCache;
+  /** What the segment counts against `subscribe_max_buffered_bytes`: payload plus the per-message overhead. */
+  readonly footprint: number;
   next: number;
 }
 
 const NO_ENCODING = new EncodedRowsCache();
+
+/**
+ * Charged per queued message on top of its payload, so that a stalled client
+ * receiving only progress messages still exhausts the budget
+ * (`SUBSCRIBE_MESSAGE_OVERHEAD_BYTES`, src/adapter/src/active_compute_sink.rs).
+ */
+const MESSAGE_OVERHEAD_BYTES = 1024;
+
+/** Payload bytes of a list of rows (text cells and diff), computed once per list. */
+const payloadBytesOf = new WeakMap<readonly OutputRow[], number>();
+function payloadBytes(rows: readonly OutputRow[]): number {
+  let bytes = payloadBytesOf.get(rows);
+  if (bytes === undefined) {
+    bytes = 0;
+    for (const row of rows) {
+      bytes += 8 + row.diffText.length;
+      for (const value of row.values) bytes += value === null ? 1 : value.length + 1;
+    }
+    payloadBytesOf.set(rows, bytes);
+  }
+  return bytes;
+}
+
+/** Bytes as Materialize prints them (bytesize: binary units, one decimal). */
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value.toFixed(1)} ${units[unit] ?? 'TiB'}`;
+}
+
+/** How a subscription retired for falling behind: the counts of its terminal error. */
+export interface FellBehind {
+  readonly bufferedBytes: number;
+  readonly maxBufferedBytes: number;
+}
+
+/**
+ * The terminal error of a subscription that fell behind: 53200 (`OUT_OF_MEMORY`,
+ * `AdapterError::SubscribeFellBehind` in src/adapter/src/error.rs), with its text.
+ */
+export function fellBehindMessage({ bufferedBytes, maxBufferedBytes }: FellBehind): string {
+  return `SUBSCRIBE fell behind: the client did not read results fast enough, so its backlog reached ${formatBytes(bufferedBytes)}, exceeding the ${formatBytes(maxBufferedBytes)} budget`;
+}
 
 /**
  * A subscription's own queue of rows ready to FETCH: it is filled whenever a
@@ -293,7 +349,12 @@ const NO_ENCODING = new EncodedRowsCache();
  */
 export class Subscription {
   readonly plan: SubscriptionPlan;
+  /** `subscribe_max_buffered_bytes`, snapshotted when the subscription was created. */
+  readonly #maxBufferedBytes: number;
   #segments: Segment[] = [];
+  /** Footprints of the segments not fully sent (from `#head` on). */
+  #queuedFootprint = 0;
+  #fellBehind: FellBehind | null = null;
   #head = 0;
   #pendingRows = 0;
   #snapshotEmitted = false;
@@ -304,9 +365,18 @@ export class Subscription {
   #closed = false;
   #onReady: (() => void) | null = null;
 
-  constructor(plan: SubscriptionPlan, upper: bigint) {
+  constructor(
+    plan: SubscriptionPlan,
+    upper: bigint,
+    maxBufferedBytes: number = Number.POSITIVE_INFINITY,
+  ) {
     this.plan = plan;
+    this.#maxBufferedBytes = maxBufferedBytes;
     this.#queuedThrough = plan.asOf;
+    if (plan.error !== null) {
+      this.#closed = true; // never runs: its first FETCH gets the error
+      return;
+    }
     // Materialize: the first update of a PROGRESS subscription is progress at its AS OF.
     if (plan.progress) this.#queueProgress(plan.asOf);
     plan.view.subscriptions.add(this);
@@ -321,6 +391,29 @@ export class Subscription {
     return this.#dropped;
   }
 
+  /** Set once the subscription was retired for falling behind (its queued rows still go out first). */
+  get fellBehind(): FellBehind | null {
+    return this.#fellBehind;
+  }
+
+  /** The error a FETCH gets once the queued rows are sent: it could not start, or fell behind. */
+  get failure(): { readonly code: string; readonly message: string } | null {
+    if (this.plan.error !== null) return this.plan.error;
+    if (this.#fellBehind !== null) {
+      return { code: '53200', message: fellBehindMessage(this.#fellBehind) };
+    }
+    return null;
+  }
+
+  /**
+   * Bytes queued behind the message the client is draining: that one is tolerated
+   * whatever its size (`SubscribeBacklogAccounting::backlog_size`,
+   * src/adapter/src/active_compute_sink.rs).
+   */
+  get backlogBytes(): number {
+    return this.#queuedFootprint - (this.#segments[this.#head]?.footprint ?? 0);
+  }
+
   /** Called (once per event) when rows become ready or the view is dropped; null to stop. */
   onReady(listener: (() => void) | null): void {
     this.#onReady = listener;
@@ -328,7 +421,8 @@ export class Subscription {
 
   /** Queues every timestamp that is closed now (`< upper`) and not queued yet, then progress. */
   catchUp(upper: bigint): void {
-    if (this.#dropped || this.#closed || upper <= this.plan.asOf) return;
+    if (this.#dropped || this.#closed || this.#fellBehind !== null || upper <= this.plan.asOf)
+      return;
     const { view, shape } = this.plan;
     const before = this.#pendingRows;
     if (!this.#snapshotEmitted) {
@@ -355,6 +449,16 @@ export class Subscription {
     this.#queuedThrough = upper;
     if (this.plan.progress && (this.#lastProgress === null || upper > this.#lastProgress))
       this.#queueProgress(upper);
+    // Checked after every delivered batch; over budget, the subscribe is retired: nothing more is
+    // produced, and its error follows what is already queued (`SubscribeEmitter::backlog_exceeded`
+    // and `ActiveSubscribe::retire`, src/adapter/src/active_compute_sink.rs).
+    const backlog = this.backlogBytes;
+    if (backlog > this.#maxBufferedBytes) {
+      this.#fellBehind = { bufferedBytes: backlog, maxBufferedBytes: this.#maxBufferedBytes };
+      this.plan.view.subscriptions.delete(this);
+      this.#onReady?.();
+      return;
+    }
     if (this.#pendingRows > before) this.#onReady?.();
   }
 
@@ -369,6 +473,7 @@ export class Subscription {
     this.#segments = [];
     this.#head = 0;
     this.#pendingRows = 0;
+    this.#queuedFootprint = 0;
     this.#onReady = null;
   }
 
@@ -389,6 +494,7 @@ export class Subscription {
         writer.progressRow(timestamp, columnCount);
         sent += 1;
         this.#head += 1;
+        this.#queuedFootprint -= segment.footprint;
         continue;
       }
       const { bytes, ends } = segment.encoded.get(timestamp, progress, rows);
@@ -397,7 +503,10 @@ export class Subscription {
       writer.bytes(bytes.subarray(from, ends[segment.next + count - 1]));
       segment.next += count;
       sent += count;
-      if (segment.next === rows.length) this.#head += 1;
+      if (segment.next === rows.length) {
+        this.#head += 1;
+        this.#queuedFootprint -= segment.footprint;
+      }
     }
     this.#pendingRows -= sent;
     // Drop consumed segments now and then, not on every FETCH.
@@ -410,13 +519,25 @@ export class Subscription {
 
   #queueRows(time: bigint, rows: readonly OutputRow[], encoded: EncodedRowsCache): void {
     if (rows.length === 0) return;
-    this.#segments.push({ timestamp: time.toString(), rows, encoded, next: 0 });
+    const footprint = payloadBytes(rows) + MESSAGE_OVERHEAD_BYTES;
+    this.#segments.push({ timestamp: time.toString(), rows, encoded, footprint, next: 0 });
     this.#pendingRows += rows.length;
+    this.#queuedFootprint += footprint;
   }
 
   #queueProgress(time: bigint): void {
-    this.#segments.push({ timestamp: time.toString(), rows: null, encoded: NO_ENCODING, next: 0 });
+    // A progress row's payload: mz_timestamp, mz_progressed and a NULL per other column.
+    const footprint =
+      time.toString().length + this.plan.outputColumns.length + MESSAGE_OVERHEAD_BYTES;
+    this.#segments.push({
+      timestamp: time.toString(),
+      rows: null,
+      encoded: NO_ENCODING,
+      footprint,
+      next: 0,
+    });
     this.#pendingRows += 1;
+    this.#queuedFootprint += footprint;
     this.#lastProgress = time;
   }
 }

@@ -28,6 +28,7 @@ export type {
   DoubleColumn,
   DoubleColumnType,
   DoubleDiff,
+  DoubleLimits,
   DoubleRow,
   DoubleSession,
   DoubleStats,

@@ -5,6 +5,7 @@ import type {
   DoubleColumn,
   DoubleColumnType,
   DoubleDiff,
+  DoubleLimits,
   DoubleRow,
   DoubleSession,
   DoubleStats,
@@ -19,6 +20,15 @@ import { TYPE_INFO, encodeRowDescription } from './wire.js';
 
 const DEFAULT_INITIAL_TIMESTAMP = 1_700_000_000_000n;
 const STATEMENT_LOG_SIZE = 1000;
+/** `idle_in_transaction_session_timeout`'s default (src/sql/src/session/vars/definitions.rs). */
+const DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_MS = 120_000;
+/** `subscribe_max_buffered_bytes`'s default (src/adapter-types/src/dyncfgs.rs). */
+const DEFAULT_SUBSCRIBE_MAX_BUFFERED_BYTES = 128 * 1024 * 1024;
+
+function checkLimit(name: string, value: number | undefined, min: number): void {
+  if (value !== undefined && !(value >= min))
+    throw new RangeError(`materialize double: ${name} must be >= ${min}`);
+}
 
 /**
  * Starts a double listening on loopback (or `options.host`).
@@ -63,6 +73,11 @@ class WireDouble implements MaterializeDouble, SessionHost {
   #connectionsOpen = 0;
   #cancelRequests = 0;
   #statements = 0;
+  #idleInTransactionTimeoutMs = DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_MS;
+  #subscribeMaxBufferedBytes = DEFAULT_SUBSCRIBE_MAX_BUFFERED_BYTES;
+  #maxConnections = Number.POSITIVE_INFINITY;
+  /** Sessions holding a `max_connections` slot. */
+  #allocated = 0;
 
   constructor(options: MaterializeDoubleOptions) {
     this.host = options.host ?? '127.0.0.1';
@@ -75,6 +90,27 @@ class WireDouble implements MaterializeDouble, SessionHost {
     this.#upper = this.#initialTimestamp + 1n;
     if (this.#tickMs !== undefined && !(this.#tickMs > 0))
       throw new RangeError('materialize double: tickMs must be > 0');
+    this.setLimits(options);
+  }
+
+  get idleInTransactionTimeoutMs(): number {
+    return this.#idleInTransactionTimeoutMs;
+  }
+
+  get subscribeMaxBufferedBytes(): number {
+    return this.#subscribeMaxBufferedBytes;
+  }
+
+  setLimits(limits: DoubleLimits): void {
+    const { idleInTransactionTimeoutMs, subscribeMaxBufferedBytes, maxConnections } = limits;
+    checkLimit('idleInTransactionTimeoutMs', idleInTransactionTimeoutMs, 0);
+    checkLimit('subscribeMaxBufferedBytes', subscribeMaxBufferedBytes, 0);
+    checkLimit('maxConnections', maxConnections, 0);
+    if (idleInTransactionTimeoutMs !== undefined)
+      this.#idleInTransactionTimeoutMs = idleInTransactionTimeoutMs;
+    if (subscribeMaxBufferedBytes !== undefined)
+      this.#subscribeMaxBufferedBytes = subscribeMaxBufferedBytes;
+    if (maxConnections !== undefined) this.#maxConnections = maxConnections;
   }
 
   get url(): string {
@@ -249,7 +285,22 @@ class WireDouble implements MaterializeDouble, SessionHost {
     this.#sessions.set(session.pid, session);
   }
 
+  allocateConnection(session: Session): string | null {
+    const current = this.#allocated;
+    if (current >= this.#maxConnections) {
+      // `ConnectionError::TooManyConnections` as `AdapterError::ResourceExhaustion` (src/adapter/src/error.rs).
+      return `creating connection would violate max_connections limit (desired: ${current + 1}, limit: ${this.#maxConnections}, current: ${current})`;
+    }
+    this.#allocated += 1;
+    session.allocated = true;
+    return null;
+  }
+
   sessionClosed(session: Session): void {
+    if (session.allocated) {
+      session.allocated = false;
+      this.#allocated -= 1;
+    }
     this.#connections.delete(session);
     if (session.pid !== 0) this.#sessions.delete(session.pid);
     this.#connectionsOpen -= 1;
@@ -284,11 +335,15 @@ class WireDouble implements MaterializeDouble, SessionHost {
   }
 
   planSubscription(request: SubscribeRequest): SubscriptionPlan {
+    // Planning errors are `AdapterError::PlanError`, INTERNAL_ERROR (XX000) whatever PostgreSQL
+    // would say (`AdapterError::code`, src/adapter/src/error.rs); the texts are
+    // `CatalogError::UnknownItem` (src/sql/src/catalog.rs) and `PlanError::UnknownColumn`
+    // (src/sql/src/plan/error.rs).
     const view = this.#views.get(request.object);
-    if (view === undefined) throw new SqlError('42P01', `unknown catalog item '${request.object}'`);
+    if (view === undefined) throw new SqlError('XX000', `unknown catalog item '${request.object}'`);
     const position = (column: string): number => {
       const found = view.columnPosition(column);
-      if (found === undefined) throw new SqlError('42703', `column "${column}" does not exist`);
+      if (found === undefined) throw new SqlError('XX000', `column "${column}" does not exist`);
       return found;
     };
     const columnIndexes = request.columns === null ? null : request.columns.map(position);
@@ -298,12 +353,14 @@ class WireDouble implements MaterializeDouble, SessionHost {
     });
     let asOf = request.asOf ?? (this.#upper - 1n > view.since ? this.#upper - 1n : view.since);
     if (request.asOfAtLeast && asOf < view.since) asOf = view.since;
-    if (asOf < view.since) {
-      throw new SqlError(
-        'XX000',
-        `Timestamp (${asOf}) is not valid for all inputs: [${view.since}]`,
-      );
-    }
+    // No valid timestamp for a strict AS OF below the since: `ImpossibleTimestampConstraints`,
+    // DATA_EXCEPTION (22000) "could not find a valid timestamp for the query"
+    // (src/adapter/src/error.rs; releases before it sent XX000 "Timestamp (…) is not valid for
+    // all inputs"). Found when the subscribe is sequenced, at the first FETCH: DECLARE succeeds.
+    const error =
+      asOf < view.since
+        ? { code: '22000', message: 'could not find a valid timestamp for the query' }
+        : null;
     const selected =
       columnIndexes === null
         ? view.columns
@@ -322,6 +379,7 @@ class WireDouble implements MaterializeDouble, SessionHost {
       progress: request.progress,
       outputColumns,
       rowDescription: encodeRowDescription(outputColumns),
+      error,
     };
   }
 

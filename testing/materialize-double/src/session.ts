@@ -7,6 +7,7 @@ import { Subscription, type SubscriptionPlan } from './dataflow.js';
 import {
   SqlError,
   StatementParser,
+  parseInterval,
   splitStatements,
   type Statement,
   type SubscribeRequest,
@@ -16,6 +17,9 @@ import { encodeRowDescription, WireWriter } from './wire.js';
 const MZ_VERSION = 'v0.147.0 (double)';
 const SERVER_VERSION = '9.5.0';
 const CANCEL_REQUEST_CODE = 80877102;
+/** FETCH timeouts are limited to one day (`plan_fetch`, src/sql/src/plan/statement/scl.rs). */
+const MAX_FETCH_TIMEOUT_MS = 86_400_000;
+const IDLE_TIMEOUT_SETTING = 'idle_in_transaction_session_timeout';
 
 /** What a session needs from the double. */
 export interface SessionHost {
@@ -23,6 +27,12 @@ export interface SessionHost {
   readonly stalled: boolean;
   readonly user: string;
   readonly password: string | undefined;
+  /** `idle_in_transaction_session_timeout` of a new session, in ms (0: none). */
+  readonly idleInTransactionTimeoutMs: number;
+  /** `subscribe_max_buffered_bytes` of a new subscription. */
+  readonly subscribeMaxBufferedBytes: number;
+  /** Takes a connection slot: null, or the refusal's message when `max_connections` are in use. */
+  allocateConnection(session: Session): string | null;
   allocatePid(): number;
   sessionReady(session: Session): void;
   sessionClosed(session: Session): void;
@@ -33,7 +43,11 @@ export interface SessionHost {
 }
 
 type InboxEntry =
-  | { readonly kind: 'startup'; readonly user: string }
+  | {
+      readonly kind: 'startup';
+      readonly user: string;
+      readonly parameters: Readonly<Record<string, string>>;
+    }
   | { readonly kind: 'frame'; readonly data: Buffer };
 
 type WaitOutcome = 'ready' | 'timeout' | 'cancelled' | 'closed';
@@ -62,10 +76,18 @@ export class Session {
   #skipUntilSync = false;
   /** The start of a message whose rest has not arrived yet. */
   #partialInput: Buffer | null = null;
+  /** This session's `idle_in_transaction_session_timeout` (ms, 0: none). */
+  #idleTimeoutMs: number;
+  #idleTimer: NodeJS.Timeout | undefined;
+  /** The idle-in-transaction timeout fired: the next message is answered with FATAL 25P03. */
+  #timedOut = false;
+  /** Holds a `max_connections` slot. */
+  allocated = false;
 
   constructor(host: SessionHost, socket: Socket) {
     this.#host = host;
     this.socket = socket;
+    this.#idleTimeoutMs = host.idleInTransactionTimeoutMs;
     this.#writer = new WireWriter(socket);
     socket.setNoDelay(true); // small answers (ReadyForQuery) must not wait for Nagle
     socket.on('error', () => {
@@ -82,7 +104,8 @@ export class Session {
         // message after the first in a TCP chunk (subarray(start, length)).
         gateway.detach();
         socket.on('data', (chunk: Buffer) => this.#onData(chunk));
-        this.#receive({ kind: 'startup', user: state.clientInfo?.parameters.user ?? '' });
+        const parameters: Readonly<Record<string, string>> = state.clientInfo?.parameters ?? {};
+        this.#receive({ kind: 'startup', user: parameters.user ?? '', parameters });
         return true;
       },
     });
@@ -171,7 +194,20 @@ export class Session {
   #pump(): void {
     if (this.#processing || this.#host.stalled || this.#phase === 'closed') return;
     const entry = this.#inbox.shift();
-    if (entry === undefined) return;
+    if (entry === undefined) {
+      this.#armIdleTimeout();
+      return;
+    }
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
+    if (this.#timedOut) {
+      // Materialize cannot send an ErrorResponse unprompted: the FATAL it queued when the
+      // timeout fired is the answer to the client's next message, which is not run
+      // (`advance_ready`, src/pgwire/src/protocol.rs).
+      this.#inbox.length = 0;
+      this.#fatal('25P03', 'terminating connection due to idle-in-transaction timeout');
+      return;
+    }
     this.#processing = true;
     void this.#handle(entry)
       .catch((error: unknown) => {
@@ -188,9 +224,35 @@ export class Session {
       });
   }
 
+  /**
+   * Idle in a transaction (nothing to handle, a transaction open) for longer than
+   * `idle_in_transaction_session_timeout`: the session is terminated, its subscription ended
+   * (`add_idle_in_transaction_session_timeout`, src/adapter/src/client.rs; the default of 120 s,
+   * src/sql/src/session/vars/definitions.rs).
+   */
+  #armIdleTimeout(): void {
+    if (
+      this.#idleTimer !== undefined ||
+      this.#timedOut ||
+      this.#phase !== 'ready' ||
+      !this.#inTransaction ||
+      this.#idleTimeoutMs <= 0
+    ) {
+      return;
+    }
+    this.#idleTimer = setTimeout(() => {
+      this.#idleTimer = undefined;
+      if (this.#phase !== 'ready' || this.#processing) return;
+      this.#timedOut = true;
+      this.#closeCursor();
+    }, this.#idleTimeoutMs);
+    this.#idleTimer.unref();
+  }
+
   async #handle(entry: InboxEntry): Promise<void> {
     if (entry.kind === 'startup') {
       this.#user = entry.user;
+      this.#applyStartupParameters(entry.parameters);
       if (this.#host.password === undefined) {
         this.#completeStartup();
       } else {
@@ -257,7 +319,44 @@ export class Session {
     }
   }
 
+  /**
+   * Startup parameters other than user and database set session variables, `options` as
+   * `-c name=value` (`run` and `parse_options`, src/pgwire/src/protocol.rs). The double keeps
+   * only `idle_in_transaction_session_timeout`.
+   */
+  #applyStartupParameters(parameters: Readonly<Record<string, string>>): void {
+    const settings: [string, string][] = [];
+    for (const [name, value] of Object.entries(parameters)) {
+      if (name !== 'options') {
+        settings.push([name, value]);
+        continue;
+      }
+      const words = value.split(/\s+/).filter((word) => word.length > 0);
+      for (let index = 0; index < words.length; index += 1) {
+        let word = words[index] ?? '';
+        if (word === '-c') word = words[++index] ?? '';
+        else if (word.startsWith('-c')) word = word.slice(2);
+        else if (word.startsWith('--')) word = word.slice(2).replaceAll('-', '_');
+        const equals = word.indexOf('=');
+        if (equals > 0) settings.push([word.slice(0, equals), word.slice(equals + 1)]);
+      }
+    }
+    for (const [name, value] of settings) {
+      if (name.toLowerCase() !== IDLE_TIMEOUT_SETTING) continue;
+      try {
+        this.#idleTimeoutMs = parseInterval(value, 1);
+      } catch {
+        // Materialize sends a notice for a bad startup setting and carries on.
+      }
+    }
+  }
+
   #completeStartup(): void {
+    // After authentication, before AuthenticationOk: FATAL 53000 when every slot is taken
+    // (`allocate_connection` in `run`, src/pgwire/src/protocol.rs; the message is
+    // `AdapterError::ResourceExhaustion`'s, src/adapter/src/error.rs).
+    const refusal = this.#host.allocateConnection(this);
+    if (refusal !== null) return this.#fatal('53000', refusal);
     this.#pid = this.#host.allocatePid();
     this.#phase = 'ready';
     const writer = this.#writer;
@@ -355,12 +454,21 @@ export class Session {
         this.#declaredInTransaction = true;
         this.#cursor = {
           name: command.cursor,
-          subscription: new Subscription(plan, this.#host.upper),
+          subscription: new Subscription(
+            plan,
+            this.#host.upper,
+            this.#host.subscribeMaxBufferedBytes,
+          ),
         };
         writer.commandComplete('DECLARE CURSOR');
         return;
       }
       case 'fetch':
+        // Planned before the cursor is looked up: a PlanError, so XX000 (`plan_fetch`,
+        // src/sql/src/plan/statement/scl.rs; `AdapterError::code`, src/adapter/src/error.rs).
+        if (command.timeoutMs !== null && command.timeoutMs > MAX_FETCH_TIMEOUT_MS) {
+          throw new SqlError('XX000', `timeout out of range: ${command.timeoutText ?? ''}`);
+        }
         await this.#fetch(command.cursor, command.count, command.timeoutMs);
         return;
       case 'close':
@@ -389,6 +497,12 @@ export class Session {
         this.#singleRow('mz_version', 'text', MZ_VERSION);
         return;
       case 'set':
+        if (command.name === IDLE_TIMEOUT_SETTING) {
+          this.#idleTimeoutMs =
+            command.value === null
+              ? this.#host.idleInTransactionTimeoutMs
+              : parseInterval(command.value, 1);
+        }
         writer.commandComplete('SET');
         return;
     }
@@ -400,28 +514,65 @@ export class Session {
     this.#writer.commandComplete('SELECT 1');
   }
 
+  /**
+   * `send_rows` (src/pgwire/src/protocol.rs): without a timeout (`ExecuteTimeout::WaitOnce`,
+   * `plan_fetch` in src/sql/src/plan/statement/scl.rs) the FETCH blocks until rows are ready,
+   * then takes only what is ready; `WITH (timeout = t)` keeps taking rows as they come until
+   * `count` were sent or t has passed (so `FETCH 1000 … WITH (timeout = '1s')` with one row
+   * ready waits the whole second); `0s` takes what is ready. A subscription's error (dropped
+   * view, fell behind) follows the rows queued before it.
+   */
   async #fetch(cursorName: string, count: number, timeoutMs: number | null): Promise<void> {
     const cursor = this.#cursor;
     if (cursor === null || cursor.name !== cursorName) {
       throw new SqlError('34000', `cursor "${cursorName}" does not exist`);
     }
     const { subscription } = cursor;
-    if (subscription.pendingRows === 0 && !subscription.dropped && count > 0 && timeoutMs !== 0) {
-      const outcome = await this.#waitForRows(subscription, timeoutMs);
+    const deadline = timeoutMs === null ? null : performance.now() + timeoutMs;
+    let waitOnce = timeoutMs === null;
+    let described = false;
+    let sent = 0;
+    for (;;) {
+      if (sent >= count) break;
+      if (subscription.pendingRows > 0) {
+        if (!described) {
+          this.#writer.raw(subscription.plan.rowDescription);
+          described = true;
+        }
+        sent += await this.#sendReady(subscription, count - sent);
+        waitOnce = false;
+        continue;
+      }
+      if (subscription.dropped) {
+        throw new SqlError(
+          'XX000',
+          `SUBSCRIBE has been terminated because underlying relation "${subscription.plan.view.name}" was dropped`,
+        );
+      }
+      const failure = subscription.failure;
+      if (failure !== null) throw new SqlError(failure.code, failure.message);
+      let left: number | null = null;
+      if (deadline !== null) {
+        left = deadline - performance.now();
+        if (left <= 0) break;
+      } else if (!waitOnce) {
+        break;
+      }
+      const outcome = await this.#waitForRows(subscription, left);
       if (outcome === 'closed' || this.#phase === 'closed') throw new SessionClosed();
       if (outcome === 'cancelled')
         throw new SqlError('57014', 'canceling statement due to user request');
+      if (outcome === 'timeout') break;
     }
-    if (subscription.pendingRows === 0 && subscription.dropped) {
-      throw new SqlError(
-        'XX000',
-        `SUBSCRIBE has been terminated because underlying relation "${subscription.plan.view.name}" was dropped`,
-      );
-    }
+    if (!described) this.#writer.raw(subscription.plan.rowDescription);
+    this.#writer.commandComplete(`FETCH ${sent}`);
+    this.#writer.flush();
+  }
+
+  /** Sends up to `max` of the rows queued now, flushed; returns how many. */
+  async #sendReady(subscription: Subscription, max: number): Promise<number> {
     const writer = this.#writer;
-    writer.raw(subscription.plan.rowDescription);
-    // Rows queued now are this FETCH's; later ones wait for the next.
-    const limit = Math.min(count, subscription.pendingRows);
+    const limit = Math.min(max, subscription.pendingRows);
     let sent = 0;
     const socket = this.socket;
     socket.cork(); // one writev for the whole answer, not a syscall per piece
@@ -436,11 +587,10 @@ export class Session {
           if (this.#phase === 'closed') throw new SessionClosed();
         }
       }
-      writer.commandComplete(`FETCH ${sent}`);
-      writer.flush();
     } finally {
       socket.uncork();
     }
+    return sent;
   }
 
   #waitForRows(subscription: Subscription, timeoutMs: number | null): Promise<WaitOutcome> {
@@ -475,6 +625,8 @@ export class Session {
   }
 
   #dispose(): void {
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
     if (this.#phase === 'closed') return;
     const wasCancel = this.#phase === 'cancel';
     this.#phase = 'closed';

@@ -154,13 +154,15 @@ type Command =
       readonly cursor: string;
       readonly count: number;
       readonly timeoutMs: number | null;
+      /** The timeout as written, for the out-of-range message. */
+      readonly timeoutText: string | null;
     }
   | { readonly kind: 'close'; readonly cursor: string | null }
   | { readonly kind: 'select-integer'; readonly value: string; readonly column: string }
   | { readonly kind: 'select-backend-pid' }
   | { readonly kind: 'select-cancel-backend'; readonly pid: number }
   | { readonly kind: 'select-mz-version' }
-  | { readonly kind: 'set' };
+  | { readonly kind: 'set'; readonly name: string; readonly value: string | null };
 
 /** Statements the double recognises but does not implement: 0A000 rather than a syntax error. */
 const UNSUPPORTED_WORDS = new Set([
@@ -216,12 +218,20 @@ const INTERVAL_UNITS: Readonly<Record<string, number>> = {
   hrs: 3_600_000,
   hour: 3_600_000,
   hours: 3_600_000,
+  d: 86_400_000,
+  day: 86_400_000,
+  days: 86_400_000,
 };
 
-/** `'0s'`, `'250ms'`, `'2 seconds'`, `'1m'` … → milliseconds; anything else is 22007. */
-function parseInterval(text: string): number {
+/**
+ * `'0s'`, `'250ms'`, `'2 seconds'`, `'1m'`, `'2 days'` … → milliseconds; anything else is
+ * 22007. A bare number is seconds for an interval, milliseconds for a duration setting
+ * (`unitless`).
+ */
+export function parseInterval(text: string, unitless = 1000): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
-  const factor = match === null ? undefined : INTERVAL_UNITS[(match[2] ?? '').toLowerCase()];
+  const unit = (match?.[2] ?? '').toLowerCase();
+  const factor = match === null ? undefined : unit === '' ? unitless : INTERVAL_UNITS[unit];
   if (match === null || factor === undefined) {
     throw new SqlError('22007', 'invalid input syntax for type interval');
   }
@@ -280,11 +290,18 @@ export class StatementParser {
       }
       case 'select':
         return this.#select();
-      case 'set':
+      case 'set': {
         this.#acceptWord('session', 'local');
-        this.#identifier('a parameter name');
-        while (!this.#atEnd()) this.#position += 1; // values are accepted and ignored
-        return { kind: 'set' };
+        const name = this.#identifier('a parameter name');
+        if (!this.#acceptSymbol('=')) this.#acceptWord('to');
+        const first = this.#tokens[this.#position];
+        const value =
+          first === undefined || (first.kind === 'word' && first.text === 'default')
+            ? null
+            : first.text;
+        while (!this.#atEnd()) this.#position += 1; // further values are accepted and ignored
+        return { kind: 'set', name, value };
+      }
       default:
         if (UNSUPPORTED_WORDS.has(first.text)) throw this.#unsupported(this.#statementWord);
         throw new SqlError('42601', `syntax error at or near "${this.#statementWord}"`);
@@ -414,6 +431,7 @@ export class StatementParser {
     this.#acceptWord('from', 'in');
     const cursor = this.#identifier('a cursor name');
     let timeoutMs: number | null = null;
+    let timeoutText: string | null = null;
     if (this.#acceptWord('with') !== null) {
       this.#expectSymbol('(');
       this.#expectWord('timeout');
@@ -421,10 +439,11 @@ export class StatementParser {
       const value = this.#next('an interval');
       if (value.kind !== 'string') throw this.#syntax("an interval such as '1s'");
       timeoutMs = parseInterval(value.text);
+      timeoutText = value.text;
       this.#expectSymbol(')');
     }
     this.#expectEnd();
-    return { kind: 'fetch', cursor, count, timeoutMs };
+    return { kind: 'fetch', cursor, count, timeoutMs, timeoutText };
   }
 
   #select(): Command {

@@ -305,20 +305,20 @@ describe('transactions and cursors', () => {
     expect(await fetchReady(client, 'again')).toHaveLength(2);
   });
 
-  it('reports unknown views (42P01) and unknown columns (42703)', async () => {
+  it('reports unknown views and unknown columns as XX000, as Materialize sends planning errors', async () => {
     const client = await connect();
     await client.query('BEGIN');
     await expect(
       client.query('DECLARE c CURSOR FOR SUBSCRIBE materialize.public.nope'),
     ).rejects.toMatchObject({
-      code: '42P01',
+      code: 'XX000',
       message: "unknown catalog item 'nope'",
     });
     await client.query('ROLLBACK');
     await client.query('BEGIN');
     await expect(
       client.query("DECLARE c CURSOR FOR SUBSCRIBE (SELECT id FROM orders WHERE colour = 'red')"),
-    ).rejects.toMatchObject({ code: '42703', message: 'column "colour" does not exist' });
+    ).rejects.toMatchObject({ code: 'XX000', message: 'column "colour" does not exist' });
     await client.query('ROLLBACK');
   });
 
@@ -542,18 +542,17 @@ describe('time: SNAPSHOT, AS OF, PROGRESS', () => {
     ]);
   });
 
-  it('AS OF below the compaction frontier is XX000 "not valid for all inputs"; AT LEAST moves up to it', async () => {
+  it('AS OF below the compaction frontier: DECLARE succeeds, the first FETCH is 22000; AT LEAST moves up to it', async () => {
     const t1 = mz.insert('orders', [order(3)]);
     const t2 = mz.insert('orders', [order(4)]);
     mz.compact('orders', t2);
     const client = await connect();
-    await client.query('BEGIN');
-    await expect(
-      client.query(`DECLARE c CURSOR FOR SUBSCRIBE orders AS OF ${t1}`),
-    ).rejects.toMatchObject({
-      code: 'XX000',
-      message: `Timestamp (${t1}) is not valid for all inputs: [${t2}]`,
+    await declare(client, `SUBSCRIBE orders AS OF ${t1}`);
+    await expect(client.query("FETCH 10 c WITH (timeout = '0s')")).rejects.toMatchObject({
+      code: '22000',
+      message: 'could not find a valid timestamp for the query',
     });
+    expect(sessionOf(mz, client)?.failed).toBe(true);
     await client.query('ROLLBACK');
     await declare(client, `SUBSCRIBE orders WITH (SNAPSHOT) AS OF AT LEAST ${t1}`);
     expect(brief(await fetchReady(client))).toEqual([
@@ -773,6 +772,52 @@ describe('FETCH', () => {
     expect(sessionOf(mz, client)?.fetching).toBe(false);
   });
 
+  it('without a timeout, waits for the first rows, then returns only what is ready (WaitOnce)', async () => {
+    const client = await connect();
+    await declare(client, 'SUBSCRIBE orders WITH (SNAPSHOT = false)');
+    const fetching = track(client.query<Row>('FETCH 3 c'));
+    await waitFor(() => sessionOf(mz, client)?.fetching === true, 'the FETCH to wait');
+    const at = mz.insert('orders', [order(3)]);
+    // One row ready of the three asked for: it returns with that one.
+    expect(brief((await fetching.promise).rows)).toEqual([`${at} 1 3`]);
+  });
+
+  it('WITH (timeout) keeps collecting until count rows were sent or the timeout passes', async () => {
+    const client = await connect();
+    await declare(client, 'SUBSCRIBE orders WITH (SNAPSHOT = false)');
+    const fetching = track(client.query<Row>("FETCH 3 c WITH (timeout = '1 day')"));
+    await waitFor(() => sessionOf(mz, client)?.fetching === true, 'the FETCH to wait');
+    const t1 = mz.insert('orders', [order(3)]);
+    // The first row went out, the FETCH still waits for two more.
+    await waitFor(() => sessionOf(mz, client)?.pendingRows === 0, 'the first row to be sent');
+    await sleep(20);
+    expect(fetching.settled()).toBe(false);
+    expect(sessionOf(mz, client)?.fetching).toBe(true);
+    const t2 = mz.insert('orders', [order(4), order(5)]);
+    expect(brief((await fetching.promise).rows)).toEqual([`${t1} 1 3`, `${t2} 1 4`, `${t2} 1 5`]);
+    // The timeout passing ends it with what it has.
+    mz.insert('orders', [order(6)]);
+    const partial = await client.query<Row>("FETCH 5 c WITH (timeout = '100ms')");
+    expect(brief(partial.rows)).toEqual([`${mz.upper - 1n} 1 6`]);
+  });
+
+  it('refuses a timeout over one day with XX000 "timeout out of range"', async () => {
+    const client = await connect();
+    await declare(client, 'SUBSCRIBE orders');
+    await expect(client.query("FETCH 1 c WITH (timeout = '86400001ms')")).rejects.toMatchObject({
+      code: 'XX000',
+      message: 'timeout out of range: 86400001ms',
+    });
+    await client.query('ROLLBACK');
+    await declare(client, 'SUBSCRIBE orders');
+    await expect(client.query("FETCH 1 nope WITH (timeout = '2 days')")).rejects.toMatchObject({
+      code: 'XX000',
+    });
+    await client.query('ROLLBACK');
+    await declare(client, 'SUBSCRIBE orders');
+    expect((await client.query("FETCH 1 c WITH (timeout = '1 day')")).rowCount).toBe(1);
+  });
+
   it('ends with XX000 when the view is dropped under it', async () => {
     const client = await connect();
     await declare(client, 'SUBSCRIBE orders WITH (SNAPSHOT = false)');
@@ -782,6 +827,94 @@ describe('FETCH', () => {
     await expect(fetching).rejects.toMatchObject({ code: 'XX000' });
     await expect(fetching).rejects.toThrow(/was dropped/);
     await client.query('ROLLBACK');
+  });
+});
+
+describe('server limits', () => {
+  it('idle in a transaction past the timeout: the next message is answered FATAL 25P03, nothing before', async () => {
+    const double = await startDouble({ idleInTransactionTimeoutMs: 50 });
+    double.defineView('orders', ORDER_COLUMNS, [order(1)]);
+    const client = await connect(double.url);
+    await declare(client, 'SUBSCRIBE orders');
+    // The subscription ends with the session; the client is told nothing until it speaks.
+    await waitFor(() => sessionOf(double, client)?.cursor === null, 'the session to time out');
+    await sleep(20);
+    expect(client.errors).toEqual([]);
+    await expect(client.query("FETCH 1 c WITH (timeout = '0s')")).rejects.toMatchObject({
+      code: '25P03',
+      severity: 'FATAL',
+      message: 'terminating connection due to idle-in-transaction timeout',
+    });
+    await waitFor(() => double.stats.connectionsOpen === 0, 'the connection to close');
+  });
+
+  it('only a session in a transaction times out; SET and the startup options change its timeout', async () => {
+    const double = await startDouble({ idleInTransactionTimeoutMs: 50 });
+    double.defineView('orders', ORDER_COLUMNS, [order(1)]);
+    const idle = await connect(double.url);
+    await sleep(120);
+    expect((await idle.query('SELECT 1')).rowCount).toBe(1);
+    await idle.query("SET idle_in_transaction_session_timeout = '0'");
+    await declare(idle, 'SUBSCRIBE orders');
+    await sleep(120);
+    expect((await idle.query("FETCH 1 c WITH (timeout = '0s')")).rowCount).toBe(1);
+
+    const lenient = await startDouble(); // the default: 120 s
+    lenient.defineView('orders', ORDER_COLUMNS, [order(1)]);
+    const url = new URL(lenient.url);
+    url.searchParams.set('options', '-c idle_in_transaction_session_timeout=50ms');
+    const strict = await connect(url.toString());
+    await declare(strict, 'SUBSCRIBE orders');
+    await waitFor(() => sessionOf(lenient, strict)?.cursor === null, 'the session to time out');
+    await expect(strict.query('FETCH 1 c')).rejects.toMatchObject({ code: '25P03' });
+  });
+
+  it('a subscription whose backlog exceeds subscribeMaxBufferedBytes ends with 53200 after its queued rows', async () => {
+    const double = await startDouble({ subscribeMaxBufferedBytes: 4096 });
+    double.defineView('orders', ORDER_COLUMNS);
+    const client = await connect(double.url);
+    await declare(client, 'SUBSCRIBE orders WITH (SNAPSHOT = false, PROGRESS)');
+    for (let id = 1; id <= 10; id += 1) double.insert('orders', [order(id)]);
+    // Retired: what came before it is still fetched, nothing after it is queued.
+    const queued = sessionOf(double, client)?.pendingRows ?? 0;
+    expect(queued).toBeGreaterThan(2);
+    expect(queued).toBeLessThan(21);
+    double.insert('orders', [order(11)]);
+    expect(sessionOf(double, client)?.pendingRows).toBe(queued);
+    expect((await client.query('FETCH 2 c')).rowCount).toBe(2);
+    await expect(client.query("FETCH ALL c WITH (timeout = '0s')")).rejects.toMatchObject({
+      code: '53200',
+      message: expect.stringMatching(
+        /^SUBSCRIBE fell behind: the client did not read results fast enough, so its backlog reached [\d.]+ KiB, exceeding the 4\.0 KiB budget$/,
+      ) as unknown,
+    });
+    // A client that keeps up is never retired.
+    const reader = await connect(double.url);
+    await declare(reader, 'SUBSCRIBE orders WITH (SNAPSHOT = false, PROGRESS)');
+    for (let id = 20; id < 40; id += 1) {
+      double.insert('orders', [order(id)]);
+      await fetchReady(reader);
+    }
+    expect(sessionOf(double, reader)?.failed).toBe(false);
+  });
+
+  it('past maxConnections a connection is refused with FATAL 53000; a freed slot is taken again', async () => {
+    const double = await startDouble({ maxConnections: 1 });
+    const first = await connect(double.url);
+    const refused = new pg.Client({ connectionString: double.url });
+    refused.on('error', () => undefined);
+    await expect(refused.connect()).rejects.toMatchObject({
+      code: '53000',
+      severity: 'FATAL',
+      message:
+        'creating connection would violate max_connections limit (desired: 2, limit: 1, current: 1)',
+    });
+    await first.end();
+    await waitFor(() => double.stats.connectionsOpen === 0, 'the slot to be freed');
+    const second = await connect(double.url);
+    expect((await second.query('SELECT 1')).rowCount).toBe(1);
+    double.setLimits({ maxConnections: Number.POSITIVE_INFINITY });
+    await connect(double.url);
   });
 });
 

@@ -31,7 +31,19 @@ describe('toMaterializeError', () => {
     ['42P01', "unknown catalog item 'nope'", 'UNKNOWN_VIEW'],
     ['42703', 'column "x" does not exist', 'INVALID_ARGUMENT'],
     ['XX000', 'Timestamp (5) is not valid for all inputs: [10]', 'HISTORY_UNAVAILABLE'],
+    ['22000', 'could not find a valid timestamp for the query', 'HISTORY_UNAVAILABLE'],
+    ['22000', 'some other data exception', 'QUERY_FAILED'],
+    ['XX000', "unknown catalog item 'nope'", 'UNKNOWN_VIEW'],
+    ['XX000', 'column "nope" does not exist', 'INVALID_ARGUMENT'],
     ['XX000', 'internal error', 'QUERY_FAILED'],
+    ['53000', 'creating connection would violate max_connections limit', 'UNAVAILABLE'],
+    ['25P03', 'terminating connection due to idle-in-transaction timeout', 'CONNECTION_LOST'],
+    [
+      '53200',
+      'SUBSCRIBE fell behind: the client did not read results fast enough',
+      'CONNECTION_LOST',
+    ],
+    ['53200', 'out of memory', 'QUERY_FAILED'],
     ['57014', 'canceling statement due to user request', 'CANCELLED'],
     ['57P01', 'terminating connection due to administrator command', 'CONNECTION_LOST'],
     ['08006', 'connection failure', 'CONNECTION_LOST'],
@@ -42,6 +54,14 @@ describe('toMaterializeError', () => {
     expect(mapped.code).toBe(code);
     expect(mapped.sqlstate).toBe(sqlstate);
     expect(mapped.message).toMatch(/^@flowforge\/materialize: subscription to v: /);
+  });
+
+  it('classifies what Materialize ends a subscription with as resumable, a refused connection as connect', () => {
+    expect(errorKind(serverError('25P03', 'terminating connection'))).toBe('lost');
+    expect(errorKind(serverError('53200', 'SUBSCRIBE fell behind: …'))).toBe('lost');
+    expect(errorKind(serverError('XX000', 'SUBSCRIBE fell behind: …'))).toBe('lost');
+    expect(errorKind(serverError('53000', 'creating connection would violate …'))).toBe('connect');
+    expect(errorKind(serverError('22000', 'could not find a valid timestamp'))).toBe('server');
   });
 
   it('maps by the SQLSTATE, not by the message', () => {

@@ -3,9 +3,43 @@ import { MaterializeError, type MaterializeErrorCode } from '../errors.js';
 
 /**
  * SQLSTATEs that mean the session is gone or going: admin/crash shutdown,
- * cannot connect now, and class 08 (connection exception).
+ * cannot connect now, class 08 (connection exception), and 25P03: Materialize
+ * ends a session idle in a transaction past `idle_in_transaction_session_timeout`
+ * (120 s by default) and answers the client's next message (a FETCH) with it
+ * (docs/decisions/015-materialize-server-behaviour.md).
  */
-const LOST_STATES = new Set(['57P01', '57P02', '57P03']);
+const LOST_STATES = new Set(['57P01', '57P02', '57P03', '25P03']);
+
+/**
+ * Too many connections: PostgreSQL's 53300, Materialize's 53000 at connect
+ * (`max_connections`): the server refuses new sessions for now.
+ */
+const REFUSED_STATES = new Set(['53300', '53000']);
+
+/**
+ * The subscription was retired because its consumer fell behind
+ * (`subscribe_max_buffered_bytes`): 53200 from current releases; matched by its
+ * text too, for a release that sends it as XX000.
+ */
+function fellBehind(error: ServerError): boolean {
+  return (
+    (error.code === '53200' || error.code === 'XX000') &&
+    error.message.startsWith('SUBSCRIBE fell behind')
+  );
+}
+
+/**
+ * The `AS OF` is before what the view still keeps: 22000 "could not find a
+ * valid timestamp for the query" (current releases), XX000 "Timestamp (…) is
+ * not valid for all inputs" (older ones). Materialize has no SQLSTATE of its
+ * own for it, so the message decides.
+ */
+function historyUnavailable(error: ServerError): boolean {
+  return (
+    (error.code === '22000' && /could not find a valid timestamp/i.test(error.message)) ||
+    (error.code === 'XX000' && /not valid for all inputs/i.test(error.message))
+  );
+}
 
 /** A statement got no answer within its bound: the connection is taken as dead. */
 export class StatementTimeoutError extends Error {
@@ -33,7 +67,9 @@ function isServerError(error: unknown): error is ServerError & Error {
 /**
  * What an error means for a subscription or a statement:
  * - `lost`: the connection is gone (socket closed or reset, shutdown, our own
- *   bound on an unanswered statement): resume, or CONNECTION_LOST;
+ *   bound on an unanswered statement, the session timed out idle in its
+ *   transaction) or the server ended the subscription because its consumer fell
+ *   behind: resume, or CONNECTION_LOST;
  * - `connect`: no connection could be made: UNAVAILABLE (or retried when resuming);
  * - `pool`: no pooled connection became free in time: TIMEOUT;
  * - `server`: the server answered with an error: mapped by SQLSTATE.
@@ -51,9 +87,11 @@ export function errorKind(error: unknown): ErrorKind {
   // Our own bound on an unanswered statement: the connection is as good as gone.
   if (error instanceof StatementTimeoutError) return 'lost';
   if (isServerError(error)) {
-    if (LOST_STATES.has(error.code) || error.code.startsWith('08')) return 'lost';
+    if (LOST_STATES.has(error.code) || error.code.startsWith('08') || fellBehind(error)) {
+      return 'lost';
+    }
     // Too many connections: the server refuses new sessions for now (a reconnect backs off and retries).
-    if (error.code === '53300') return 'connect';
+    if (REFUSED_STATES.has(error.code)) return 'connect';
     return 'server';
   }
   // Node's and undici's codes, on the error, its causes or an AggregateError's members.
@@ -72,8 +110,14 @@ export function errorKind(error: unknown): ErrorKind {
   return 'other';
 }
 
-/** Maps a server error (SQLSTATE) to its code. */
-function serverCode(sqlstate: string, message: string): MaterializeErrorCode {
+/**
+ * Maps a server error (SQLSTATE) to its code. Materialize sends planning errors
+ * as XX000 (`AdapterError::code`, src/adapter/src/error.rs), so an unknown view
+ * or column is told by its message there; PostgreSQL's 42P01/42703 are kept.
+ */
+function serverCode(error: ServerError): MaterializeErrorCode {
+  const { code: sqlstate, message } = error;
+  if (historyUnavailable(error)) return 'HISTORY_UNAVAILABLE';
   switch (sqlstate) {
     case '28P01':
     case '28000':
@@ -85,10 +129,12 @@ function serverCode(sqlstate: string, message: string): MaterializeErrorCode {
     case '57014':
       return 'CANCELLED';
     case '53300':
+    case '53000':
       return 'UNAVAILABLE';
     case 'XX000':
-      // Materialize has no SQLSTATE of its own for "AS OF before the since".
-      return /not valid for all inputs/i.test(message) ? 'HISTORY_UNAVAILABLE' : 'QUERY_FAILED';
+      if (/^unknown catalog item /.test(message)) return 'UNKNOWN_VIEW';
+      if (/^column .+ does not exist$/.test(message)) return 'INVALID_ARGUMENT';
+      return 'QUERY_FAILED';
     default:
       return LOST_STATES.has(sqlstate) || sqlstate.startsWith('08')
         ? 'UNAVAILABLE'
@@ -141,7 +187,7 @@ export function toMaterializeError(error: unknown, context: MapContext): Materia
     context.secret,
   ]);
   if (isServerError(error)) {
-    const code = errorKind(error) === 'lost' ? context.lost : serverCode(error.code, error.message);
+    const code = errorKind(error) === 'lost' ? context.lost : serverCode(error);
     return new MaterializeError(code, `${context.action}: ${text} (SQLSTATE ${error.code})`, {
       cause,
       sqlstate: error.code,

@@ -52,6 +52,10 @@ describe('resolveOptions', () => {
     ['poolSize 0', { url: URL_, poolSize: 0 }],
     ['a fractional poolSize', { url: URL_, poolSize: 1.5 }],
     ['fetchTimeoutMs 0', { url: URL_, fetchTimeoutMs: 0 }],
+    [
+      'fetchTimeoutMs over one day (Materialize refuses it)',
+      { url: URL_, fetchTimeoutMs: 86_400_001 },
+    ],
     ['fetchBatchSize 0', { url: URL_, fetchBatchSize: 0 }],
     ['connectTimeoutMs -1', { url: URL_, connectTimeoutMs: -1 }],
     ['a bad name', { url: URL_, name: 'a b' }],

@@ -4,6 +4,8 @@ import type { MaterializeOptions, ReconnectOptions } from '../options.js';
 
 /** Longest timer Node accepts (a longer one fires after 1 ms). */
 const MAX_TIMEOUT_MS = 2_147_483_647;
+/** Materialize refuses a FETCH timeout over one day ("timeout out of range"). */
+const MAX_FETCH_TIMEOUT_MS = 86_400_000;
 
 /** The options, checked, with defaults applied. */
 export interface ResolvedOptions {
@@ -112,8 +114,9 @@ export function resolveOptions(options: MaterializeOptions): ResolvedOptions {
   const fetchTimeoutMs = checks.wholeNumber(
     'fetchTimeoutMs',
     options.fetchTimeoutMs,
-    // A FETCH is bounded by both together (a dead server): their sum must be a valid timer.
-    { min: 1, max: MAX_TIMEOUT_MS - connectTimeoutMs },
+    // Materialize refuses more than a day; a FETCH is bounded by both together (a dead
+    // server), so their sum must also be a valid timer.
+    { min: 1, max: Math.min(MAX_FETCH_TIMEOUT_MS, MAX_TIMEOUT_MS - connectTimeoutMs) },
     1000,
   );
   const poolSize = checks.wholeNumber('poolSize', options.poolSize, { min: 1, max: 1000 }, 5);

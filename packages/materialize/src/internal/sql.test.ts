@@ -4,7 +4,9 @@ import { isMaterializeError } from '../errors.js';
 import {
   checkTimestamp,
   declareStatement,
+  drainFetchStatement,
   fetchStatement,
+  waitFetchStatement,
   quoteIdentifier,
   quoteLiteral,
   quoteViewName,
@@ -231,6 +233,11 @@ describe('subscribeQuery and the statements', () => {
     expect(fetchStatement(1000, 250)).toBe(
       "FETCH 1000 flowforge_subscribe WITH (timeout = '250ms')",
     );
+  });
+
+  it('waits for one row with the timeout, drains a batch without one', () => {
+    expect(waitFetchStatement(250)).toBe("FETCH 1 flowforge_subscribe WITH (timeout = '250ms')");
+    expect(drainFetchStatement(500)).toBe("FETCH 500 flowforge_subscribe WITH (timeout = '0s')");
   });
 
   it('checks timestamps', () => {

@@ -161,3 +161,16 @@ export function declareStatement(
 export function fetchStatement(batchSize: number, timeoutMs: number): string {
   return `FETCH ${batchSize} ${CURSOR} WITH (timeout = '${timeoutMs}ms')`;
 }
+
+/**
+ * The wait FETCH: `FETCH 1 … WITH (timeout = '<ms>ms')` returns as soon as one
+ * row exists, or empty after the timeout (docs/decisions/015-materialize-server-behaviour.md).
+ */
+export function waitFetchStatement(timeoutMs: number): string {
+  return fetchStatement(1, timeoutMs);
+}
+
+/** The drain FETCH: `FETCH <n> … WITH (timeout = '0s')`, what is ready now, at most n rows. */
+export function drainFetchStatement(batchSize: number): string {
+  return `FETCH ${batchSize} ${CURSOR} WITH (timeout = '0s')`;
+}

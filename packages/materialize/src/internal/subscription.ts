@@ -8,7 +8,12 @@ import type { Lease } from './lease.js';
 import type { MaterializeInstruments } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
 import { RowDecoder } from './rows.js';
-import { declareStatement, fetchStatement, type SubscribeQuery } from './sql.js';
+import {
+  declareStatement,
+  drainFetchStatement,
+  waitFetchStatement,
+  type SubscribeQuery,
+} from './sql.js';
 
 /** What a subscription needs from its handle. */
 export interface SubscriptionHost {
@@ -65,7 +70,12 @@ export class Subscription<Row> implements AsyncIterableIterator<Item<Row>>, Live
   readonly #settings: SubscriptionSettings;
   readonly #buffer: UpdateBuffer<Row>;
   readonly #decoder = new RowDecoder<Row>();
-  readonly #fetchSql: string;
+  /** `FETCH 1 … WITH (timeout = fetchTimeoutMs)`: returns as soon as a row exists. */
+  readonly #waitSql: string;
+  /** `FETCH fetchBatchSize … WITH (timeout = '0s')`: what is ready now. */
+  readonly #drainSql: string;
+  /** The last FETCH returned rows and the next takes what is ready (else it waits for one). */
+  #draining = false;
   /** Releasable items not yet yielded (from `#head` on). */
   #queue: Item<Row>[] = [];
   #head = 0;
@@ -107,7 +117,8 @@ export class Subscription<Row> implements AsyncIterableIterator<Item<Row>>, Live
       start: settings.start,
       frontier: settings.frontier,
     });
-    this.#fetchSql = fetchStatement(host.options.fetchBatchSize, host.options.fetchTimeoutMs);
+    this.#waitSql = waitFetchStatement(host.options.fetchTimeoutMs);
+    this.#drainSql = drainFetchStatement(host.options.fetchBatchSize);
     this.ended = new Promise<void>((resolve) => {
       this.#markEnded = resolve;
     });
@@ -233,24 +244,36 @@ export class Subscription<Row> implements AsyncIterableIterator<Item<Row>>, Live
       options.connectTimeoutMs,
     );
     this.#declaredOnce = true;
+    this.#draining = false;
   }
 
+  /**
+   * One FETCH, two phases (docs/decisions/015-materialize-server-behaviour.md):
+   * Materialize holds `FETCH n … WITH (timeout)` until n rows or the timeout, so
+   * a wait FETCH asks for one row (it returns as soon as there is one, bounded
+   * by fetchTimeoutMs), then drain FETCHes take what is ready, fetchBatchSize at
+   * a time, while they come back full.
+   */
   async #fetch(): Promise<void> {
     const lease = this.#lease as Lease;
     const { options } = this.#host;
+    const draining = this.#draining;
     this.#fetching = true;
     let result;
     try {
-      result = await this.#statement(
-        lease,
-        this.#fetchSql,
-        options.fetchTimeoutMs + options.connectTimeoutMs,
-      );
+      result = draining
+        ? await this.#statement(lease, this.#drainSql, options.connectTimeoutMs)
+        : await this.#statement(
+            lease,
+            this.#waitSql,
+            options.fetchTimeoutMs + options.connectTimeoutMs,
+          );
     } finally {
       this.#fetching = false;
     }
     if (this.#stop !== undefined) return;
     const { fields, rows } = result;
+    this.#draining = draining ? rows.length >= options.fetchBatchSize : rows.length > 0;
     const queue = this.#queue;
     for (const values of rows) this.#buffer.push(this.#decoder.decode(fields, values), queue);
     this.#buffer.flush(queue);
