@@ -12,6 +12,7 @@ import {
   type EventStreams,
   type EventStreamsOptions,
   type ServerSentEvent,
+  StreamCounts,
 } from './event-streams.js';
 
 /** Reads a stream's body as text as it arrives. */
@@ -49,6 +50,49 @@ function readText(body: Readable): {
           } else if (finished) {
             waiting.delete(wake);
             reject(new Error(`the body ended without what was awaited: ${JSON.stringify(text)}`));
+          }
+        };
+        waiting.add(wake);
+        wake();
+      }),
+  };
+}
+
+/** Records each chunk of a body as it was written: one chunk, one write of the response (an HTTP chunk). */
+function chunksOf(body: Readable): {
+  readonly chunks: string[];
+  /** Resolves once `count` chunks arrived; rejects if the body ends first. */
+  until(count: number): Promise<void>;
+  /** Resolves once the body ended. */
+  readonly ended: Promise<void>;
+} {
+  const chunks: string[] = [];
+  const waiting = new Set<() => void>();
+  let finished = false;
+  // No setEncoding: it would join chunks that were buffered before it.
+  body.on('data', (chunk: Buffer) => {
+    chunks.push(chunk.toString('utf8'));
+    for (const wake of waiting) wake();
+  });
+  const ended = new Promise<void>((resolve) =>
+    body.once('end', () => {
+      finished = true;
+      for (const wake of waiting) wake();
+      resolve();
+    }),
+  );
+  return {
+    chunks,
+    ended,
+    until: (count) =>
+      new Promise((resolve, reject) => {
+        const wake = (): void => {
+          if (chunks.length >= count) {
+            waiting.delete(wake);
+            resolve();
+          } else if (finished) {
+            waiting.delete(wake);
+            reject(new Error(`the body ended after ${chunks.length} chunks`));
           }
         };
         waiting.add(wake);
@@ -170,10 +214,48 @@ describe('formatServerSentEvent', () => {
     expect(formatServerSentEvent({ data: '' })).toBe('data: \n\n');
   });
 
+  it('formats one event object once, however often it is sent', () => {
+    let reads = 0;
+    const event: ServerSentEvent = {
+      event: 'row',
+      get data() {
+        reads += 1;
+        return '{"n":1}';
+      },
+    };
+    expect(formatServerSentEvent(event)).toBe('event: row\ndata: {"n":1}\n\n');
+    expect(formatServerSentEvent(event)).toBe('event: row\ndata: {"n":1}\n\n');
+    expect(reads).toBe(1);
+    // Another object with the same fields is its own event.
+    expect(formatServerSentEvent({ event: 'row', data: '{"n":1}' })).toBe(
+      'event: row\ndata: {"n":1}\n\n',
+    );
+  });
+
   it('strips line breaks from event and id, so they cannot forge another field', () => {
     expect(
       formatServerSentEvent({ event: 'row\r\ndata: forged', id: '1\nevent: x\r', data: 'ok' }),
     ).toBe('event: rowdata: forged\nid: 1event: x\ndata: ok\n\n');
+  });
+});
+
+describe('StreamCounts', () => {
+  it('counts per key and forgets a key whose count returns to 0, however many keys came and went', () => {
+    const counts = new StreamCounts();
+    counts.add('a');
+    counts.add('a');
+    counts.add('b');
+    expect([counts.of('a'), counts.of('b'), counts.of('c'), counts.keys]).toEqual([2, 1, 0, 2]);
+    counts.remove('a');
+    expect([counts.of('a'), counts.keys]).toEqual([1, 2]);
+    counts.remove('a');
+    counts.remove('b');
+    expect([counts.of('a'), counts.of('b'), counts.keys]).toEqual([0, 0, 0]);
+    for (let index = 0; index < 10_000; index += 1) {
+      counts.add(`client-${index}`);
+      counts.remove(`client-${index}`);
+    }
+    expect(counts.keys).toBe(0);
   });
 });
 
@@ -206,6 +288,111 @@ describe('createEventStreams', () => {
     expect(streams.heldBy('user-1')).toBe(0);
     expect(source.returns()).toBe(1);
     expect(source.signal()?.aborted).toBe(true);
+  });
+
+  it('formats an event sent to many streams once: each gets the same text', async () => {
+    const { streams } = streamsWith();
+    let reads = 0;
+    // A shared subscription's update: one object, fanned out to every viewer.
+    const update: ServerSentEvent = {
+      event: 'update',
+      id: '7',
+      get data() {
+        reads += 1;
+        return '{"rows":[1,2]}';
+      },
+    };
+    const opened = await Promise.all(
+      ['user-1', 'user-2', 'user-3'].map((clientId) =>
+        streams.open({ clientId, source: sendThen([update]) }),
+      ),
+    );
+    const texts = await Promise.all(opened.map((stream) => readText(stream.body).ended));
+    expect(texts).toEqual(
+      Array.from(
+        { length: 3 },
+        () =>
+          'retry: 2000\n\nevent: update\nid: 7\ndata: {"rows":[1,2]}\n\nevent: end\ndata: {}\n\n',
+      ),
+    );
+    expect(reads).toBe(1);
+  });
+
+  describe('writes', () => {
+    it('writes what a source had ready in one turn as one chunk: retry:, the preamble and back-to-back events', async () => {
+      const { streams } = streamsWith();
+      const stream = await streams.open({
+        clientId: 'user-1',
+        source: sendThen(
+          [
+            { event: 'update', id: '1', data: 'a' },
+            { event: 'progress', data: 'b' },
+            { data: 'c' },
+          ],
+          'throw on abort',
+        ),
+        preamble: [{ event: 'reset', data: '{}' }],
+      });
+      const body = chunksOf(stream.body);
+      await body.until(1);
+      await settle();
+      expect(body.chunks).toEqual([
+        'retry: 2000\n\n' +
+          'event: reset\ndata: {}\n\n' +
+          'event: update\nid: 1\ndata: a\n\n' +
+          'event: progress\ndata: b\n\n' +
+          'data: c\n\n',
+      ]);
+      await streams.stop();
+      await body.ended;
+      expect(body.chunks).toEqual([expect.any(String), 'event: shutdown\ndata: {}\n\n']);
+    });
+
+    it('writes events that come in different turns as chunks of their own, none held back', async () => {
+      const { streams } = streamsWith();
+      const gates = [deferred(), deferred()];
+      const source: EventSource = async function* () {
+        yield { data: '1' };
+        for (const [index, gate] of gates.entries()) {
+          await gate.promise;
+          yield { data: String(index + 2) };
+        }
+      };
+      const stream = await streams.open({ clientId: 'user-1', source });
+      const body = chunksOf(stream.body);
+      await body.until(1);
+      expect(body.chunks).toEqual(['retry: 2000\n\ndata: 1\n\n']);
+      gates[0]?.resolve();
+      await body.until(2);
+      expect(body.chunks[1]).toBe('data: 2\n\n');
+      gates[1]?.resolve();
+      await body.ended;
+      // The source finished in the turn of its last event: the end goes with it.
+      expect(body.chunks.slice(2)).toEqual(['data: 3\n\nevent: end\ndata: {}\n\n']);
+    });
+
+    it('writes at once past 64 KiB of ready text, rather than holding it to the end of the turn', async () => {
+      const { streams } = streamsWith();
+      const events = Array.from({ length: 100 }, (_, index) => ({
+        id: String(index),
+        data: 'x'.repeat(1_024),
+      }));
+      const stream = await streams.open({ clientId: 'user-1', source: sendThen(events) });
+      const body = chunksOf(stream.body);
+      await body.ended;
+      expect(body.chunks.join('')).toBe(
+        'retry: 2000\n\n' +
+          events.map((event) => formatServerSentEvent(event)).join('') +
+          'event: end\ndata: {}\n\n',
+      );
+      const eventLength = formatServerSentEvent(events[99]!).length;
+      const [full, ...rest] = body.chunks;
+      // The first chunk was written as it passed the limit, not with everything ready.
+      expect(full!.length).toBeGreaterThanOrEqual(64 * 1_024);
+      expect(full!.length).toBeLessThan(64 * 1_024 + eventLength);
+      expect(rest.length).toBeGreaterThan(0);
+      expect(rest.length).toBeLessThan(5);
+    });
   });
 
   it('answers open() without the first event when the source is quiet past firstEventWaitMs', async () => {
@@ -396,6 +583,111 @@ describe('createEventStreams', () => {
   });
 
   describe('limits', () => {
+    it('keeps each client’s and tenant’s count right across opens, ends, refusals and failed opens', async () => {
+      const { streams } = streamsWith({
+        maxStreams: 6,
+        maxStreamsPerClient: 3,
+        maxStreamsPerTenant: 4,
+        firstEventWaitMs: 60_000,
+      });
+      const held = () => ({
+        size: streams.size,
+        a1: streams.heldBy('a-1'),
+        a2: streams.heldBy('a-2'),
+        solo: streams.heldBy('solo'),
+        tenantA: streams.heldByTenant('tenant-a'),
+      });
+      const leaving = new AbortController();
+      const open = (clientId: string, tenantId?: string, signal?: AbortSignal) =>
+        streams.open({
+          clientId,
+          ...(tenantId === undefined ? {} : { tenantId }),
+          ...(signal === undefined ? {} : { signal }),
+          source: sendThen([{ data: 'x' }], 'throw on abort'),
+        });
+      const a1 = await open('a-1', 'tenant-a', leaving.signal);
+      await open('a-1', 'tenant-a');
+      await open('a-2', 'tenant-a');
+      await open('solo');
+      expect(held()).toEqual({ size: 4, a1: 2, a2: 1, solo: 1, tenantA: 3 });
+
+      // A source failing before its first event, or as it is made: nothing stays counted.
+      const failure = new DatabaseError('UNAVAILABLE', 'refused');
+      await refusalOf(
+        streams.open({
+          clientId: 'a-2',
+          tenantId: 'tenant-a',
+          source: () => ({ next: () => Promise.reject(failure) }),
+        }),
+      );
+      await refusalOf(
+        streams.open({
+          clientId: 'a-2',
+          tenantId: 'tenant-a',
+          source: () => {
+            throw failure;
+          },
+        }),
+      );
+      expect(held()).toEqual({ size: 4, a1: 2, a2: 1, solo: 1, tenantA: 3 });
+
+      // A client leaving while its stream waits for the first event: counted while it waits, not after.
+      const client = new AbortController();
+      const waiting = refusalOf(
+        streams.open({
+          clientId: 'a-2',
+          tenantId: 'tenant-a',
+          signal: client.signal,
+          source: gated(deferred()),
+        }),
+      );
+      await settle();
+      expect(held()).toEqual({ size: 5, a1: 2, a2: 2, solo: 1, tenantA: 4 });
+      client.abort(new Error('client disconnected'));
+      await waiting;
+      expect(held()).toEqual({ size: 4, a1: 2, a2: 1, solo: 1, tenantA: 3 });
+
+      // Refusals take nothing: past the tenant's share, past the process's slots.
+      await open('a-2', 'tenant-a');
+      expect(isServerError(await refusalOf(open('a-3', 'tenant-a')), 'TOO_MANY_STREAMS')).toBe(
+        true,
+      );
+      expect(streams.heldBy('a-3')).toBe(0);
+      await open('solo');
+      expect(isServerError(await refusalOf(open('b-1', 'tenant-b')), 'STREAMS_FULL')).toBe(true);
+      expect(streams.heldBy('b-1')).toBe(0);
+      expect(streams.heldByTenant('tenant-b')).toBe(0);
+      expect(held()).toEqual({ size: 6, a1: 2, a2: 2, solo: 2, tenantA: 4 });
+
+      // A client leaving mid-stream gives its slot back once, then the rest end.
+      leaving.abort();
+      await a1.done;
+      expect(held()).toEqual({ size: 5, a1: 1, a2: 2, solo: 2, tenantA: 3 });
+      await streams.stop();
+      expect(held()).toEqual({ size: 0, a1: 0, a2: 0, solo: 0, tenantA: 0 });
+    });
+
+    it('counts each of many distinct clients and tenants that came and went back to nothing', async () => {
+      const { streams } = streamsWith({ maxStreams: 100 });
+      for (let round = 0; round < 20; round += 1) {
+        const opened = await Promise.all(
+          Array.from({ length: 50 }, (_, index) =>
+            streams.open({
+              clientId: `user-${round}-${index}`,
+              tenantId: `tenant-${round}-${index % 5}`,
+              source: sendThen([{ data: 'x' }]),
+            }),
+          ),
+        );
+        expect(streams.heldBy(`user-${round}-0`)).toBe(1);
+        expect(streams.heldByTenant(`tenant-${round}-0`)).toBe(10);
+        await Promise.all(opened.map((stream) => (stream.body.resume(), stream.done)));
+        expect(streams.size).toBe(0);
+        expect(streams.heldBy(`user-${round}-0`)).toBe(0);
+        expect(streams.heldByTenant(`tenant-${round}-0`)).toBe(0);
+      }
+    });
+
     it('refuses a client past maxStreamsPerClient with TOO_MANY_STREAMS (429, Retry-After 5); others still get theirs', async () => {
       const { streams } = streamsWith({ maxStreams: 10, maxStreamsPerClient: 2 });
       const open = (clientId: string) =>

@@ -7,7 +7,14 @@ import { ServerError } from './errors.js';
 import { whenAborted } from './internal/http.js';
 import type { Component } from './lifecycle.js';
 
-/** One Server-Sent Event. */
+/**
+ * One Server-Sent Event.
+ *
+ * An event object must not be changed once it was sent: its wire text is
+ * cached per object (see {@link formatServerSentEvent}). Sending one object to
+ * many streams (a shared subscription's update fanned out to every viewer)
+ * formats it once; build a new object for a new event.
+ */
 export interface ServerSentEvent {
   /** The `event:` field; absent: a `message` event. */
   readonly event?: string;
@@ -150,18 +157,66 @@ export function lastEventIdOf(headers: IncomingHttpHeaders): string | undefined 
   return id;
 }
 
-/** One event in the wire format. */
+/**
+ * The wire text of each event object formatted so far. Events are readonly by
+ * contract, so one object sent to thousands of streams is formatted once; weak,
+ * so an event nobody holds any more takes its text with it.
+ */
+const formatted = new WeakMap<ServerSentEvent, string>();
+
+/**
+ * One event in the wire format. The text is cached per event object, so an
+ * event must not be changed after it was formatted (or sent).
+ */
 export function formatServerSentEvent(event: ServerSentEvent): string {
-  let text = event.event === undefined ? '' : `event: ${singleLine(event.event)}\n`;
+  let text = formatted.get(event);
+  if (text !== undefined) return text;
+  text = event.event === undefined ? '' : `event: ${singleLine(event.event)}\n`;
   if (event.id !== undefined) text += `id: ${singleLine(event.id)}\n`;
   for (const line of event.data.split(/\r\n|\r|\n/)) text += `data: ${line}\n`;
-  return `${text}\n`;
+  text += '\n';
+  formatted.set(event, text);
+  return text;
 }
 
 /** A field other than data cannot span lines: a line break would start a forged field. */
 function singleLine(value: string): string {
   return value.replace(/[\r\n]/g, '');
 }
+
+/**
+ * How many streams each key (a client, a tenant) holds. A key whose count
+ * returns to 0 is deleted, so the map holds only keys with a stream open now,
+ * however many distinct clients came and went. Not exported by the package.
+ */
+export class StreamCounts {
+  readonly #counts = new Map<string, number>();
+
+  /** Streams `key` holds now. */
+  of(key: string): number {
+    return this.#counts.get(key) ?? 0;
+  }
+
+  /** Keys holding at least one stream now. */
+  get keys(): number {
+    return this.#counts.size;
+  }
+
+  /** Counts one more stream for `key`. */
+  add(key: string): void {
+    this.#counts.set(key, this.of(key) + 1);
+  }
+
+  /** Counts one stream less for `key`, forgetting the key at 0. */
+  remove(key: string): void {
+    const count = this.of(key) - 1;
+    if (count > 0) this.#counts.set(key, count);
+    else this.#counts.delete(key);
+  }
+}
+
+/** Past this much text (in UTF-16 units: 64 KiB of ASCII) waiting for the end of the turn, it is written at once. */
+const COALESCE_LIMIT = 64 * 1024;
 
 interface Tracked {
   readonly clientId: string;
@@ -227,18 +282,35 @@ export function createEventStreams(options: EventStreamsOptions): EventStreams {
   checks.throwIfAny((message) => new ServerError('INVALID_OPTIONS', message));
   const { logger } = options;
   const streams = new Set<Tracked>();
+  // Kept with the set, so that admitting a stream is not a scan over every stream.
+  const byClient = new StreamCounts();
+  const byTenant = new StreamCounts();
   let closing = false;
 
-  function heldBy(clientId: string): number {
-    let count = 0;
-    for (const stream of streams) if (stream.clientId === clientId) count += 1;
-    return count;
+  const heldBy = (clientId: string): number => byClient.of(clientId);
+  const heldByTenant = (tenantId: string): number => byTenant.of(tenantId);
+
+  /** Frees a slot (once, however often it is called). */
+  function release(slot: Tracked): void {
+    if (!streams.delete(slot)) return;
+    byClient.remove(slot.clientId);
+    if (slot.tenantId !== undefined) byTenant.remove(slot.tenantId);
   }
 
-  function heldByTenant(tenantId: string): number {
-    let count = 0;
-    for (const stream of streams) if (stream.tenantId === tenantId) count += 1;
-    return count;
+  // The streams with text waiting for the end of this turn, written by one setImmediate for all.
+  const unflushed = new Set<() => void>();
+  let flushScheduled = false;
+  const flushAll = (): void => {
+    flushScheduled = false;
+    // Each flush takes itself out of the set; one added meanwhile is visited too.
+    for (const flush of unflushed) flush();
+  };
+  function flushSoon(flush: () => void): void {
+    unflushed.add(flush);
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flushAll);
+    }
   }
 
   /** Takes a slot before anything awaits, so concurrent opens cannot pass the limits together. */
@@ -273,6 +345,8 @@ export function createEventStreams(options: EventStreamsOptions): EventStreams {
     const done = new Promise<void>((resolve) => (finish = resolve));
     const slot: Tracked = { clientId, tenantId, done, finish };
     streams.add(slot);
+    byClient.add(clientId);
+    if (tenantId !== undefined) byTenant.add(tenantId);
     return slot;
   }
 
@@ -290,7 +364,7 @@ export function createEventStreams(options: EventStreamsOptions): EventStreams {
       first = events.next();
       await settledWithin(first, firstEventWaitMs, controller.signal);
     } catch (error) {
-      streams.delete(slot);
+      release(slot);
       clientSignal?.removeEventListener('abort', onClientGone);
       controller.abort();
       // Not awaited: a generator whose first next() never settled queues return() behind it.
@@ -313,21 +387,38 @@ export function createEventStreams(options: EventStreamsOptions): EventStreams {
     };
     // A stream that began while drain() ran has been passed by: end it now.
     if (closing) slot.end();
-    const write = (chunk: string): boolean => !ended && body.write(chunk);
+    // What is sent in one turn of the event loop (the events a source had ready,
+    // an update and its progress event) is one write: one socket write and one
+    // HTTP chunk, not one per event. It waits at most until the turn ends.
+    let pending = '';
+    const flush = (): void => {
+      unflushed.delete(flush);
+      if (pending === '') return;
+      const text = pending;
+      pending = '';
+      if (!ended && !body.destroyed) body.write(text);
+    };
+    const send = (text: string): void => {
+      pending += text;
+      if (pending.length >= COALESCE_LIMIT) flush();
+      else flushSoon(flush);
+    };
     // A client that is not reading needs no heartbeat: it would only grow the buffer.
     const heartbeat = setInterval(() => {
-      if (!body.writableNeedDrain) write(': keep-alive\n\n');
+      if (!body.writableNeedDrain) send(': keep-alive\n\n');
     }, heartbeatMs);
     heartbeat.unref();
     const source = events;
 
     void (async () => {
       try {
-        write(`retry: ${retryMs}\n\n`);
-        for (const event of request.preamble ?? []) write(formatServerSentEvent(event));
+        send(`retry: ${retryMs}\n\n`);
+        for (const event of request.preamble ?? []) send(formatServerSentEvent(event));
         let result = await first;
         while (result.done !== true) {
-          if (!write(formatServerSentEvent(result.value))) {
+          send(formatServerSentEvent(result.value));
+          // Set by a write past the body's buffer (at once, or at the end of an earlier turn).
+          if (body.writableNeedDrain) {
             // Only as fast as the client reads; one that stops reading is let go, not buffered for.
             const stall = AbortSignal.timeout(stalledClientMs);
             await once(body, 'drain', {
@@ -342,26 +433,30 @@ export function createEventStreams(options: EventStreamsOptions): EventStreams {
         }
         // A source may end quietly when its signal aborts: that is a shutdown or a client gone, not an end.
         if (controller.signal.aborted) throw controller.signal.reason;
-        write('event: end\ndata: {}\n\n');
+        send('event: end\ndata: {}\n\n');
       } catch (error) {
         if (stalled) {
           logger.info({ stalledClientMs }, 'event stream client stopped reading; stream ended');
+          pending = '';
           body.destroy();
         } else if (shutdown) {
-          write('event: shutdown\ndata: {}\n\n');
+          send('event: shutdown\ndata: {}\n\n');
         } else if (!controller.signal.aborted) {
           logger.warn({ err: error }, 'event stream failed');
           const retryable = isFlowForgeError(error) && error.retryable;
-          write(`event: stream-error\ndata: ${JSON.stringify({ retryable })}\n\n`);
+          send(`event: stream-error\ndata: ${JSON.stringify({ retryable })}\n\n`);
         }
       } finally {
+        // The last event is not held back while the source closes.
+        if (!body.destroyed) flush();
         clearInterval(heartbeat);
         clientSignal?.removeEventListener('abort', onClientGone);
         controller.abort();
         await source.return?.().catch(() => undefined);
         ended = true;
+        unflushed.delete(flush);
         if (!body.destroyed) body.end();
-        streams.delete(slot);
+        release(slot);
         slot.finish();
       }
     })();
