@@ -13,7 +13,7 @@ import { apiKey, bearer, fastifyAuth, requireRole } from '@flowforge/auth/fastif
 import type { Database } from '@flowforge/db';
 import type { ClickHouse } from '@flowforge/clickhouse';
 import type { Redis } from '@flowforge/redis';
-import type { Materialize } from '@flowforge/materialize';
+import { createSharedSubscriptions, type Materialize } from '@flowforge/materialize';
 import {
   createEventStreams,
   createLifecycle,
@@ -56,6 +56,8 @@ export interface AppOptions {
   readonly materialize?: Materialize | null;
   /** How often an idle SSE stream sends a heartbeat comment. @default 15_000 */
   readonly streamHeartbeatMs?: number;
+  /** How long a live view's shared SUBSCRIBE outlives its last viewer, in ms (tests shorten it). @default 5000 */
+  readonly liveLingerMs?: number;
   /** How long widget data is served from the Redis cache. @default 30_000 */
   readonly widgetCacheTtlMs?: number;
   /** Bearer authentication; built from `settings.auth` unless given (tests pass one with a fake clock). */
@@ -108,11 +110,21 @@ export async function buildApp(options: AppOptions): Promise<App> {
       variable: 'MATERIALIZE_URL',
     },
   );
-  // Each stream holds a pooled Materialize connection: no more streams than the pool has.
+  // Viewers of one view and tenant share one SUBSCRIBE (each holds a pooled connection): the
+  // pool bounds distinct subscriptions, not viewers. Added after Materialize, so stopped before it.
+  const live =
+    materialize === null
+      ? null
+      : createSharedSubscriptions(materialize, {
+          maxSubscriptions: settings.materialize.poolSize,
+          ...(options.liveLingerMs === undefined ? {} : { lingerMs: options.liveLingerMs }),
+          logger,
+        });
+  if (live !== null) lifecycle.add({ name: 'live-subscriptions', stop: () => live.close() });
   const streams = lifecycle.add(
     createEventStreams({
       logger,
-      maxStreams: settings.materialize.poolSize,
+      maxStreams: settings.http.maxStreams,
       maxStreamsPerClient: settings.http.streamsPerUser,
       // 0: the kit's default, half of maxStreams, so that one tenant cannot take every slot.
       ...(settings.http.streamsPerTenant === 0
@@ -188,7 +200,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     });
     dashboardRoutes(api, { database, canRead: viewer, canWrite: requireRole('editor', 'admin') });
     widgetDataRoutes(api, { database, widgetData, canRead: viewer });
-    widgetStreamRoutes(api, { database, materialize, canRead: viewer, streams, logger });
+    widgetStreamRoutes(api, { database, materialize, live, canRead: viewer, streams });
     apiKeyRoutes(api, { database, canManage: requireRole('admin') });
     done();
   });

@@ -29,11 +29,18 @@ const streams: SseStream[] = [];
 
 type StoreState = 'up' | 'down' | 'none';
 
-async function appFor(tenant: string, store: StoreState = 'up', heartbeatMs?: number) {
+async function appFor(
+  tenant: string,
+  store: StoreState = 'up',
+  heartbeatMs?: number,
+  liveLingerMs = 100,
+  env: Record<string, string> = {},
+) {
   const settings = loadSettings({
     APP_ENV: 'development',
     AUTH_DEV_TENANT_ID: tenant,
     AUTH_DEV_USER_ID: USER,
+    ...env,
   });
   let materialize: Materialize | null = null;
   if (store !== 'none') {
@@ -52,6 +59,7 @@ async function appFor(tenant: string, store: StoreState = 'up', heartbeatMs?: nu
     database: createDatabase<AppDB>({ url: testDb.appUrl, poolSize: 2 }),
     materialize,
     ...(heartbeatMs === undefined ? {} : { streamHeartbeatMs: heartbeatMs }),
+    liveLingerMs,
   });
   running.push(app);
   const base = await app.server.listen({ host: '127.0.0.1', port: 0 });
@@ -194,23 +202,51 @@ describe('GET /api/v1/widgets/:id/stream', () => {
     expect(updates(events).map((update) => update.name)).toEqual(names);
   });
 
-  it('falls back to a reset and a fresh snapshot when the resume point is no longer retained', async () => {
-    const a = await appFor(TENANT_A);
+  it('resumes from the shared window after Materialize compacted the history, and on another instance falls back to a reset and a fresh snapshot', async () => {
+    const a = await appFor(TENANT_A, 'up', undefined, 60_000);
     const id = await a.widget('live', { view: VIEW });
     const first = await a.stream(id);
     await untilProgress(first, double.upper);
     const stale = first.lastEventId!;
     first.close();
     double.insert(VIEW, [{ tenant_id: TENANT_A, name: 'after-compaction', value: 5 }]);
-    // History before the latest closed timestamp is gone: the stale point cannot be resumed.
+    // History before the latest closed timestamp is gone: Materialize cannot resume the stale point.
     double.compact(VIEW, double.upper - 1n);
 
-    const again = await a.stream(id, stale);
+    // The same instance still has it in its window (the SUBSCRIBE lingers): exact, no reset.
+    const here = await a.stream(id, stale);
+    expect(here.status).toBe(200);
+    const resumed = await untilProgress(here, double.upper);
+    expect(resumed.map((event) => event.event)).not.toContain('reset');
+    expect(updates(resumed).map((update) => update.name)).toEqual(['after-compaction']);
+
+    // Another instance has no window: a catch-up SUBSCRIBE AS OF the point finds no history.
+    const b = await appFor(TENANT_A);
+    const again = await b.stream(id, stale);
     expect(again.status).toBe(200);
     const events = await untilProgress(again, double.upper);
     expect(events.map((event) => event.event)).toContain('reset');
     expect(updates(events).map((update) => update.name)).toContain('after-compaction');
     expect(updates(events).map((update) => update.name)).not.toContain('b-initial');
+  });
+
+  it('serves every viewer of one widget from one SUBSCRIBE, beyond MATERIALIZE_POOL_SIZE', async () => {
+    // The handle's pool has 4 connections; ten viewers, one SUBSCRIBE.
+    const a = await appFor(TENANT_A, 'up', undefined, 100, { HTTP_STREAMS_PER_USER: '10' });
+    const id = await a.widget('live', { view: VIEW });
+    const before = double.sessions().filter((session) => session.cursor !== null).length;
+    const viewers = [];
+    for (let index = 0; index < 10; index += 1) viewers.push(await a.stream(id));
+    for (const viewer of viewers) {
+      expect(viewer.status).toBe(200);
+      await untilProgress(viewer, double.upper);
+    }
+    expect(double.sessions().filter((session) => session.cursor !== null).length).toBe(before + 1);
+    double.insert(VIEW, [{ tenant_id: TENANT_A, name: 'shared', value: 7 }]);
+    for (const viewer of viewers) {
+      const events = await untilProgress(viewer, double.upper);
+      expect(updates(events).map((update) => update.name)).toEqual(['shared']);
+    }
   });
 
   it('ends the subscription when the browser disconnects', async () => {
@@ -233,15 +269,15 @@ describe('GET /api/v1/widgets/:id/stream', () => {
   it('caps the streams one user holds (429 with Retry-After), and frees a slot when one ends', async () => {
     const a = await appFor(TENANT_A);
     const id = await a.widget('live', { view: VIEW });
-    // MATERIALIZE_POOL_SIZE 5 (the default): at most 3 streams per user.
-    const open = [await a.stream(id), await a.stream(id), await a.stream(id)];
+    // HTTP_STREAMS_PER_USER 4 (the default).
+    const open = [await a.stream(id), await a.stream(id), await a.stream(id), await a.stream(id)];
     for (const stream of open) expect(stream.status).toBe(200);
-    const fourth = await a.stream(id);
-    expect(fourth.status).toBe(429);
-    expect(fourth.headers.get('retry-after')).toBeTruthy();
-    expect(fourth.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    const fifth = await a.stream(id);
+    expect(fifth.status).toBe(429);
+    expect(fifth.headers.get('retry-after')).toBeTruthy();
+    expect(fifth.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     open[0]!.close();
-    await expect.poll(() => a.app.streams.size, { timeout: 5_000 }).toBe(2);
+    await expect.poll(() => a.app.streams.size, { timeout: 5_000 }).toBe(3);
     expect((await a.stream(id)).status).toBe(200);
   });
 

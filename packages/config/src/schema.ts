@@ -183,6 +183,14 @@ const variables = {
     description:
       "The proxies in front of the service (IP addresses or CIDR ranges, e.g. 10.0.0.0/8), whose X-Forwarded-For is believed for the client's address. Empty: none, the peer is the client. Behind a load balancer, set it: the API-key throttle counts per client address.",
   }),
+  HTTP_MAX_STREAMS: spec({
+    schema: wholeNumber(1, 1_000_000),
+    default: '1000',
+    sensitivity: 'public',
+    type: 'integer',
+    description:
+      'Live (SSE) streams the process holds open at once; the next is refused with 503. Viewers of one live view share one Materialize subscription, so this is bounded by sockets and memory, not by MATERIALIZE_POOL_SIZE.',
+  }),
   HTTP_STREAMS_PER_USER: spec({
     schema: wholeNumber(1, 10_000),
     default: '4',
@@ -616,6 +624,7 @@ function group(v: ParsedVariables): Settings {
       headersTimeoutMs: v.HTTP_HEADERS_TIMEOUT_MS ?? Math.min(10_000, v.HTTP_REQUEST_TIMEOUT_MS),
       bodyLimitBytes: v.HTTP_BODY_LIMIT_BYTES,
       trustProxy: v.HTTP_TRUST_PROXY,
+      maxStreams: v.HTTP_MAX_STREAMS,
       streamsPerUser: v.HTTP_STREAMS_PER_USER,
       streamsPerTenant: v.HTTP_STREAMS_PER_TENANT,
     },

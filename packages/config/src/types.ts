@@ -44,6 +44,8 @@ export interface HttpSettings {
   readonly bodyLimitBytes: number;
   /** HTTP_TRUST_PROXY: the proxies whose X-Forwarded-For names the client (addresses, CIDR ranges). @default [] */
   readonly trustProxy: readonly string[];
+  /** HTTP_MAX_STREAMS: live streams the process holds at once. @default 1000 */
+  readonly maxStreams: number;
   /** HTTP_STREAMS_PER_USER: live streams one user may hold. @default 4 */
   readonly streamsPerUser: number;
   /** HTTP_STREAMS_PER_TENANT: live streams one tenant may hold; 0 means half the process's, rounded up. @default 0 */

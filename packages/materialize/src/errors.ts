@@ -18,16 +18,19 @@ import {
  * |---|---|---|---|
  * | `NOT_CONFIGURED` | 503 | no `url` (MATERIALIZE_URL unset); thrown by `createMaterialize` | no |
  * | `INVALID_OPTIONS` | 500 | an option is out of range, or a handle `name` is already reporting to the same metrics registry | no |
- * | `INVALID_ARGUMENT` | 500 | refused before anything is sent: a view, column or filter name that is not a plain identifier, a filter value of another type, a NUL in a string, conflicting subscribe options; or the server's 42703 (unknown column) | no |
- * | `UNAVAILABLE` | 503 | no connection: refused, reset, DNS, no answer to the handshake within `connectTimeoutMs` | yes, later |
+ * | `INVALID_ARGUMENT` | 500 | refused before anything is sent: a view, column or filter name that is not a plain identifier, a filter value of another type, a NUL in a string, conflicting subscribe options; or the server's unknown column (Materialize: XX000 `column "x" does not exist`; PostgreSQL: 42703) | no |
+ * | `UNAVAILABLE` | 503 | no connection: refused, reset, DNS, no answer to the handshake within `connectTimeoutMs`, or too many connections (Materialize's FATAL 53000 at `max_connections`, PostgreSQL's 53300; a resuming subscription retries it) | yes, later |
  * | `TIMEOUT` | 503 | `health()` got no answer within `connectTimeoutMs`, or no pooled connection became free within it | yes, later |
  * | `AUTH_FAILED` | 503 | the server refused the credentials (28P01, 28000) | no |
- * | `UNKNOWN_VIEW` | 500 | the view does not exist (42P01) | no |
- * | `HISTORY_UNAVAILABLE` | 500 | the `AS OF` time is before what the view still keeps (XX000 "not valid for all inputs"): a resumption would skip updates, so it stops instead | no |
+ * | `UNKNOWN_VIEW` | 500 | the view does not exist (Materialize: XX000 `unknown catalog item 'x'`; PostgreSQL: 42P01) | no |
+ * | `HISTORY_UNAVAILABLE` | 500 | the `AS OF` time is before what the view still keeps (22000 "could not find a valid timestamp for the query" at the first FETCH; older releases XX000 "… not valid for all inputs"): a resumption would skip updates, so it stops instead | no |
  * | `CANCELLED` | 503 | the caller's `signal` aborted (`cause` is its reason), or the server cancelled the statement (57014) without us asking | no |
  * | `CONNECTION_LOST` | 503 | the connection of a subscription was lost and `resume` is off or `reconnect.maxAttempts` ran out | yes, resubscribe |
  * | `CLOSED` | 503 | the handle was closed (before or during the call) | no |
  * | `QUERY_FAILED` | 500 | any other server error (`sqlstate` says which), or a reply the client cannot read | no |
+ * | `LAGGED` | 503 | a shared subscription's viewer fell behind its subscription's `windowSize` recent items and was cut off (`createSharedSubscriptions`): reconnect from its last progress | yes, resume |
+ * | `TOO_MANY_SUBSCRIPTIONS` | 429 | a tenant already holds `maxSubscriptionsPerTenant` distinct shared subscriptions and catch-ups | yes, later |
+ * | `SUBSCRIPTIONS_FULL` | 503 | the process already holds `maxSubscriptions` distinct shared subscriptions and catch-ups | yes, later |
  */
 export type MaterializeErrorCode =
   | 'NOT_CONFIGURED'
@@ -41,7 +44,10 @@ export type MaterializeErrorCode =
   | 'CANCELLED'
   | 'CONNECTION_LOST'
   | 'CLOSED'
-  | 'QUERY_FAILED';
+  | 'QUERY_FAILED'
+  | 'LAGGED'
+  | 'TOO_MANY_SUBSCRIPTIONS'
+  | 'SUBSCRIPTIONS_FULL';
 
 /** The table of {@link MaterializeErrorCode}s: the HTTP status and retryability of each. */
 const MATERIALIZE_ERRORS: ErrorCatalog<MaterializeErrorCode> = defineErrors({
@@ -62,6 +68,9 @@ const MATERIALIZE_ERRORS: ErrorCatalog<MaterializeErrorCode> = defineErrors({
     HISTORY_UNAVAILABLE: { status: 500, retryable: false },
     CONNECTION_LOST: { status: 503, retryable: true },
     QUERY_FAILED: { status: 500, retryable: false },
+    LAGGED: { status: 503, retryable: true },
+    TOO_MANY_SUBSCRIPTIONS: { status: 429, retryable: true },
+    SUBSCRIPTIONS_FULL: { status: 503, retryable: true },
   },
 });
 

@@ -11,3 +11,13 @@ export type {
 export type { MaterializeOptions, ReconnectOptions } from './options.js';
 export { MaterializeError, isMaterializeError } from './errors.js';
 export type { MaterializeErrorCode, MaterializeErrorDetails } from './errors.js';
+export { createSharedSubscriptions } from './shared.js';
+export type {
+  LiveItem,
+  SharedSubscriptions,
+  SharedSubscriptionsOptions,
+  SharedSubscriptionsStats,
+  SubscribeReset,
+  WatchOptions,
+} from './shared.js';
+export { liveEventOf, type LiveEvent } from './live-events.js';

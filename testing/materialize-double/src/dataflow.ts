@@ -338,7 +338,7 @@ export interface FellBehind {
  * The terminal error of a subscription that fell behind: 53200 (`OUT_OF_MEMORY`,
  * `AdapterError::SubscribeFellBehind` in src/adapter/src/error.rs), with its text.
  */
-export function fellBehindMessage({ bufferedBytes, maxBufferedBytes }: FellBehind): string {
+function fellBehindMessage({ bufferedBytes, maxBufferedBytes }: FellBehind): string {
   return `SUBSCRIBE fell behind: the client did not read results fast enough, so its backlog reached ${formatBytes(bufferedBytes)}, exceeding the ${formatBytes(maxBufferedBytes)} budget`;
 }
 

@@ -1,19 +1,13 @@
 import type { FastifyInstance, onRequestHookHandler } from 'fastify';
 import type { Database } from '@flowforge/db';
 import {
-  isMaterializeError,
   MaterializeError,
+  isMaterializeError,
+  liveEventOf,
   type Materialize,
-  type SubscribeProgress,
-  type SubscribeUpdate,
+  type SharedSubscriptions,
 } from '@flowforge/materialize';
-import type { Logger } from '@flowforge/observability';
-import {
-  lastEventIdOf,
-  storeNotConfigured,
-  type EventStreams,
-  type ServerSentEvent,
-} from '@flowforge/server';
+import { lastEventIdOf, storeNotConfigured, type EventStreams } from '@flowforge/server';
 import { sendEventStream, sendProblem } from '@flowforge/server/fastify';
 import {
   requireWidget,
@@ -28,11 +22,12 @@ export interface WidgetStreamRoutesOptions {
   readonly database: Database<WidgetsDB> | null;
   /** `null`: MATERIALIZE_URL is not set, and streams answer 503 naming it. */
   readonly materialize: Materialize | null;
+  /** The shared subscriptions over `materialize` (null with it). */
+  readonly live: SharedSubscriptions | null;
   /** Lets readers through (403 otherwise); authentication already ran. */
   readonly canRead: onRequestHookHandler;
   /** The app's event streams: limits, heartbeats, the end on shutdown. */
   readonly streams: EventStreams;
-  readonly logger: Logger;
 }
 
 /**
@@ -44,21 +39,26 @@ const LAST_EVENT_ID_PATTERN = '^[0-9]{1,20}$';
 /**
  * GET /api/v1/widgets/:id/stream: Server-Sent Events of the principal's tenant's
  * rows of a live widget's Materialize view (the tenant filter runs inside the
- * SUBSCRIBE, from the verified principal).
+ * SUBSCRIBE, from the verified principal). Every viewer of one widget view and
+ * tenant reads one shared SUBSCRIBE (`createSharedSubscriptions`).
  *
  * - `event: update` per change: `{ mz_timestamp, mz_diff, row }` (no id).
  * - `event: progress` with `id: F` whenever every change before timestamp F has
  *   been sent. A reconnecting browser sends `Last-Event-ID: F` and the stream
- *   resumes there: no change is lost (as far as Materialize still retains
- *   history; otherwise `event: reset` and a fresh snapshot). Updates that came
- *   after the last progress event are sent again: a client applies updates when
+ *   resumes there exactly: from the subscription's window of recent changes, or
+ *   a catch-up SUBSCRIBE `AS OF` F; `event: reset` and a fresh snapshot only
+ *   when Materialize no longer has that history. A client applies updates when
  *   the progress event that follows them arrives.
  * - A fresh stream starts with a snapshot of the current rows.
- * - Heartbeats, `event: shutdown`, `event: stream-error` and the limits (429 per
- *   user, 503 per process) are the event streams' (`@flowforge/server`).
+ * - A viewer that falls behind the window is cut off (`event: stream-error`
+ *   with `retryable: true`) and resumes from its last progress when it reconnects.
+ * - Heartbeats, `event: shutdown`, `event: stream-error` and the stream limits
+ *   (429 per user and tenant, 503 per process) are the event streams'
+ *   (`@flowforge/server`); 429 TOO_MANY_SUBSCRIPTIONS and 503 SUBSCRIPTIONS_FULL
+ *   bound the distinct subscriptions a tenant and the process hold.
  */
 export function widgetStreamRoutes(app: FastifyInstance, options: WidgetStreamRoutesOptions): void {
-  const { database, materialize, streams, logger } = options;
+  const { database, materialize, live, streams } = options;
 
   app.get<{ Params: { id: string }; Headers: { 'last-event-id'?: string } }>(
     '/api/v1/widgets/:id/stream',
@@ -77,7 +77,9 @@ export function widgetStreamRoutes(app: FastifyInstance, options: WidgetStreamRo
       if (database === null) throw storeNotConfigured('The database', 'DATABASE_URL');
       const widget = await requireWidget(database, request.principal!, request.params.id);
       const view = liveViewOf(widget.kind, widget.config);
-      if (materialize === null) throw storeNotConfigured('Materialize', 'MATERIALIZE_URL');
+      if (materialize === null || live === null) {
+        throw storeNotConfigured('Materialize', 'MATERIALIZE_URL');
+      }
       // Known to be down (an optional handle retries in the background): fail fast.
       if (materialize.status === 'unavailable' || materialize.status === 'closed') {
         throw new MaterializeError('UNAVAILABLE', 'not connected; retrying in the background');
@@ -85,69 +87,33 @@ export function widgetStreamRoutes(app: FastifyInstance, options: WidgetStreamRo
       const lastEventId = lastEventIdOf(request.headers);
       // Digits only (the schema), but also a timestamp Materialize has: 1 to 2^64 - 1.
       // Anything else is the client's mistake, not a widget that cannot be streamed (409).
-      if (lastEventId !== undefined && !isResumePoint(BigInt(lastEventId))) {
+      const resumeFrom = lastEventId === undefined ? undefined : BigInt(lastEventId);
+      if (resumeFrom !== undefined && !(resumeFrom >= 1n && resumeFrom < 2n ** 64n)) {
         return sendProblem(request, reply, {
           title: 'Bad Request',
           status: 400,
           detail: 'Last-Event-ID is not a position this stream sends.',
         });
       }
-      const send = (resumeFrom: bigint | undefined, preamble: readonly ServerSentEvent[] = []) =>
-        sendEventStream(request, reply, streams, {
+      try {
+        return await sendEventStream(request, reply, streams, {
           clientId: userId,
           tenantId,
-          preamble,
-          source: (signal) => changesOf(materialize, view, tenantId, resumeFrom, signal),
+          source: async function* (signal) {
+            const items = live.watch(view, {
+              filter: { [TENANT_COLUMN]: tenantId },
+              tenantId,
+              signal,
+              ...(resumeFrom === undefined ? {} : { resumeFrom }),
+            });
+            for await (const item of items) yield liveEventOf(item);
+          },
         });
-      try {
-        return await send(lastEventId === undefined ? undefined : BigInt(lastEventId));
-      } catch (error) {
-        if (lastEventId === undefined || !isMaterializeError(error, 'HISTORY_UNAVAILABLE')) {
-          throw streamRefusal(error);
-        }
-      }
-      // Too old to resume exactly: tell the browser to drop its state, then snapshot.
-      logger.info({ view }, 'stream resume point no longer retained; sending a fresh snapshot');
-      try {
-        return await send(undefined, [{ event: 'reset', data: '{}' }]);
       } catch (error) {
         throw streamRefusal(error);
       }
     },
   );
-}
-
-/** The tenant's changes of `view` as events, from `resumeFrom` or from a snapshot. */
-async function* changesOf(
-  materialize: Materialize,
-  view: string,
-  tenantId: string,
-  resumeFrom: bigint | undefined,
-  signal: AbortSignal,
-): AsyncGenerator<ServerSentEvent> {
-  const changes = materialize.subscribe(view, {
-    filter: { [TENANT_COLUMN]: tenantId },
-    progress: true,
-    signal,
-    ...(resumeFrom === undefined ? { snapshot: true } : { resumeFrom }),
-  });
-  for await (const change of changes) yield eventOf(change);
-}
-
-/** Progress ids are Materialize timestamps (u64); resuming needs one after the first. */
-function isResumePoint(frontier: bigint): boolean {
-  return frontier >= 1n && frontier < 2n ** 64n;
-}
-
-function eventOf(change: SubscribeUpdate | SubscribeProgress): ServerSentEvent {
-  const timestamp = change.mzTimestamp.toString();
-  if (change.kind === 'progress') {
-    return { event: 'progress', id: timestamp, data: `{"mz_timestamp":"${timestamp}"}` };
-  }
-  return {
-    event: 'update',
-    data: JSON.stringify({ mz_timestamp: timestamp, mz_diff: change.mzDiff, row: change.row }),
-  };
 }
 
 /**
