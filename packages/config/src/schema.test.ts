@@ -204,6 +204,7 @@ describe('loadSettings: whole-number variables say what they accept', () => {
     'HTTP_REQUEST_TIMEOUT_MS',
     'HTTP_HEADERS_TIMEOUT_MS',
     'HTTP_BODY_LIMIT_BYTES',
+    'HTTP_MAX_STREAMS',
     'HTTP_STREAMS_PER_USER',
     'AUTH_MAX_TOKEN_LIFETIME_SECONDS',
     'AUTH_API_KEY_MAX_FAILURES',
@@ -365,6 +366,7 @@ describe('loadSettings: each variable parses and rejects', () => {
     ['HTTP_REQUEST_TIMEOUT_MS', '20000', (s) => s.http.requestTimeoutMs, 20_000, '999'],
     ['HTTP_HEADERS_TIMEOUT_MS', '5000', (s) => s.http.headersTimeoutMs, 5000, '0'],
     ['HTTP_BODY_LIMIT_BYTES', '1024', (s) => s.http.bodyLimitBytes, 1024, '1e6'],
+    ['HTTP_MAX_STREAMS', '20000', (s) => s.http.maxStreams, 20_000, '0'],
     ['HTTP_STREAMS_PER_USER', '2', (s) => s.http.streamsPerUser, 2, '0'],
     [
       'HTTP_TRUST_PROXY',

@@ -58,7 +58,7 @@ export interface SharedSubscriptionsOptions {
    * slows the others nor grows the process. @default 10_000
    */
   readonly windowSize?: number;
-  /** Gets subscription starts and ends (debug), cut-off viewers (info) and restarts (warn). */
+  /** Gets subscription starts and ends (debug), viewers sent a reset for want of a catch-up slot (info), restarts after lost history (warn). */
   readonly logger?: Logger;
 }
 
@@ -99,12 +99,14 @@ export interface SharedSubscriptions {
    * Watches a view: a snapshot then the changes, or, with `resumeFrom: P`,
    * progress P then every update at or after P, exactly once across
    * reconnects (from the subscription's window while P is inside it, from a
-   * private `AS OF` SUBSCRIBE while it is not, and `reset` plus a snapshot
-   * only when Materialize no longer has the history). Updates come in
+   * private `AS OF` SUBSCRIBE while it is not; `reset` plus a snapshot when
+   * Materialize no longer has the history, or when there is no slot for that
+   * SUBSCRIBE or it cannot bring the viewer to the window). Updates come in
    * timestamp order; apply them when the progress item after them arrives.
    * Nothing is subscribed before the first `next()`.
    * @throws {MaterializeError} INVALID_ARGUMENT at once; the iterator throws
-   *   TOO_MANY_SUBSCRIPTIONS, SUBSCRIPTIONS_FULL, LAGGED, CANCELLED, CLOSED
+   *   TOO_MANY_SUBSCRIPTIONS and SUBSCRIPTIONS_FULL (a new shared subscription
+   *   only), LAGGED, CANCELLED, CLOSED
    *   and what `subscribe()` throws (UNKNOWN_VIEW, UNAVAILABLE, …)
    */
   watch<Row = Record<string, unknown>>(
@@ -176,6 +178,8 @@ class Viewer implements AsyncIterableIterator<Item> {
   /** The frontier it has: progress at or below it, and updates below it, are skipped. */
   #floor = -1n;
   #started = false;
+  /** The host counted it (start ran): stop must run once it ends. */
+  #hosted = false;
   #ended = false;
   #failure: MaterializeError | undefined;
   #waiting: Waiting | undefined;
@@ -208,12 +212,13 @@ class Viewer implements AsyncIterableIterator<Item> {
   }
 
   next(): Promise<IteratorResult<Item>> {
-    if (!this.#started) {
+    if (!this.#started && !this.#ended) {
       this.#started = true;
       const { signal } = this.options;
       if (signal?.aborted === true) this.#onAbort();
       else {
         signal?.addEventListener('abort', this.#onAbort, { once: true });
+        this.#hosted = true;
         this.#host.start(this);
       }
     }
@@ -353,7 +358,7 @@ class Viewer implements AsyncIterableIterator<Item> {
     this.#waiting = undefined;
     waiting?.resolve(DONE);
     this.#drain();
-    if (this.#started) this.#host.stop(this);
+    if (this.#hosted) this.#host.stop(this);
   }
 }
 
@@ -418,7 +423,7 @@ class Feed {
   #closed = false;
   #linger: NodeJS.Timeout | undefined;
   /** Resolves once the SUBSCRIBE (and any restart of it) has ended and let its connection go. */
-  readonly done: Promise<void>;
+  done: Promise<void> = Promise.resolve();
 
   constructor(host: FeedHost, key: string, view: string, options: WatchOptions) {
     this.#host = host;
@@ -427,7 +432,11 @@ class Feed {
     this.tenantId = options.tenantId;
     this.#filter = options.filter;
     this.#columns = options.columns;
-    this.done = this.#run(true);
+  }
+
+  /** Starts the SUBSCRIBE (once the registry holds the feed: it may fail at once). */
+  open(): void {
+    this.done = this.#run();
   }
 
   /** Viewers of any kind (attached, waiting, catching up). */
@@ -515,7 +524,8 @@ class Feed {
     this.#host.feedEnded(this);
   }
 
-  #begin(viewer: Viewer, start: Start): void {
+  #begin(viewer: Viewer, begin: Start): void {
+    let start = begin;
     const frontier = this.#frontier as bigint;
     if (start.kind === 'resume') {
       if (start.from >= (this.windowFloor as bigint)) {
@@ -525,11 +535,21 @@ class Feed {
       this.#catchingUp.add(viewer);
       try {
         this.#host.catchUp(this, viewer, start.from);
+        return;
       } catch (error) {
         this.#catchingUp.delete(viewer);
-        viewer.fail(error as MaterializeError);
+        if (!isMaterializeError(error, 'SUBSCRIPTIONS_FULL', 'TOO_MANY_SUBSCRIPTIONS')) {
+          viewer.fail(asMaterializeError(error, this.view));
+          return;
+        }
+        // No slot to catch it up (a reconnect storm after a deploy): a fresh start beats a 503
+        // that an EventSource would not retry.
+        this.#host.logger?.info(
+          { view: this.view, code: error.code },
+          'materialize: no slot to catch a viewer up; it gets a reset and the snapshot',
+        );
       }
-      return;
+      start = { kind: 'reset' };
     }
     if (start.kind === 'reset') {
       viewer.detach();
@@ -570,12 +590,25 @@ class Feed {
     return this.#snapshot.items;
   }
 
-  /** Pumps the SUBSCRIBE; restarts it (viewers reset) when its history is gone. */
-  async #run(first: boolean): Promise<void> {
-    const { materialize, logger } = this.#host;
+  /** Pumps the SUBSCRIBE; starts it over (viewers reset) when its history is gone. */
+  async #run(): Promise<void> {
+    for (let restart = false; ; restart = true) {
+      const lostHistory = await this.#pump(restart);
+      if (!lostHistory) return;
+      // The SUBSCRIBE could not resume exactly: every viewer starts over from a new snapshot.
+      this.#host.logger?.warn(
+        { view: this.view, frontier: this.#frontier?.toString() },
+        'materialize: shared subscription lost its history; viewers get a reset and a new snapshot',
+      );
+      this.#restart();
+    }
+  }
+
+  /** One SUBSCRIBE until it ends; true when it ended for lost history (the feed starts over). */
+  async #pump(restart: boolean): Promise<boolean> {
     let source: AsyncIterableIterator<Update | Progress>;
     try {
-      source = materialize.subscribe(this.view, {
+      source = this.#host.materialize.subscribe(this.view, {
         ...(this.#filter === undefined ? {} : { filter: this.#filter }),
         ...(this.#columns === undefined ? {} : { columns: this.#columns }),
         snapshot: true,
@@ -584,30 +617,27 @@ class Feed {
       });
     } catch (error) {
       this.close(asMaterializeError(error, this.view));
-      return;
+      return false;
     }
-    logger?.debug({ view: this.view, restart: !first }, 'materialize: shared subscription started');
+    this.#host.logger?.debug(
+      { view: this.view, restart },
+      'materialize: shared subscription started',
+    );
     try {
       for await (const item of source) {
-        if (this.#closed) return;
+        if (this.#closed) return false;
         if (item.kind === 'update') this.#onUpdate(item);
         else this.#onProgress(item);
       }
       this.close(new MaterializeError('CLOSED', `shared subscription to ${this.view} ended`));
     } catch (error) {
-      if (this.#closed) return;
+      if (this.#closed) return false;
       if (isMaterializeError(error, 'HISTORY_UNAVAILABLE') && this.#frontier !== undefined) {
-        // The SUBSCRIBE could not resume exactly: every viewer starts over from a new snapshot.
-        logger?.warn(
-          { view: this.view, frontier: this.#frontier.toString() },
-          'materialize: shared subscription lost its history; viewers get a reset and a new snapshot',
-        );
-        this.#restart();
-        await this.#run(false);
-        return;
+        return true;
       }
       this.close(asMaterializeError(error, this.view));
     }
+    return false;
   }
 
   #restart(): void {
@@ -625,6 +655,9 @@ class Feed {
     this.#head = 0;
     this.#lastProgress = 0;
     this.#snapshot = undefined;
+    if (this.#idleProgress !== undefined) clearTimeout(this.#idleProgress);
+    this.#idleProgress = undefined;
+    this.#publishedAt = 0;
   }
 
   #onUpdate(update: Update): void {
@@ -760,15 +793,19 @@ class CatchUp {
   readonly feed: Feed;
   readonly viewer: Viewer;
   readonly #ended: (catchUp: CatchUp) => void;
+  /** Items it may hand its viewer before reaching the window. */
+  readonly #limit: number;
 
   constructor(
     materialize: Materialize,
     feed: Feed,
     viewer: Viewer,
     from: bigint,
+    limit: number,
     ended: (catchUp: CatchUp) => void,
   ) {
     this.tenantId = viewer.options.tenantId;
+    this.#limit = limit;
     this.feed = feed;
     this.viewer = viewer;
     this.#ended = ended;
@@ -792,6 +829,7 @@ class CatchUp {
 
   async #run(source: AsyncIterableIterator<Update | Progress>): Promise<void> {
     const { feed, viewer } = this;
+    let given = 0;
     try {
       for await (const item of source) {
         if (viewer.ended) return;
@@ -806,6 +844,16 @@ class CatchUp {
         // Paced by the viewer (never cut off for it): the next item once it has read the last.
         viewer.give([item]);
         await viewer.drained();
+        // One that does not gain on the window would hold its slot for good: start it afresh.
+        given += 1;
+        if (given > this.#limit && !viewer.ended) {
+          feed.rejoinWithReset(viewer);
+          return;
+        }
+      }
+      // Ended without a word (never, short of an abort): the viewer must not wait forever.
+      if (!viewer.ended) {
+        viewer.fail(new MaterializeError('CLOSED', `catch-up of ${viewer.view} ended`));
       }
     } catch (error) {
       if (viewer.ended) return;
@@ -942,7 +990,10 @@ export function createSharedSubscriptions(
     },
     catchUp(feed, viewer, from) {
       admit(viewer.options.tenantId);
-      const catchUp = new CatchUp(materialize, feed, viewer, from, (ended) => {
+      // Ten windows' worth (at least 100,000 items): a viewer that reads slower than the view
+      // changes never gets there.
+      const limit = Math.max(windowSize * 10, 100_000);
+      const catchUp = new CatchUp(materialize, feed, viewer, from, limit, (ended) => {
         catchUps.delete(ended);
         if (viewer.catchUp === ended) viewer.catchUp = undefined;
       });
@@ -974,6 +1025,9 @@ export function createSharedSubscriptions(
         }
         feed = new Feed(feedHost, key, viewer.view, viewer.options);
         feeds.set(key, feed);
+        feed.add(viewer, viewer.options.resumeFrom);
+        feed.open();
+        return;
       }
       feed.add(viewer, viewer.options.resumeFrom);
     },

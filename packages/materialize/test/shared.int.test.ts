@@ -394,10 +394,58 @@ describe('createSharedSubscriptions', () => {
     const pending = cancelled.next();
     controller.abort(new Error('client left'));
     expect(isMaterializeError(await rejectionOf(pending), 'CANCELLED')).toBe(true);
-    const waiting = open.next();
+    const waiting = rejectionOf(open.next());
     await shared.close();
-    expect(isMaterializeError(await rejectionOf(waiting), 'CLOSED')).toBe(true);
+    expect(isMaterializeError(await waiting, 'CLOSED')).toBe(true);
     await eventually(() => subscribesHeld() === 0, 'close() ended the SUBSCRIBE');
+  });
+
+  it('sends reset and the snapshot, not a 503, to a viewer it has no slot to catch up', async () => {
+    const name = view([{ tenant: 'a', id: 1, v: 'x' }]);
+    const { shared } = hub({ windowSize: 2, maxSubscriptions: 1 });
+    const keeper = shared.watch<Row>(name, { filter: { tenant: 'a' } });
+    const old = new Applied();
+    for (const item of await collect(keeper, untilFrontier(0n))) old.take(item);
+    let last = 0n;
+    for (let id = 2; id < 6; id += 1) {
+      last = server.insert(name, [{ tenant: 'a', id, v: 'y' }]);
+      await collect(keeper, untilFrontier(last + 1n));
+    }
+    const before = declares();
+    const viewer = shared.watch<Row>(name, {
+      filter: { tenant: 'a' },
+      resumeFrom: old.frontier as bigint,
+    });
+    const items = await collect(viewer, untilFrontier(last + 1n));
+    const applied = new Applied();
+    for (const item of items) applied.take(item);
+    expect(items[0]).toEqual({ kind: 'reset' });
+    expect(applied.rows()).toEqual(['a/1/x', 'a/2/y', 'a/3/y', 'a/4/y', 'a/5/y']);
+    expect(declares()).toBe(before);
+  });
+
+  it('counts nothing and subscribes to nothing for a watch ended before it began', async () => {
+    const name = view();
+    const { shared } = hub();
+    const returned = shared.watch<Row>(name, { filter: { tenant: 'a' } });
+    await returned.return?.();
+    expect(await returned.next()).toEqual({ done: true, value: undefined });
+    const controller = new AbortController();
+    controller.abort(new Error('the client left first'));
+    const aborted = shared.watch<Row>(name, { filter: { tenant: 'a' }, signal: controller.signal });
+    expect(isMaterializeError(await rejectionOf(aborted.next()), 'CANCELLED')).toBe(true);
+    expect(shared.stats).toEqual({ subscriptions: 0, catchUps: 0, viewers: 0 });
+  });
+
+  it('fails every watch at once, and keeps no subscription, when the handle refuses to subscribe', async () => {
+    const name = view();
+    const { mz, shared } = hub();
+    await mz.close();
+    for (let attempt = 0; attempt < 2; attempt += 1) {
+      const error = await rejectionOf(shared.watch<Row>(name, { filter: { tenant: 'a' } }).next());
+      expect(isMaterializeError(error, 'CLOSED')).toBe(true);
+    }
+    expect(shared.stats).toEqual({ subscriptions: 0, catchUps: 0, viewers: 0 });
   });
 
   it('refuses bad names and positions before anything is sent', () => {
@@ -456,7 +504,8 @@ describe('exactly once across random disconnects and slow viewers (model check)'
         fc.integer({ min: 2, max: 12 }),
         async (steps, windowSize) => {
           const name = view([{ tenant: 'a', id: 0, v: 'seed' }]);
-          const { shared } = hub({ windowSize, lingerMs: 20 });
+          // Slots for every catch-up: a reset here would be a bug, not a want of slots.
+          const { shared } = hub({ windowSize, lingerMs: 20, maxSubscriptions: 10 });
           const model = new Map<number, number>([[0, 1]]);
           const viewers = [0, 1, 2, 3].map(() => ({
             applied: new Applied(),
@@ -539,6 +588,7 @@ describe('exactly once across random disconnects and slow viewers (model check)'
             viewer.paused = false;
             await read(index, last + 1n);
             expect(viewer.applied.rows()).toEqual(expected);
+            expect(viewer.applied.resets).toBe(0); // the history is never compacted here
             await viewer.iterator?.return?.();
           }
           await shared.close();
