@@ -57,7 +57,7 @@ export function liveEventOf(item: LiveItem<unknown>): LiveEvent {
   return event;
 }
 
-/** JSON cannot hold a bigint: it is sent as its decimal text, like mz_timestamp. */
-function bigintsAsText(_key: string, value: unknown): unknown {
+/** JSON cannot hold a bigint: it is sent as its decimal text, like mz_timestamp (a JSON.stringify replacer). */
+export function bigintsAsText(_key: string, value: unknown): unknown {
   return typeof value === 'bigint' ? value.toString() : value;
 }

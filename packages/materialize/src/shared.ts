@@ -5,6 +5,7 @@ import { OptionChecks } from '@flowforge/kernel';
 import type { Logger } from '@flowforge/observability';
 import { MaterializeError, isMaterializeError } from './errors.js';
 import { checkTimestamp, subscribeQuery } from './internal/sql.js';
+import { bigintsAsText } from './live-events.js';
 import type {
   Materialize,
   SubscribeFilter,
@@ -127,9 +128,7 @@ const RESET: SubscribeReset = Object.freeze({ kind: 'reset' });
 
 /** A row as a map key: equal rows, equal keys (bigints as strings). */
 function rowKey(row: unknown): string {
-  return JSON.stringify(row, (_key, value: unknown) =>
-    typeof value === 'bigint' ? value.toString() : value,
-  );
+  return JSON.stringify(row, bigintsAsText);
 }
 
 /** The key of what is shared: view, filter (sorted), columns. */

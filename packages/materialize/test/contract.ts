@@ -334,6 +334,8 @@ export function contractSuite(target: ContractTarget): void {
       await iterator.return?.();
     });
 
+    // Needs ALTER SYSTEM SET (mz_system, MATERIALIZE_SYSTEM_URL) against a real server; the
+    // double always runs it. Skipped, and shown as skipped, when that URL is not given.
     it.skipIf(!target.canSetSystemParameters)(
       'a consumer far behind (subscribe_max_buffered_bytes) is resubscribed: every update once',
       async () => {
@@ -359,6 +361,8 @@ export function contractSuite(target: ContractTarget): void {
       },
     );
 
+    // Needs ALTER SYSTEM SET (mz_system, MATERIALIZE_SYSTEM_URL) against a real server; the
+    // double always runs it. Skipped, and shown as skipped, when that URL is not given.
     it.skipIf(!target.canSetSystemParameters)(
       'past max_connections a subscription is UNAVAILABLE (FATAL 53000), retryable',
       async () => {

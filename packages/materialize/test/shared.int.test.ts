@@ -121,6 +121,27 @@ const untilFrontier =
     return last?.kind === 'progress' && last.mzTimestamp >= frontier;
   };
 
+/**
+ * A viewer reads the snapshot and remembers its frontier; then `commits` rows
+ * (ids 2, 3, …) are committed while a keeper viewer keeps up, so a small window
+ * no longer reaches that frontier. Returns it and the last commit's timestamp.
+ */
+async function pastTheWindow(
+  shared: SharedSubscriptions,
+  name: string,
+  commits: number,
+): Promise<{ old: bigint; last: bigint }> {
+  const keeper = shared.watch<Row>(name, { filter: { tenant: 'a' } });
+  const applied = new Applied();
+  for (const item of await collect(keeper, untilFrontier(0n))) applied.take(item);
+  let last = 0n;
+  for (let id = 2; id < 2 + commits; id += 1) {
+    last = server.insert(name, [{ tenant: 'a', id, v: 'y' }]);
+    await collect(keeper, untilFrontier(last + 1n)); // a keeper that keeps up with the window
+  }
+  return { old: applied.frontier as bigint, last };
+}
+
 describe('createSharedSubscriptions', () => {
   it('serves every viewer of one view and filter from one SUBSCRIBE, each with the snapshot and the changes', async () => {
     const name = view([
@@ -252,18 +273,11 @@ describe('createSharedSubscriptions', () => {
   it('sends reset and a fresh snapshot when Materialize no longer has the history to resume from', async () => {
     const name = view([{ tenant: 'a', id: 1, v: 'x' }]);
     const { shared } = hub({ windowSize: 2 });
-    const keeper = shared.watch<Row>(name, { filter: { tenant: 'a' } });
-    const old = new Applied();
-    for (const item of await collect(keeper, untilFrontier(0n))) old.take(item);
-    let last = 0n;
-    for (let id = 2; id < 6; id += 1) {
-      last = server.insert(name, [{ tenant: 'a', id, v: 'y' }]);
-      await collect(keeper, untilFrontier(last + 1n));
-    }
+    const { old, last } = await pastTheWindow(shared, name, 4);
     server.compact(name, last);
     const viewer = shared.watch<Row>(name, {
       filter: { tenant: 'a' },
-      resumeFrom: old.frontier as bigint,
+      resumeFrom: old,
     });
     const items = await collect(
       viewer,
@@ -403,18 +417,11 @@ describe('createSharedSubscriptions', () => {
   it('sends reset and the snapshot, not a 503, to a viewer it has no slot to catch up', async () => {
     const name = view([{ tenant: 'a', id: 1, v: 'x' }]);
     const { shared } = hub({ windowSize: 2, maxSubscriptions: 1 });
-    const keeper = shared.watch<Row>(name, { filter: { tenant: 'a' } });
-    const old = new Applied();
-    for (const item of await collect(keeper, untilFrontier(0n))) old.take(item);
-    let last = 0n;
-    for (let id = 2; id < 6; id += 1) {
-      last = server.insert(name, [{ tenant: 'a', id, v: 'y' }]);
-      await collect(keeper, untilFrontier(last + 1n));
-    }
+    const { old, last } = await pastTheWindow(shared, name, 4);
     const before = declares();
     const viewer = shared.watch<Row>(name, {
       filter: { tenant: 'a' },
-      resumeFrom: old.frontier as bigint,
+      resumeFrom: old,
     });
     const items = await collect(viewer, untilFrontier(last + 1n));
     const applied = new Applied();
