@@ -376,6 +376,13 @@ describe('loadSettings: each variable parses and rejects', () => {
       '10.0.0.0/33',
     ],
     ['HTTP_STREAMS_PER_TENANT', '0', (s) => s.http.streamsPerTenant, 0, '-1'],
+    [
+      'HTTP_CORS_ORIGINS',
+      'https://app.example.com, http://localhost:5173',
+      (s) => s.http.corsOrigins,
+      ['https://app.example.com', 'http://localhost:5173'],
+      'https://app.example.com/path',
+    ],
     ['AUTH_MAX_TOKEN_LIFETIME_SECONDS', '300', (s) => s.auth.maxTokenLifetimeSeconds, 300, '59'],
     ['AUTH_API_KEY_MAX_FAILURES', '5', (s) => s.auth.apiKeyFailures.max, 5, '0'],
     [
@@ -412,6 +419,28 @@ describe('loadSettings: each variable parses and rejects', () => {
       });
     }
   }
+
+  it('HTTP_CORS_ORIGINS: empty by default; only exact origins, never a wildcard or a path', () => {
+    expect(loadSettings(TEST).http.corsOrigins).toEqual([]);
+    for (const invalid of [
+      '*',
+      'https://*.example.com',
+      'app.example.com',
+      'https://app.example.com/',
+      'https://app.example.com:443',
+      'HTTPS://App.example.com',
+      'ftp://files.example.com',
+      'null',
+      'https://app.example.com,https://other.example.com/x',
+    ]) {
+      const issues = issuesOf({ ...TEST, HTTP_CORS_ORIGINS: invalid });
+      expect(issues, invalid).toHaveLength(1);
+      expect(issues[0]).toMatchObject({ variable: 'HTTP_CORS_ORIGINS', kind: 'invalid' });
+    }
+    expect(
+      loadSettings({ ...TEST, HTTP_CORS_ORIGINS: 'http://[::1]:3000' }).http.corsOrigins,
+    ).toEqual(['http://[::1]:3000']);
+  });
 
   it('lists every invalid variable in one error', () => {
     const issues = issuesOf({

@@ -1,4 +1,4 @@
-import { wholeNumberExpectation } from '@flowforge/kernel';
+import { isExactOrigin, wholeNumberExpectation } from '@flowforge/kernel';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { ALLOWED_JWT_ALGORITHMS, APP_ENVS, LOG_LEVELS } from './constants.js';
@@ -182,6 +182,17 @@ const variables = {
     type: 'comma list',
     description:
       "The proxies in front of the service (IP addresses or CIDR ranges, e.g. 10.0.0.0/8), whose X-Forwarded-For is believed for the client's address. Empty: none, the peer is the client. Behind a load balancer, set it: the API-key throttle counts per client address.",
+  }),
+  HTTP_CORS_ORIGINS: spec({
+    schema: list(
+      z.string().refine(isExactOrigin, 'expected exact origins like https://app.example.com'),
+      0,
+    ),
+    default: '',
+    sensitivity: 'public',
+    type: 'comma list',
+    description:
+      "The browser origins (scheme://host[:port], e.g. https://app.example.com; no path, no *) that may call the API from another site: preflights answered, Access-Control-Allow-Origin sent. Empty: none; a request whose Origin is neither the API's own nor listed is refused with 403.",
   }),
   HTTP_MAX_STREAMS: spec({
     schema: wholeNumber(1, 1_000_000),
@@ -624,6 +635,7 @@ function group(v: ParsedVariables): Settings {
       headersTimeoutMs: v.HTTP_HEADERS_TIMEOUT_MS ?? Math.min(10_000, v.HTTP_REQUEST_TIMEOUT_MS),
       bodyLimitBytes: v.HTTP_BODY_LIMIT_BYTES,
       trustProxy: v.HTTP_TRUST_PROXY,
+      corsOrigins: v.HTTP_CORS_ORIGINS,
       maxStreams: v.HTTP_MAX_STREAMS,
       streamsPerUser: v.HTTP_STREAMS_PER_USER,
       streamsPerTenant: v.HTTP_STREAMS_PER_TENANT,

@@ -44,6 +44,8 @@ export interface HttpSettings {
   readonly bodyLimitBytes: number;
   /** HTTP_TRUST_PROXY: the proxies whose X-Forwarded-For names the client (addresses, CIDR ranges). @default [] */
   readonly trustProxy: readonly string[];
+  /** HTTP_CORS_ORIGINS: the browser origins allowed to call the API cross-origin (exact `scheme://host[:port]`). @default [] */
+  readonly corsOrigins: readonly string[];
   /** HTTP_MAX_STREAMS: live streams the process holds at once. @default 1000 */
   readonly maxStreams: number;
   /** HTTP_STREAMS_PER_USER: live streams one user may hold. @default 4 */

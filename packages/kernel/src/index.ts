@@ -26,5 +26,5 @@ export {
 export { networkFailureOf, type NetworkFailure } from './network.js';
 export { backoffDelay, type Backoff } from './backoff.js';
 export { NamedHandles, type HandleState, type NamedHandlesOptions } from './handles.js';
-export { REDACTED, isUuid, redactSecrets } from './text.js';
+export { REDACTED, isExactOrigin, isUuid, redactSecrets } from './text.js';
 export { jsonDepthExceeds } from './json.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { REDACTED, isUuid, redactSecrets } from './text.js';
+import { REDACTED, isExactOrigin, isUuid, redactSecrets } from './text.js';
 
 describe('isUuid', () => {
   it('accepts canonical UUIDs of any version and case, and nothing else', () => {
@@ -29,5 +29,30 @@ describe('redactSecrets', () => {
       'connect postgres://app:[redacted]@db.example.com/app failed',
     );
     expect(redactSecrets('a%2Bb%40c%2Cd', ['a+b@c,d'])).toBe('[redacted]');
+  });
+});
+
+describe('isExactOrigin', () => {
+  it('takes origins as browsers send them and nothing else', () => {
+    for (const origin of [
+      'https://app.example.com',
+      'http://localhost:5173',
+      'http://[::1]:8080',
+    ]) {
+      expect(isExactOrigin(origin)).toBe(true);
+    }
+    for (const value of [
+      '*',
+      'https://*.example.com',
+      'https://app.example.com/',
+      'https://app.example.com:443',
+      'https://app.example.com/path',
+      'ftp://files.example.com',
+      'app.example.com',
+      'null',
+      '',
+    ]) {
+      expect(isExactOrigin(value)).toBe(false);
+    }
   });
 });

@@ -40,3 +40,20 @@ export function redactSecrets(text: string, secrets: readonly string[]): string 
   }
   return out;
 }
+
+/**
+ * True for an origin exactly as a browser sends it in `Origin`
+ * (`https://app.example.com`, `http://localhost:5173`): http or https, a host,
+ * a port only when not the scheme's default, nothing after it. CORS
+ * allow-lists are compared with the header as text, so anything else would
+ * never match; `*` is not an origin (URL accepts it in a host name).
+ */
+export function isExactOrigin(value: string): boolean {
+  const parsed = URL.parse(value);
+  return (
+    parsed !== null &&
+    (parsed.protocol === 'http:' || parsed.protocol === 'https:') &&
+    parsed.origin === value &&
+    !value.includes('*')
+  );
+}

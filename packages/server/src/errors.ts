@@ -20,6 +20,7 @@ import {
  * | `TOO_MANY_STREAMS` | 429 | the caller, or its tenant, already holds its share of event streams | yes, later |
  * | `BODY_TOO_DEEP` | 400 | a JSON body nests arrays or objects deeper than the limit (`jsonDepthExceeds`) | no |
  * | `STREAMS_FULL` | 503 | every event stream slot of this instance is taken | yes, later |
+ * | `ORIGIN_NOT_ALLOWED` | 403 | a browser request from an origin that is neither the API's own nor in the CORS allow-list (`corsOrigins`) | no |
  */
 export type ServerErrorCode =
   | 'NOT_CONFIGURED'
@@ -28,7 +29,8 @@ export type ServerErrorCode =
   | 'LAST_EVENT_ID_INVALID'
   | 'TOO_MANY_STREAMS'
   | 'STREAMS_FULL'
-  | 'BODY_TOO_DEEP';
+  | 'BODY_TOO_DEEP'
+  | 'ORIGIN_NOT_ALLOWED';
 
 const SERVER_ERRORS: ErrorCatalog<ServerErrorCode> = defineErrors({
   source: '@flowforge/server',
@@ -41,6 +43,7 @@ const SERVER_ERRORS: ErrorCatalog<ServerErrorCode> = defineErrors({
     TOO_MANY_STREAMS: { status: 429, retryable: true },
     STREAMS_FULL: { status: 503, retryable: true },
     BODY_TOO_DEEP: { status: 400, retryable: false },
+    ORIGIN_NOT_ALLOWED: { status: 403, retryable: false },
   },
 });
 

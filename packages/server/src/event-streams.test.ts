@@ -6,6 +6,7 @@ import { capturedLogger } from '../test/support/log-capture.js';
 import { isServerError } from './errors.js';
 import {
   createEventStreams,
+  eventStreamRefusal,
   formatServerSentEvent,
   lastEventIdOf,
   type EventSource,
@@ -274,6 +275,8 @@ describe('createEventStreams', () => {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache, no-transform',
       'x-accel-buffering': 'no',
+      // The socket closes with the stream: a browser reconnects on a new connection.
+      connection: 'close',
     });
     const text = await readText(stream.body).ended;
     expect(text).toBe(
@@ -892,6 +895,56 @@ describe('createEventStreams', () => {
     expect(isServerError(error, 'INVALID_OPTIONS')).toBe(true);
     for (const name of ['maxStreams', 'heartbeatMs', 'retryMs', 'firstEventWaitMs']) {
       expect((error as Error).message).toContain(`${name}:`);
+    }
+  });
+});
+
+describe('eventStreamRefusal', () => {
+  it('says a 429 or 503 as an event stream: retry:, one `refused` event, Connection: close', () => {
+    const refusal = eventStreamRefusal({
+      status: 503,
+      code: 'STREAMS_FULL',
+      retryAfterSeconds: 5,
+    });
+    const body =
+      'retry: 5000\n\n' +
+      'event: refused\ndata: {"status":503,"code":"STREAMS_FULL","retry_after_ms":5000}\n\n';
+    expect(refusal).toEqual({
+      status: 503,
+      code: 'STREAMS_FULL',
+      retryAfterMs: 5000,
+      headers: {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache, no-transform',
+        'x-accel-buffering': 'no',
+        connection: 'close',
+        'content-length': String(Buffer.byteLength(body)),
+      },
+      body,
+    });
+  });
+
+  it('waits Retry-After seconds × 1000, else 5000 ms; names a refusal without a code by its status', () => {
+    expect(
+      eventStreamRefusal({ status: 429, code: 'TOO_MANY_STREAMS', retryAfterSeconds: 1 }),
+    ).toMatchObject({
+      retryAfterMs: 1000,
+      body: expect.stringMatching(/^retry: 1000\n\n/) as unknown,
+    });
+    expect(eventStreamRefusal({ status: 429 })).toMatchObject({
+      code: 'TOO_MANY_REQUESTS',
+      retryAfterMs: 5000,
+    });
+    expect(eventStreamRefusal({ status: 503, retryAfterSeconds: Number.NaN })).toMatchObject({
+      code: 'SERVICE_UNAVAILABLE',
+      retryAfterMs: 5000,
+    });
+    expect(eventStreamRefusal({ status: 503, retryAfterSeconds: 0 })?.retryAfterMs).toBe(0);
+  });
+
+  it('leaves every other status to a problem: permanent refusals stay HTTP errors', () => {
+    for (const status of [400, 401, 403, 404, 409, 413, 500, 502, 504]) {
+      expect(eventStreamRefusal({ status, code: 'X' }), String(status)).toBeUndefined();
     }
   });
 });

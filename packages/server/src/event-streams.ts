@@ -124,12 +124,88 @@ export interface EventStreams extends Component {
   stop(signal?: AbortSignal): Promise<void>;
 }
 
-/** The headers of every event stream. */
+/**
+ * The headers of every event stream. `Connection: close`: the socket closes when
+ * the stream ends, whatever ends it, so a browser reconnects on a new connection
+ * (which a load balancer may send to another instance) rather than reusing a
+ * keep-alive socket to the instance that just said `shutdown`.
+ */
 const STREAM_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   'content-type': 'text/event-stream; charset=utf-8',
   'cache-control': 'no-cache, no-transform',
   'x-accel-buffering': 'no',
+  connection: 'close',
 });
+
+/** What {@link eventStreamRefusal} needs of a refusal: an error answer's status, code and Retry-After. */
+export interface RefusalOfEventStream {
+  /** The HTTP status the refusal would have had. Only 429 and 503 are temporary. */
+  readonly status: number;
+  /** The error's code (`TOO_MANY_STREAMS`); absent: `TOO_MANY_REQUESTS` or `SERVICE_UNAVAILABLE`. */
+  readonly code?: string | undefined;
+  /** Seconds to wait before reconnecting (the answer's `Retry-After`); absent: 5. */
+  readonly retryAfterSeconds?: number | undefined;
+}
+
+/** A temporary refusal of an event stream, as the `200 text/event-stream` response that says it. */
+export interface EventStreamRefusal {
+  /** 429 or 503: the status the refusal stands for (the response itself is 200). */
+  readonly status: 429 | 503;
+  /** The code in the `refused` event. */
+  readonly code: string;
+  /** The delay in the `retry:` field and the event's `retry_after_ms`. */
+  readonly retryAfterMs: number;
+  /** The event stream's headers (`Connection: close` included) and the body's length. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** `retry: <ms>`, then one `event: refused` with `{"status","code","retry_after_ms"}`. */
+  readonly body: string;
+}
+
+/** The delay of a temporary refusal that names none: long enough not to hammer an instance that is full. */
+const DEFAULT_REFUSAL_RETRY_MS = 5_000;
+
+/**
+ * The answer to a temporary refusal (429 or 503) of an event stream route, as an
+ * event stream; `undefined` for any other status (a 401, 403 or 404 is final and
+ * stays a problem). A browser's EventSource treats every answer but a 200
+ * `text/event-stream` as final: it never retries a 503 and ignores
+ * `Retry-After`. So the refusal is sent as a stream that says so: `retry:` with
+ * the delay (EventSource waits that long before it reconnects by itself), one
+ * `event: refused` whose data is `{"status":429|503,"code":"…","retry_after_ms":N}`,
+ * and the end (the connection closes). The delay is `retryAfterSeconds` × 1000,
+ * else 5000 ms. The framework bindings send it for you (Fastify: routes with
+ * `config: { eventStream: true }`; node: `sendEventStream`, `sendEventStreamError`).
+ *
+ * @example
+ * ```ts
+ * const refusal = eventStreamRefusal({ status: 503, code: 'STREAMS_FULL', retryAfterSeconds: 5 });
+ * // refusal?.body === 'retry: 5000
+
+event: refused
+data: {"status":503,"code":"STREAMS_FULL","retry_after_ms":5000}
+
+'
+ * ```
+ */
+export function eventStreamRefusal(refusal: RefusalOfEventStream): EventStreamRefusal | undefined {
+  const { status } = refusal;
+  if (status !== 429 && status !== 503) return undefined;
+  const code = refusal.code ?? (status === 429 ? 'TOO_MANY_REQUESTS' : 'SERVICE_UNAVAILABLE');
+  const seconds = refusal.retryAfterSeconds;
+  const retryAfterMs =
+    seconds !== undefined && Number.isFinite(seconds) && seconds >= 0
+      ? Math.round(seconds * 1000)
+      : DEFAULT_REFUSAL_RETRY_MS;
+  const data = JSON.stringify({ status, code, retry_after_ms: retryAfterMs });
+  const body = `retry: ${retryAfterMs}\n\n${formatServerSentEvent({ event: 'refused', data })}`;
+  return {
+    status,
+    code,
+    retryAfterMs,
+    headers: { ...STREAM_HEADERS, 'content-length': String(Buffer.byteLength(body)) },
+    body,
+  };
+}
 
 /** The longest `Last-Event-ID` accepted: ids are positions, never payloads. */
 const MAX_LAST_EVENT_ID = 1024;

@@ -22,8 +22,17 @@ import {
 } from '@flowforge/observability';
 import { fastifyObservability, genReqId } from '@flowforge/observability/fastify';
 import AjvCompiler from '@fastify/ajv-compiler';
+import fastifyCors from '@fastify/cors';
 import type { EventStreams, OpenEventStream } from './event-streams.js';
-import { closeWithin, openForResponse } from './internal/http.js';
+import { SocketSweep, closeWithin, openForResponse } from './internal/http.js';
+import {
+  CORS_EXPOSED_HEADERS,
+  CORS_MAX_AGE_SECONDS,
+  CORS_METHODS,
+  checkedCorsOptions,
+  originAllowed,
+  originNotAllowed,
+} from './internal/origins.js';
 import type { Component, ListenOptions } from './lifecycle.js';
 import { PROBLEM_CONTENT_TYPE, problemBody, type Problem, type Problems } from './problems.js';
 import { answerClientError, answerConnect } from './raw-http.js';
@@ -40,8 +49,22 @@ import {
   METRICS_UNAUTHORIZED,
   NOT_FOUND,
   answerAndLog,
+  answerStreamAndLog,
   readinessAnswerer,
 } from './internal/answers.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * This route answers with an event stream (`sendEventStream`). A temporary
+     * refusal (429 or 503, from a hook or the handler) is then answered as a
+     * `200 text/event-stream` with `retry:` and one `event: refused`, which a
+     * browser's EventSource retries by itself; other errors stay problems.
+     * @default false
+     */
+    eventStream?: boolean;
+  }
+}
 
 /**
  * Options of {@link fastifyServerOptions}. Spread `settings.http` into it: its
@@ -204,6 +227,25 @@ export interface FastifyServerPluginOptions {
   readonly schemeOf?: (request: FastifyRequest) => string;
   /** The deepest JSON body accepted (objects and arrays); deeper is `BODY_TOO_DEEP` (400). @default 32 ({@link MAX_JSON_DEPTH}) */
   readonly maxJsonDepth?: number;
+  /**
+   * The browser origins that may call this API from another site, exactly as a
+   * browser sends them (`https://app.example.com`: scheme, host, a port only
+   * when not the default; no path, no `*`), e.g. `settings.http.corsOrigins`
+   * (HTTP_CORS_ORIGINS). Their preflights are answered and their responses carry
+   * `Access-Control-Allow-Origin`. A request whose `Origin` is neither the API's
+   * own (its host is the `Host` header's) nor listed is refused 403
+   * `ORIGIN_NOT_ALLOWED` before any other hook of the routes, authentication
+   * included, runs. Empty: no origin is allowed and no CORS header is sent.
+   * @default []
+   */
+  readonly corsOrigins?: readonly string[];
+  /**
+   * Request headers allowed from those origins besides `Authorization`,
+   * `Content-Type`, `Last-Event-ID` and `X-Request-ID`: the API-key header
+   * (`settings.auth.apiKeyHeader`), say.
+   * @default []
+   */
+  readonly corsAllowedHeaders?: readonly string[];
 }
 
 /**
@@ -215,9 +257,13 @@ export interface FastifyServerPluginOptions {
  * as problems too; JSON bodies over `maxJsonDepth` refused before any code
  * walks them; `nosniff`, `no-store`, a CSP that forbids framing and
  * `no-referrer` on every response (`SECURITY_HEADERS`; a route's own header
- * wins) and no CORS header; GET /metrics, /health/live and /health/ready; and,
- * once shutdown began ({@link fastifyListener}'s drain),
- * `Connection: close` on every response so no keep-alive socket outlives it.
+ * wins); CORS for the origins in `corsOrigins` only (none by default), and 403
+ * `ORIGIN_NOT_ALLOWED` for a request from any other site, before the routes'
+ * hooks; on routes with `config: { eventStream: true }`, a 429 or 503 answered
+ * as an event stream that says `refused` (see `eventStreamRefusal`); GET
+ * /metrics, /health/live and /health/ready; and, once shutdown began
+ * ({@link fastifyListener}'s drain), `Connection: close` on every response so
+ * no keep-alive socket outlives it.
  *
  * @example
  * ```ts
@@ -231,12 +277,26 @@ export const fastifyServer: FastifyPluginCallback<FastifyServerPluginOptions> = 
 ) => {
   const { logger, metrics, problems } = options;
   const schemeOf = options.schemeOf ?? (() => 'Bearer');
+  let cors: ReturnType<typeof checkedCorsOptions>;
+  try {
+    cors = checkedCorsOptions(options.corsOrigins, options.corsAllowedHeaders);
+  } catch (error) {
+    done(error as Error);
+    return;
+  }
   app.server.on('connect', answerConnect);
 
   app.setNotFoundHandler((request, reply) => sendProblem(request, reply, NOT_FOUND));
   app.setErrorHandler((error: unknown, request, reply) => {
-    const answer = answerAndLog(problems, logger, error, schemeOf(request));
-    return sendProblem(request, reply.headers(answer.headers), answer.problem);
+    const scheme = schemeOf(request);
+    const answer =
+      request.routeOptions.config.eventStream === true
+        ? answerStreamAndLog(problems, logger, error, scheme)
+        : { problem: answerAndLog(problems, logger, error, scheme) };
+    if ('refusal' in answer) {
+      return reply.code(200).headers(answer.refusal.headers).send(answer.refusal.body);
+    }
+    return sendProblem(request, reply.headers(answer.problem.headers), answer.problem.problem);
   });
 
   app.addHook('onSend', (_request, reply, payload, next) => {
@@ -259,6 +319,20 @@ export const fastifyServer: FastifyPluginCallback<FastifyServerPluginOptions> = 
   });
 
   app.register(fastifyObservability, { http: createHttpObservability({ logger, metrics }) });
+  // After the request id and context (the refusal carries them), before every other hook.
+  app.register(originCheck, { origins: cors.origins });
+  if (cors.origins.size > 0) {
+    app.register(fastifyCors, {
+      origin: [...cors.origins],
+      methods: [...CORS_METHODS],
+      allowedHeaders: [...cors.allowedHeaders],
+      exposedHeaders: [...CORS_EXPOSED_HEADERS],
+      maxAge: CORS_MAX_AGE_SECONDS,
+      credentials: false,
+      // An OPTIONS that is no preflight is not refused as text/plain: it gets the same 204.
+      strictPreflight: false,
+    });
+  }
 
   if (options.metricsToken !== null) {
     // Here rather than by the observability plugin: its refusal is then a problem like every
@@ -290,14 +364,39 @@ Object.assign(fastifyServer, {
   [Symbol.for('fastify.display-name')]: '@flowforge/server',
 });
 
+/**
+ * Refuses a request whose Origin is neither the API's own nor allowed, in
+ * onRequest: registered right after the observability plugin, so its hook runs
+ * before @fastify/cors's (a refused preflight is not answered 204) and before any
+ * hook of the routes (authentication: a refused request starts no work).
+ */
+const originCheck: FastifyPluginCallback<{ readonly origins: ReadonlySet<string> }> = (
+  app,
+  { origins },
+  done,
+) => {
+  app.addHook('onRequest', (request, _reply, next) => {
+    // request.host is X-Forwarded-Host where trustProxy believes it, else the Host header.
+    if (originAllowed(request.headers.origin, request.host, origins)) next();
+    else next(originNotAllowed());
+  });
+  done();
+};
+Object.assign(originCheck, { [Symbol.for('skip-override')]: true });
+
 /** Servers whose shutdown began: their responses close the connection. */
 const draining = new WeakSet<object>();
 
 /**
  * The HTTP server as a lifecycle component: `start` listens (when `listen` is
  * given; tests that listen themselves omit it), `drain` makes every response
- * close its connection, `stop` closes the server (in-flight requests finish)
- * and, at the shutdown deadline, cuts the connections still open.
+ * close its connection and begins closing every connection with no request in
+ * flight, every 100 ms until the server is closed (a keep-alive connection
+ * between requests, and one that never sent a request: browsers open one
+ * ahead, and it would otherwise hold the stop to its deadline), `stop` closes
+ * the server (in-flight requests finish) and, at the shutdown deadline, cuts
+ * the connections still open. Create it before the server listens: it counts
+ * connections from then on.
  */
 export function fastifyListener(
   app: FastifyInstance,
@@ -306,6 +405,7 @@ export function fastifyListener(
   /** Its name in the lifecycle's logs. */
   readonly name: 'http';
 } {
+  const sockets = new SocketSweep(app.server);
   return {
     name: 'http',
     async start() {
@@ -315,19 +415,23 @@ export function fastifyListener(
     },
     drain() {
       draining.add(app.server);
+      sockets.begin();
     },
-    stop: (signal) => closeWithin(app.server, app.close(), signal),
+    stop: (signal) => closeWithin(app.server, app.close(), signal, sockets),
   };
 }
 
 /**
  * Opens an event stream for this request and sends it (the client leaving
  * cancels it); when the client left while it was opening, nothing is sent. A
- * refusal (limits, the source failing at once) is thrown, for the error handler.
+ * refusal (limits, the source failing at once) is thrown, for the error handler:
+ * give the route `config: { eventStream: true }` so that a 429 or 503 reaches a
+ * browser as `event: refused`, which EventSource retries, rather than a status
+ * it treats as final.
  *
  * @example
  * ```ts
- * app.get('/api/v1/ticks', (request, reply) =>
+ * app.get('/api/v1/ticks', { config: { eventStream: true } }, (request, reply) =>
  *   sendEventStream(request, reply, streams, { clientId: request.principal!.userId, source: ticks }));
  * ```
  */

@@ -32,15 +32,23 @@ export type {
   ListenOptions,
   StopOutcome,
 } from './lifecycle.js';
-export { createEventStreams, formatServerSentEvent, lastEventIdOf } from './event-streams.js';
+export {
+  createEventStreams,
+  eventStreamRefusal,
+  formatServerSentEvent,
+  lastEventIdOf,
+} from './event-streams.js';
 export type {
   EventSource,
   EventStream,
+  EventStreamRefusal,
   EventStreams,
   EventStreamsOptions,
   OpenEventStream,
+  RefusalOfEventStream,
   ServerSentEvent,
 } from './event-streams.js';
+export { mergeEventSources } from './merge-event-sources.js';
 export { createServiceContext, settingsOrExit, EXIT_CONFIG } from './settings.js';
 export type { ServiceContext, SettingsOrExitOptions } from './settings.js';
 export { openOptionalStores, registerStore } from './stores.js';

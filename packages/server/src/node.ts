@@ -11,13 +11,28 @@ import { pipeline } from 'node:stream';
 import {
   acceptRequestId,
   createMetricsEndpoint,
+  setRefusalReason,
   type Logger,
   type Metrics,
 } from '@flowforge/observability';
-import type { EventStreams, OpenEventStream } from './event-streams.js';
-import { closeWithin, openForResponse } from './internal/http.js';
+import type { EventStreamRefusal, EventStreams, OpenEventStream } from './event-streams.js';
+import { SocketSweep, closeWithin, openForResponse } from './internal/http.js';
+import {
+  CORS_EXPOSED_HEADERS,
+  CORS_MAX_AGE_SECONDS,
+  CORS_METHODS,
+  checkedCorsOptions,
+  originAllowed,
+  originNotAllowed,
+} from './internal/origins.js';
 import type { Component, ListenOptions } from './lifecycle.js';
-import { PROBLEM_CONTENT_TYPE, problemBody, type Problem, type Problems } from './problems.js';
+import {
+  PROBLEM_CONTENT_TYPE,
+  createProblems,
+  problemBody,
+  type Problem,
+  type Problems,
+} from './problems.js';
 import { answerClientError, answerConnect } from './raw-http.js';
 import type { Readiness } from './readiness.js';
 import { SECURITY_HEADERS } from './http-limits.js';
@@ -25,7 +40,10 @@ import {
   METRICS_UNAUTHORIZED,
   NOT_FOUND,
   answerAndLog,
+  answerStreamAndLog,
+  logRefusal,
   readinessAnswerer,
+  streamAnswerOf,
 } from './internal/answers.js';
 
 /** A `(request, response)` handler of node:http, which Express also takes as a route handler. */
@@ -66,6 +84,81 @@ export function securityHeaders(): (
   };
 }
 
+/** Options of {@link corsOriginCheck}. */
+export interface CorsOriginCheckOptions {
+  /**
+   * The browser origins that may call this API from another site, exactly as a
+   * browser sends them (`https://app.example.com`; no path, no `*`), e.g.
+   * `settings.http.corsOrigins`. Empty: none.
+   * @default []
+   */
+  readonly origins?: readonly string[];
+  /**
+   * Request headers allowed from them besides `Authorization`, `Content-Type`,
+   * `Last-Event-ID` and `X-Request-ID`: the API-key header, say.
+   * @default []
+   */
+  readonly allowedHeaders?: readonly string[];
+}
+
+/**
+ * Middleware (Express's `app.use`, before the routes and their authentication)
+ * with the CORS policy of the Fastify plugin, without a dependency: a request
+ * whose `Origin` is neither the API's own (its host is the request's: Express's
+ * `req.host`, which honours `trust proxy`, else the Host header) nor in
+ * `origins` is refused 403 `ORIGIN_NOT_ALLOWED` (a problem) and goes no
+ * further; an allowed origin's responses carry `Access-Control-Allow-Origin`
+ * and the exposed headers, and its preflight (OPTIONS with
+ * `Access-Control-Request-Method`) is answered 204 with the allowed methods,
+ * headers and a 600 s max age. No origin is allowed by default.
+ *
+ * @throws {ServerError} INVALID_OPTIONS for an entry that is not an exact origin or a header name
+ * @example
+ * ```ts
+ * app.use(corsOriginCheck({ origins: settings.http.corsOrigins, allowedHeaders: [settings.auth.apiKeyHeader] }));
+ * ```
+ */
+export function corsOriginCheck(
+  options: CorsOriginCheckOptions = {},
+): (request: IncomingMessage, response: ServerResponse, next: () => void) => void {
+  const { origins, allowedHeaders } = checkedCorsOptions(options.origins, options.allowedHeaders);
+  const exposed = CORS_EXPOSED_HEADERS.join(', ');
+  const preflight = {
+    'access-control-allow-methods': CORS_METHODS.join(', '),
+    'access-control-allow-headers': allowedHeaders.join(', '),
+    'access-control-max-age': String(CORS_MAX_AGE_SECONDS),
+    'content-length': '0',
+  };
+  return (request, response, next) => {
+    const { origin } = request.headers;
+    // The answer depends on Origin: a shared cache must not give one origin's to another.
+    if (origins.size > 0) response.appendHeader('vary', 'Origin');
+    const { host } = request as IncomingMessage & { host?: unknown };
+    if (!originAllowed(origin, typeof host === 'string' ? host : request.headers.host, origins)) {
+      const error = originNotAllowed();
+      setRefusalReason(error.code);
+      sendProblem(request, response, {
+        title: 'Forbidden',
+        status: error.status,
+        detail: error.reason,
+      });
+      return;
+    }
+    if (origin === undefined || !origins.has(origin)) {
+      next();
+      return;
+    }
+    response.setHeader('access-control-allow-origin', origin);
+    response.setHeader('access-control-expose-headers', exposed);
+    if (request.method === 'OPTIONS' && request.headers['access-control-request-method']) {
+      response.writeHead(204, preflight);
+      response.end();
+      return;
+    }
+    next();
+  };
+}
+
 /** Sends `problem` as application/problem+json, with the request id as its `instance`. */
 export function sendProblem(
   request: IncomingMessage,
@@ -90,6 +183,15 @@ export interface ProblemHandlerOptions {
   readonly logger: Logger;
   /** The credential scheme a route takes, for the challenge of its 401s. @default () => 'Bearer' */
   readonly schemeOf?: (request: IncomingMessage) => string;
+  /**
+   * The routes it serves answer with event streams: a temporary refusal (429 or
+   * 503) is answered as an event stream that says `refused` (see
+   * {@link sendEventStreamError}). Give it to an error middleware of the stream
+   * route itself, after the route's handlers, so that its authentication's
+   * refusals are answered so too.
+   * @default false
+   */
+  readonly eventStream?: boolean;
 }
 
 /**
@@ -97,6 +199,7 @@ export interface ProblemHandlerOptions {
  * error a route or middleware passes to `next` answered as a problem through
  * `problems`, logged when it is the server's fault. When the response already
  * began (a stream), the connection is cut instead: a second answer cannot follow.
+ * With `eventStream: true`, as {@link sendEventStreamError} answers.
  *
  * @example
  * ```ts
@@ -113,6 +216,11 @@ export function problemHandler(
 ) => void {
   const { problems, logger } = options;
   const schemeOf = options.schemeOf ?? (() => 'Bearer');
+  if (options.eventStream === true) {
+    return function answerStreamProblem(error, request, response, _next) {
+      sendEventStreamError(request, response, error, options);
+    };
+  }
   return function answerProblem(error, request, response, _next) {
     const answer = answerAndLog(problems, logger, error, schemeOf(request));
     if (response.headersSent) {
@@ -121,6 +229,52 @@ export function problemHandler(
     }
     sendProblem(request, response, answer.problem, answer.headers);
   };
+}
+
+/** Sends `refusal` (a 429 or 503 said as an event stream), with the request id. */
+function sendRefusal(
+  request: IncomingMessage,
+  response: ServerResponse,
+  refusal: EventStreamRefusal,
+): void {
+  requestIdOf(request, response);
+  response.writeHead(200, refusal.headers);
+  response.end(refusal.body);
+}
+
+/**
+ * Answers `error` on an event stream route, for a route or middleware that
+ * caught it: a temporary refusal (429 or 503: a stream limit, a store down,
+ * shutting down) as a `200 text/event-stream` with `retry:` and one
+ * `event: refused` (`eventStreamRefusal`), which a browser's EventSource
+ * retries after that delay (it treats a 503 as final); anything else as the
+ * problem {@link problemHandler} sends. Logged as `problemHandler` logs (a
+ * refusal at warn as "event stream refused"); the access line says 200 with the
+ * code as `reason`. When the response already began, the connection is cut.
+ *
+ * @example
+ * ```ts
+ * app.get('/api/v1/ticks', (request, response) => {
+ *   openTicks(request).then(
+ *     (source) => sendEventStream(request, response, streams, { clientId: 'user-1', source }, { problems, logger }),
+ *   ).catch((error: unknown) => sendEventStreamError(request, response, error, { problems, logger }));
+ * });
+ * ```
+ */
+export function sendEventStreamError(
+  request: IncomingMessage,
+  response: ServerResponse,
+  error: unknown,
+  options: ProblemHandlerOptions,
+): void {
+  const scheme = (options.schemeOf ?? (() => 'Bearer'))(request);
+  const answer = answerStreamAndLog(options.problems, options.logger, error, scheme);
+  if (response.headersSent) {
+    response.destroy();
+    return;
+  }
+  if ('refusal' in answer) sendRefusal(request, response, answer.refusal);
+  else sendProblem(request, response, answer.problem.problem, answer.problem.headers);
 }
 
 /** The 404 problem of a request no route matched: register it after every route. */
@@ -193,19 +347,40 @@ export function metricsHandler(metrics: Metrics, options: { readonly token: stri
   };
 }
 
+/** The kit's own mapping, for `sendEventStream` called without one. */
+let kitProblems: Problems | undefined;
+
 /**
  * Opens an event stream for this request and sends it (the client leaving
  * cancels it); when the client left while it was opening, nothing is sent. A
- * refusal (limits, the source failing at once) rejects, for the error middleware
- * (Express 5 passes a rejected handler's error to it).
+ * temporary refusal (429 or 503: the stream limits, shutting down, the source
+ * failing at once with a 503) is answered as an event stream that says
+ * `refused` (see {@link sendEventStreamError}): with `answering`, through its
+ * `problems` and logged on its `logger`; without, through the kit's default
+ * problems, named only by the access line's `reason`. Any other refusal
+ * rejects, for the error middleware (Express 5 passes a rejected handler's
+ * error to it).
  */
 export async function sendEventStream(
-  _request: IncomingMessage,
+  request: IncomingMessage,
   response: ServerResponse,
   streams: EventStreams,
   options: Omit<OpenEventStream, 'signal'>,
+  answering?: ProblemHandlerOptions,
 ): Promise<void> {
-  const stream = await openForResponse(response, streams, options);
+  let stream;
+  try {
+    stream = await openForResponse(response, streams, options);
+  } catch (error) {
+    const problems = answering?.problems ?? (kitProblems ??= createProblems());
+    const scheme = (answering?.schemeOf ?? (() => 'Bearer'))(request);
+    const { answer, refusal } = streamAnswerOf(problems, error, scheme);
+    // The rest is the error middleware's to answer (and log).
+    if (refusal === undefined || response.headersSent) throw error;
+    logRefusal(answering?.logger, error, answer, refusal);
+    sendRefusal(request, response, refusal);
+    return;
+  }
   if (stream === undefined) return;
   response.writeHead(200, stream.headers);
   // pipeline, not pipe: a body destroyed (a client that stopped reading) destroys the response.
@@ -216,9 +391,12 @@ export async function sendEventStream(
  * A node:http server (an Express app's too: `http.createServer(app)`) as a
  * lifecycle component. It answers what Node refuses before any handler runs
  * (malformed requests, CONNECT) as problems; `start` listens when `listen` is
- * given; `drain` makes every response still to be sent close its connection;
- * `stop` closes the server (in-flight requests finish) and at the deadline cuts
- * the connections still open.
+ * given; `drain` makes every response still to be sent close its connection and
+ * begins closing every connection with no request in flight, every 100 ms until
+ * the server is closed (keep-alive connections between requests, and ones that
+ * never sent a request, which browsers open ahead); `stop` closes the server
+ * (in-flight requests finish) and at the deadline cuts the connections still
+ * open. Create it before the server listens: it counts connections from then on.
  *
  * @example
  * ```ts
@@ -241,6 +419,7 @@ export function nodeListener(
   server.on('connect', answerConnect);
   // Node answers a bare 400 only while nobody listens; an app's own handler is left alone.
   if (server.listenerCount('clientError') === 0) server.on('clientError', answerClientError);
+  const sockets = new SocketSweep(server);
   // Responses not yet sent, so that drain can make them close their connection.
   const pending = new Set<ServerResponse>();
   let draining = false;
@@ -277,11 +456,14 @@ export function nodeListener(
       draining = true;
       for (const response of pending)
         if (!response.headersSent) response.setHeader('connection', 'close');
-      server.closeIdleConnections();
+      sockets.begin();
     },
     async stop(signal) {
-      if (!server.listening) return;
-      await closeWithin(server, new Promise((resolve) => server.close(resolve)), signal);
+      if (!server.listening) {
+        sockets.end();
+        return;
+      }
+      await closeWithin(server, new Promise((resolve) => server.close(resolve)), signal, sockets);
     },
   };
 }

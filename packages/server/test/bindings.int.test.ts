@@ -2,11 +2,11 @@
 // (@flowforge/server/fastify) and an Express 5 app on node:http
 // (@flowforge/server/node). Each test builds its own app, listening on a free
 // loopback port, and stops it.
-import { Agent, createServer, type Server } from 'node:http';
+import { Agent, createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { once } from 'node:events';
 import { connect, type AddressInfo } from 'node:net';
 import express from 'express';
-import Fastify from 'fastify';
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DatabaseError } from '@flowforge/db';
 import {
@@ -20,6 +20,7 @@ import {
   createProblems,
   createReadiness,
   httpServerOptions,
+  isServerError,
   type EventSource,
   type EventStreams,
   type Lifecycle,
@@ -31,6 +32,7 @@ import {
   sendEventStream as sendFastifyEventStream,
 } from '../src/fastify.js';
 import {
+  corsOriginCheck,
   healthHandlers,
   metricsHandler,
   nodeListener,
@@ -56,6 +58,8 @@ interface Harness {
   databaseUp: boolean;
   /** Requests that reached GET /slow or GET /hang, which wait for `release`. */
   readonly waiting: { count: number };
+  /** Requests that reached the guard of GET /guarded-events. */
+  readonly guarded: { count: number };
   /** Lets every GET /slow answer. */
   readonly release: Deferred<void>;
 }
@@ -89,6 +93,7 @@ function parts(options: HarnessOptions) {
   const state = {
     databaseUp: true,
     waiting: { count: 0 },
+    guarded: { count: 0 },
     release: deferred(),
   };
   readiness.add({
@@ -131,6 +136,16 @@ function parts(options: HarnessOptions) {
     hang: (): Promise<never> => {
       state.waiting.count += 1;
       return never();
+    },
+    /** A route's authentication, as its refusals look: `x-refuse: 503` (its store down) or `401`. */
+    guard: (headers: IncomingHttpHeaders): void => {
+      state.guarded.count += 1;
+      if (headers['x-refuse'] === '503') {
+        throw new DatabaseError('UNAVAILABLE', 'connection to 10.0.0.7:5432 refused');
+      }
+      if (headers['x-refuse'] === '401') {
+        throw Object.assign(new Error('Sign in first.'), { statusCode: 401 });
+      }
     },
   };
   return {
@@ -176,11 +191,24 @@ async function fastifyApp(options: HarnessOptions = {}): Promise<Harness> {
   app.get('/slow', routes.slow);
   app.get('/hang', routes.hang);
   app.post('/echo', (request) => request.body);
-  app.get('/events', (request, reply) =>
+  app.get('/events', { config: { eventStream: true } }, (request, reply) =>
     sendFastifyEventStream(request, reply, streams, { clientId: 'user-1', source: ticks }),
   );
   app.get('/flood', (request, reply) =>
     sendFastifyEventStream(request, reply, streams, { clientId: 'user-2', source: flood }),
+  );
+  const guard = {
+    onRequest: (request: FastifyRequest, _reply: FastifyReply, done: () => void) => {
+      routes.guard(request.headers);
+      done();
+    },
+  };
+  app.get('/guarded-events', { config: { eventStream: true }, ...guard }, (request, reply) =>
+    sendFastifyEventStream(request, reply, streams, { clientId: 'user-3', source: ticks }),
+  );
+  // The same without the route config: its refusals stay problems.
+  app.get('/guarded-plain', guard, (request, reply) =>
+    sendFastifyEventStream(request, reply, streams, { clientId: 'user-3', source: ticks }),
   );
   lifecycle.add(readiness);
   lifecycle.add(streams);
@@ -223,10 +251,27 @@ async function expressApp(options: HarnessOptions = {}): Promise<Harness> {
   app.get('/hang', () => void routes.hang());
   app.post('/echo', express.json(), (request, response) => void response.json(request.body));
   app.get('/events', (request, response) =>
-    sendNodeEventStream(request, response, streams, { clientId: 'user-1', source: ticks }),
+    sendNodeEventStream(
+      request,
+      response,
+      streams,
+      { clientId: 'user-1', source: ticks },
+      { problems, logger },
+    ),
   );
   app.get('/flood', (request, response) =>
     sendNodeEventStream(request, response, streams, { clientId: 'user-2', source: flood }),
+  );
+  app.get(
+    '/guarded-events',
+    (request: express.Request, _response: express.Response, next: express.NextFunction) => {
+      routes.guard(request.headers);
+      next();
+    },
+    (request: express.Request, response: express.Response) =>
+      sendNodeEventStream(request, response, streams, { clientId: 'user-3', source: ticks }),
+    // The route's own error middleware: its authentication's refusals reach it too.
+    problemHandler({ problems, logger, eventStream: true }),
   );
   app.use(notFoundHandler());
   app.use(problemHandler({ problems, logger }));
@@ -252,6 +297,13 @@ afterEach(async () => {
     await harness.lifecycle.stop();
   }
 });
+
+/** The connections `server` holds open now. */
+function connectionsOf(server: Server): Promise<number> {
+  return new Promise((resolve, reject) =>
+    server.getConnections((error, count) => (error ? reject(error) : resolve(count))),
+  );
+}
 
 function problemOf(answer: Answer): Record<string, unknown> {
   expect(answer.headers['content-type']).toBe('application/problem+json; charset=utf-8');
@@ -549,21 +601,145 @@ describe.each([
     expect(await harness.lifecycle.stop()).toBe('drained');
   });
 
-  it('refuses a stream past the limits as a problem: the client’s share (429) with Retry-After', async () => {
-    const { port } = await build();
+  it('refuses a stream past the limits as an event stream a browser retries: 200, retry:, event: refused 429, and the connection closes', async () => {
+    const harness = await build();
+    const { port } = harness;
     // maxStreamsPerClient defaults to 50 of 100: open them, and one more.
     const open = await Promise.all(Array.from({ length: 50 }, () => openStream(port, '/events')));
     try {
       expect(open.every((stream) => stream.status === 200)).toBe(true);
-      const refused = await get(port, '/events');
-      expect(refused.status).toBe(429);
-      expect(refused.headers['retry-after']).toBe('5');
-      expect(problemOf(refused)).toMatchObject({
-        title: 'Too Many Requests',
-        detail: 'At most 50 live streams per user at once.',
+      const refused = await get(port, '/events', { headers: { 'x-request-id': 'refused-1' } });
+      // EventSource treats any other answer as final: a 429 would never be retried.
+      expect(refused.status).toBe(200);
+      expect(refused.headers).toMatchObject({
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache, no-transform',
+        connection: 'close',
+        'x-request-id': 'refused-1',
+        'x-content-type-options': 'nosniff',
       });
+      expect(refused.text).toBe(
+        'retry: 5000\n\n' +
+          'event: refused\ndata: {"status":429,"code":"TOO_MANY_STREAMS","retry_after_ms":5000}\n\n',
+      );
+      // The access line says what went on the wire, and why; one warn line says the refusal.
+      await vi.waitFor(() =>
+        expect(harness.lines()).toContainEqual(
+          expect.objectContaining({
+            request_id: 'refused-1',
+            status_code: 200,
+            level: 'info',
+            reason: 'TOO_MANY_STREAMS',
+          }),
+        ),
+      );
+      expect(harness.lines()).toContainEqual(
+        expect.objectContaining({
+          level: 'warn',
+          msg: 'event stream refused',
+          code: 'TOO_MANY_STREAMS',
+          status: 429,
+          retry_after_ms: 5000,
+        }),
+      );
     } finally {
       for (const stream of open) stream.close();
+    }
+  });
+
+  it('answers a temporary refusal of an event stream route’s authentication as `event: refused`, a permanent one as a problem', async () => {
+    const harness = await build();
+    const { port } = harness;
+    const down = await get(port, '/guarded-events', { headers: { 'x-refuse': '503' } });
+    expect([down.status, down.headers['content-type']]).toEqual([
+      200,
+      'text/event-stream; charset=utf-8',
+    ]);
+    // The error's Retry-After (1 s for a store that is down), and no word of its message.
+    expect(down.text).toBe(
+      'retry: 1000\n\n' +
+        'event: refused\ndata: {"status":503,"code":"UNAVAILABLE","retry_after_ms":1000}\n\n',
+    );
+    expect(harness.lines()).toContainEqual(
+      expect.objectContaining({
+        level: 'warn',
+        msg: 'event stream refused',
+        code: 'UNAVAILABLE',
+        status: 503,
+        err: expect.objectContaining({ code: 'UNAVAILABLE' }) as unknown,
+      }),
+    );
+    const unauthorized = await get(port, '/guarded-events', { headers: { 'x-refuse': '401' } });
+    expect(unauthorized.status).toBe(401);
+    expect(problemOf(unauthorized)).toMatchObject({ status: 401, detail: 'Sign in first.' });
+    const fine = await openStream(port, '/guarded-events');
+    try {
+      expect(fine.status).toBe(200);
+      await fine.until((text) => text.includes('id: 2\n'));
+    } finally {
+      fine.close();
+    }
+    expect(harness.guarded.count).toBe(3);
+  });
+
+  it('closes the connection when a stream ends: after `event: shutdown` the server closes a keep-alive socket, and refuses a new stream as `event: refused`', async () => {
+    const harness = await build();
+    const socket = connect({ host: '127.0.0.1', port: harness.port });
+    socket.on('error', () => undefined);
+    let raw = '';
+    socket.on('data', (chunk: Buffer) => (raw += chunk.toString('latin1')));
+    const closed = new Promise<'closed'>((resolve) =>
+      socket.once('close', () => resolve('closed')),
+    );
+    try {
+      await once(socket, 'connect');
+      // HTTP/1.1 without Connection: close: a keep-alive request, as a browser's.
+      socket.write('GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+      await vi.waitFor(() => expect(raw).toContain('id: 2\n'));
+      expect(raw).toMatch(/\r\nconnection: close\r\n/i);
+      // Only the streams drain: the listener does not, so the stream's own headers must close it.
+      harness.streams.drain();
+      // Well within the keep-alive timeout (5 s), which would close an idle socket anyway.
+      const outcome = await Promise.race([
+        closed,
+        new Promise<'open'>((resolve) => setTimeout(() => resolve('open'), 3_000)),
+      ]);
+      expect(outcome).toBe('closed');
+      expect(raw).toMatch(/event: shutdown\ndata: \{\}\n\n/);
+    } finally {
+      socket.destroy();
+    }
+    const refused = await get(harness.port, '/events');
+    expect(refused.status).toBe(200);
+    expect(refused.text).toBe(
+      'retry: 1000\n\n' +
+        'event: refused\ndata: {"status":503,"code":"SHUTTING_DOWN","retry_after_ms":1000}\n\n',
+    );
+  });
+
+  it('stop() closes a connection that never sent a request (drained, not held to the deadline) but lets a request in flight finish', async () => {
+    // Below the headers timeout (10 s), which would otherwise be what closes the unused socket.
+    const harness = await build({ shutdownTimeoutMs: 5_000 });
+    const { port, server } = harness;
+    const unused = connect({ host: '127.0.0.1', port });
+    unused.on('error', () => undefined);
+    const unusedClosed = once(unused, 'close');
+    try {
+      await once(unused, 'connect');
+      let answered = false;
+      const inFlight = get(port, '/slow').finally(() => (answered = true));
+      await vi.waitFor(() => expect(harness.waiting.count).toBe(1));
+      await vi.waitFor(async () => expect(await connectionsOf(server)).toBe(2));
+
+      const stopping = harness.lifecycle.stop();
+      await unusedClosed;
+      // The unused connection is gone while the request is still being served.
+      expect(answered).toBe(false);
+      harness.release.resolve();
+      expect((await inFlight).status).toBe(200);
+      expect(await stopping).toBe('drained');
+    } finally {
+      unused.destroy();
     }
   });
 
@@ -703,5 +879,234 @@ describe('Fastify: bodies', () => {
     expect(large.headers.get('content-type')).toBe('application/problem+json; charset=utf-8');
     expect((await post('/echo', JSON.stringify({ pad: 'x'.repeat(900) }))).status).toBe(200);
     expect((await post('/echo', '{"__proto__":{"admin":true}}')).status).toBe(400);
+  });
+});
+
+describe('Fastify: a route without `eventStream`', () => {
+  it('answers its temporary refusals as problems, as any route', async () => {
+    const harness = await fastifyApp();
+    built.push(harness);
+    const down = await get(harness.port, '/guarded-plain', { headers: { 'x-refuse': '503' } });
+    expect(down.status).toBe(503);
+    expect(down.headers['retry-after']).toBe('1');
+    expect(problemOf(down)).toMatchObject({ status: 503 });
+  });
+});
+
+/** What a CORS test app saw: how often the route's own hook and its handler ran. */
+interface CorsApp {
+  readonly port: number;
+  readonly calls: { hook: number; handler: number };
+  readonly lines: () => Record<string, unknown>[];
+}
+
+const APP_ORIGIN = 'https://app.example.com';
+const EVIL_ORIGIN = 'https://evil.example';
+
+/** A Fastify app with the kit's plugin and `options`, and one route with its own onRequest hook (its authentication). */
+async function fastifyCorsApp(
+  options: { corsOrigins?: readonly string[]; corsAllowedHeaders?: readonly string[] } = {},
+): Promise<CorsApp & { close(): Promise<void> }> {
+  const capture = capturedLogger();
+  const { logger } = capture;
+  const app = Fastify(fastifyServerOptions({ logger }));
+  await app.register(fastifyServer, {
+    logger,
+    metrics: createMetrics({ defaultMetrics: false }),
+    problems: createProblems(),
+    metricsToken: null,
+    ...options,
+  });
+  const calls = { hook: 0, handler: 0 };
+  const authenticate = {
+    onRequest: async () => {
+      calls.hook += 1;
+      await Promise.resolve();
+    },
+  };
+  const handler = () => {
+    calls.handler += 1;
+    return { ok: true };
+  };
+  app.get('/api/things', authenticate, handler);
+  app.post('/api/things', authenticate, handler);
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  return {
+    port: (app.server.address() as AddressInfo).port,
+    calls,
+    lines: capture.lines,
+    close: () => app.close(),
+  };
+}
+
+/** The same policy on Express 5: corsOriginCheck before the route and its authentication. */
+async function expressCorsApp(
+  options: { corsOrigins?: readonly string[]; corsAllowedHeaders?: readonly string[] } = {},
+): Promise<CorsApp & { close(): Promise<void> }> {
+  const capture = capturedLogger();
+  const { logger } = capture;
+  const metrics = createMetrics({ defaultMetrics: false });
+  const app = express();
+  app.use(nodeHttpObservability(createHttpObservability({ logger, metrics })));
+  app.use(securityHeaders());
+  app.use(
+    corsOriginCheck({
+      ...(options.corsOrigins === undefined ? {} : { origins: options.corsOrigins }),
+      ...(options.corsAllowedHeaders === undefined
+        ? {}
+        : { allowedHeaders: options.corsAllowedHeaders }),
+    }),
+  );
+  const calls = { hook: 0, handler: 0 };
+  const authenticate = (
+    _request: express.Request,
+    _response: express.Response,
+    next: express.NextFunction,
+  ) => {
+    calls.hook += 1;
+    next();
+  };
+  const handler = (_request: express.Request, response: express.Response) => {
+    calls.handler += 1;
+    response.json({ ok: true });
+  };
+  app.get('/api/things', authenticate, handler);
+  app.post('/api/things', authenticate, handler);
+  app.use(notFoundHandler());
+  app.use(problemHandler({ problems: createProblems(), logger }));
+  const server = createServer(app);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as AddressInfo).port,
+    calls,
+    lines: capture.lines,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describe.each([
+  ['Fastify (corsOrigins)', fastifyCorsApp],
+  ['Express 5 (corsOriginCheck)', expressCorsApp],
+] as const)('CORS on %s', (_name, buildCorsApp) => {
+  const apps: { close(): Promise<void> }[] = [];
+  afterEach(async () => {
+    for (const app of apps.splice(0)) await app.close();
+  });
+  async function build(
+    options: { corsOrigins?: readonly string[]; corsAllowedHeaders?: readonly string[] } = {},
+  ): Promise<CorsApp> {
+    const app = await buildCorsApp(options);
+    apps.push(app);
+    return app;
+  }
+
+  it('is closed by default: another site’s request is refused 403 before the route’s authentication or handler runs, and no CORS header is sent', async () => {
+    const { port, calls, lines } = await build();
+    const refused = await get(port, '/api/things', {
+      headers: { origin: EVIL_ORIGIN, 'x-request-id': 'cross-1' },
+    });
+    expect(refused.status).toBe(403);
+    expect(problemOf(refused)).toMatchObject({
+      title: 'Forbidden',
+      status: 403,
+      detail: 'Requests from this origin are not allowed.',
+    });
+    expect(refused.headers['access-control-allow-origin']).toBeUndefined();
+    expect(refused.headers['x-content-type-options']).toBe('nosniff');
+    const post = await get(port, '/api/things', {
+      method: 'POST',
+      headers: { origin: EVIL_ORIGIN },
+    });
+    expect(post.status).toBe(403);
+    const preflight = await get(port, '/api/things', {
+      method: 'OPTIONS',
+      headers: { origin: EVIL_ORIGIN, 'access-control-request-method': 'GET' },
+    });
+    expect(preflight.status).toBe(403);
+    expect(preflight.headers['access-control-allow-origin']).toBeUndefined();
+    // A sandboxed page sends `Origin: null`: not the API's own either.
+    expect((await get(port, '/api/things', { headers: { origin: 'null' } })).status).toBe(403);
+    expect(calls).toEqual({ hook: 0, handler: 0 });
+    await vi.waitFor(() =>
+      expect(lines()).toContainEqual(
+        expect.objectContaining({
+          request_id: 'cross-1',
+          status_code: 403,
+          reason: 'ORIGIN_NOT_ALLOWED',
+        }),
+      ),
+    );
+
+    // The API's own pages (Origin's host is the Host header's) and clients that send no Origin pass.
+    const own = await get(port, '/api/things', { headers: { origin: `http://127.0.0.1:${port}` } });
+    expect(own.status).toBe(200);
+    expect(own.headers['access-control-allow-origin']).toBeUndefined();
+    expect((await get(port, '/api/things')).status).toBe(200);
+    expect(calls).toEqual({ hook: 2, handler: 2 });
+  });
+
+  it('answers an allowed origin: its preflight 204 with methods, headers and max age; its responses with Access-Control-Allow-Origin', async () => {
+    const { port, calls } = await build({
+      corsOrigins: [APP_ORIGIN],
+      corsAllowedHeaders: ['X-API-Key'],
+    });
+    const preflight = await get(port, '/api/things', {
+      method: 'OPTIONS',
+      headers: {
+        origin: APP_ORIGIN,
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'content-type, x-api-key',
+      },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers).toMatchObject({
+      'access-control-allow-origin': APP_ORIGIN,
+      'access-control-allow-methods': 'GET, HEAD, POST, PATCH, DELETE',
+      'access-control-allow-headers':
+        'Authorization, Content-Type, Last-Event-ID, X-Request-ID, X-API-Key',
+      'access-control-max-age': '600',
+    });
+    expect(preflight.headers['access-control-allow-credentials']).toBeUndefined();
+    expect(preflight.headers['x-request-id']).toBeDefined();
+    // A preflight carries no credentials: the route's authentication never sees it.
+    expect(calls).toEqual({ hook: 0, handler: 0 });
+
+    const read = await get(port, '/api/things', { headers: { origin: APP_ORIGIN } });
+    expect(read.status).toBe(200);
+    expect(read.headers).toMatchObject({
+      'access-control-allow-origin': APP_ORIGIN,
+      'access-control-expose-headers': 'X-Request-ID, Retry-After, WWW-Authenticate, Location',
+    });
+    expect(read.headers.vary).toMatch(/origin/i);
+
+    const other = await get(port, '/api/things', { headers: { origin: EVIL_ORIGIN } });
+    expect(other.status).toBe(403);
+    expect(other.headers['access-control-allow-origin']).toBeUndefined();
+    expect(calls).toEqual({ hook: 1, handler: 1 });
+  });
+
+  it('refuses an allow-list entry that is not an exact origin, or a wildcard, with INVALID_OPTIONS', async () => {
+    for (const corsOrigins of [
+      ['*'],
+      ['https://*.example.com'],
+      [`${APP_ORIGIN}/`],
+      ['app.example.com'],
+    ]) {
+      const error = await build({ corsOrigins }).then(
+        () => undefined,
+        (caught: unknown) => caught,
+      );
+      expect(isServerError(error, 'INVALID_OPTIONS'), corsOrigins[0]).toBe(true);
+    }
+    const hinted = await build({ corsOrigins: [`${APP_ORIGIN}:443`] }).catch(
+      (caught: unknown) => caught,
+    );
+    expect((hinted as Error).message).toContain(`did you mean ${APP_ORIGIN}?`);
+    const header = await build({ corsAllowedHeaders: ['*'] }).catch((caught: unknown) => caught);
+    expect(isServerError(header, 'INVALID_OPTIONS')).toBe(true);
   });
 });

@@ -1,4 +1,5 @@
 import { bearerTokenCheck, setRefusalReason, type Logger } from '@flowforge/observability';
+import { eventStreamRefusal, type EventStreamRefusal } from '../event-streams.js';
 import type { ErrorAnswer, Problem, Problems } from '../problems.js';
 import {
   publicReadinessReport,
@@ -31,11 +32,77 @@ export function answerAndLog(
   scheme: string,
 ): ErrorAnswer {
   const answer = problems.answer(error, { scheme });
+  logAnswer(logger, error, answer);
+  return answer;
+}
+
+/** Names the refusal on the access line and logs `answer` at the level it asks for. */
+function logAnswer(logger: Logger, error: unknown, answer: ErrorAnswer): void {
   const { code } = (error ?? {}) as { code?: unknown };
   // The access line says why a request was refused, so a burst of 401s or 503s explains itself.
   if (typeof code === 'string') setRefusalReason(code);
   if (answer.log !== undefined) logger[answer.log]({ err: error, code }, 'request failed');
-  return answer;
+}
+
+/** The answer to `error`, and the event stream refusal it becomes on a stream route when it is a 429 or 503. */
+export function streamAnswerOf(
+  problems: Problems,
+  error: unknown,
+  scheme: string,
+): { readonly answer: ErrorAnswer; readonly refusal: EventStreamRefusal | undefined } {
+  const answer = problems.answer(error, { scheme });
+  const { code } = (error ?? {}) as { code?: unknown };
+  const retryAfter = answer.headers['retry-after'];
+  const refusal = eventStreamRefusal({
+    status: answer.problem.status,
+    code: typeof code === 'string' ? code : undefined,
+    retryAfterSeconds:
+      retryAfter !== undefined && /^\d+$/.test(retryAfter) ? Number(retryAfter) : undefined,
+  });
+  return { answer, refusal };
+}
+
+/**
+ * Names `refusal` on the access line (which says 200, what went on the wire,
+ * with the code as `reason`) and, with a `logger`, logs it at the level a 429
+ * or 503 problem gets: warn, with the error when it is a dependency's fault.
+ */
+export function logRefusal(
+  logger: Logger | undefined,
+  error: unknown,
+  answer: ErrorAnswer,
+  refusal: EventStreamRefusal,
+): void {
+  setRefusalReason(refusal.code);
+  logger?.[answer.log ?? 'warn'](
+    {
+      ...(answer.log === undefined ? {} : { err: error }),
+      code: refusal.code,
+      status: refusal.status,
+      retry_after_ms: refusal.retryAfterMs,
+    },
+    'event stream refused',
+  );
+}
+
+/**
+ * The answer to `error` on an event stream route: a temporary refusal (429/503)
+ * as the event stream that says it (`eventStreamRefusal`), logged by
+ * {@link logRefusal}; anything else as the problem `answerAndLog` gives.
+ */
+export function answerStreamAndLog(
+  problems: Problems,
+  logger: Logger,
+  error: unknown,
+  scheme: string,
+): { readonly refusal: EventStreamRefusal } | { readonly problem: ErrorAnswer } {
+  const { answer, refusal } = streamAnswerOf(problems, error, scheme);
+  if (refusal === undefined) {
+    logAnswer(logger, error, answer);
+    return { problem: answer };
+  }
+  logRefusal(logger, error, answer, refusal);
+  return { refusal };
 }
 
 /**

@@ -9,13 +9,17 @@ export interface Answer {
 }
 
 /**
- * GET `path` on loopback with node:http. Without an `agent`, on a connection of
+ * GET `path` (or `method`) on loopback with node:http. Without an `agent`, on a connection of
  * its own that says `Connection: close`, so that no test leaves a socket open.
  */
 export function get(
   port: number,
   path: string,
-  options: { readonly headers?: Record<string, string>; readonly agent?: Agent } = {},
+  options: {
+    readonly headers?: Record<string, string>;
+    readonly agent?: Agent;
+    readonly method?: string;
+  } = {},
 ): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const request = httpRequest(
@@ -23,6 +27,7 @@ export function get(
         host: '127.0.0.1',
         port,
         path,
+        method: options.method ?? 'GET',
         headers: options.headers ?? {},
         agent: options.agent ?? false,
       },
