@@ -153,7 +153,7 @@ export interface ApiKeyVerifierOptions {
 export interface ApiKeyVerifier {
   /**
    * The principal of a valid key: its creator as `userId`, its tenant, no roles,
-   * `method: 'api_key'`, its `widgetIds` and `apiKeyId`.
+   * `method: 'api_key'`, its `widgetIds`, `apiKeyId` and `expiresAt`.
    * @throws {AuthError} API_KEY_INVALID when the key is malformed, unknown,
    *   revoked or expired (one message for all: nothing is revealed);
    *   STORE_UNAVAILABLE when PostgreSQL cannot be reached; NOT_CONFIGURED
@@ -497,6 +497,7 @@ export function createApiKeyVerifier(
         method: 'api_key',
         widgetIds: Object.freeze([...row.widget_ids]),
         apiKeyId: row.id,
+        expiresAt: row.expires_at,
       });
     }
   }

@@ -11,10 +11,12 @@ describe('AuthError', () => {
       TOKEN_INVALID: [401, false],
       TOKEN_EXPIRED: [401, false],
       API_KEY_INVALID: [401, false],
+      TICKET_INVALID: [401, false],
       INSUFFICIENT_SCOPE: [403, false],
       TOO_MANY_FAILURES: [429, true],
       IDP_UNAVAILABLE: [503, true],
       STORE_UNAVAILABLE: [503, true],
+      TICKETS_FULL: [503, true],
       NOT_CONFIGURED: [503, false],
       NO_PRINCIPAL: [500, false],
       INVALID_OPTIONS: [500, false],
@@ -74,6 +76,9 @@ describe('AuthError', () => {
     );
     expect(new AuthError('API_KEY_INVALID', 'invalid API key').challenge('r', 'ApiKey')).toBe(
       'ApiKey realm="r", error="invalid_token", error_description="invalid API key"',
+    );
+    expect(new AuthError('TICKET_INVALID', 'invalid stream ticket').challenge('r')).toBe(
+      'Bearer realm="r", error="invalid_token", error_description="invalid stream ticket"',
     );
     expect(new AuthError('INSUFFICIENT_SCOPE', 'x').challenge('r')).toContain(
       'error="insufficient_scope"',

@@ -14,14 +14,16 @@ import {
  * |---|---|---|---|
  * | `CREDENTIALS_MISSING` | 401 | no | no Authorization header (and no API key where one is accepted) |
  * | `REQUEST_INVALID` | 400 | no | a malformed Authorization header: two of them, no token, bad characters |
- * | `INPUT_INVALID` | 400 | no | bad input to an API-key function (a blank name, an expiry in the past): not an authentication failure |
+ * | `INPUT_INVALID` | 400 | no | bad input to an API-key function (a blank name, an expiry in the past) or to a stream ticket (no widgets, more than 16, a repeated one, a resume point that is not digits): not an authentication failure |
  * | `TOKEN_INVALID` | 401 | no | a bearer token that does not verify (signature, issuer, audience, claims, type, size) |
  * | `TOKEN_EXPIRED` | 401 | no | a verified token past its `exp` |
  * | `API_KEY_INVALID` | 401 | no | an API key that is malformed, unknown, revoked or expired |
+ * | `TICKET_INVALID` | 401 | no | a stream ticket that is malformed, unknown, already redeemed or expired (one message for all) |
  * | `INSUFFICIENT_SCOPE` | 403 | no | a missing role, or a widget outside the API key's scope |
  * | `TOO_MANY_FAILURES` | 429 | yes, after `retryAfterSeconds` | this client sent too many wrong API keys in the window of its {@link FailureThrottle} (checked before any key is looked up) |
  * | `IDP_UNAVAILABLE` | 503 | yes | no signing keys can be had: the identity provider is unreachable |
- * | `STORE_UNAVAILABLE` | 503 | yes | the API-key store (PostgreSQL) is unreachable |
+ * | `STORE_UNAVAILABLE` | 503 | yes | the API-key store (PostgreSQL) or the stream-ticket store (Redis) is unreachable |
+ * | `TICKETS_FULL` | 503 | yes, after `retryAfterSeconds` | the in-process ticket store (no Redis) holds its `maxTickets` live tickets: the seconds until the oldest expires |
  * | `NOT_CONFIGURED` | 503 | no | an API key arrived at a verifier made without a database (`createApiKeyVerifier(null)`: DATABASE_URL is not set) |
  * | `NO_PRINCIPAL` | 500 | no | `getCurrent…()` outside an authenticated request: a bug, not a client error |
  * | `INVALID_OPTIONS` | 500 | no | a factory's option is wrong (`algorithms` naming a symmetric one, a negative `lastUsedIntervalMs`): a bug of the caller's code, thrown before anything runs |
@@ -33,10 +35,12 @@ export type AuthErrorCode =
   | 'TOKEN_INVALID'
   | 'TOKEN_EXPIRED'
   | 'API_KEY_INVALID'
+  | 'TICKET_INVALID'
   | 'INSUFFICIENT_SCOPE'
   | 'TOO_MANY_FAILURES'
   | 'IDP_UNAVAILABLE'
   | 'STORE_UNAVAILABLE'
+  | 'TICKETS_FULL'
   | 'NOT_CONFIGURED'
   | 'NO_PRINCIPAL'
   | 'INVALID_OPTIONS';
@@ -76,10 +80,12 @@ const AUTH_ERRORS: ErrorCatalog<AuthErrorCode> = defineErrors({
     TOKEN_INVALID: { status: 401, retryable: false },
     TOKEN_EXPIRED: { status: 401, retryable: false },
     API_KEY_INVALID: { status: 401, retryable: false },
+    TICKET_INVALID: { status: 401, retryable: false },
     INSUFFICIENT_SCOPE: { status: 403, retryable: false },
     TOO_MANY_FAILURES: { status: 429, retryable: true },
     IDP_UNAVAILABLE: { status: 503, retryable: true },
     STORE_UNAVAILABLE: { status: 503, retryable: true },
+    TICKETS_FULL: { status: 503, retryable: true },
     NO_PRINCIPAL: { status: 500, retryable: false },
   },
 });
@@ -90,6 +96,7 @@ const BEARER_ERROR: Partial<Record<AuthErrorCode, string>> = {
   TOKEN_INVALID: 'invalid_token',
   TOKEN_EXPIRED: 'invalid_token',
   API_KEY_INVALID: 'invalid_token',
+  TICKET_INVALID: 'invalid_token',
   INSUFFICIENT_SCOPE: 'insufficient_scope',
 };
 
@@ -97,7 +104,7 @@ const BEARER_ERROR: Partial<Record<AuthErrorCode, string>> = {
 export interface AuthErrorDetails {
   /** Why a bearer token was refused (set by the JWT verifier only). */
   readonly failure?: TokenFailure;
-  /** Seconds the client should wait before trying again (TOO_MANY_FAILURES): the `Retry-After`. */
+  /** Seconds the client should wait before trying again (TOO_MANY_FAILURES, TICKETS_FULL): the `Retry-After`. */
   readonly retryAfterSeconds?: number;
 }
 
@@ -115,7 +122,7 @@ export class AuthError extends FlowForgeError<AuthErrorCode> {
   readonly failure: TokenFailure | undefined;
 
   /**
-   * Seconds the client should wait before trying again, when known (TOO_MANY_FAILURES):
+   * Seconds the client should wait before trying again, when known (TOO_MANY_FAILURES, TICKETS_FULL):
    * the server kit's problem mapping sends it as `Retry-After`. Undefined otherwise.
    */
   readonly retryAfterSeconds: number | undefined;
@@ -144,7 +151,7 @@ export class AuthError extends FlowForgeError<AuthErrorCode> {
    * @example reply.header('www-authenticate', error.challenge('flowforge'))
    */
   challenge(realm: string, scheme = 'Bearer'): string | undefined {
-    // Bad input to an API-key function is not an authentication failure.
+    // Bad input (to an API-key function, to a ticket) is not an authentication failure.
     if (this.code === 'INPUT_INVALID') return undefined;
     if (this.status !== 400 && this.status !== 401 && this.status !== 403) return undefined;
     const error = BEARER_ERROR[this.code];

@@ -27,6 +27,8 @@ import {
 } from 'rate-limiter-flexible';
 import { AuthError } from './errors.js';
 import { failureCounter, type FailureCounter } from './internal/metrics.js';
+import { hasStoreShape } from './internal/store-shape.js';
+import type { KeyspaceSetOptions, KeyspaceStore } from './keyspace-store.js';
 
 // rate-limiter-flexible documents RateLimiterStoreAbstract as the base of every store-backed
 // limiter and declares it in its types, but its index does not export it: the file is the seam.
@@ -42,34 +44,22 @@ const RateLimiterStoreAbstract = createRequire(import.meta.url)(
 export const FAILURE_THROTTLE_PREFIX = 'flowforge:auth:failures:';
 
 /** Options of {@link CounterStore.set}: the same as @flowforge/redis's `OwnedSetOptions`. */
-export interface CounterSetOptions {
-  /** Expire the key after this many milliseconds (PX), a whole number ≥ 1. */
-  readonly ttlMs?: number;
-  /** Only set the key when it does not exist yet (NX). */
-  readonly onlyIfAbsent?: boolean;
-}
+export type CounterSetOptions = KeyspaceSetOptions;
 
 /**
  * Where a {@link FailureThrottle} keeps its counts to share them between
- * instances. A structural type: @flowforge/redis's `OwnedKeyspace` is one, so an
- * app passes `redis.ownedKeyspace(FAILURE_THROTTLE_PREFIX)` and this package
- * needs no Redis client of its own.
+ * instances: a {@link KeyspaceStore} that also counts. A structural type:
+ * @flowforge/redis's `OwnedKeyspace` is one, so an app passes
+ * `redis.ownedKeyspace(FAILURE_THROTTLE_PREFIX)` and this package needs no Redis client of
+ * its own.
  */
-export interface CounterStore {
-  /** Every key the throttle uses starts with this. */
-  readonly prefix: string;
-  /** GET: the value, or null when the key does not exist. */
-  get(key: string): Promise<string | null>;
-  /** SET, with PX and NX as `options` say; false when NX found the key. */
-  set(key: string, value: string, options?: CounterSetOptions): Promise<boolean>;
+export interface CounterStore extends KeyspaceStore {
   /** INCRBY: the value after it (a missing key counts from 0). */
   incr(key: string, by?: number): Promise<number>;
   /** PEXPIRE; false when the key does not exist. */
   expire(key: string, ttlMs: number): Promise<boolean>;
   /** PTTL in milliseconds: -1 for a key without expiry, -2 for none. */
   pttl(key: string): Promise<number>;
-  /** DEL: how many keys existed. */
-  del(key: string): Promise<number>;
 }
 
 /**
@@ -269,13 +259,7 @@ export function createFailureThrottle(options: FailureThrottleOptions = {}): Fai
     60,
   );
   const store = options.store ?? null;
-  if (
-    store !== null &&
-    (typeof store.prefix !== 'string' ||
-      (['get', 'set', 'incr', 'expire', 'pttl', 'del'] as const).some(
-        (method) => typeof store[method] !== 'function',
-      ))
-  ) {
+  if (store !== null && !hasStoreShape(store, ['get', 'set', 'incr', 'expire', 'pttl', 'del'])) {
     checks.problem('store: expected a CounterStore (prefix, get, set, incr, expire, pttl, del)');
   }
   checks.throwIfAny(invalidOptions);

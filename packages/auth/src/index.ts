@@ -24,6 +24,7 @@ export {
   getCurrentTenantId,
   getCurrentUserId,
   assertWidgetScope,
+  credentialExpiresAt,
 } from './principal.js';
 export type { AuthMethod, Principal } from './principal.js';
 export { AuthError, isAuthError } from './errors.js';
@@ -48,3 +49,18 @@ export type {
   ParsedApiKey,
 } from './api-keys.js';
 export { authMigrations } from './migrations.js';
+export {
+  createStreamTickets,
+  STREAM_TICKET_MAX_WIDGETS,
+  STREAM_TICKET_PREFIX,
+} from './stream-tickets.js';
+export type {
+  IssuedTicket,
+  RedeemedTicket,
+  StreamTicketRequest,
+  StreamTickets,
+  StreamTicketsOptions,
+} from './stream-tickets.js';
+export { createApiKeyWatch } from './api-key-watch.js';
+export type { ApiKeyEnd, ApiKeyWatch, ApiKeyWatchOptions, WatchedApiKey } from './api-key-watch.js';
+export type { KeyspaceSetOptions, KeyspaceStore } from './keyspace-store.js';

@@ -3,6 +3,7 @@ import { ALLOWED_JWT_ALGORITHMS, type JwtAlgorithm } from '@flowforge/config';
 import { isTenantId } from '@flowforge/db';
 import { OptionChecks } from '@flowforge/kernel';
 import { AuthError, type TokenFailure } from './errors.js';
+import { deepFreeze } from './internal/deep-freeze.js';
 import { JwksCache } from './internal/jwks.js';
 import { TokenCache } from './internal/token-cache.js';
 import type { Principal } from './principal.js';
@@ -295,12 +296,4 @@ function fromJose(error: unknown): AuthError {
     default:
       return invalid('malformed', 'the token is malformed', error);
   }
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
-    for (const child of Object.values(value)) deepFreeze(child);
-    Object.freeze(value);
-  }
-  return value;
 }

@@ -20,6 +20,8 @@ export interface Principal {
   readonly widgetIds?: readonly string[];
   /** API keys only: the key's id. */
   readonly apiKeyId?: string;
+  /** API keys only: when the key stops working (its `expires_at`); `null`: never. */
+  readonly expiresAt?: Date | null;
 }
 
 const PRINCIPAL = Symbol('flowforge.auth.principal');
@@ -61,5 +63,27 @@ export function getCurrentTenantId(): string {
 export function assertWidgetScope(principal: Principal, widgetId: string): void {
   if (principal.method === 'api_key' && !principal.widgetIds?.includes(widgetId.toLowerCase())) {
     throw new AuthError('INSUFFICIENT_SCOPE', 'this API key does not cover that widget');
+  }
+}
+
+/**
+ * When the credential behind `principal` stops working, so that whatever it opened (a stream)
+ * ends then: a token's `exp`, an API key's `expiresAt`; `null` for the dev principal and for a
+ * key that never expires.
+ * @example
+ * const ends = credentialExpiresAt(principal); // Date | null
+ * if (ends !== null) setTimeout(endStream, ends.getTime() - Date.now());
+ */
+export function credentialExpiresAt(principal: Principal): Date | null {
+  switch (principal.method) {
+    case 'jwt': {
+      // The verifier requires a numeric exp; anything else here is no expiry we know of.
+      const { exp } = principal.claims;
+      return typeof exp === 'number' && Number.isFinite(exp) ? new Date(exp * 1000) : null;
+    }
+    case 'api_key':
+      return principal.expiresAt ? new Date(principal.expiresAt.getTime()) : null;
+    default:
+      return null;
   }
 }

@@ -136,6 +136,7 @@ describe('create and verify', () => {
       method: 'api_key',
       widgetIds: [WIDGET_1, WIDGET_2],
       apiKeyId: created.id,
+      expiresAt: null,
     });
   });
 
@@ -146,6 +147,8 @@ describe('create and verify', () => {
     expect(created.expiresAt?.getTime()).toBe(expiresAt.getTime());
     const principal = await createApiKeyVerifier(database).verify(created.key);
     expect(principal.widgetIds).toEqual([]);
+    // The stream it opens ends then (credentialExpiresAt).
+    expect(principal.expiresAt?.getTime()).toBe(expiresAt.getTime());
   });
 
   it('refuses an expiry in the past and stores nothing', async () => {
