@@ -18,6 +18,7 @@ export type {
   SharedSubscriptionsOptions,
   SharedSubscriptionsStats,
   SubscribeReset,
+  SubscribeStatus,
   WatchOptions,
 } from './shared.js';
-export { liveEventOf, type LiveEvent } from './live-events.js';
+export { liveEventOf, type LiveEvent, type LiveEventLabel } from './live-events.js';

@@ -71,6 +71,16 @@ export interface SubscribeOptions {
    * @default true
    */
   readonly resume?: boolean;
+  /**
+   * Told of the connection while the subscription resumes (to show "reconnecting" to
+   * whoever watches): `'lost'` once per outage, as soon as the client notices it and
+   * starts reconnecting — a closed or reset socket (or Materialize ending the session:
+   * 25P03, 53200) at once, a hung server when a FETCH goes unanswered for
+   * `fetchTimeoutMs + connectTimeoutMs`; then `'resumed'` when the resumed SUBSCRIBE
+   * answers its first FETCH. Never for the first connection (its failure is thrown),
+   * nor with `resume: false`. Called synchronously; a throw is logged and ignored.
+   */
+  readonly onConnection?: (event: 'lost' | 'resumed') => void;
 }
 
 /**
@@ -193,9 +203,12 @@ function subscriptionSettings(view: string, options: SubscribeOptions): Subscrip
   const snapshot = checkBoolean(options.snapshot, 'snapshot') ?? false;
   const progress = checkBoolean(options.progress, 'progress') ?? false;
   const resume = checkBoolean(options.resume, 'resume') ?? true;
-  const { signal } = options;
+  const { signal, onConnection } = options;
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw invalidArgument('signal must be an AbortSignal');
+  }
+  if (onConnection !== undefined && typeof onConnection !== 'function') {
+    throw invalidArgument('onConnection must be a function');
   }
   const asOf = options.asOf === undefined ? undefined : checkTimestamp(options.asOf, 'asOf', 0n);
   const resumeFrom =
@@ -216,6 +229,7 @@ function subscriptionSettings(view: string, options: SubscribeOptions): Subscrip
     progress,
     resume,
     signal,
+    onConnection,
   };
 }
 

@@ -20,11 +20,26 @@ export interface SubscribeReset {
 }
 
 /**
+ * The state of the SUBSCRIBE a viewer reads, to show it (a "reconnecting"
+ * banner); neither data nor a position. `lost`: its connection to Materialize
+ * is gone and it is resuming: nothing new arrives meanwhile, and what the
+ * viewer holds stays exact. `live`: the resumed SUBSCRIBE delivers again (its
+ * first item since the loss); what follows continues exactly where it stopped
+ * (or, when Materialize no longer had the history, with `reset` and a snapshot).
+ */
+export interface SubscribeStatus {
+  /** Tells a status from updates, progress and reset items. */
+  readonly kind: 'status';
+  /** `lost` while the connection is gone and being resumed; `live` once it delivers again. */
+  readonly upstream: 'lost' | 'live';
+}
+
+/**
  * What a viewer of a shared subscription gets. The same object goes to every
  * viewer of the subscription: encode it once (a `WeakMap` keyed by the item).
  */
 export type LiveItem<Row = Record<string, unknown>> =
-  SubscribeUpdate<Row> | SubscribeProgress | SubscribeReset;
+  SubscribeUpdate<Row> | SubscribeProgress | SubscribeReset | SubscribeStatus;
 
 /** Options of {@link createSharedSubscriptions}. */
 export interface SharedSubscriptionsOptions {
@@ -104,7 +119,14 @@ export interface SharedSubscriptions {
    * Materialize no longer has the history, or when there is no slot for that
    * SUBSCRIBE or it cannot bring the viewer to the window). Updates come in
    * timestamp order; apply them when the progress item after them arrives.
-   * Nothing is subscribed before the first `next()`.
+   * Status items say when the SUBSCRIBE the viewer reads (the shared one, or
+   * its catch-up) has lost its connection (`lost`, as soon as the client
+   * notices: a closed or reset socket at once, a hung server after
+   * `fetchTimeoutMs + connectTimeoutMs` of the handle) and when it delivers
+   * again (`live`); a viewer that starts while it is lost gets `lost` first.
+   * They are not positions: a viewer is told the state it has not heard
+   * yet, never an old one again (a loss that ended before it read anything
+   * is not reported). Nothing is subscribed before the first `next()`.
    * @throws {MaterializeError} INVALID_ARGUMENT at once; the iterator throws
    *   TOO_MANY_SUBSCRIPTIONS and SUBSCRIPTIONS_FULL (a new shared subscription
    *   only), LAGGED, CANCELLED, CLOSED
@@ -124,7 +146,13 @@ type Item = LiveItem<unknown>;
 type Update = SubscribeUpdate<unknown>;
 type Progress = SubscribeProgress;
 
-const RESET: SubscribeReset = Object.freeze({ kind: 'reset' });
+/**
+ * A status item, new at each change and given to every viewer of its SUBSCRIBE
+ * (a new object, not a constant: liveEventOf's cache of it goes when it does).
+ */
+function statusItem(upstream: SubscribeStatus['upstream']): SubscribeStatus {
+  return Object.freeze({ kind: 'status', upstream });
+}
 
 /** A row as a map key: equal rows, equal keys (bigints as strings). */
 function rowKey(row: unknown): string {
@@ -177,6 +205,8 @@ class Viewer implements AsyncIterableIterator<Item> {
   /** The frontier it has: progress at or below it, and updates below it, are skipped. */
   #floor = -1n;
   #started = false;
+  /** What it was last told of its upstream: a viewer starts taking it as live. */
+  #told: SubscribeStatus['upstream'] = 'live';
   /** The host counted it (start ran): stop must run once it ends. */
   #hosted = false;
   #ended = false;
@@ -303,6 +333,12 @@ class Viewer implements AsyncIterableIterator<Item> {
   /** The next item for it, or undefined; a viewer too far behind its feed fails LAGGED. */
   #read(): Item | undefined {
     if (this.#ended) return undefined;
+    // A change of its upstream goes out before anything else: it is news of now, not data.
+    const status = this.#upstream();
+    if (status !== undefined && status.upstream !== this.#told) {
+      this.#told = status.upstream;
+      return status;
+    }
     while (this.#segments.length > 0) {
       const segment = this.#segments[0] as readonly Item[];
       const item = segment[this.#index] as Item;
@@ -340,6 +376,13 @@ class Viewer implements AsyncIterableIterator<Item> {
       }
       return item;
     }
+  }
+
+  /** Lost when its feed or its catch-up is: each is a SUBSCRIBE it waits for. */
+  #upstream(): SubscribeStatus | undefined {
+    const status = this.feed?.status;
+    if (status?.upstream === 'lost') return status;
+    return this.catchUp?.status ?? status;
   }
 
   #drain(): void {
@@ -418,6 +461,12 @@ class Feed {
   #idleProgress: NodeJS.Timeout | undefined;
   /** The snapshot items of the current frontier, built once for every viewer that starts there. */
   #snapshot: { readonly frontier: bigint; readonly items: readonly Item[] } | undefined;
+  /** Its connection's state, as viewers are told it (a new item at each change). */
+  #status: SubscribeStatus = statusItem('live');
+  /** Lost, and the SUBSCRIBE resumed (or started over): its next item makes it live. */
+  #resumed = false;
+  /** What a viewer that starts over gets first (one per feed: liveEventOf's cache goes with it). */
+  readonly #reset: SubscribeReset = Object.freeze({ kind: 'reset' });
   readonly #controller = new AbortController();
   #closed = false;
   #linger: NodeJS.Timeout | undefined;
@@ -445,6 +494,11 @@ class Feed {
 
   get lingering(): boolean {
     return this.#linger !== undefined;
+  }
+
+  /** The state of its SUBSCRIBE's connection, as its viewers are told it. */
+  get status(): SubscribeStatus {
+    return this.#status;
   }
 
   /** The absolute position of the window's first item. */
@@ -552,7 +606,7 @@ class Feed {
     }
     if (start.kind === 'reset') {
       viewer.detach();
-      viewer.give([RESET]);
+      viewer.give([this.#reset]);
     }
     viewer.give(this.#snapshotItems(frontier));
     this.#attach(viewer, frontier);
@@ -613,6 +667,7 @@ class Feed {
         snapshot: true,
         progress: true,
         signal: this.#controller.signal,
+        onConnection: (event) => this.#onConnection(event),
       });
     } catch (error) {
       this.close(asMaterializeError(error, this.view));
@@ -625,6 +680,12 @@ class Feed {
     try {
       for await (const item of source) {
         if (this.#closed) return false;
+        // Its first item since it resumed (or started over): delivering again. Before the item,
+        // so that viewers hear `live` before what follows (at a restart: before `reset`).
+        if (this.#resumed) {
+          this.#resumed = false;
+          this.#setStatus('live');
+        }
         if (item.kind === 'update') this.#onUpdate(item);
         else this.#onProgress(item);
       }
@@ -640,6 +701,8 @@ class Feed {
   }
 
   #restart(): void {
+    // The new SUBSCRIBE's first item is delivery again (it was lost: a resume found no history).
+    this.#resumed = true;
     for (const viewer of this.#attached) {
       viewer.position = undefined;
       this.#pending.set(viewer, { kind: 'reset' });
@@ -666,6 +729,27 @@ class Feed {
     }
     this.#open.push(update);
     this.#push(update);
+  }
+
+  /** The subscription lost its connection (viewers hear at once), or resumed it. */
+  #onConnection(event: 'lost' | 'resumed'): void {
+    if (this.#closed) return;
+    if (event === 'lost') {
+      this.#resumed = false;
+      this.#setStatus('lost');
+    } else if (this.#status.upstream === 'lost') {
+      // Connected and answering; live once it delivers (a cluster still hydrating sends nothing).
+      this.#resumed = true;
+    }
+  }
+
+  /** A new state: every viewer waiting on next() gets it now, the others at their next read. */
+  #setStatus(upstream: SubscribeStatus['upstream']): void {
+    if (this.#status.upstream === upstream) return;
+    this.#status = statusItem(upstream);
+    for (const viewer of this.#attached) viewer.wake();
+    for (const viewer of this.#pending.keys()) viewer.wake();
+    for (const viewer of this.#catchingUp) viewer.wake();
   }
 
   #onProgress(progress: Progress): void {
@@ -794,6 +878,10 @@ class CatchUp {
   readonly #ended: (catchUp: CatchUp) => void;
   /** Items it may hand its viewer before reaching the window. */
   readonly #limit: number;
+  /** Its connection's state once it was first lost (undefined before: its viewer goes by the feed's). */
+  status: SubscribeStatus | undefined;
+  /** Lost, and the SUBSCRIBE resumed: its next item makes it live. */
+  #resumed = false;
 
   constructor(
     materialize: Materialize,
@@ -815,6 +903,16 @@ class CatchUp {
       progress: true,
       resumeFrom: from,
       signal: this.#controller.signal,
+      onConnection: (event) => {
+        if (event === 'resumed') {
+          this.#resumed = this.status?.upstream === 'lost';
+          return;
+        }
+        this.#resumed = false;
+        if (this.status?.upstream === 'lost') return;
+        this.status = statusItem('lost');
+        viewer.wake();
+      },
     });
     this.done = this.#run(source);
   }
@@ -832,6 +930,10 @@ class CatchUp {
     try {
       for await (const item of source) {
         if (viewer.ended) return;
+        if (this.#resumed) {
+          this.#resumed = false;
+          this.status = statusItem('live'); // its viewer reads it before this item
+        }
         if (item.kind === 'progress') {
           const floor = feed.windowFloor;
           // Inside the shared window: switch to it, exactly at this frontier.
@@ -856,8 +958,11 @@ class CatchUp {
       }
     } catch (error) {
       if (viewer.ended) return;
-      if (isMaterializeError(error, 'HISTORY_UNAVAILABLE')) feed.rejoinWithReset(viewer);
-      else
+      if (isMaterializeError(error, 'HISTORY_UNAVAILABLE')) {
+        // Its own state ends with it: the viewer goes by the feed's again, told before the reset.
+        this.status = undefined;
+        feed.rejoinWithReset(viewer);
+      } else
         viewer.fail(
           isMaterializeError(error)
             ? error
@@ -892,6 +997,7 @@ class CatchUp {
  * })) {
  *   if (item.kind === 'reset') dropState();
  *   else if (item.kind === 'update') stage(item);
+ *   else if (item.kind === 'status') showReconnecting(item.upstream === 'lost');
  *   else applyStagedAndRemember(item.mzTimestamp);
  * }
  * ```

@@ -82,8 +82,18 @@ class Applied {
   #staged: Item[] = [];
   frontier: bigint | undefined;
   resets = 0;
+  /** What status items said last; each must change it (never the same state twice, never a stale one). */
+  upstream: 'lost' | 'live' = 'live';
+  /** `lost` items taken. */
+  losses = 0;
 
   take(item: Item): void {
+    if (item.kind === 'status') {
+      if (item.upstream === this.upstream) throw new Error(`told ${item.upstream} twice in a row`);
+      this.upstream = item.upstream;
+      if (item.upstream === 'lost') this.losses += 1;
+      return;
+    }
     if (item.kind === 'reset') {
       this.state.clear();
       this.#staged = [];
@@ -504,7 +514,7 @@ describe('exactly once across random disconnects and slow viewers (model check)'
   );
 
   it('every viewer ends with the view’s rows', async () => {
-    const seen = { lagged: 0, resumes: 0 };
+    const seen = { lagged: 0, resumes: 0, losses: 0 };
     await fc.assert(
       fc.asyncProperty(
         fc.array(step, { minLength: 5, maxLength: 30 }),
@@ -522,6 +532,8 @@ describe('exactly once across random disconnects and slow viewers (model check)'
           const open = (index: number): void => {
             const viewer = viewers[index] as (typeof viewers)[number];
             if (viewer.applied.frontier !== undefined) seen.resumes += 1;
+            // A new watch starts taking its upstream as live (and is told `lost` if it is not).
+            viewer.applied.upstream = 'live';
             viewer.iterator = shared.watch<Row>(name, {
               filter: { tenant: 'a' },
               ...(viewer.applied.frontier === undefined
@@ -596,6 +608,7 @@ describe('exactly once across random disconnects and slow viewers (model check)'
             await read(index, last + 1n);
             expect(viewer.applied.rows()).toEqual(expected);
             expect(viewer.applied.resets).toBe(0); // the history is never compacted here
+            seen.losses += viewer.applied.losses;
             await viewer.iterator?.return?.();
           }
           await shared.close();
@@ -605,6 +618,8 @@ describe('exactly once across random disconnects and slow viewers (model check)'
     );
     // The runs went through every path: cut off, resumed, caught up.
     expect(seen.lagged).toBeGreaterThan(0);
+    // Dropped connections were told (and each status changed what the viewer had been told).
+    expect(seen.losses).toBeGreaterThan(0);
     expect(seen.resumes).toBeGreaterThan(0);
   }, 120_000);
 });

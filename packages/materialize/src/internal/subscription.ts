@@ -50,6 +50,8 @@ export interface SubscriptionSettings {
   readonly progress: boolean;
   readonly resume: boolean;
   readonly signal: AbortSignal | undefined;
+  /** `onConnection`: told of a loss it resumes from, and of the resumption. */
+  readonly onConnection: ((event: 'lost' | 'resumed') => void) | undefined;
 }
 
 type Item<Row> = Update<Row> | Progress;
@@ -101,6 +103,8 @@ export class Subscription<Row> implements AsyncIterableIterator<Item<Row>>, Live
   /** Reconnect attempts since the last loss (0 while streaming). */
   #attempts = 0;
   #lostAt = 0;
+  /** `onConnection` was told 'lost' and not yet 'resumed'. */
+  #toldLost = false;
   #lastLoss: unknown;
   #teardown: Promise<void> | undefined;
   readonly ended: Promise<void>;
@@ -289,6 +293,10 @@ export class Subscription<Row> implements AsyncIterableIterator<Item<Row>>, Live
       );
       this.#attempts = 0;
     }
+    if (this.#toldLost) {
+      this.#toldLost = false;
+      this.#tell('resumed');
+    }
   }
 
   async #statement(lease: Lease, text: string, timeoutMs: number): ReturnType<Lease['query']> {
@@ -330,6 +338,11 @@ export class Subscription<Row> implements AsyncIterableIterator<Item<Row>>, Live
       this.#failure = this.#connectionLost('the connection was lost and resume is off');
       return;
     }
+    // Before the first DECLARE nothing is resumed (the statement is simply sent again).
+    if (this.#declaredOnce && !this.#toldLost) {
+      this.#toldLost = true;
+      this.#tell('lost');
+    }
     if (this.#attempts === 0) {
       this.#lostAt = performance.now();
       const mapped = toMaterializeError(error, {
@@ -351,6 +364,17 @@ export class Subscription<Row> implements AsyncIterableIterator<Item<Row>>, Live
         lost: 'CONNECTION_LOST',
       });
       this.#log('debug', { attempt: this.#attempts, err: mapped }, 'reconnect failed');
+    }
+  }
+
+  /** Calls `onConnection`; its throw must not break the resumption. */
+  #tell(event: 'lost' | 'resumed'): void {
+    const listener = this.#settings.onConnection;
+    if (listener === undefined) return;
+    try {
+      listener(event);
+    } catch (error) {
+      this.#log('warn', { err: error, event }, 'onConnection threw (ignored)');
     }
   }
 
