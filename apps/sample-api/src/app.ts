@@ -4,9 +4,12 @@ import type { Settings } from '@flowforge/config';
 import { createLogger, createMetrics, type Logger, type Metrics } from '@flowforge/observability';
 import {
   createApiKeyVerifier,
+  createApiKeyWatch,
   createAuth,
   createFailureThrottle,
+  createStreamTickets,
   FAILURE_THROTTLE_PREFIX,
+  STREAM_TICKET_PREFIX,
   type Auth,
 } from '@flowforge/auth';
 import { apiKey, bearer, fastifyAuth, requireRole } from '@flowforge/auth/fastify';
@@ -32,6 +35,7 @@ import {
   type WidgetsDB,
 } from '@flowforge/widgets';
 import { apiKeyRoutes } from './routes/api-keys.js';
+import { liveStreamRoutes, liveTicketRoutes, type LiveRoutesOptions } from './routes/live.js';
 import { dashboardRoutes } from './routes/dashboards.js';
 import { embedRoutes, widgetDataRoutes } from './routes/widget-data.js';
 import { widgetStreamRoutes } from './routes/widget-stream.js';
@@ -58,6 +62,8 @@ export interface AppOptions {
   readonly streamHeartbeatMs?: number;
   /** How long a live view's shared SUBSCRIBE outlives its last viewer, in ms (tests shorten it). @default 5000 */
   readonly liveLingerMs?: number;
+  /** How often an API key's live streams check that it was not revoked, in ms (tests shorten it). @default 30_000 */
+  readonly apiKeyRecheckMs?: number;
   /** How long widget data is served from the Redis cache. @default 30_000 */
   readonly widgetCacheTtlMs?: number;
   /** Bearer authentication; built from `settings.auth` unless given (tests pass one with a fake clock). */
@@ -152,6 +158,9 @@ export async function buildApp(options: AppOptions): Promise<App> {
     metricsToken: settings.observability.metricsToken,
     // The embed routes take an API key, not a bearer token: challenge for what they accept.
     schemeOf: (request) => (request.url.startsWith('/embed/') ? 'ApiKey' : 'Bearer'),
+    // Pages of these origins may call the API from the browser (embeds, live widgets); none by default.
+    corsOrigins: settings.http.corsOrigins,
+    corsAllowedHeaders: [settings.auth.apiKeyHeader],
   });
   lifecycle.add(fastifyListener(server, options.listen));
 
@@ -183,6 +192,27 @@ export async function buildApp(options: AppOptions): Promise<App> {
       },
     });
 
+  // Browsers open live streams with a single-use ticket (an EventSource sends no headers), kept
+  // in Redis when there is one, so that any instance redeems what another issued.
+  const liveRoutes: LiveRoutesOptions = {
+    database,
+    materialize,
+    live,
+    streams,
+    tickets: createStreamTickets({
+      store: redis?.ownedKeyspace(STREAM_TICKET_PREFIX) ?? null,
+      logger,
+    }),
+    apiKeyWatch: lifecycle.closes(
+      'api-key-watch',
+      createApiKeyWatch({
+        database,
+        logger,
+        ...(options.apiKeyRecheckMs === undefined ? {} : { intervalMs: options.apiKeyRecheckMs }),
+      }),
+    ),
+  };
+
   await server.register(fastifyAuth);
   server.register((api, _options, done) => {
     // onRequest: before body parsing and validation, so an anonymous caller gets
@@ -202,6 +232,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     widgetDataRoutes(api, { database, widgetData, canRead: viewer });
     widgetStreamRoutes(api, { database, materialize, live, canRead: viewer, streams });
     apiKeyRoutes(api, { database, canManage: requireRole('admin') });
+    liveTicketRoutes(api, '/api/v1', { ...liveRoutes, canRead: viewer });
     done();
   });
   server.register((embed, _options, done) => {
@@ -210,6 +241,12 @@ export async function buildApp(options: AppOptions): Promise<App> {
       apiKey(apiKeys, settings.auth.apiKeyHeader, { throttle: apiKeyFailures }),
     );
     embedRoutes(embed, { database, widgetData });
+    liveTicketRoutes(embed, '/embed/v1', liveRoutes);
+    done();
+  });
+  // The ticket in the query is the credential: no header authentication here.
+  server.register((stream, _options, done) => {
+    liveStreamRoutes(stream, liveRoutes);
     done();
   });
   options.routes?.(server);
@@ -240,6 +277,7 @@ function openApi(settings: Settings): Parameters<typeof fastifySwagger>[1] {
         securitySchemes: {
           bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
           apiKey: { type: 'apiKey', in: 'header', name: settings.auth.apiKeyHeader },
+          streamTicket: { type: 'apiKey', in: 'query', name: 'ticket' },
         },
       },
     },
@@ -250,7 +288,9 @@ function openApi(settings: Settings): Parameters<typeof fastifySwagger>[1] {
           ? { security: [{ bearer: [] }] }
           : url.startsWith('/embed/')
             ? { security: [{ apiKey: [] }] }
-            : {}),
+            : url.startsWith('/live/')
+              ? { security: [{ streamTicket: [] }] }
+              : {}),
       },
       url,
     }),

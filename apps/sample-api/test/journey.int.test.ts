@@ -438,6 +438,9 @@ describe('GET /openapi.json', () => {
     'POST /api/v1/api-keys',
     'DELETE /api/v1/api-keys/{id}',
     'GET /embed/v1/widgets/{id}/data',
+    'POST /api/v1/live/tickets',
+    'POST /embed/v1/live/tickets',
+    'GET /live/v1/stream',
   ];
   interface DocOperation {
     responses?: Record<string, unknown>;
@@ -458,6 +461,7 @@ describe('GET /openapi.json', () => {
     expect(doc.components.securitySchemes).toEqual({
       bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
       apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' },
+      streamTicket: { type: 'apiKey', in: 'query', name: 'ticket' },
     });
 
     const operations: string[] = [];
@@ -481,7 +485,9 @@ describe('GET /openapi.json', () => {
           ? [{ bearer: [] }]
           : path.startsWith('/embed/')
             ? [{ apiKey: [] }]
-            : undefined;
+            : path.startsWith('/live/')
+              ? [{ streamTicket: [] }]
+              : undefined;
         expect(operation.security).toEqual(security);
         for (const requirement of operation.security ?? []) {
           for (const scheme of Object.keys(requirement)) {

@@ -96,6 +96,14 @@ const updates = (events: readonly SseEvent[]) =>
       return { diff: data.mz_diff as number, name: data.row.name as string, value: data.row.value };
     });
 
+/** The one event of a refused stream (`event: refused`), after which the stream ends. */
+async function refusalOf(stream: SseStream): Promise<unknown> {
+  const event = await stream.next();
+  expect(event.event).toBe('refused');
+  await stream.ended;
+  return JSON.parse(event.data);
+}
+
 /** Events until the first progress at or after `frontier`. */
 const untilProgress = (stream: SseStream, frontier: bigint) =>
   stream.collect((event) => event.event === 'progress' && BigInt(event.id!) >= frontier);
@@ -272,16 +280,21 @@ describe('GET /api/v1/widgets/:id/stream', () => {
     await expect.poll(() => a.app.streams.size, { timeout: 5_000 }).toBe(0);
   });
 
-  it('caps the streams one user holds (429 with Retry-After), and frees a slot when one ends', async () => {
+  it('caps the streams one user holds (a refused event an EventSource retries), and frees a slot when one ends', async () => {
     const a = await appFor(TENANT_A);
     const id = await a.widget('live', { view: VIEW });
     // HTTP_STREAMS_PER_USER 4 (the default).
     const open = [await a.stream(id), await a.stream(id), await a.stream(id), await a.stream(id)];
     for (const stream of open) expect(stream.status).toBe(200);
+    // A 429 would close a browser's EventSource for good: 200, `retry:` and why, then the end.
     const fifth = await a.stream(id);
-    expect(fifth.status).toBe(429);
-    expect(fifth.headers.get('retry-after')).toBeTruthy();
-    expect(fifth.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(fifth.status).toBe(200);
+    expect(fifth.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    expect(await refusalOf(fifth)).toEqual({
+      status: 429,
+      code: 'TOO_MANY_STREAMS',
+      retry_after_ms: 5_000,
+    });
     open[0]!.close();
     await expect.poll(() => a.app.streams.size, { timeout: 5_000 }).toBe(3);
     expect((await a.stream(id)).status).toBe(200);
@@ -311,9 +324,17 @@ describe('GET /api/v1/widgets/:id/stream', () => {
     const a = await appFor(TENANT_A, 'none');
     const id = await a.widget('live', { view: VIEW });
     const stream = await a.stream(id);
-    expect(stream.status).toBe(503);
-    expect(stream.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-    expect((stream.problem as { detail: string }).detail).toContain('MATERIALIZE_URL');
+    expect(stream.status).toBe(200);
+    expect(await refusalOf(stream)).toEqual({
+      status: 503,
+      code: 'NOT_CONFIGURED',
+      // A missing variable takes a redeploy: browsers come back rarely.
+      retry_after_ms: 60_000,
+    });
+    // A browser's ticket request is where a page reads which variable is missing.
+    const ticket = await a.call('POST', '/api/v1/live/tickets', { widget_ids: [id] });
+    expect(ticket.status).toBe(503);
+    expect(ticket.body.detail).toContain('MATERIALIZE_URL');
     const ready = await a.call('GET', '/health/ready');
     expect(ready.body.checks.materialize).toEqual({
       status: 'not_configured',
@@ -327,9 +348,10 @@ describe('GET /api/v1/widgets/:id/stream', () => {
     expect(a.materialize!.status).toBe('unavailable');
     const id = await a.widget('live', { view: VIEW });
     const stream = await a.stream(id);
-    expect(stream.status).toBe(503);
-    expect(stream.headers.get('retry-after')).toBeTruthy();
-    expect(JSON.stringify(stream.problem)).not.toContain(String(deadPort));
+    expect(stream.status).toBe(200);
+    const refusal = await refusalOf(stream);
+    expect(refusal).toEqual({ status: 503, code: 'UNAVAILABLE', retry_after_ms: 5_000 });
+    expect(JSON.stringify(refusal)).not.toContain(String(deadPort));
     const ready = await a.call('GET', '/health/ready');
     expect(ready.status).toBe(200);
     expect(ready.body.status).toBe('degraded');

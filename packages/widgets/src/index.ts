@@ -15,7 +15,14 @@ export {
   type WidgetsDB,
 } from './schema.js';
 export { widgetMigrations } from './migrations.js';
-export { findWidget, requireWidget, type StoredWidget } from './find-widget.js';
+export {
+  MAX_LIVE_WIDGETS,
+  findWidget,
+  requireLiveViews,
+  requireWidget,
+  type LiveWidgetView,
+  type StoredWidget,
+} from './find-widget.js';
 export {
   MAX_DAYS,
   METRIC_NAME_PATTERN,

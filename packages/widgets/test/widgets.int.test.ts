@@ -15,7 +15,12 @@ import {
 } from '@flowforge/db';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
-import { findWidget, requireWidget } from '../src/find-widget.js';
+import {
+  MAX_LIVE_WIDGETS,
+  findWidget,
+  requireLiveViews,
+  requireWidget,
+} from '../src/find-widget.js';
 import { isWidgetError } from '../src/errors.js';
 import { widgetMigrations } from '../src/migrations.js';
 import type { WidgetsDB } from '../src/schema.js';
@@ -244,5 +249,59 @@ describe('requireWidget', () => {
       isAuthError(error, 'INSUFFICIENT_SCOPE'),
     );
     expect((await requireWidget(app, key, a.live)).id).toBe(a.live);
+  });
+});
+
+describe('requireLiveViews', () => {
+  const user = (tenantId: string): Principal => ({
+    userId: randomUUID(),
+    tenantId,
+    claims: {},
+    roles: ['viewer'],
+    method: 'jwt',
+  });
+  const refusedWith =
+    (code: string, status: number) =>
+    (error: unknown): boolean =>
+      isWidgetError(error) && error.code === code && error.status === status;
+
+  it('gives each live widget its view in the order asked, from one query, and refuses like requireWidget', async () => {
+    const { owner, app } = await freshDatabase();
+    await migrateToLatest(owner, COMPOSED);
+    const a = await seed(app, TENANT_A);
+    const second = await seed(app, TENANT_A);
+    const b = await seed(app, TENANT_B);
+    expect(
+      await requireLiveViews(app, user(TENANT_A), [second.live, a.live.toUpperCase()]),
+    ).toEqual([
+      { id: second.live, view: 'demo_orders' },
+      { id: a.live, view: 'demo_orders' },
+    ]);
+    // Another tenant's widget and a missing one: 404 alike.
+    for (const id of [b.live, randomUUID()]) {
+      await expect(requireLiveViews(app, user(TENANT_A), [a.live, id])).rejects.toSatisfy(
+        refusedWith('WIDGET_NOT_FOUND', 404),
+      );
+    }
+    await expect(requireLiveViews(app, user(TENANT_A), [a.live, a.metric])).rejects.toSatisfy(
+      refusedWith('WIDGET_NOT_QUERYABLE', 409),
+    );
+    for (const ids of [
+      [],
+      [a.live, a.live.toUpperCase()],
+      [`urn:uuid:${a.live}`],
+      Array.from({ length: MAX_LIVE_WIDGETS + 1 }, () => randomUUID()),
+    ]) {
+      await expect(requireLiveViews(app, user(TENANT_A), ids)).rejects.toSatisfy(
+        refusedWith('WIDGET_ID_INVALID', 400),
+      );
+    }
+    const key: Principal = { ...user(TENANT_A), method: 'api_key', widgetIds: [a.live] };
+    await expect(requireLiveViews(app, key, [a.live, second.live])).rejects.toSatisfy(
+      (error: unknown) => isAuthError(error, 'INSUFFICIENT_SCOPE'),
+    );
+    expect(await requireLiveViews(app, key, [a.live])).toEqual([
+      { id: a.live, view: 'demo_orders' },
+    ]);
   });
 });

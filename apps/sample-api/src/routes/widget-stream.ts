@@ -64,6 +64,8 @@ export function widgetStreamRoutes(app: FastifyInstance, options: WidgetStreamRo
     '/api/v1/widgets/:id/stream',
     {
       onRequest: options.canRead,
+      // Temporary refusals (429, 503) as an event an EventSource retries after, not a final error.
+      config: { eventStream: true },
       schema: {
         params: idParams,
         headers: {
@@ -120,7 +122,7 @@ export function widgetStreamRoutes(app: FastifyInstance, options: WidgetStreamRo
  * The view comes from the widget's config: one Materialize does not have, or
  * without a tenant column, is the widget's fault (409), not a server bug.
  */
-function streamRefusal(error: unknown): unknown {
+export function streamRefusal(error: unknown): unknown {
   return isMaterializeError(error, 'UNKNOWN_VIEW', 'INVALID_ARGUMENT')
     ? new WidgetError(
         'WIDGET_NOT_QUERYABLE',
