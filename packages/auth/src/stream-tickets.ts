@@ -146,16 +146,7 @@ const METHODS: readonly AuthMethod[] = ['dev', 'jwt', 'api_key'];
 const GRANT_VERSION = 1;
 
 /** The principal as stored: dates as epoch milliseconds. */
-interface StoredPrincipal {
-  readonly userId: string;
-  readonly tenantId: string;
-  readonly roles: readonly string[];
-  readonly claims: Readonly<Record<string, unknown>>;
-  readonly method: AuthMethod;
-  readonly widgetIds?: readonly string[];
-  readonly apiKeyId?: string;
-  readonly expiresAt?: number | null;
-}
+type StoredPrincipal = Omit<Principal, 'expiresAt'> & { readonly expiresAt?: number | null };
 
 /** The JSON kept under a ticket's hash. */
 interface StoredGrant {
